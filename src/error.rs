@@ -1,0 +1,256 @@
+//! The one error type of shmkit.
+//!
+//! Every variant says what was found and, where it applies, what was expected, so that the
+//! message alone tells a user what to do.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `Result` with shmkit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in shmkit.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The segment file does not exist.
+    NotFound {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// A segment of that name already exists (from [`Segment::create`](crate::Segment::create)).
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+    /// The file exists but is not a shmkit segment (its first bytes are not shmkit's magic).
+    NotAShmkitSegment {
+        /// The file.
+        path: PathBuf,
+        /// The first 8 bytes of the file, as a little-endian number (0 when the file is shorter).
+        found_magic: u64,
+    },
+    /// The segment was written by another, incompatible format version of shmkit.
+    VersionMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The format version this build reads.
+        expected: u32,
+        /// The format version in the header.
+        found: u32,
+    },
+    /// The file is shorter than the header says the segment is (or than a header).
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The size the header (or the format) requires, in bytes.
+        expected: u64,
+        /// The file's real size, in bytes.
+        actual: u64,
+    },
+    /// The header or the directory holds values that cannot be right.
+    Corrupted {
+        /// The file (or `<anonymous>`).
+        path: PathBuf,
+        /// What is wrong, naming the field and the value found.
+        what: String,
+    },
+    /// The segment's creator is alive but has not finished initializing it within the wait.
+    InitializationNotFinished {
+        /// The file.
+        path: PathBuf,
+        /// The creator's process id, as recorded in the header (0 if not yet recorded).
+        creator_pid: u32,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The process that was creating the segment (or an object in it) died before finishing.
+    CreatorDied {
+        /// What was being created: a segment path or an object name.
+        what: String,
+        /// The dead creator's process id.
+        pid: u32,
+    },
+    /// The operating system refused access.
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A segment or object name that shmkit does not accept.
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A segment size that shmkit does not accept.
+    InvalidSize {
+        /// The size asked for, in bytes.
+        requested: u64,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An object exists under this name with another kind, element type or length.
+    TypeMismatch {
+        /// The object's name.
+        name: String,
+        /// What the caller asked for, e.g. `counter` or `value<f64>`.
+        expected: String,
+        /// What the directory holds.
+        found: String,
+    },
+    /// No object of that name exists in the segment.
+    ObjectNotFound {
+        /// The name looked for.
+        name: String,
+    },
+    /// The segment has no room left for the object.
+    OutOfSpace {
+        /// Bytes the object needs (with alignment).
+        needed: u64,
+        /// Bytes still free in the segment.
+        available: u64,
+    },
+    /// Every entry of the segment's directory is taken.
+    DirectoryFull {
+        /// The directory's capacity (set at creation).
+        capacity: u32,
+    },
+    /// A bounded wait ran out.
+    Timeout {
+        /// What was being waited for.
+        what: &'static str,
+        /// How long.
+        waited: Duration,
+    },
+    /// Any other I/O error, with what shmkit was doing.
+    Io {
+        /// What was being done, e.g. `mapping /dev/shm/jobs`.
+        context: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with context, turning the common kinds into their own variants.
+    pub(crate) fn io(
+        context: impl Into<String>,
+        path: &std::path::Path,
+        source: io::Error,
+    ) -> Self {
+        match source.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                path: path.to_path_buf(),
+            },
+            io::ErrorKind::AlreadyExists => Error::AlreadyExists {
+                path: path.to_path_buf(),
+            },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+                path: path.to_path_buf(),
+            },
+            _ => Error::Io {
+                context: context.into(),
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn corrupted(path: &std::path::Path, what: impl Into<String>) -> Self {
+        Error::Corrupted {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound { path } => write!(f, "segment {} does not exist", path.display()),
+            Error::AlreadyExists { path } => write!(
+                f,
+                "segment {} already exists (open it, or remove it first)",
+                path.display()
+            ),
+            Error::NotAShmkitSegment { path, found_magic } => write!(
+                f,
+                "{} is not a shmkit segment (first bytes {:#018x}, expected shmkit's magic {:#018x})",
+                path.display(),
+                found_magic,
+                crate::segment::MAGIC
+            ),
+            Error::VersionMismatch {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "segment {} has format version {found}, this shmkit reads version {expected}",
+                path.display()
+            ),
+            Error::Truncated {
+                path,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "segment {} is truncated: {actual} bytes on disk, {expected} expected",
+                path.display()
+            ),
+            Error::Corrupted { path, what } => {
+                write!(f, "segment {} is corrupted: {what}", path.display())
+            }
+            Error::InitializationNotFinished {
+                path,
+                creator_pid,
+                waited,
+            } => write!(
+                f,
+                "segment {} is still being initialized by process {creator_pid} after waiting {waited:?}",
+                path.display()
+            ),
+            Error::CreatorDied { what, pid } => write!(
+                f,
+                "process {pid} died while creating {what}; remove it and create it again"
+            ),
+            Error::PermissionDenied { path } => {
+                write!(f, "permission denied for segment {}", path.display())
+            }
+            Error::InvalidName { name, reason } => write!(f, "invalid name {name:?}: {reason}"),
+            Error::InvalidSize { requested, reason } => {
+                write!(f, "invalid segment size {requested}: {reason}")
+            }
+            Error::TypeMismatch {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "object {name:?} is a {found}, but a {expected} was asked for"
+            ),
+            Error::ObjectNotFound { name } => write!(f, "no object named {name:?} in the segment"),
+            Error::OutOfSpace { needed, available } => write!(
+                f,
+                "segment out of space: the object needs {needed} bytes, {available} are free (create a larger segment)"
+            ),
+            Error::DirectoryFull { capacity } => write!(
+                f,
+                "segment directory is full ({capacity} entries; create the segment with a larger directory)"
+            ),
+            Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
+            Error::Io { context, source } => write!(f, "{context}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Creating, opening and mapping the files behind segments.
+//!
+//! Creation never exposes a half-initialized segment under its final name: the creator builds the
+//! segment in a private temporary file (`.<name>.shmkit-init.<pid>.<n>`, `O_CREAT|O_EXCL|O_NOFOLLOW`,
+//! mode set with `fchmod` so the umask does not apply), writes the header, and then `link(2)`s it to
+//! the final name, which fails with `EEXIST` if another creator got there first. So of many
+//! concurrent `open_or_create` calls exactly one creates, and every other one opens a complete
+//! segment. A creator killed mid-way leaves only its temporary file behind (`shmkit ls --all`
+//! shows such leftovers and `shmkit rm` removes them).
+
+use crate::error::{Error, Result};
+use crate::segment::header::{self, Geometry, Header, State};
+use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
+use memmap2::{MmapOptions, MmapRaw};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Makes temporary file names unique within this process.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Maps `len` bytes of `file` shared, read-write.
+pub(crate) fn map(file: &File, len: u64, path: &Path) -> Result<MmapRaw> {
+    MmapOptions::new()
+        .len(len as usize)
+        .map_raw(file)
+        .map_err(|e| Error::io(format!("mapping {}", path.display()), path, e))
+}
+
+fn header_of(map: &MmapRaw) -> &Header {
+    // SAFETY: every mapping is at least HEADER_SIZE bytes (checked by callers before mapping),
+    // page-aligned (so aligned for Header), and Header is made only of AtomicU64s, valid for every
+    // bit pattern and sound to share between processes through a shared reference.
+    unsafe { &*(map.as_ptr() as *const Header) }
+}
+
+/// Builds a new segment at `path` with `mode` and geometry `g`; fails with `AlreadyExists`.
+pub(crate) fn create_file(path: &Path, g: &Geometry, mode: u32) -> Result<MmapRaw> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    let base = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidName {
+            name: path.display().to_string(),
+            reason: "a segment path must end in a file name",
+        })?
+        .to_string_lossy();
+    let tmp = dir.join(format!(
+        ".{base}.shmkit-init.{}.{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), path, e))?;
+    let result = (|| {
+        // The umask applied to open's mode; set exactly what was asked for.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(format!("setting the mode of {}", tmp.display()), path, e))?;
+        file.set_len(g.size)
+            .map_err(|e| Error::io(format!("sizing {}", tmp.display()), path, e))?;
+        let map = map(&file, g.size, path)?;
+        header_of(&map).initialize(g);
+        std::fs::hard_link(&tmp, path)
+            .map_err(|e| Error::io(format!("publishing {}", path.display()), path, e))?;
+        Ok(map)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+/// Opens an existing segment at `path`, waiting up to `wait` for a creator to finish.
+pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometry)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => Error::InvalidName {
+                name: path.display().to_string(),
+                reason: "is a symbolic link; shmkit does not follow links to segments",
+            },
+            _ => Error::io(format!("opening {}", path.display()), path, e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("inspecting {}", path.display()), path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAShmkitSegment {
+            path: path.to_path_buf(),
+            found_magic: 0,
+        });
+    }
+    let len = meta.len();
+    if len < header::HEADER_SIZE {
+        return Err(if len >= 8 {
+            let mut b = [0u8; 8];
+            use std::io::Read;
+            let magic = (&file).read_exact(&mut b).map(|_| u64::from_le_bytes(b));
+            match magic {
+                Ok(m) if m == header::MAGIC => Error::Truncated {
+                    path: path.to_path_buf(),
+                    expected: header::HEADER_SIZE,
+                    actual: len,
+                },
+                Ok(m) => Error::NotAShmkitSegment {
+                    path: path.to_path_buf(),
+                    found_magic: m,
+                },
+                Err(e) => Error::io(format!("reading {}", path.display()), path, e),
+            }
+        } else {
+            Error::Truncated {
+                path: path.to_path_buf(),
+                expected: header::HEADER_SIZE,
+                actual: len,
+            }
+        });
+    }
+    let head = map(&file, header::HEADER_SIZE, path)?;
+    let geometry = wait_ready(header_of(&head), len, path, wait)?;
+    drop(head);
+    let map = map(&file, geometry.size, path)?;
+    // Validate again on the full mapping: the file may have been replaced between the two maps
+    // only if someone renamed over it, and then this catches a different header.
+    match header::validate(header_of(&map), len, path)? {
+        State::Ready(g) if g == geometry => Ok((map, g)),
+        _ => Err(Error::corrupted(
+            path,
+            "header changed while it was being opened",
+        )),
+    }
+}
+
+fn wait_ready(h: &Header, len: u64, path: &Path, wait: Duration) -> Result<Geometry> {
+    let deadline = Deadline::after(Some(wait));
+    let mut spin = Spin::new();
+    loop {
+        match header::validate(h, len, path)? {
+            State::Ready(g) => return Ok(g),
+            State::Initializing { pid, start } => {
+                if pid != 0 && !crate::process::owner_alive(pid, start) {
+                    return Err(Error::CreatorDied {
+                        what: format!("segment {}", path.display()),
+                        pid,
+                    });
+                }
+                if deadline.expired() {
+                    return Err(Error::InitializationNotFinished {
+                        path: path.to_path_buf(),
+                        creator_pid: pid,
+                        waited: wait,
+                    });
+                }
+                spin.snooze();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
+/// Creates an anonymous segment: a sealed memfd (it can be neither shrunk nor grown, so no peer
+/// can make the others take SIGBUS), mapped shared, inherited by `fork()`ed children.
+pub(crate) fn create_anonymous(g: &Geometry) -> Result<MmapRaw> {
+    let path = PathBuf::from("<anonymous>");
+    let name = c"shmkit-anonymous";
+    // SAFETY: `name` is a valid NUL-terminated string; memfd_create returns a new fd or -1.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(Error::io(
+            "creating an anonymous segment (memfd_create)",
+            &path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+    let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    file.set_len(g.size)
+        .map_err(|e| Error::io("sizing an anonymous segment", &path, e))?;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on a memfd we own; the call reads only its integer argument.
+    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(Error::io(
+            "sealing an anonymous segment",
+            &path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let map = map(&file, g.size, &path)?;
+    header_of(&map).initialize(g);
+    Ok(map)
+}

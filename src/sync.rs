@@ -1,0 +1,199 @@
+//! The one place atomics, fences, spin hints and futex calls come from.
+//!
+//! Every other module imports its atomics from here, never from `core::sync::atomic`, `std::sync`
+//! or `loom` directly (clippy's `disallowed-types` in `clippy.toml` enforces it). Under the `loom`
+//! feature the same names resolve to loom's model-checked versions, so every algorithm written
+//! against this module can be model-checked unchanged.
+//!
+//! Futex: [`futex_wait`] and [`futex_wake`] use the *shared* futex operations (no
+//! `FUTEX_PRIVATE_FLAG`): the kernel keys them on the physical page, so a waiter in one process is
+//! woken by a waker in another. Under loom they degrade to a yield (a spurious wake-up), which every
+//! caller must already tolerate.
+
+#[cfg(not(feature = "loom"))]
+pub use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+#[cfg(feature = "loom")]
+pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use std::time::Duration;
+
+/// Hint that the caller is spinning (a `pause` on x86). Under loom: a yield to the model.
+#[inline]
+pub fn spin_hint() {
+    #[cfg(not(feature = "loom"))]
+    core::hint::spin_loop();
+    #[cfg(feature = "loom")]
+    loom::thread::yield_now();
+}
+
+/// Give up the CPU. Under loom: a yield to the model (which lets other threads progress).
+#[inline]
+pub fn yield_now() {
+    #[cfg(not(feature = "loom"))]
+    std::thread::yield_now();
+    #[cfg(feature = "loom")]
+    loom::thread::yield_now();
+}
+
+/// Sleeps while `*word == expected`, for at most `timeout` (forever when `None`).
+///
+/// Returns when woken, when the word differs, on a signal, at the timeout, or spuriously: callers
+/// re-check their condition in a loop. The wait is process-shared (the word may live in shared
+/// memory mapped at different addresses in different processes).
+#[cfg(not(feature = "loom"))]
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, aligned 32-bit atomic for the duration of the call; FUTEX_WAIT
+    // only reads it (and compares with `expected`); `ts_ptr` is null or points to a timespec that
+    // outlives the call. A relative timeout is what FUTEX_WAIT takes.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            core::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Loom stand-in for [`futex_wait`]: a spurious wake-up after a yield.
+#[cfg(feature = "loom")]
+pub fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
+    if word.load(Ordering::SeqCst) == expected {
+        loom::thread::yield_now();
+    }
+}
+
+/// Wakes up to `n` waiters sleeping on `word` (in any process). Returns how many were woken.
+#[cfg(not(feature = "loom"))]
+pub fn futex_wake(word: &AtomicU32, n: u32) -> usize {
+    let n = n.min(i32::MAX as u32) as i32;
+    // SAFETY: FUTEX_WAKE does not access the word's memory beyond keying on its address, which is
+    // valid and aligned for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            core::ptr::null::<libc::timespec>(),
+            core::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    r.max(0) as usize
+}
+
+/// Loom stand-in for [`futex_wake`]: waiters re-check on their own, nothing to do.
+#[cfg(feature = "loom")]
+pub fn futex_wake(_word: &AtomicU32, _n: u32) -> usize {
+    0
+}
+
+/// A small per-thread number, stable for the thread's life, used to spread writers over stripes.
+#[cfg(not(feature = "loom"))]
+pub fn thread_stripe() -> usize {
+    use std::cell::Cell;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE.with(|s| {
+        let mut v = s.get();
+        if v == usize::MAX {
+            // Threads of one process take consecutive stripes; processes start at a point
+            // scattered by their pid, so two single-threaded processes rarely collide.
+            let pid = std::process::id() as usize;
+            let base = pid.wrapping_mul(0x9E37_79B9) >> 7;
+            v = base.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) & (usize::MAX >> 1);
+            s.set(v);
+        }
+        v
+    })
+}
+
+/// Loom stand-in for [`thread_stripe`]: derived from loom's thread id.
+#[cfg(feature = "loom")]
+pub fn thread_stripe() -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    loom::thread::current().id().hash(&mut h);
+    h.finish() as usize & (usize::MAX >> 1)
+}
+
+/// A bounded spin-then-yield helper for waits whose other side is expected to finish quickly.
+pub struct Spin {
+    step: u32,
+}
+
+impl Spin {
+    /// A fresh helper: the first calls spin, later ones yield the CPU.
+    pub const fn new() -> Self {
+        Spin { step: 0 }
+    }
+
+    /// Waits a little: exponentially longer spins, then `yield_now`.
+    pub fn snooze(&mut self) {
+        if self.step < 7 {
+            for _ in 0..(1u32 << self.step) {
+                spin_hint();
+            }
+            self.step += 1;
+        } else {
+            yield_now();
+        }
+    }
+}
+
+impl Default for Spin {
+    fn default() -> Self {
+        Spin::new()
+    }
+}
+
+/// A point in time after which a bounded wait gives up. Under loom time does not pass, so a
+/// deadline never expires there (the model explores the schedules instead).
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    #[cfg(not(feature = "loom"))]
+    at: Option<std::time::Instant>,
+}
+
+impl Deadline {
+    /// A deadline `d` from now; `None` waits forever.
+    pub fn after(d: Option<Duration>) -> Self {
+        #[cfg(feature = "loom")]
+        let _ = d;
+        Deadline {
+            #[cfg(not(feature = "loom"))]
+            at: d.and_then(|d| std::time::Instant::now().checked_add(d)),
+        }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        #[cfg(not(feature = "loom"))]
+        return self.at.is_some_and(|t| std::time::Instant::now() >= t);
+        #[cfg(feature = "loom")]
+        false
+    }
+
+    /// Time left before the deadline (`None` = unbounded); zero once it has passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        #[cfg(not(feature = "loom"))]
+        return self
+            .at
+            .map(|t| t.saturating_duration_since(std::time::Instant::now()));
+        #[cfg(feature = "loom")]
+        None
+    }
+}
