@@ -48,6 +48,8 @@
 
 pub mod counter;
 pub mod error;
+#[cfg(not(feature = "loom"))]
+pub mod inspect;
 pub mod process;
 pub mod segment;
 pub mod sync;

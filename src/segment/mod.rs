@@ -452,6 +452,28 @@ mod imp {
             Ok(self.handle_at::<P>(index, offset, &found))
         }
 
+        /// Opens the listed `entry` as a `P`, checking its kind and placement but not its element
+        /// type name: for tools that show objects of types they do not know (same layout).
+        pub fn open_entry_as<P: Object + ?Sized>(&self, entry: &EntryInfo) -> Result<Handle<P>> {
+            let dir = self.directory();
+            let (index, found, offset, size) = dir.find(&entry.name)?;
+            if found.kind != P::element().kind {
+                return Err(Error::TypeMismatch {
+                    name: entry.name.clone(),
+                    expected: P::element().to_string(),
+                    found: found.to_string(),
+                });
+            }
+            let layout = P::layout(&found).ok_or_else(|| {
+                Error::corrupted(
+                    self.dir_path(),
+                    format!("object {:?} has impossible dimensions: {found}", entry.name),
+                )
+            })?;
+            dir.check_found(index, offset, size, layout)?;
+            Ok(self.handle_at::<P>(index, offset, &found))
+        }
+
         fn handle_at<P: Object + ?Sized>(
             &self,
             index: u32,
