@@ -134,6 +134,7 @@ pub enum Error {
     },
 }
 
+#[cfg_attr(feature = "loom", allow(dead_code))]
 impl Error {
     /// Wraps an I/O error with context, turning the common kinds into their own variants.
     pub(crate) fn io(

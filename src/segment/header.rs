@@ -26,10 +26,7 @@ use crate::segment::object::fnv1a;
 use crate::sync::{AtomicU64, Ordering};
 use std::path::Path;
 
-/// The first 8 bytes of every shmkit segment (`"SHMKIT\0\x01"` read as a little-endian u64).
-pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
-/// The segment format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub use super::{FORMAT_VERSION, MAGIC};
 /// Marker in the high half of `version_state` once the segment is initialized ("REDY").
 pub const READY: u32 = u32::from_le_bytes(*b"REDY");
 /// Bytes taken by the header; the directory follows.
