@@ -425,6 +425,7 @@ impl<'a> Directory<'a> {
                     e.offset.store(offset, Ordering::Relaxed);
                     e.size.store(layout.size() as u64, Ordering::Relaxed);
                     e.state.store(me | NAMED, Ordering::Release);
+                    test_stall_hook(name);
                     (init.take().expect("init runs once"))(offset);
                     e.state.store(me | READY, Ordering::Release);
                     return Ok((i as u32, offset));
@@ -564,6 +565,27 @@ impl<'a> Directory<'a> {
         Ok(out)
     }
 }
+
+/// Environment variable of the test hook [`test_stall_hook`].
+#[doc(hidden)]
+pub const TEST_STALL_INIT_VAR: &str = "SHMKIT_TEST_STALL_INIT";
+
+/// Test hook for the cross-process tests of creator death (`tests/object_takeover.rs`): when
+/// the environment variable `SHMKIT_TEST_STALL_INIT` equals `name`, the creator of that object
+/// sleeps forever right after publishing the entry as `NAMED`, before initializing it, so that a
+/// test can kill it there. Checked only on the (rare) creation path, never when opening.
+#[cfg(not(feature = "loom"))]
+#[cold]
+fn test_stall_hook(name: &str) {
+    if std::env::var_os(TEST_STALL_INIT_VAR).is_some_and(|v| v == name) {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(feature = "loom")]
+fn test_stall_hook(_name: &str) {}
 
 #[cfg(not(feature = "loom"))]
 fn process_start_time() -> u64 {
