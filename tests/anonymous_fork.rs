@@ -165,6 +165,12 @@ mod imp {
                 filter.push(a);
             }
         }
+        if std::env::args().any(|a| a == "--list") {
+            for (name, _) in tests {
+                println!("{name}: test");
+            }
+            return;
+        }
         println!("\nrunning {} tests", tests.len());
         let start = Instant::now();
         let (mut passed, mut failed, mut filtered) = (0, 0, 0);
