@@ -424,7 +424,9 @@ impl<'a> Directory<'a> {
                     };
                     e.offset.store(offset, Ordering::Relaxed);
                     e.size.store(layout.size() as u64, Ordering::Relaxed);
+                    test_stall_hook("claimed", name);
                     e.state.store(me | NAMED, Ordering::Release);
+                    test_stall_hook("named", name);
                     (init.take().expect("init runs once"))(offset);
                     e.state.store(me | READY, Ordering::Release);
                     return Ok((i as u32, offset));
@@ -461,10 +463,22 @@ impl<'a> Directory<'a> {
                     if self.wait_on(i, raw, pid, start, &deadline)? {
                         // The creator died while initializing: take the entry over and
                         // initialize the object again (initialization writes all of it).
+                        //
+                        // Clear the dead creator's start time BEFORE the claim: a waiter that
+                        // sees our claim (Acquire on `state`) must not pair our pid with the
+                        // dead creator's start time, which would make us look dead (a start
+                        // time mismatch means "pid reused") and let it take the entry from us
+                        // while we initialize. With 0 it checks our pid alone until our own
+                        // start time lands below. (If another taker wins instead, our 0 may
+                        // overwrite its start time: it is then checked by pid alone, which is
+                        // still safe, merely blind to pid reuse. Found by tests/object_takeover.rs,
+                        // `live_taker_over_is_not_mistaken_for_dead`.)
+                        e.claimer_start.store(0, Ordering::Relaxed);
                         if e.state
                             .compare_exchange(raw, me | NAMED, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                         {
+                            test_stall_hook("takeover", name);
                             e.claimer_start
                                 .store(process_start_time(), Ordering::Relaxed);
                             (init.take().expect("init runs once"))(offset);
@@ -564,6 +578,38 @@ impl<'a> Directory<'a> {
         Ok(out)
     }
 }
+
+/// Environment variable of the test hook `test_stall_hook` (for shmkit's own tests).
+#[doc(hidden)]
+pub const TEST_STALL_INIT_VAR: &str = "SHMKIT_TEST_STALL_INIT";
+
+/// Test hook for the cross-process tests of creator death (`tests/object_takeover.rs`): the
+/// creator of object `name` sleeps forever at `stage` when the environment variable
+/// `SHMKIT_TEST_STALL_INIT` is `<stage>:<name>`, so that a test can kill it there. Stages:
+/// `claimed` (entry claimed, name written, space allocated, not yet published) and `named`
+/// (published as `NAMED`, not yet initialized), `takeover` (won the entry of a dead creator, not
+/// yet re-initialized). Checked only on the (rare) creation path,
+/// never when opening.
+#[cfg(not(feature = "loom"))]
+#[cold]
+fn test_stall_hook(stage: &str, name: &str) {
+    let Some(v) = std::env::var_os(TEST_STALL_INIT_VAR) else {
+        return;
+    };
+    let v = v.as_encoded_bytes();
+    if v.len() == stage.len() + 1 + name.len()
+        && v.starts_with(stage.as_bytes())
+        && v[stage.len()] == b':'
+        && v.ends_with(name.as_bytes())
+    {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+#[cfg(feature = "loom")]
+fn test_stall_hook(_stage: &str, _name: &str) {}
 
 #[cfg(not(feature = "loom"))]
 fn process_start_time() -> u64 {

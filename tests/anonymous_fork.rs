@@ -1,0 +1,200 @@
+//! Anonymous segments shared with `fork()`ed children.
+//!
+//! This target runs with `harness = false` (see Cargo.toml): libtest runs tests on several
+//! threads, and a `fork()` from a threaded process may leave the child holding locks of threads
+//! that do not exist there. Here `main` runs every test on the main thread, no thread is ever
+//! started, and each child only touches the shared segment and then `_exit`s. The output mimics
+//! libtest's (`test result: ok. N passed; 0 failed`) so that runners recognise it.
+
+#[cfg(feature = "loom")]
+fn main() {}
+
+#[cfg(not(feature = "loom"))]
+fn main() {
+    imp::main()
+}
+
+#[cfg(not(feature = "loom"))]
+mod imp {
+    use shmkit::{Counter, Segment};
+    use std::time::{Duration, Instant};
+
+    const SIZE: u64 = 1 << 20;
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// Forked children, killed (SIGKILL) and reaped on Drop if a test fails before waiting.
+    struct Forked {
+        pids: Vec<libc::pid_t>,
+    }
+
+    impl Forked {
+        fn new() -> Self {
+            Forked { pids: Vec::new() }
+        }
+
+        /// Forks a child that runs `body` and exits 0, or 101 if `body` panics. The child never
+        /// returns into the caller.
+        fn fork(&mut self, body: impl FnOnce()) {
+            // SAFETY: this process has a single thread (harness = false, no thread started),
+            // so the child inherits no lock held by another thread.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+            if pid == 0 {
+                let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_ok();
+                // SAFETY: _exit ends the child at once, without running the parent's atexit
+                // handlers or destructors (which would, e.g., flush duplicated buffers).
+                unsafe { libc::_exit(if ok { 0 } else { 101 }) };
+            }
+            self.pids.push(pid);
+        }
+
+        /// Waits for every child (bounded) and asserts each exited with status 0.
+        fn wait_all(&mut self) {
+            let deadline = Instant::now() + TIMEOUT;
+            while let Some(&pid) = self.pids.first() {
+                let mut status = 0;
+                // SAFETY: waitpid on our own child, writing only to `status`.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                assert!(r >= 0, "waitpid: {}", std::io::Error::last_os_error());
+                if r == 0 {
+                    assert!(Instant::now() < deadline, "child {pid} hangs");
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                self.pids.remove(0);
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "child {pid} failed: wait status {status:#x}"
+                );
+            }
+        }
+    }
+
+    impl Drop for Forked {
+        fn drop(&mut self) {
+            for &pid in &self.pids {
+                // SAFETY: kill and waitpid on our own, not yet reaped, child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+    }
+
+    fn child_increments_parent_sees() {
+        let seg = Segment::anonymous(SIZE).unwrap();
+        let hits = seg.counter("hits").unwrap();
+        let sharded = seg.sharded_counter("sharded").unwrap();
+        let temp = seg.value::<f64>("temp", 0.0).unwrap();
+        let mut kids = Forked::new();
+        kids.fork(|| {
+            for _ in 0..1000 {
+                hits.inc();
+                sharded.inc();
+            }
+            temp.store(36.6);
+            // An object created after the fork lands in the shared directory.
+            seg.counter("late").unwrap().add(5);
+        });
+        kids.wait_all();
+        assert_eq!(hits.load(), 1000);
+        assert_eq!(sharded.sum(), 1000);
+        assert_eq!(temp.load(), 36.6);
+        assert_eq!(seg.open_object::<Counter>("late").unwrap().load(), 5);
+        assert_eq!(seg.entries().unwrap().len(), 4);
+    }
+
+    fn four_children_race_on_one_counter() {
+        const KIDS: u64 = 4;
+        const ADDS: u64 = 100_000;
+        let seg = Segment::anonymous(SIZE).unwrap();
+        let hits = seg.counter("hits").unwrap();
+        let sharded = seg.sharded_counter("sharded").unwrap();
+        let arrived = seg.counter("arrived").unwrap();
+        let go = seg.counter("go").unwrap();
+        let mut kids = Forked::new();
+        for _ in 0..KIDS {
+            kids.fork(|| {
+                arrived.inc();
+                let deadline = Instant::now() + TIMEOUT;
+                while go.load() == 0 {
+                    assert!(Instant::now() < deadline, "never started");
+                    std::hint::spin_loop();
+                }
+                for _ in 0..ADDS {
+                    hits.add(1);
+                    sharded.add(1);
+                }
+            });
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        while arrived.load() < KIDS {
+            assert!(Instant::now() < deadline, "children did not arrive");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        go.store(1);
+        kids.wait_all();
+        assert_eq!(hits.load(), KIDS * ADDS);
+        assert_eq!(sharded.sum(), KIDS * ADDS);
+    }
+
+    pub fn main() {
+        let tests: [(&str, fn()); 2] = [
+            ("child_increments_parent_sees", child_increments_parent_sees),
+            (
+                "four_children_race_on_one_counter",
+                four_children_race_on_one_counter,
+            ),
+        ];
+        // Name filters as libtest takes them: free arguments, not options or their values.
+        let mut filter = Vec::new();
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            if [
+                "--skip",
+                "--test-threads",
+                "--format",
+                "--color",
+                "--logfile",
+            ]
+            .contains(&a.as_str())
+            {
+                args.next();
+            } else if !a.starts_with('-') {
+                filter.push(a);
+            }
+        }
+        if std::env::args().any(|a| a == "--list") {
+            for (name, _) in tests {
+                println!("{name}: test");
+            }
+            return;
+        }
+        println!("\nrunning {} tests", tests.len());
+        let start = Instant::now();
+        let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+        for (name, test) in tests {
+            if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+                filtered += 1;
+                continue;
+            }
+            let ok = std::panic::catch_unwind(test).is_ok();
+            println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+            if ok {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        println!(
+            "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; \
+             {filtered} filtered out; finished in {:.2}s\n",
+            if failed == 0 { "ok" } else { "FAILED" },
+            start.elapsed().as_secs_f64()
+        );
+        if failed > 0 {
+            std::process::exit(101);
+        }
+    }
+}
