@@ -262,8 +262,11 @@ pub fn run(args: DemoArgs) -> CmdResult {
     );
 
     // The same work with a lock, for comparison.
-    let per_thread = sum / n as u64;
-    let mutex = mutex_baseline(n, per_thread);
+    // The same number of increments per thread, or (for --seconds) the same time.
+    let mutex = match limit {
+        Some(k) => mutex_baseline(n, Some(k), None),
+        None => mutex_baseline(n, None, Some(elapsed)),
+    };
     println!("\nthroughput (one increment = three adds: total, sharded and the worker's own):");
     let row = |label: &str, count: u64, d: Duration| {
         let secs = d.as_secs_f64().max(1e-9);
@@ -290,7 +293,10 @@ pub fn run(args: DemoArgs) -> CmdResult {
             let ratio = (d.as_secs_f64() / count.max(1) as f64)
                 / (elapsed.as_secs_f64() / sum.max(1) as f64);
             println!(
-                "  shmkit across processes: {ratio:.1}x the mutex's throughput (the mutex row is threads in one process; shmkit's cross-process lock is not built yet)"
+                "  shmkit across {n} processes ran at {ratio:.2}x the throughput of the mutex across {n} threads"
+            );
+            println!(
+                "  (the mutex row is threads in one process: shmkit's cross-process lock is not built yet)"
             );
         }
         None => println!("  (mutex comparison skipped: interrupted)"),
@@ -414,9 +420,13 @@ fn supervise(
 }
 
 /// The demo's work done by `n` threads of this process on one `std::sync::Mutex`: lock, add to
-/// the three tallies, unlock. Returns the number of increments and the time, or `None` if
-/// interrupted.
-fn mutex_baseline(n: u32, per_thread: u64) -> Option<(u64, Duration)> {
+/// the three tallies, unlock; `per_thread` times, or for `run_for`. Returns the number of
+/// increments and the time, or `None` if interrupted.
+fn mutex_baseline(
+    n: u32,
+    per_thread: Option<u64>,
+    run_for: Option<Duration>,
+) -> Option<(u64, Duration)> {
     struct Tally {
         total: u64,
         sharded: u64,
@@ -433,13 +443,22 @@ fn mutex_baseline(n: u32, per_thread: u64) -> Option<(u64, Duration)> {
             let (m, barrier) = (&m, &barrier);
             s.spawn(move || {
                 barrier.wait();
-                for j in 0..per_thread {
-                    let mut t = m.lock().unwrap_or_else(|p| p.into_inner());
-                    t.total += 1;
-                    t.sharded += 1;
-                    t.per_worker[i] += 1;
-                    drop(t);
-                    if j % BATCH == 0 && signal::interrupted() {
+                let start = Instant::now();
+                let mut done = 0u64;
+                loop {
+                    let batch = match per_thread {
+                        Some(k) if done >= k => break,
+                        Some(k) => BATCH.min(k - done),
+                        None => BATCH,
+                    };
+                    for _ in 0..batch {
+                        let mut t = m.lock().unwrap_or_else(|p| p.into_inner());
+                        t.total += 1;
+                        t.sharded += 1;
+                        t.per_worker[i] += 1;
+                    }
+                    done += batch;
+                    if signal::interrupted() || run_for.is_some_and(|r| start.elapsed() >= r) {
                         return;
                     }
                 }
@@ -453,9 +472,7 @@ fn mutex_baseline(n: u32, per_thread: u64) -> Option<(u64, Duration)> {
         return None;
     }
     let t = m.into_inner().unwrap_or_else(|p| p.into_inner());
-    let count = per_thread * n as u64;
-    debug_assert!(t.total == count && t.sharded == count);
-    debug_assert!(t.per_worker.iter().all(|&c| c == per_thread));
+    debug_assert!(t.sharded == t.total && t.per_worker.iter().sum::<u64>() == t.total);
     Some((t.total, d))
 }
 
