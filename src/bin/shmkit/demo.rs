@@ -1,11 +1,15 @@
 //! `shmkit demo`: N worker processes share counters and values in one named segment.
 //!
 //! The parent creates the segment and its objects, re-executes its own binary N times as
-//! `shmkit __worker`, releases them together with a start flag, shows their progress, and checks
-//! that nothing was lost: the sum of the per-worker counters, the shared `Counter` and the
-//! `ShardedCounter` must all equal N × K. It then does the same work with a `std::sync::Mutex`
-//! (threads in one process: shmkit's own cross-process lock is not built yet) to compare, and
-//! removes the segment on every path (also Ctrl-C).
+//! `shmkit __worker`, and releases the workers together with a start flag into two timed phases:
+//! 1. each worker adds 1 to the one shared `Counter` and to its own counter, K times (or for a
+//!    time);
+//! 2. each worker adds as many to its stripe of the `ShardedCounter`.
+//!
+//! It shows their progress and checks that nothing was lost: the sum of the per-worker counters,
+//! the `Counter` and the `ShardedCounter` must all equal N × K. It then does phase 1's work with
+//! a `std::sync::Mutex` (threads in one process: shmkit's own cross-process lock is not built
+//! yet) to compare, and removes the segment on every path (also Ctrl-C).
 
 use crate::fmt::{self, CmdResult};
 use crate::signal;
@@ -31,7 +35,8 @@ const DONE: &str = "done";
 const TOTAL: &str = "total";
 const SHARDED: &str = "sharded";
 const SLOWEST: &str = "slowest_batch_us";
-const FINISHED: &str = "finished_at_ns";
+const FINISHED_1: &str = "phase1_end_ns";
+const FINISHED_2: &str = "phase2_end_ns";
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process on the machine, so the parent
 /// can time the work from its start flag to the last worker's finish.
@@ -92,7 +97,7 @@ struct Shared {
     total: Handle<Counter>,
     sharded: Handle<ShardedCounter>,
     slowest: Handle<AtomicValue<f64>>,
-    finished: Handle<AtomicValue<u64>>,
+    finished: [Handle<AtomicValue<u64>>; 2],
 }
 
 impl Shared {
@@ -106,7 +111,10 @@ impl Shared {
             total: seg.counter(TOTAL)?,
             sharded: seg.sharded_counter(SHARDED)?,
             slowest: seg.value::<f64>(SLOWEST, 0.0)?,
-            finished: seg.value::<u64>(FINISHED, 0)?,
+            finished: [
+                seg.value::<u64>(FINISHED_1, 0)?,
+                seg.value::<u64>(FINISHED_2, 0)?,
+            ],
         })
     }
 }
@@ -136,6 +144,15 @@ enum Abort {
     Failed(String),
 }
 
+/// The two timed phases of the demo.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Every worker adds to the one shared `Counter` (and to its own counter).
+    Counter = 1,
+    /// Every worker adds as many to its stripe of the `ShardedCounter`.
+    Sharded = 2,
+}
+
 /// `shmkit demo`.
 pub fn run(args: DemoArgs) -> CmdResult {
     signal::install();
@@ -153,6 +170,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let seg = SegmentOptions::new()
         .dir_capacity(n + 16)
         .create(&name, SEGMENT_SIZE)?;
+    // From here on, every way out kills the workers and removes the segment.
     let mut guard = Cleanup {
         seg: seg.clone(),
         children: Vec::new(),
@@ -166,18 +184,16 @@ pub fn run(args: DemoArgs) -> CmdResult {
         .path()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    match limit {
-        Some(k) => println!(
-            "shmkit demo: {n} worker processes x {} increments, sharing segment {name} ({path})",
-            fmt::thousands(k)
-        ),
-        None => println!(
-            "shmkit demo: {n} worker processes for {} s, sharing segment {name} ({path})",
-            args.seconds.unwrap_or_default()
-        ),
-    }
+    let amount = match limit {
+        Some(k) => format!("{} times", fmt::thousands(k)),
+        None => format!("for {} s", args.seconds.unwrap_or_default()),
+    };
+    println!("shmkit demo: {n} worker processes share segment {name} ({path})");
     println!(
-        "  each increment adds 1 to the Counter \"{TOTAL}\", the ShardedCounter \"{SHARDED}\" and the worker's own Counter \"worker.<i>\""
+        "  phase 1: each worker adds 1 to the shared Counter \"{TOTAL}\" and to its own Counter \"worker.<i>\", {amount}"
+    );
+    println!(
+        "  phase 2: each worker adds as many to its stripe of the ShardedCounter \"{SHARDED}\""
     );
     println!("  (look inside from another terminal: shmkit watch {name})");
 
@@ -198,9 +214,19 @@ pub fn run(args: DemoArgs) -> CmdResult {
         guard.children.push(child);
     }
 
-    let outcome = supervise(&mut guard, &shared, n, limit, args.seconds);
-    let elapsed = match outcome {
-        Ok(d) => d,
+    let mut sup = Supervisor {
+        guard: &mut guard,
+        shared: &shared,
+        n,
+        tty: std::io::stdout().is_terminal(),
+    };
+    let phases = sup.wait_ready().and_then(|()| {
+        let counter_time = sup.phase(Phase::Counter, limit.map(|k| k * n as u64), args.seconds)?;
+        let sharded_time = sup.phase(Phase::Sharded, Some(shared.total.load()), None)?;
+        Ok((counter_time, sharded_time))
+    });
+    let (counter_time, sharded_time) = match phases {
+        Ok(t) => t,
         Err(Abort::Interrupted) => {
             drop(guard);
             eprintln!("shmkit: interrupted; workers stopped, segment {name} removed");
@@ -256,32 +282,38 @@ pub fn run(args: DemoArgs) -> CmdResult {
         println!("check: MISMATCH, increments were lost or counted twice");
     }
     println!(
-        "slowest batch of {} increments in any worker: {:.0} us (an AtomicValue<f64> kept as a running maximum with fetch_update)",
+        "slowest batch of {} Counter increments in any worker: {:.0} us (an AtomicValue<f64>, a running maximum kept with fetch_update)",
         fmt::thousands(BATCH),
         shared.slowest.load()
     );
 
-    // The same work with a lock, for comparison.
-    // The same number of increments per thread, or (for --seconds) the same time.
+    // Phase 1's work with a lock, for comparison: as many increments per thread, or (for
+    // --seconds) as long.
     let mutex = match limit {
         Some(k) => mutex_baseline(n, Some(k), None),
-        None => mutex_baseline(n, None, Some(elapsed)),
+        None => mutex_baseline(n, None, Some(counter_time)),
     };
-    println!("\nthroughput (one increment = three adds: total, sharded and the worker's own):");
+    println!("\nthroughput of {n} workers (every increment is seen by all processes at once):");
+    let ns_per = |count: u64, d: Duration| d.as_secs_f64() * 1e9 / count.max(1) as f64;
     let row = |label: &str, count: u64, d: Duration| {
         let secs = d.as_secs_f64().max(1e-9);
         println!(
-            "  {label:<44} {:>13} in {:>7.3} s  {:>10}  {:>7.1} ns/increment",
+            "  {label:<52} {:>13} in {:>7.3} s  {:>10}  {:>7.1} ns/increment",
             fmt::thousands(count),
             secs,
             fmt::rate(count as f64 / secs),
-            secs * 1e9 / count.max(1) as f64
+            ns_per(count, d)
         );
     };
     row(
-        &format!("shmkit atomics, {n} processes, no lock"),
+        &format!("shmkit Counter, {n} processes (one shared word)"),
         sum,
-        elapsed,
+        counter_time,
+    );
+    row(
+        &format!("shmkit ShardedCounter, {n} processes (a stripe each)"),
+        sharded,
+        sharded_time,
     );
     match mutex {
         Some((count, d)) => {
@@ -290,13 +322,14 @@ pub fn run(args: DemoArgs) -> CmdResult {
                 count,
                 d,
             );
-            let ratio = (d.as_secs_f64() / count.max(1) as f64)
-                / (elapsed.as_secs_f64() / sum.max(1) as f64);
+            let m = ns_per(count, d);
             println!(
-                "  shmkit across {n} processes ran at {ratio:.2}x the throughput of the mutex across {n} threads"
+                "  against the mutex: Counter {:.2}x, ShardedCounter {:.2}x its throughput",
+                m / ns_per(sum, counter_time),
+                m / ns_per(sharded, sharded_time)
             );
             println!(
-                "  (the mutex row is threads in one process: shmkit's cross-process lock is not built yet)"
+                "  (the mutex row is threads of one process doing phase 1's work under the lock; shmkit's cross-process lock is not built yet)"
             );
         }
         None => println!("  (mutex comparison skipped: interrupted)"),
@@ -319,20 +352,21 @@ fn describe_status(s: ExitStatus) -> String {
     }
 }
 
-/// Waits for the workers to open the segment, starts them together, shows progress until all
-/// are done, and returns the time from the start flag to the last worker's end.
-fn supervise(
-    guard: &mut Cleanup,
-    shared: &Shared,
+/// The parent's side of the run: starts the phases and watches the workers.
+struct Supervisor<'a> {
+    guard: &'a mut Cleanup,
+    shared: &'a Shared,
     n: u32,
-    limit: Option<u64>,
-    seconds: Option<f64>,
-) -> Result<Duration, Abort> {
-    let check_children = |guard: &mut Cleanup| -> Result<(), Abort> {
+    tty: bool,
+}
+
+impl Supervisor<'_> {
+    /// Fails on Ctrl-C or when a worker exited with an error.
+    fn check(&mut self) -> Result<(), Abort> {
         if signal::interrupted() {
             return Err(Abort::Interrupted);
         }
-        for (i, c) in guard.children.iter_mut().enumerate() {
+        for (i, c) in self.guard.children.iter_mut().enumerate() {
             if let Ok(Some(status)) = c.try_wait() {
                 if !status.success() {
                     return Err(Abort::Failed(format!(
@@ -343,78 +377,101 @@ fn supervise(
             }
         }
         Ok(())
-    };
-    // All workers open the segment and wait at the start flag.
-    let t = Instant::now();
-    while shared.ready.load() < n as u64 {
-        check_children(guard)?;
-        if t.elapsed() > READY_TIMEOUT {
-            return Err(Abort::Failed(format!(
-                "only {} of {n} workers were ready after {READY_TIMEOUT:?}",
-                shared.ready.load()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
-    let t0 = Instant::now();
-    let t0_ns = mono_ns();
-    shared.start.store(1);
 
-    let tty = std::io::stdout().is_terminal();
-    let expected = limit.map(|k| k * n as u64);
-    let run_for = seconds.map(Duration::from_secs_f64);
-    let mut last_print = t0;
-    let mut out = std::io::stdout();
-    let progress = |elapsed: Duration, done: bool| -> String {
-        let count = shared.total.load();
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        let of = match (expected, run_for) {
-            (Some(e), _) => format!(
-                " / {} ({:.0}%)",
-                fmt::thousands(e),
-                100.0 * count as f64 / e.max(1) as f64
-            ),
-            (None, Some(r)) => format!(" (of {:.1} s)", r.as_secs_f64()),
-            _ => String::new(),
+    /// Waits until every worker has opened the segment and waits at the start flag.
+    fn wait_ready(&mut self) -> Result<(), Abort> {
+        let t = Instant::now();
+        while self.shared.ready.load() < self.n as u64 {
+            self.check()?;
+            if t.elapsed() > READY_TIMEOUT {
+                return Err(Abort::Failed(format!(
+                    "only {} of {} workers were ready after {READY_TIMEOUT:?}",
+                    self.shared.ready.load(),
+                    self.n
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Releases all workers into `phase` at once, shows its progress until every worker is
+    /// done, and returns the time from the start flag to the last worker's last increment.
+    /// `expected` is the phase's total when known; `seconds` stops a timed phase.
+    fn phase(
+        &mut self,
+        phase: Phase,
+        expected: Option<u64>,
+        seconds: Option<f64>,
+    ) -> Result<Duration, Abort> {
+        let shared = self.shared;
+        let n = self.n as u64;
+        let count = || match phase {
+            Phase::Counter => shared.total.load(),
+            Phase::Sharded => shared.sharded.sum(),
         };
-        format!(
-            "  {} {:>6.2} s  {:>13}{of} increments  {}",
-            if done { "done   " } else { "running" },
-            secs,
-            fmt::thousands(count),
-            fmt::rate(count as f64 / secs)
-        )
-    };
-    loop {
-        std::thread::sleep(Duration::from_millis(20));
-        let elapsed = t0.elapsed();
-        if let Err(e) = check_children(guard) {
-            if tty {
-                println!();
+        let label = match phase {
+            Phase::Counter => "Counter       ",
+            Phase::Sharded => "ShardedCounter",
+        };
+        let run_for = seconds.map(Duration::from_secs_f64);
+        let progress = |elapsed: Duration, done: bool| -> String {
+            let c = count();
+            let secs = elapsed.as_secs_f64().max(1e-9);
+            let of = match (expected, run_for) {
+                (Some(e), _) => format!(
+                    " / {} ({:.0}%)",
+                    fmt::thousands(e),
+                    100.0 * c as f64 / e.max(1) as f64
+                ),
+                (None, Some(r)) => format!(" (of {:.1} s)", r.as_secs_f64()),
+                _ => String::new(),
+            };
+            format!(
+                "  {label}  {} {:>6.2} s  {:>13}{of}  {}",
+                if done { "done   " } else { "running" },
+                secs,
+                fmt::thousands(c),
+                fmt::rate(c as f64 / secs)
+            )
+        };
+        let finished = match phase {
+            Phase::Counter => &shared.finished[0],
+            Phase::Sharded => &shared.finished[1],
+        };
+        let t0 = Instant::now();
+        let t0_ns = mono_ns();
+        shared.start.store(phase as u32);
+        let mut last_print = t0;
+        let mut out = std::io::stdout();
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let elapsed = t0.elapsed();
+            if let Err(e) = self.check() {
+                if self.tty {
+                    println!();
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
-        if run_for.is_some_and(|r| elapsed >= r) && shared.stop.load() == 0 {
-            shared.stop.store(1);
-        }
-        if shared.done.load() >= n as u64 {
-            // Precisely: from the start flag to the last worker's last increment.
-            let last = shared.finished.load();
-            let elapsed = Duration::from_nanos(last.saturating_sub(t0_ns));
-            if tty {
-                let _ = writeln!(out, "\r\x1b[2K{}", progress(elapsed, true));
-            } else {
-                let _ = writeln!(out, "{}", progress(elapsed, true));
+            if run_for.is_some_and(|r| elapsed >= r) && shared.stop.load() == 0 {
+                shared.stop.store(1);
             }
-            let _ = out.flush();
-            return Ok(elapsed);
-        }
-        if tty {
-            let _ = write!(out, "\r\x1b[2K{}", progress(elapsed, false));
-            let _ = out.flush();
-        } else if last_print.elapsed() >= Duration::from_millis(500) {
-            last_print = Instant::now();
-            let _ = writeln!(out, "{}", progress(elapsed, false));
+            if shared.done.load() >= n * phase as u64 {
+                // Precisely: from the start flag to the last worker's last increment.
+                let elapsed = Duration::from_nanos(finished.load().saturating_sub(t0_ns));
+                let clear = if self.tty { "\r\x1b[2K" } else { "" };
+                let _ = writeln!(out, "{clear}{}", progress(elapsed, true));
+                let _ = out.flush();
+                return Ok(elapsed);
+            }
+            if self.tty {
+                let _ = write!(out, "\r\x1b[2K{}", progress(elapsed, false));
+                let _ = out.flush();
+            } else if last_print.elapsed() >= Duration::from_millis(500) {
+                last_print = Instant::now();
+                let _ = writeln!(out, "{}", progress(elapsed, false));
+            }
         }
     }
 }
@@ -492,16 +549,11 @@ pub fn worker(args: WorkerArgs) -> CmdResult {
     let mine_handle = seg.open_object::<Counter>(&worker_name(args.index))?;
     let (total, sharded, mine): (&Counter, &ShardedCounter, &Counter) =
         (&shared.total, &shared.sharded, &mine_handle);
-
+    let stripe = args.index as usize;
     shared.ready.inc();
-    let t = Instant::now();
-    while shared.start.load() == 0 {
-        if t.elapsed() > READY_TIMEOUT {
-            return Err("the start flag was never set".into());
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    }
 
+    // Phase 1: the shared Counter (and our own), K times or until the stop flag.
+    wait_for_start(&shared, Phase::Counter)?;
     let mut done = 0u64;
     let mut batch_start = Instant::now();
     loop {
@@ -512,7 +564,6 @@ pub fn worker(args: WorkerArgs) -> CmdResult {
         };
         for _ in 0..n {
             total.inc();
-            sharded.inc();
             mine.inc();
         }
         done += n;
@@ -525,9 +576,37 @@ pub fn worker(args: WorkerArgs) -> CmdResult {
             break;
         }
     }
-    // Another running maximum, of the time each worker finished: the parent's end of the run.
-    let now = mono_ns();
-    let _ = shared.finished.fetch_update(|t| (now > t).then_some(now));
-    shared.done.inc();
+    finish(&shared.finished[0], &shared.done);
+
+    // Phase 2: as many adds to our stripe of the ShardedCounter.
+    wait_for_start(&shared, Phase::Sharded)?;
+    for _ in 0..done {
+        sharded.add_to(stripe, 1);
+    }
+    finish(&shared.finished[1], &shared.done);
     Ok(0)
+}
+
+/// Waits (bounded) until the parent releases `phase`.
+fn wait_for_start(shared: &Shared, phase: Phase) -> Result<(), String> {
+    // Yield rather than sleep, so that all workers leave together when the flag flips (a
+    // sleeping process may take a scheduler tick to wake up on a busy machine).
+    let t = Instant::now();
+    let mut spins = 0u32;
+    while shared.start.load() < phase as u32 {
+        spins = spins.wrapping_add(1);
+        if spins % 1024 == 0 && t.elapsed() > READY_TIMEOUT {
+            return Err(format!("phase {phase:?} was never started"));
+        }
+        shmkit::sync::yield_now();
+    }
+    Ok(())
+}
+
+/// Records this worker's finishing time (another running maximum: the phase ends with the last
+/// worker) and counts it done.
+fn finish(finished: &AtomicValue<u64>, done: &Counter) {
+    let now = mono_ns();
+    let _ = finished.fetch_update(|t| (now > t).then_some(now));
+    done.inc();
 }
