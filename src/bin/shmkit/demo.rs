@@ -293,6 +293,14 @@ pub fn run(args: DemoArgs) -> CmdResult {
         Some(k) => mutex_baseline(n, Some(k), None),
         None => mutex_baseline(n, None, Some(counter_time)),
     };
+    let plural = |one: &str, many: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let (procs, threads) = (plural("process", "processes"), plural("thread", "threads"));
     println!("\nthroughput of {n} workers (every increment is seen by all processes at once):");
     let ns_per = |count: u64, d: Duration| d.as_secs_f64() * 1e9 / count.max(1) as f64;
     let row = |label: &str, count: u64, d: Duration| {
@@ -306,19 +314,19 @@ pub fn run(args: DemoArgs) -> CmdResult {
         );
     };
     row(
-        &format!("shmkit Counter, {n} processes (one shared word)"),
+        &format!("shmkit Counter, {procs} (one shared word)"),
         sum,
         counter_time,
     );
     row(
-        &format!("shmkit ShardedCounter, {n} processes (a stripe each)"),
+        &format!("shmkit ShardedCounter, {procs} (a stripe each)"),
         sharded,
         sharded_time,
     );
     match mutex {
         Some((count, d)) => {
             row(
-                &format!("std::sync::Mutex, {n} threads in ONE process"),
+                &format!("std::sync::Mutex, {threads} in ONE process"),
                 count,
                 d,
             );
