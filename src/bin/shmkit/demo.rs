@@ -18,6 +18,15 @@ use std::io::{IsTerminal, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// `println!` that ignores a closed stdout (`shmkit demo | head`): the demo must go on to stop
+/// its workers and remove its segment rather than panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 /// Increments a worker does between two looks at the clock and the stop flag.
 const BATCH: u64 = 4096;
 /// Default increments per worker: about a second of work on a small machine.
@@ -188,14 +197,12 @@ pub fn run(args: DemoArgs) -> CmdResult {
         Some(k) => format!("{} times", fmt::thousands(k)),
         None => format!("for {} s", args.seconds.unwrap_or_default()),
     };
-    println!("shmkit demo: {n} worker processes share segment {name} ({path})");
-    println!(
+    say!("shmkit demo: {n} worker processes share segment {name} ({path})");
+    say!(
         "  phase 1: each worker adds 1 to the shared Counter \"{TOTAL}\" and to its own Counter \"worker.<i>\", {amount}"
     );
-    println!(
-        "  phase 2: each worker adds as many to its stripe of the ShardedCounter \"{SHARDED}\""
-    );
-    println!("  (look inside from another terminal: shmkit watch {name})");
+    say!("  phase 2: each worker adds as many to its stripe of the ShardedCounter \"{SHARDED}\"");
+    say!("  (look inside from another terminal: shmkit watch {name})");
 
     let exe = std::env::current_exe().map_err(|e| format!("finding my own executable: {e}"))?;
     for i in 0..n {
@@ -249,16 +256,16 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let sum: u64 = per_worker.iter().sum();
     let total = shared.total.load();
     let sharded = shared.sharded.sum();
-    println!("\nper worker:");
+    say!("\nper worker:");
     for (i, (c, v)) in guard.children.iter().zip(&per_worker).enumerate() {
-        println!(
+        say!(
             "  {:<10} pid {:<8} {:>13}",
             worker_name(i as u32),
             c.id(),
             fmt::thousands(*v)
         );
     }
-    println!("totals:");
+    say!("totals:");
     let expected = limit.map(|k| k * n as u64);
     let mut lines = vec![
         ("sum of the worker counters".to_string(), sum),
@@ -273,15 +280,15 @@ pub fn run(args: DemoArgs) -> CmdResult {
     }
     let w = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     for (label, v) in &lines {
-        println!("  {label:<w$}  {:>13}", fmt::thousands(*v));
+        say!("  {label:<w$}  {:>13}", fmt::thousands(*v));
     }
     let exact = total == sum && sharded == sum && expected.is_none_or(|e| e == sum);
     if exact {
-        println!("check: OK, all totals agree exactly: no increment was lost");
+        say!("check: OK, all totals agree exactly: no increment was lost");
     } else {
-        println!("check: MISMATCH, increments were lost or counted twice");
+        say!("check: MISMATCH, increments were lost or counted twice");
     }
-    println!(
+    say!(
         "slowest batch of {} Counter increments in any worker: {:.0} us (an AtomicValue<f64>, a running maximum kept with fetch_update)",
         fmt::thousands(BATCH),
         shared.slowest.load()
@@ -301,11 +308,11 @@ pub fn run(args: DemoArgs) -> CmdResult {
         }
     };
     let (procs, threads) = (plural("process", "processes"), plural("thread", "threads"));
-    println!("\nthroughput of {n} workers (every increment is seen by all processes at once):");
+    say!("\nthroughput of {n} workers (every increment is seen by all processes at once):");
     let ns_per = |count: u64, d: Duration| d.as_secs_f64() * 1e9 / count.max(1) as f64;
     let row = |label: &str, count: u64, d: Duration| {
         let secs = d.as_secs_f64().max(1e-9);
-        println!(
+        say!(
             "  {label:<52} {:>13} in {:>7.3} s  {:>10}  {:>7.1} ns/increment",
             fmt::thousands(count),
             secs,
@@ -331,20 +338,20 @@ pub fn run(args: DemoArgs) -> CmdResult {
                 d,
             );
             let m = ns_per(count, d);
-            println!(
+            say!(
                 "  against the mutex: Counter {:.2}x, ShardedCounter {:.2}x its throughput",
                 m / ns_per(sum, counter_time),
                 m / ns_per(sharded, sharded_time)
             );
-            println!(
+            say!(
                 "  (the mutex row is threads of one process doing phase 1's work under the lock; shmkit's cross-process lock is not built yet)"
             );
         }
-        None => println!("  (mutex comparison skipped: interrupted)"),
+        None => say!("  (mutex comparison skipped: interrupted)"),
     }
 
     drop(guard);
-    println!("segment {name} removed");
+    say!("segment {name} removed");
     if signal::interrupted() {
         return Ok(130);
     }
@@ -458,7 +465,7 @@ impl Supervisor<'_> {
             let elapsed = t0.elapsed();
             if let Err(e) = self.check() {
                 if self.tty {
-                    println!();
+                    say!();
                 }
                 return Err(e);
             }

@@ -84,6 +84,12 @@ enum Command {
 #[cfg(not(feature = "loom"))]
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Demo(_) | Command::Worker(_)) {
+        // `shmkit ls | head`: end quietly when the reader goes away, like other Unix tools.
+        // (The demo keeps Rust's default, EPIPE errors, so that it still cleans up.)
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Worker(args) => demo::worker(args),
