@@ -1,1 +1,120 @@
-fn main() {}
+//! `shmkit`: the command-line tool of the shmkit crate.
+//!
+//! - `shmkit demo`: worker processes share counters and values in a named segment; the totals are
+//!   checked and the throughput is shown next to a mutex.
+//! - `shmkit ls`, `shmkit stat NAME`, `shmkit watch NAME`, `shmkit rm NAME...`: look at and clean
+//!   up the segments in `/dev/shm`.
+//!
+//! Errors print one line (`shmkit: <error>`) and exit with 1; usage errors exit with 2.
+
+#[cfg(not(feature = "loom"))]
+mod demo;
+#[cfg(not(feature = "loom"))]
+mod fmt;
+#[cfg(not(feature = "loom"))]
+mod signal;
+#[cfg(not(feature = "loom"))]
+mod tools;
+
+#[cfg(not(feature = "loom"))]
+use clap::{Parser, Subcommand};
+#[cfg(not(feature = "loom"))]
+use std::path::PathBuf;
+
+/// Share state between processes through shared memory: see it work, and inspect segments.
+#[cfg(not(feature = "loom"))]
+#[derive(Parser, Debug)]
+#[command(name = "shmkit", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[cfg(not(feature = "loom"))]
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Spawn worker processes that share counters and values in a segment, check the totals
+    /// and compare the throughput with a mutex. Start here: `shmkit demo`.
+    Demo(demo::DemoArgs),
+    /// List the shmkit segments in /dev/shm.
+    Ls {
+        /// Also show files that are not shmkit segments and leftover temporary files of
+        /// creators that died.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a segment's header and every object in it with its current value.
+    Stat {
+        /// Name of the segment in /dev/shm.
+        #[arg(required_unless_present = "file")]
+        name: Option<String>,
+        /// Open a file-backed segment at this path instead of a named one.
+        #[arg(long, value_name = "PATH", conflicts_with = "name")]
+        file: Option<PathBuf>,
+    },
+    /// Show `stat` refreshed in place (Ctrl-C stops).
+    Watch {
+        /// Name of the segment in /dev/shm.
+        #[arg(required_unless_present = "file")]
+        name: Option<String>,
+        /// Open a file-backed segment at this path instead of a named one.
+        #[arg(long, value_name = "PATH", conflicts_with = "name")]
+        file: Option<PathBuf>,
+        /// Time between refreshes, in milliseconds.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
+        interval: u64,
+        /// Stop after this many refreshes (default: until Ctrl-C or the segment is removed).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Remove shmkit segments (and leftover `.NAME.shmkit-init.*` temporary files) from /dev/shm.
+    Rm {
+        /// Names in /dev/shm.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Also remove files that are not shmkit segments.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Internal: one worker process of `shmkit demo`.
+    #[command(name = "__worker", hide = true)]
+    Worker(demo::WorkerArgs),
+}
+
+#[cfg(not(feature = "loom"))]
+fn main() {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Demo(_) | Command::Worker(_)) {
+        // `shmkit ls | head`: end quietly when the reader goes away, like other Unix tools.
+        // (The demo keeps Rust's default, EPIPE errors, so that it still cleans up.)
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Worker(args) => demo::worker(args),
+        Command::Ls { all } => tools::ls(all),
+        Command::Stat { name, file } => tools::stat(&tools::Target::new(name, file)),
+        Command::Watch {
+            name,
+            file,
+            interval,
+            count,
+        } => tools::watch(&tools::Target::new(name, file), interval, count),
+        Command::Rm { names, force } => tools::rm(&names, force),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("shmkit: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Under the `loom` feature the library has no segments; the tool has nothing to do.
+#[cfg(feature = "loom")]
+fn main() {
+    eprintln!("shmkit: this build has the `loom` feature (model checking only); build without it");
+    std::process::exit(1);
+}
