@@ -162,6 +162,18 @@ fn garbage_file_is_not_a_shmkit_segment() {
         Segment::open_file(&path),
         Err(Error::NotAShmkitSegment { .. })
     ));
+    // Shorter than the magic and not a prefix of it: not ours, rather than "truncated".
+    std::fs::write(&path, b"hello").unwrap();
+    assert!(matches!(
+        Segment::open_file(&path),
+        Err(Error::NotAShmkitSegment { .. })
+    ));
+    // A prefix of the magic, cut short: truncated.
+    std::fs::write(&path, b"SHMK").unwrap();
+    assert!(matches!(
+        Segment::open_file(&path),
+        Err(Error::Truncated { actual: 4, .. })
+    ));
     // And the same in /dev/shm, by name; `Segment::file` refuses it as well.
     let g = SegGuard::new("garbage");
     std::fs::write(g.path(), &bytes).unwrap();

@@ -100,27 +100,24 @@ pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometr
     }
     let len = meta.len();
     if len < header::HEADER_SIZE {
-        return Err(if len >= 8 {
-            let mut b = [0u8; 8];
-            use std::io::Read;
-            let magic = (&file).read_exact(&mut b).map(|_| u64::from_le_bytes(b));
-            match magic {
-                Ok(m) if m == header::MAGIC => Error::Truncated {
-                    path: path.to_path_buf(),
-                    expected: header::HEADER_SIZE,
-                    actual: len,
-                },
-                Ok(m) => Error::NotAShmkitSegment {
-                    path: path.to_path_buf(),
-                    found_magic: m,
-                },
-                Err(e) => Error::io(format!("reading {}", path.display()), path, e),
-            }
-        } else {
+        // Too short for a header: a truncated segment if what is there starts like one,
+        // otherwise not ours at all.
+        let mut b = [0u8; 8];
+        let n = (len as usize).min(8);
+        use std::io::Read;
+        (&file)
+            .read_exact(&mut b[..n])
+            .map_err(|e| Error::io(format!("reading {}", path.display()), path, e))?;
+        return Err(if b[..n] == header::MAGIC.to_le_bytes()[..n] {
             Error::Truncated {
                 path: path.to_path_buf(),
                 expected: header::HEADER_SIZE,
                 actual: len,
+            }
+        } else {
+            Error::NotAShmkitSegment {
+                path: path.to_path_buf(),
+                found_magic: u64::from_le_bytes(b),
             }
         });
     }

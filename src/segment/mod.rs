@@ -354,6 +354,17 @@ mod imp {
             )
         }
 
+        /// Whether the process that created the segment is still running (pid and start time
+        /// both match, so a reused pid does not count).
+        pub fn creator_alive(&self) -> bool {
+            use crate::sync::Ordering;
+            let h = self.header();
+            crate::process::owner_alive(
+                h.creator_pid.load(Ordering::Relaxed) as u32,
+                h.creator_start.load(Ordering::Relaxed),
+            )
+        }
+
         /// Lists the objects in the segment.
         pub fn entries(&self) -> Result<Vec<EntryInfo>> {
             self.directory().list()

@@ -148,7 +148,7 @@ pub fn ls(all: bool) -> CmdResult {
                     fmt::bytes(seg.size()),
                     objects,
                     pid.to_string(),
-                    alive(pid).into(),
+                    if seg.creator_alive() { "yes" } else { "no" }.into(),
                     fmt::age(fmt::since(created)),
                 ]);
             }
@@ -195,7 +195,7 @@ fn stat_text(target: &Target, seg: &Segment) -> shmkit::Result<String> {
         entries.len(),
         seg.dir_capacity()
     ));
-    let state = if shmkit::process::pid_alive(pid) {
+    let state = if seg.creator_alive() {
         "alive"
     } else {
         "exited"
