@@ -175,12 +175,16 @@ mod bench {
                 let t = pool.run_split(iters);
                 if !stripes_reported && iters >= WORKERS as u64 {
                     stripes_reported = true;
-                    let used = c.stripes().iter().filter(|&&s| s != 0).count();
-                    if used < WORKERS {
+                    let used: Vec<usize> = (0..shmkit::counter::SHARDS)
+                        .filter(|&i| c.stripes()[i] != 0)
+                        .collect();
+                    if used.len() < WORKERS {
                         println!(
                             "note: shmkit-sharded: the {WORKERS} worker processes share a \
-                             stripe (pid collision), this run measures contended adds"
+                             stripe (pid collision): this run measures contended adds"
                         );
+                    } else {
+                        println!("shmkit-sharded: workers on stripes {used:?}");
                     }
                 }
                 assert_eq!(c.reset(), iters, "shmkit ShardedCounter lost increments");
