@@ -101,6 +101,7 @@ pub fn futex_wake(_word: &AtomicU32, _n: u32) -> usize {
 
 /// A small per-thread number, stable for the thread's life, used to spread writers over stripes.
 #[cfg(not(feature = "loom"))]
+#[inline]
 pub fn thread_stripe() -> usize {
     use std::cell::Cell;
     static NEXT: AtomicUsize = AtomicUsize::new(0);
