@@ -125,6 +125,21 @@ pub enum Error {
         /// How long.
         waited: Duration,
     },
+    /// A ring capacity that shmkit does not accept.
+    InvalidCapacity {
+        /// The capacity asked for, in items.
+        requested: u64,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A side of a single-producer single-consumer ring is held by a live process (possibly
+    /// this one).
+    RingSideTaken {
+        /// `producer` or `consumer`.
+        side: &'static str,
+        /// The holder's process id.
+        pid: u32,
+    },
     /// Any other I/O error, with what shmkit was doing.
     Io {
         /// What was being done, e.g. `mapping /dev/shm/jobs`.
@@ -242,6 +257,13 @@ impl fmt::Display for Error {
                 "segment directory is full ({capacity} entries; create the segment with a larger directory)"
             ),
             Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
+            Error::InvalidCapacity { requested, reason } => {
+                write!(f, "invalid ring capacity {requested}: {reason}")
+            }
+            Error::RingSideTaken { side, pid } => write!(
+                f,
+                "the ring's {side} side is held by live process {pid} (one {side} at a time)"
+            ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

@@ -23,6 +23,7 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             format!("{} (over {busy} busy stripes)", c.sum())
         }
         Kind::VALUE => describe_value(seg, entry)?,
+        Kind::SPSC => describe_spsc(seg, entry)?,
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }
@@ -43,4 +44,23 @@ fn describe_value(seg: &Segment, entry: &EntryInfo) -> Result<String> {
     let v = seg.open_entry_as::<AtomicValue<u64>>(entry)?;
     let bits = v.load() & (u64::MAX >> (64 - 8 * entry.tag.elem_size.clamp(1, 8)));
     Ok(format!("{} bits {bits:#x}", entry.tag.type_name))
+}
+
+fn describe_spsc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
+    // The ring's head, positions and claims do not depend on the element type; the element size
+    // (and so the layout) comes from the tag, so any element type opens it for inspection.
+    let r = seg.open_entry_as::<crate::SpscRing<u8>>(entry)?;
+    let cap = entry.tag.len;
+    let (head, tail) = r.positions();
+    let len = tail.wrapping_sub(head);
+    let (p, c) = r.holders();
+    let closed = if r.is_closed() { ", closed" } else { "" };
+    if len > cap {
+        return Ok(format!(
+            "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
+        ));
+    }
+    Ok(format!(
+        "{len}/{cap} items, {tail} pushed, producer pid {p}, consumer pid {c}{closed}"
+    ))
 }

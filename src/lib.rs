@@ -51,6 +51,7 @@ pub mod error;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 pub mod process;
+pub mod ring;
 pub mod segment;
 pub mod sync;
 pub mod value;
@@ -58,6 +59,7 @@ pub mod words;
 
 pub use counter::{Counter, ShardedCounter};
 pub use error::{Error, Result};
+pub use ring::{Consumer, Producer, SpscRing};
 pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]
 pub use segment::{Backing, Handle, Segment, SegmentOptions};

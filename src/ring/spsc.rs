@@ -1,0 +1,710 @@
+//! [`SpscRing<T>`]: a bounded single-producer single-consumer ring, across processes.
+//!
+//! # Layout (shared memory)
+//!
+//! | line | field | written by |
+//! | --- | --- | --- |
+//! | 0 | `head`: number of items ever popped | the consumer |
+//! | 1 | `tail`: number of items ever pushed | the producer |
+//! | 2 | `closed`, the two side claims, the two futex words and their waiter flags | rarely |
+//! | 3.. | `capacity × words_for_type::<T>()` `AtomicU64` slot words | producer, then consumer |
+//!
+//! Positions are monotonic `u64`s (they never wrap in practice); item `n` lives in slot
+//! `n & (capacity - 1)`. Each side keeps its own position in its handle (it is the only writer)
+//! and a cached copy of the other side's, so a push or pop normally touches only its own line and
+//! the slot. A position read from shared memory is validated (`0 <= tail - head <= capacity`)
+//! before it is used, and slots are indexed with the capacity of the *local* handle: a peer that
+//! scribbles over the ring causes [`Corrupted`](super::PopError::Corrupted) errors or wrong
+//! values, never an out-of-bounds access or a panic.
+//!
+//! # Waiting
+//!
+//! A side that must wait spins briefly, then announces itself in a waiter flag, issues a `SeqCst`
+//! fence, re-checks, and sleeps on a futex word. The other side, after publishing its position,
+//! issues a `SeqCst` fence and reads the flag: one of the two fences sees the other's store, so
+//! no wake-up is lost; and the flag is read (not written) on the fast path, so no system call is
+//! made while nobody sleeps.
+//!
+//! # Claims
+//!
+//! Each side is claimed by at most one handle at a time, system-wide: the claim word holds the
+//! claimer's pid and (the low 32 bits of) its start time, written in one CAS. Claiming a side
+//! that a live process holds is [`Error::RingSideTaken`]; a side whose holder died is taken over.
+
+use super::wait::{arm, claim, notify, release, spin, wake};
+use super::{round_capacity, PopError, PushError, MAX_CAPACITY};
+use crate::error::{Error, Result};
+use crate::sync::{fence, futex_wait, AtomicU32, AtomicU64, Deadline, Ordering};
+use crate::words::{load_pod, store_pod, words_for_type};
+use bytemuck::Pod;
+use core::marker::PhantomData;
+use crossbeam_utils::CachePadded;
+use std::time::Duration;
+
+/// The rarely written line: close flag, side claims, futex words and waiter flags.
+#[repr(C)]
+struct Control {
+    /// 0 = open, anything else = closed.
+    closed: AtomicU32,
+    /// Futex word the consumer sleeps on; the producer bumps it to wake it.
+    items: AtomicU32,
+    /// Futex word the producer sleeps on; the consumer bumps it to wake it.
+    space: AtomicU32,
+    /// Non-zero while the consumer is (about to be) asleep on `items`.
+    items_waiting: AtomicU32,
+    /// Non-zero while the producer is (about to be) asleep on `space`.
+    space_waiting: AtomicU32,
+    _reserved: AtomicU32,
+    /// Producer claim: `start_time_low32 << 32 | pid`, 0 when free.
+    producer: AtomicU64,
+    /// Consumer claim, same encoding.
+    consumer: AtomicU64,
+}
+
+/// The fixed part of a ring, before its slots.
+#[repr(C)]
+struct RingHead {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    ctl: CachePadded<Control>,
+}
+
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_size!(RingHead, [CachePadded<u64>; 3]);
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_align!(RingHead, CachePadded<u64>);
+#[cfg(not(feature = "loom"))]
+static_assertions::const_assert!(core::mem::size_of::<Control>() == 40);
+
+/// A bounded single-producer single-consumer queue of `T`s, shareable between processes.
+///
+/// Create it on the heap with [`SpscRing::new`] or in a segment with
+/// [`Segment::spsc`](crate::Segment::spsc); then take the producer side with
+/// [`producer`](SpscRing::producer) in one process (or thread) and the consumer side with
+/// [`consumer`](SpscRing::consumer) in another. Capacities are rounded up to a power of two.
+///
+/// `close()` (from either side or the ring) makes every later push fail with `Closed` at once;
+/// pops drain what is left and then fail with `Closed`. A push that races with `close` may still
+/// land (and is then popped). Dropping a handle does not close the ring: it only releases the
+/// side, so another process may take it over.
+///
+/// ```
+/// use shmkit::ring::{SpscRing, PopError};
+/// let ring = SpscRing::<u64>::new(3)?; // rounded up to 4
+/// assert_eq!(ring.capacity(), 4);
+/// let (mut tx, mut rx) = ring.split()?;
+/// std::thread::scope(|s| {
+///     s.spawn(move || for i in 0..100 { tx.push(i).unwrap() });
+///     for i in 0..100 { assert_eq!(rx.pop(), Ok(i)); }
+/// });
+/// ring.close();
+/// assert_eq!(rx.try_pop(), Err(PopError::Closed));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[repr(C)]
+pub struct SpscRing<T> {
+    h: RingHead,
+    _t: PhantomData<T>,
+    /// `capacity * words_for_type::<T>()` words; the length comes from the local tag.
+    slots: [AtomicU64],
+}
+
+// SAFETY: every field is an atomic (or PhantomData); T is Pod (no references, held as bits).
+unsafe impl<T: Pod> Sync for SpscRing<T> {}
+// SAFETY: as above.
+unsafe impl<T: Pod> Send for SpscRing<T> {}
+
+/// Words per item (at least one).
+const fn slot_words<T>() -> usize {
+    let w = words_for_type::<T>();
+    if w == 0 {
+        1
+    } else {
+        w
+    }
+}
+
+/// Layout of a ring whose items take `words` words each, with `capacity` slots.
+fn ring_layout(capacity: u64, words: usize) -> Option<core::alloc::Layout> {
+    if capacity == 0 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() || words == 0 {
+        return None;
+    }
+    let n = usize::try_from(capacity).ok()?.checked_mul(words)?;
+    let (l, _) = core::alloc::Layout::new::<RingHead>()
+        .extend(core::alloc::Layout::array::<AtomicU64>(n).ok()?)
+        .ok()?;
+    Some(l.pad_to_align())
+}
+
+impl<T: Pod> SpscRing<T> {
+    const SIZED: () = assert!(
+        core::mem::size_of::<T>() > 0,
+        "SpscRing<T> needs a T of at least one byte"
+    );
+
+    /// A ring on the heap (for one process, tests and models) with room for `capacity` items,
+    /// rounded up to a power of two.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`](super::MAX_CAPACITY).
+    pub fn new(capacity: u64) -> Result<Box<Self>> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::SIZED;
+        let cap = round_capacity(capacity).ok_or(Error::InvalidCapacity {
+            requested: capacity,
+            reason: "a ring holds 1 to 2^32 items",
+        })?;
+        let w = slot_words::<T>();
+        let layout = ring_layout(cap, w).ok_or(Error::InvalidCapacity {
+            requested: capacity,
+            reason: "too large for this machine's address space",
+        })?;
+        let n = cap as usize * w;
+        // SAFETY: the layout has a non-zero size (it holds a RingHead).
+        let raw = unsafe { std::alloc::alloc(layout) };
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let ptr = Self::fat(raw, n);
+        // SAFETY: `ptr` points to a fresh allocation of `layout`, which is exactly the layout of
+        // `SpscRing<T>` with `n` slot words (repr(C): RingHead, then the words); every field is
+        // written before the Box is formed, and the Box frees it with the same layout.
+        unsafe {
+            Self::write_fresh(ptr, n);
+            Ok(Box::from_raw(ptr))
+        }
+    }
+
+    /// Forms the fat pointer to a ring at `raw` with `n` slot words.
+    fn fat(raw: *mut u8, n: usize) -> *mut Self {
+        core::ptr::slice_from_raw_parts_mut(raw.cast::<AtomicU64>(), n) as *mut Self
+    }
+
+    /// # Safety
+    /// `ptr` is valid for writes of a ring with `n` slot words and suitably aligned.
+    unsafe fn write_fresh(ptr: *mut Self, n: usize) {
+        let ctl = Control {
+            closed: AtomicU32::new(0),
+            items: AtomicU32::new(0),
+            space: AtomicU32::new(0),
+            items_waiting: AtomicU32::new(0),
+            space_waiting: AtomicU32::new(0),
+            _reserved: AtomicU32::new(0),
+            producer: AtomicU64::new(0),
+            consumer: AtomicU64::new(0),
+        };
+        // SAFETY: per the contract, every place written lies inside the allocation.
+        unsafe {
+            core::ptr::addr_of_mut!((*ptr).h).write(RingHead {
+                head: CachePadded::new(AtomicU64::new(0)),
+                tail: CachePadded::new(AtomicU64::new(0)),
+                ctl: CachePadded::new(ctl),
+            });
+            let slots = core::ptr::addr_of_mut!((*ptr).slots).cast::<AtomicU64>();
+            for i in 0..n {
+                slots.add(i).write(AtomicU64::new(0));
+            }
+        }
+    }
+
+    /// Number of slots (a power of two), from the local handle's dimensions.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        let c = self.slots.len() / slot_words::<T>();
+        // For a ring opened with its own type this is the capacity itself; the rounding only
+        // matters for a view under another element size (tools), and keeps indices in bounds.
+        if c == 0 {
+            0
+        } else {
+            1usize << c.ilog2()
+        }
+    }
+
+    /// The raw positions (items ever popped, items ever pushed) as found in shared memory.
+    pub fn positions(&self) -> (u64, u64) {
+        (
+            self.h.head.load(Ordering::Acquire),
+            self.h.tail.load(Ordering::Acquire),
+        )
+    }
+
+    /// Number of items in the ring at the moment of the call (clamped to the capacity if the
+    /// shared positions are corrupted).
+    pub fn len(&self) -> usize {
+        let (h, t) = self.positions();
+        let n = t.wrapping_sub(h);
+        n.min(self.capacity() as u64) as usize
+    }
+
+    /// Whether the ring was empty at the moment of the call.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring was full at the moment of the call.
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.h.ctl.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Closes the ring: pushes fail with `Closed` from now on, pops drain the remaining items and
+    /// then fail with `Closed`. Sleepers on both sides are woken. Closing twice is harmless.
+    pub fn close(&self) {
+        let c = &self.h.ctl;
+        c.closed.store(1, Ordering::Release);
+        fence(Ordering::SeqCst);
+        wake(&c.items);
+        wake(&c.space);
+    }
+
+    /// The pids holding the producer and consumer sides (0 = free). A pid may be stale if its
+    /// holder died; the next claim takes the side over.
+    pub fn holders(&self) -> (u32, u32) {
+        let c = &self.h.ctl;
+        (
+            c.producer.load(Ordering::Acquire) as u32,
+            c.consumer.load(Ordering::Acquire) as u32,
+        )
+    }
+
+    /// Claims the producer side.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+    pub fn producer(&self) -> Result<Producer<'_, T>> {
+        self.check_capacity()?;
+        claim(&self.h.ctl.producer, "producer")?;
+        let tail = self.h.tail.load(Ordering::Acquire);
+        Ok(Producer {
+            ring: self,
+            tail,
+            head_cache: self.h.head.load(Ordering::Acquire),
+            cap: self.capacity() as u64,
+        })
+    }
+
+    /// Claims the consumer side.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+    pub fn consumer(&self) -> Result<Consumer<'_, T>> {
+        self.check_capacity()?;
+        claim(&self.h.ctl.consumer, "consumer")?;
+        let head = self.h.head.load(Ordering::Acquire);
+        Ok(Consumer {
+            ring: self,
+            head,
+            tail_cache: head,
+            cap: self.capacity() as u64,
+        })
+    }
+
+    /// Claims both sides (for threads of one process).
+    ///
+    /// # Errors
+    /// As [`producer`](SpscRing::producer) and [`consumer`](SpscRing::consumer).
+    pub fn split(&self) -> Result<(Producer<'_, T>, Consumer<'_, T>)> {
+        let p = self.producer()?;
+        let c = self.consumer()?;
+        Ok((p, c))
+    }
+
+    fn check_capacity(&self) -> Result<()> {
+        if self.capacity() == 0 {
+            return Err(Error::InvalidCapacity {
+                requested: 0,
+                reason: "this view of the ring has no whole slot",
+            });
+        }
+        Ok(())
+    }
+
+    /// The slot words of item position `pos` (in bounds: masked with the local capacity).
+    #[inline]
+    fn slot(&self, pos: u64, cap: u64) -> &[AtomicU64] {
+        let w = slot_words::<T>();
+        let i = (pos & (cap - 1)) as usize * w;
+        &self.slots[i..i + w]
+    }
+}
+
+impl<T: Pod> core::fmt::Debug for SpscRing<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SpscRing")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The producer side of an [`SpscRing`]: the only handle, system-wide, that pushes. Dropping it
+/// releases the side (it does not close the ring).
+pub struct Producer<'a, T: Pod> {
+    ring: &'a SpscRing<T>,
+    /// Our position: the only writer of `tail`, so the local copy is the truth.
+    tail: u64,
+    head_cache: u64,
+    cap: u64,
+}
+
+/// The consumer side of an [`SpscRing`]: the only handle, system-wide, that pops. Dropping it
+/// releases the side (it does not close the ring).
+pub struct Consumer<'a, T: Pod> {
+    ring: &'a SpscRing<T>,
+    /// Our position: the only writer of `head`, so the local copy is the truth.
+    head: u64,
+    tail_cache: u64,
+    cap: u64,
+}
+
+impl<'a, T: Pod> Producer<'a, T> {
+    /// Pushes `value` if there is room, without waiting.
+    ///
+    /// # Errors
+    /// `Full(value)`, `Closed(value)`, or `Corrupted(value)` when the shared head is impossible.
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
+        let r = self.ring;
+        if r.h.ctl.closed.load(Ordering::Relaxed) != 0 {
+            return Err(PushError::Closed(value));
+        }
+        if self.tail.wrapping_sub(self.head_cache) >= self.cap {
+            let head = r.h.head.load(Ordering::Acquire);
+            let used = self.tail.wrapping_sub(head);
+            if used > self.cap {
+                return Err(PushError::Corrupted(value));
+            }
+            self.head_cache = head;
+            if used == self.cap {
+                return Err(PushError::Full(value));
+            }
+        }
+        store_pod(r.slot(self.tail, self.cap), &value);
+        self.tail = self.tail.wrapping_add(1);
+        r.h.tail.store(self.tail, Ordering::Release);
+        notify(&r.h.ctl.items_waiting, &r.h.ctl.items);
+        Ok(())
+    }
+
+    /// Pushes `value`, waiting as long as the ring is full.
+    ///
+    /// # Errors
+    /// `Closed(value)` (at once, or when the ring is closed while waiting), `Corrupted(value)`.
+    pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
+        self.push_timeout(value, None)
+    }
+
+    /// Pushes `value`, waiting at most `timeout` (`None`: forever) while the ring is full.
+    ///
+    /// # Errors
+    /// `Timeout(value)`, `Closed(value)`, `Corrupted(value)`.
+    pub fn push_timeout(
+        &mut self,
+        mut value: T,
+        timeout: Option<Duration>,
+    ) -> Result<(), PushError<T>> {
+        let deadline = Deadline::after(timeout);
+        let c = &self.ring.h.ctl;
+        let mut round = 0;
+        let mut armed: Option<u32> = None;
+        loop {
+            match self.try_push(value) {
+                Err(PushError::Full(v)) => value = v,
+                other => {
+                    if armed.is_some() {
+                        c.space_waiting.store(0, Ordering::Relaxed);
+                    }
+                    return other;
+                }
+            }
+            if let Some(seq) = armed.take() {
+                if !deadline.expired() {
+                    futex_wait(&c.space, seq, deadline.remaining());
+                }
+                c.space_waiting.store(0, Ordering::Relaxed);
+                continue;
+            }
+            if deadline.expired() {
+                return Err(PushError::Timeout(value));
+            }
+            if spin(round) {
+                round += 1;
+                continue;
+            }
+            armed = Some(arm(&c.space_waiting, &c.space));
+        }
+    }
+
+    /// Items in the ring now.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Whether the ring is empty now.
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    /// Whether the ring is full now (a pop in another process may change that at once).
+    pub fn is_full(&self) -> bool {
+        self.ring.is_full()
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// Closes the ring (see [`SpscRing::close`]).
+    pub fn close(&self) {
+        self.ring.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.ring.is_closed()
+    }
+
+    /// The ring this handle pushes into.
+    pub fn ring(&self) -> &'a SpscRing<T> {
+        self.ring
+    }
+}
+
+impl<T: Pod> Drop for Producer<'_, T> {
+    fn drop(&mut self) {
+        release(&self.ring.h.ctl.producer);
+    }
+}
+
+impl<'a, T: Pod> Consumer<'a, T> {
+    /// Pops the oldest item if there is one, without waiting.
+    ///
+    /// # Errors
+    /// `Empty`; `Closed` once the ring is closed and drained; `Corrupted` when the shared tail
+    /// is impossible.
+    #[inline]
+    pub fn try_pop(&mut self) -> Result<T, PopError> {
+        let r = self.ring;
+        if self.head == self.tail_cache {
+            let tail = r.h.tail.load(Ordering::Acquire);
+            let avail = tail.wrapping_sub(self.head);
+            if avail > self.cap {
+                return Err(PopError::Corrupted);
+            }
+            if avail == 0 {
+                if r.h.ctl.closed.load(Ordering::Acquire) == 0 {
+                    return Err(PopError::Empty);
+                }
+                // Closed: a push that raced with close may have landed; drain it first.
+                if r.h.tail.load(Ordering::Acquire) == self.head {
+                    return Err(PopError::Closed);
+                }
+                return self.try_pop_fresh();
+            }
+            self.tail_cache = tail;
+        }
+        Ok(self.take())
+    }
+
+    #[cold]
+    fn try_pop_fresh(&mut self) -> Result<T, PopError> {
+        let tail = self.ring.h.tail.load(Ordering::Acquire);
+        let avail = tail.wrapping_sub(self.head);
+        if avail > self.cap {
+            return Err(PopError::Corrupted);
+        }
+        if avail == 0 {
+            return Err(PopError::Closed);
+        }
+        self.tail_cache = tail;
+        Ok(self.take())
+    }
+
+    #[inline]
+    fn take(&mut self) -> T {
+        let r = self.ring;
+        let v = load_pod(r.slot(self.head, self.cap));
+        self.head = self.head.wrapping_add(1);
+        r.h.head.store(self.head, Ordering::Release);
+        notify(&r.h.ctl.space_waiting, &r.h.ctl.space);
+        v
+    }
+
+    /// Pops the oldest item, waiting as long as the ring is empty.
+    ///
+    /// # Errors
+    /// `Closed` once the ring is closed and drained; `Corrupted`.
+    pub fn pop(&mut self) -> Result<T, PopError> {
+        self.pop_timeout(None)
+    }
+
+    /// Pops the oldest item, waiting at most `timeout` (`None`: forever) while the ring is empty.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed` (closed and drained), `Corrupted`.
+    pub fn pop_timeout(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
+        let deadline = Deadline::after(timeout);
+        let c = &self.ring.h.ctl;
+        let mut round = 0;
+        let mut armed: Option<u32> = None;
+        loop {
+            match self.try_pop() {
+                Err(PopError::Empty) => {}
+                other => {
+                    if armed.is_some() {
+                        c.items_waiting.store(0, Ordering::Relaxed);
+                    }
+                    return other;
+                }
+            }
+            if let Some(seq) = armed.take() {
+                if !deadline.expired() {
+                    futex_wait(&c.items, seq, deadline.remaining());
+                }
+                c.items_waiting.store(0, Ordering::Relaxed);
+                continue;
+            }
+            if deadline.expired() {
+                return Err(PopError::Timeout);
+            }
+            if spin(round) {
+                round += 1;
+                continue;
+            }
+            armed = Some(arm(&c.items_waiting, &c.items));
+        }
+    }
+
+    /// Items in the ring now.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Whether the ring is empty now (a push in another process may change that at once).
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+
+    /// Whether the ring is full now.
+    pub fn is_full(&self) -> bool {
+        self.ring.is_full()
+    }
+
+    /// The ring's capacity.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// Closes the ring (see [`SpscRing::close`]).
+    pub fn close(&self) {
+        self.ring.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.ring.is_closed()
+    }
+
+    /// The ring this handle pops from.
+    pub fn ring(&self) -> &'a SpscRing<T> {
+        self.ring
+    }
+}
+
+impl<T: Pod> Drop for Consumer<'_, T> {
+    fn drop(&mut self) {
+        release(&self.ring.h.ctl.consumer);
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::words::words_for;
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    /// Largest element size accepted in a tag read from shared memory.
+    const MAX_ELEM: u32 = 1 << 20;
+
+    fn words_of(tag: &TypeTag) -> Option<usize> {
+        (tag.elem_size > 0 && tag.elem_size <= MAX_ELEM).then(|| words_for(tag.elem_size as usize))
+    }
+
+    // SAFETY: SpscRing<T> is #[repr(C)]: a RingHead of atomics, then `tag.len * words` AtomicU64
+    // slot words (any bits valid; any bytes are a valid T because T: Pod). `layout` and `cast`
+    // both take the slot count from the same local tag, so the fat pointer never exceeds the
+    // allocation. No pointers, no Drop.
+    unsafe impl<T: Pod + Send + Sync> Object for SpscRing<T> {
+        type Params = u64;
+        fn element() -> TypeTag {
+            #[allow(clippy::let_unit_value)]
+            let () = Self::SIZED;
+            TypeTag::of::<T>(Kind::SPSC)
+        }
+        fn tag(capacity: &u64) -> TypeTag {
+            Self::element().with_dims(*capacity, 0)
+        }
+        fn layout(tag: &TypeTag) -> Option<Layout> {
+            ring_layout(tag.len, words_of(tag)?)
+        }
+        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, _: u64) {
+            // SAFETY: per the trait contract ptr is aligned and sized for layout(tag); the ring
+            // is all atomics, written through them (the slots are written before being read).
+            let r = unsafe { Self::cast(ptr, tag).as_ref() };
+            r.h.head.store(0, Ordering::Relaxed);
+            r.h.tail.store(0, Ordering::Relaxed);
+            let c = &r.h.ctl;
+            for w in [
+                &c.closed,
+                &c.items,
+                &c.space,
+                &c.items_waiting,
+                &c.space_waiting,
+                &c._reserved,
+            ] {
+                w.store(0, Ordering::Relaxed);
+            }
+            c.producer.store(0, Ordering::Relaxed);
+            c.consumer.store(0, Ordering::Relaxed);
+        }
+        fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
+            let n = words_of(tag).map_or(0, |w| (tag.len as usize).saturating_mul(w));
+            let p = SpscRing::<T>::fat(ptr.as_ptr(), n);
+            // SAFETY: derived from a non-null pointer.
+            unsafe { NonNull::new_unchecked(p) }
+        }
+    }
+
+    impl crate::Segment {
+        /// Finds or creates the [`SpscRing`] `name` with room for `capacity` items, rounded up
+        /// to a power of two (an existing ring must have the same element type and rounded
+        /// capacity).
+        ///
+        /// # Errors
+        /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`](super::MAX_CAPACITY);
+        /// as [`Segment::object`](crate::Segment::object).
+        pub fn spsc<T: Pod + Send + Sync>(
+            &self,
+            name: &str,
+            capacity: u64,
+        ) -> Result<crate::Handle<SpscRing<T>>> {
+            let cap = round_capacity(capacity).ok_or(Error::InvalidCapacity {
+                requested: capacity,
+                reason: "a ring holds 1 to 2^32 items",
+            })?;
+            self.object::<SpscRing<T>>(name, cap)
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+#[path = "spsc_tests.rs"]
+mod tests;

@@ -1,0 +1,93 @@
+//! What every ring shares: the spin-then-sleep protocol and the per-process side claims.
+//!
+//! A side that must wait spins briefly ([`spin`]), then [`arm`]s: it announces itself in a waiter
+//! flag, issues a `SeqCst` fence and reads the futex word; it re-checks its condition and sleeps on
+//! the word. The other side, after publishing its position, calls [`notify`]: a `SeqCst` fence,
+//! then a read of the flag, and a [`wake`] only if it is set. One of the two fences sees the
+//! other's store, so no wake-up is lost, and the fast path makes no system call.
+
+use crate::error::{Error, Result};
+use crate::sync::{fence, futex_wake, AtomicU32, AtomicU64, Ordering};
+
+/// Spin rounds before sleeping: 7 growing spins, then yields (DESIGN.md §8: waking a sleeping
+/// CPU costs ~90 µs on the reference machine). Under loom: sleep at once (fewer states).
+#[cfg(not(feature = "loom"))]
+const SPIN_ROUNDS: u32 = 20;
+#[cfg(feature = "loom")]
+const SPIN_ROUNDS: u32 = 0;
+
+/// Spins (or yields) once if round `round` is still in the spinning phase; `false` once it is
+/// time to sleep.
+#[allow(clippy::absurd_extreme_comparisons)]
+pub(crate) fn spin(round: u32) -> bool {
+    if round >= SPIN_ROUNDS {
+        return false;
+    }
+    if round < 7 {
+        for _ in 0..(1u32 << round) {
+            crate::sync::spin_hint();
+        }
+    } else {
+        crate::sync::yield_now();
+    }
+    true
+}
+
+/// The claim word of this process.
+pub(crate) fn my_claim() -> u64 {
+    ((crate::process::start_time() & 0xFFFF_FFFF) << 32) | u64::from(crate::process::pid())
+}
+
+/// Whether the holder recorded in claim word `w` is still running.
+pub(crate) fn holder_alive(w: u64) -> bool {
+    let pid = w as u32;
+    let start = w >> 32;
+    if !crate::process::pid_alive(pid) {
+        return false;
+    }
+    start == 0 || crate::process::start_time_of(pid).is_none_or(|s| s & 0xFFFF_FFFF == start)
+}
+
+pub(crate) fn claim(word: &AtomicU64, side: &'static str) -> Result<()> {
+    let me = my_claim();
+    let mut cur = word.load(Ordering::Acquire);
+    loop {
+        if cur != 0 && (cur == me || holder_alive(cur)) {
+            return Err(Error::RingSideTaken {
+                side,
+                pid: cur as u32,
+            });
+        }
+        match word.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Ok(()),
+            Err(now) => cur = now,
+        }
+    }
+}
+
+pub(crate) fn release(word: &AtomicU64) {
+    let _ = word.compare_exchange(my_claim(), 0, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+/// After publishing a position: wake the other side if it announced that it sleeps.
+#[inline]
+pub(crate) fn notify(waiting: &AtomicU32, word: &AtomicU32) {
+    fence(Ordering::SeqCst);
+    if waiting.load(Ordering::Relaxed) != 0 {
+        wake(word);
+    }
+}
+
+#[cold]
+pub(crate) fn wake(word: &AtomicU32) {
+    word.fetch_add(1, Ordering::Release);
+    futex_wake(word, u32::MAX);
+}
+
+/// Announces a sleeper on `waiting` and returns the futex value to sleep on; the caller must
+/// re-check its condition before sleeping.
+pub(crate) fn arm(waiting: &AtomicU32, word: &AtomicU32) -> u32 {
+    waiting.store(1, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+    word.load(Ordering::Acquire)
+}
