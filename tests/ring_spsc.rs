@@ -1,0 +1,199 @@
+//! The SPSC ring between real processes (children re-exec this test binary, see `common`).
+#![cfg(not(feature = "loom"))]
+
+mod common;
+
+use common::{ChildCtx, Children, Gate, SegGuard, TIMEOUT};
+use shmkit::ring::{PopError, PushError};
+use shmkit::{Error, Segment};
+use std::time::{Duration, Instant};
+
+const SIZE: u64 = 1 << 20;
+const CAP: u64 = 4096;
+
+/// Child entry point (see `common`): does nothing in the parent.
+#[test]
+fn xproc_child() {
+    common::run_child(|ctx: &ChildCtx| {
+        let seg = ctx.open();
+        let ring = seg.spsc::<u64>("q", CAP).unwrap();
+        match ctx.role.as_str() {
+            // args: n. Pushes 0..n, then closes.
+            "produce" => {
+                let n: u64 = ctx.arg(0);
+                let mut tx = ring.producer().unwrap();
+                Gate::new(&seg).arrive_and_wait();
+                for i in 0..n {
+                    tx.push(i).unwrap();
+                }
+                tx.close();
+            }
+            // args: n. Pops until Closed; every item must be the next expected one.
+            "consume" => {
+                let n: u64 = ctx.arg(0);
+                let mut rx = ring.consumer().unwrap();
+                Gate::new(&seg).arrive_and_wait();
+                let mut next = 0u64;
+                loop {
+                    match rx.pop_timeout(Some(TIMEOUT)) {
+                        Ok(v) => {
+                            assert_eq!(v, next, "item out of order, lost or doubled");
+                            next += 1;
+                        }
+                        Err(PopError::Closed) => break,
+                        Err(e) => panic!("pop after {next} items: {e}"),
+                    }
+                }
+                assert_eq!(next, n, "items received");
+                seg.counter("received").unwrap().store(next);
+            }
+            // args: delay_ms, value. Sleeps, then pushes one value.
+            "push_later" => {
+                let mut tx = ring.producer().unwrap();
+                std::thread::sleep(Duration::from_millis(ctx.arg(0)));
+                tx.push(ctx.arg(1)).unwrap();
+            }
+            // Pops once, blocking; records 1 if it got Closed.
+            "pop_until_closed" => {
+                let mut rx = ring.consumer().unwrap();
+                seg.counter("ready").unwrap().store(1);
+                assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Err(PopError::Closed));
+            }
+            // Fills the ring, then times a push that cannot succeed.
+            "push_timeout" => {
+                let mut tx = ring.producer().unwrap();
+                for i in 0..CAP {
+                    tx.try_push(i).unwrap();
+                }
+                let t = Instant::now();
+                let r = tx.push_timeout(99, Some(Duration::from_millis(100)));
+                let e = t.elapsed();
+                assert_eq!(r, Err(PushError::Timeout(99)));
+                assert!(
+                    e >= Duration::from_millis(100) && e < Duration::from_secs(5),
+                    "push_timeout(100ms) took {e:?}"
+                );
+            }
+            // Claims the producer side, says so, then holds it until killed (bounded).
+            "hold_producer" => {
+                let _tx = ring.producer().unwrap();
+                seg.counter("ready").unwrap().store(1);
+                std::thread::sleep(TIMEOUT);
+                panic!("hold_producer was not killed");
+            }
+            other => panic!("unknown role {other}"),
+        }
+    });
+}
+
+fn setup(test: &str) -> (SegGuard, Segment) {
+    let g = SegGuard::new(test);
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    seg.spsc::<u64>("q", CAP).unwrap();
+    (g, seg)
+}
+
+#[test]
+fn ten_million_items_in_order_between_processes() {
+    const N: u64 = 10_000_000;
+    let (g, seg) = setup("spsc10m");
+    let gate = Gate::new(&seg);
+    let mut kids = Children::new();
+    kids.spawn("consume", g.name(), &[&N]);
+    kids.spawn("produce", g.name(), &[&N]);
+    gate.release(2, TIMEOUT, &mut kids);
+    let t = Instant::now();
+    kids.wait_all(Duration::from_secs(300));
+    eprintln!(
+        "spsc: {N} u64 items between two processes in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(seg.counter("received").unwrap().load(), N);
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    assert!(ring.is_empty() && ring.is_closed());
+    assert_eq!(ring.positions(), (N, N));
+    assert_eq!(ring.holders(), (0, 0), "both sides released at exit");
+}
+
+#[test]
+fn blocking_pop_wakes_on_push_from_another_process() {
+    let (g, seg) = setup("spsc_wake");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut kids = Children::new();
+    let t = Instant::now();
+    kids.spawn("push_later", g.name(), &[&300, &42]);
+    assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(42));
+    let e = t.elapsed();
+    assert!(
+        e >= Duration::from_millis(250),
+        "popped before the push: {e:?}"
+    );
+    kids.wait_all(TIMEOUT);
+}
+
+#[test]
+fn close_from_another_process_wakes_a_blocked_consumer() {
+    let (g, seg) = setup("spsc_close");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut kids = Children::new();
+    kids.spawn("pop_until_closed", g.name(), &[]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the consumer child", TIMEOUT, || ready.load() == 1);
+    std::thread::sleep(Duration::from_millis(100)); // let it fall asleep
+    ring.close();
+    kids.wait_all(TIMEOUT);
+}
+
+#[test]
+fn timeouts_return_on_time() {
+    let (g, seg) = setup("spsc_timeout");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut kids = Children::new();
+    kids.spawn("push_timeout", g.name(), &[]);
+    kids.wait_all(TIMEOUT);
+    let mut rx = ring.consumer().unwrap();
+    for i in 0..CAP {
+        assert_eq!(rx.try_pop(), Ok(i));
+    }
+    let t = Instant::now();
+    assert_eq!(
+        rx.pop_timeout(Some(Duration::from_millis(100))),
+        Err(PopError::Timeout)
+    );
+    let e = t.elapsed();
+    assert!(
+        e >= Duration::from_millis(100) && e < Duration::from_secs(5),
+        "pop_timeout(100ms) took {e:?}"
+    );
+}
+
+#[test]
+fn second_producer_fails_while_first_lives_and_takes_over_after_sigkill() {
+    let (g, seg) = setup("spsc_claim");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut kids = Children::new();
+    let k = kids.spawn("hold_producer", g.name(), &[]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the producer child", TIMEOUT, || ready.load() == 1);
+    let pid = kids.pid(k);
+    match ring.producer() {
+        Err(Error::RingSideTaken {
+            side: "producer",
+            pid: p,
+        }) => assert_eq!(p, pid),
+        other => panic!(
+            "expected RingSideTaken by {pid}, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert_eq!(ring.holders().0, pid);
+    kids.kill(k);
+    let mut tx = ring
+        .producer()
+        .expect("the dead holder's side is taken over");
+    assert_eq!(ring.holders().0, std::process::id());
+    let mut rx = ring.consumer().unwrap();
+    tx.push(5).unwrap();
+    assert_eq!(rx.pop(), Ok(5));
+}
