@@ -24,6 +24,7 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         }
         Kind::VALUE => describe_value(seg, entry)?,
         Kind::SPSC => describe_spsc(seg, entry)?,
+        Kind::MPMC => describe_mpmc(seg, entry)?,
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }
@@ -63,4 +64,18 @@ fn describe_spsc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
     Ok(format!(
         "{len}/{cap} items, {tail} pushed, producer pid {p}, consumer pid {c}{closed}"
     ))
+}
+
+fn describe_mpmc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
+    // As for SPSC: the element size comes from the tag, so any element type opens it.
+    let r = seg.open_entry_as::<crate::MpmcRing<u8>>(entry)?;
+    let cap = entry.tag.len;
+    let (head, tail) = r.positions();
+    let closed = if r.is_closed() { ", closed" } else { "" };
+    match tail.checked_sub(head) {
+        Some(len) if len <= cap => Ok(format!("~{len}/{cap} items, {tail} pushes claimed{closed}")),
+        _ => Ok(format!(
+            "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
+        )),
+    }
 }

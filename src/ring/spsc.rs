@@ -43,30 +43,70 @@ use std::time::Duration;
 
 /// The rarely written line: close flag, side claims, futex words and waiter flags.
 #[repr(C)]
-struct Control {
+pub(super) struct Control {
     /// 0 = open, anything else = closed.
-    closed: AtomicU32,
+    pub(super) closed: AtomicU32,
     /// Futex word the consumer sleeps on; the producer bumps it to wake it.
-    items: AtomicU32,
+    pub(super) items: AtomicU32,
     /// Futex word the producer sleeps on; the consumer bumps it to wake it.
-    space: AtomicU32,
+    pub(super) space: AtomicU32,
     /// Non-zero while the consumer is (about to be) asleep on `items`.
-    items_waiting: AtomicU32,
+    pub(super) items_waiting: AtomicU32,
     /// Non-zero while the producer is (about to be) asleep on `space`.
-    space_waiting: AtomicU32,
-    _reserved: AtomicU32,
+    pub(super) space_waiting: AtomicU32,
+    pub(super) _reserved: AtomicU32,
     /// Producer claim: `start_time_low32 << 32 | pid`, 0 when free.
-    producer: AtomicU64,
+    pub(super) producer: AtomicU64,
     /// Consumer claim, same encoding.
-    consumer: AtomicU64,
+    pub(super) consumer: AtomicU64,
 }
 
 /// The fixed part of a ring, before its slots.
 #[repr(C)]
-struct RingHead {
-    head: CachePadded<AtomicU64>,
-    tail: CachePadded<AtomicU64>,
-    ctl: CachePadded<Control>,
+pub(super) struct RingHead {
+    pub(super) head: CachePadded<AtomicU64>,
+    pub(super) tail: CachePadded<AtomicU64>,
+    pub(super) ctl: CachePadded<Control>,
+}
+
+impl RingHead {
+    /// A fresh head: positions 0, open, no sleepers, no claims.
+    pub(super) fn fresh() -> Self {
+        RingHead {
+            head: CachePadded::new(AtomicU64::new(0)),
+            tail: CachePadded::new(AtomicU64::new(0)),
+            ctl: CachePadded::new(Control {
+                closed: AtomicU32::new(0),
+                items: AtomicU32::new(0),
+                space: AtomicU32::new(0),
+                items_waiting: AtomicU32::new(0),
+                space_waiting: AtomicU32::new(0),
+                _reserved: AtomicU32::new(0),
+                producer: AtomicU64::new(0),
+                consumer: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Resets a head in place (in shared memory, through its atomics) to the fresh state.
+    #[cfg(not(feature = "loom"))]
+    pub(super) fn reset(&self) {
+        self.head.store(0, Ordering::Relaxed);
+        self.tail.store(0, Ordering::Relaxed);
+        let c = &self.ctl;
+        for w in [
+            &c.closed,
+            &c.items,
+            &c.space,
+            &c.items_waiting,
+            &c.space_waiting,
+            &c._reserved,
+        ] {
+            w.store(0, Ordering::Relaxed);
+        }
+        c.producer.store(0, Ordering::Relaxed);
+        c.consumer.store(0, Ordering::Relaxed);
+    }
 }
 
 #[cfg(not(feature = "loom"))]
@@ -115,7 +155,7 @@ unsafe impl<T: Pod> Sync for SpscRing<T> {}
 unsafe impl<T: Pod> Send for SpscRing<T> {}
 
 /// Words per item (at least one).
-const fn slot_words<T>() -> usize {
+pub(super) const fn slot_words<T>() -> usize {
     let w = words_for_type::<T>();
     if w == 0 {
         1
@@ -125,7 +165,7 @@ const fn slot_words<T>() -> usize {
 }
 
 /// Layout of a ring whose items take `words` words each, with `capacity` slots.
-fn ring_layout(capacity: u64, words: usize) -> Option<core::alloc::Layout> {
+pub(super) fn ring_layout(capacity: u64, words: usize) -> Option<core::alloc::Layout> {
     if capacity == 0 || capacity > MAX_CAPACITY || !capacity.is_power_of_two() || words == 0 {
         return None;
     }
@@ -183,23 +223,9 @@ impl<T: Pod> SpscRing<T> {
     /// # Safety
     /// `ptr` is valid for writes of a ring with `n` slot words and suitably aligned.
     unsafe fn write_fresh(ptr: *mut Self, n: usize) {
-        let ctl = Control {
-            closed: AtomicU32::new(0),
-            items: AtomicU32::new(0),
-            space: AtomicU32::new(0),
-            items_waiting: AtomicU32::new(0),
-            space_waiting: AtomicU32::new(0),
-            _reserved: AtomicU32::new(0),
-            producer: AtomicU64::new(0),
-            consumer: AtomicU64::new(0),
-        };
         // SAFETY: per the contract, every place written lies inside the allocation.
         unsafe {
-            core::ptr::addr_of_mut!((*ptr).h).write(RingHead {
-                head: CachePadded::new(AtomicU64::new(0)),
-                tail: CachePadded::new(AtomicU64::new(0)),
-                ctl: CachePadded::new(ctl),
-            });
+            core::ptr::addr_of_mut!((*ptr).h).write(RingHead::fresh());
             let slots = core::ptr::addr_of_mut!((*ptr).slots).cast::<AtomicU64>();
             for i in 0..n {
                 slots.add(i).write(AtomicU64::new(0));
@@ -659,21 +685,7 @@ mod object {
             // SAFETY: per the trait contract ptr is aligned and sized for layout(tag); the ring
             // is all atomics, written through them (the slots are written before being read).
             let r = unsafe { Self::cast(ptr, tag).as_ref() };
-            r.h.head.store(0, Ordering::Relaxed);
-            r.h.tail.store(0, Ordering::Relaxed);
-            let c = &r.h.ctl;
-            for w in [
-                &c.closed,
-                &c.items,
-                &c.space,
-                &c.items_waiting,
-                &c.space_waiting,
-                &c._reserved,
-            ] {
-                w.store(0, Ordering::Relaxed);
-            }
-            c.producer.store(0, Ordering::Relaxed);
-            c.consumer.store(0, Ordering::Relaxed);
+            r.h.reset();
         }
         fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
             let n = words_of(tag).map_or(0, |w| (tag.len as usize).saturating_mul(w));

@@ -91,3 +91,16 @@ pub(crate) fn arm(waiting: &AtomicU32, word: &AtomicU32) -> u32 {
     fence(Ordering::SeqCst);
     word.load(Ordering::Acquire)
 }
+
+/// Like [`arm`] for a waiter among many: adds one to the count of sleepers on `waiting` (undone
+/// by [`disarm_many`]).
+pub(crate) fn arm_many(waiting: &AtomicU32, word: &AtomicU32) -> u32 {
+    waiting.fetch_add(1, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+    word.load(Ordering::Acquire)
+}
+
+/// Withdraws a sleeper announced by [`arm_many`].
+pub(crate) fn disarm_many(waiting: &AtomicU32) {
+    waiting.fetch_sub(1, Ordering::Relaxed);
+}
