@@ -102,3 +102,33 @@ fn close_wakes_a_sleeping_producer() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn batches_keep_fifo() {
+    loom::model(|| {
+        let r = ring(2);
+        let r2 = r.clone();
+        let t = thread::spawn(move || {
+            let mut tx = r2.producer().unwrap();
+            let items = [1u64, 2, 3];
+            let mut sent = 0;
+            while sent < items.len() {
+                match tx.push_slice(&items[sent..]).unwrap() {
+                    0 => thread::yield_now(),
+                    n => sent += n,
+                }
+            }
+        });
+        let mut rx = r.consumer().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u64; 2];
+        while got.len() < 3 {
+            match rx.pop_into(&mut buf).unwrap() {
+                0 => thread::yield_now(),
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(got, [1, 2, 3]);
+        t.join().unwrap();
+    });
+}

@@ -304,6 +304,8 @@ impl<T: Pod> SpscRing<T> {
     pub fn producer(&self) -> Result<Producer<'_, T>> {
         self.check_capacity()?;
         claim(&self.h.ctl.producer, "producer")?;
+        // Only the producer writes this flag: a holder that died asleep may have left it set.
+        self.h.ctl.space_waiting.store(0, Ordering::Relaxed);
         let tail = self.h.tail.load(Ordering::Acquire);
         Ok(Producer {
             ring: self,
@@ -320,6 +322,8 @@ impl<T: Pod> SpscRing<T> {
     pub fn consumer(&self) -> Result<Consumer<'_, T>> {
         self.check_capacity()?;
         claim(&self.h.ctl.consumer, "consumer")?;
+        // Only the consumer writes this flag: a holder that died asleep may have left it set.
+        self.h.ctl.items_waiting.store(0, Ordering::Relaxed);
         let head = self.h.head.load(Ordering::Acquire);
         Ok(Consumer {
             ring: self,
@@ -415,6 +419,39 @@ impl<'a, T: Pod> Producer<'a, T> {
         r.h.tail.store(self.tail, Ordering::Release);
         notify(&r.h.ctl.items_waiting, &r.h.ctl.items);
         Ok(())
+    }
+
+    /// Pushes as many items from the front of `items` as there is room for, without waiting,
+    /// publishing them all at once; returns how many were pushed (0 when full).
+    ///
+    /// # Errors
+    /// `Closed(())`, or `Corrupted(())` when the shared head is impossible.
+    pub fn push_slice(&mut self, items: &[T]) -> Result<usize, PushError<()>> {
+        let r = self.ring;
+        if r.h.ctl.closed.load(Ordering::Relaxed) != 0 {
+            return Err(PushError::Closed(()));
+        }
+        let mut free = self.cap - self.tail.wrapping_sub(self.head_cache).min(self.cap);
+        if free < items.len() as u64 {
+            let head = r.h.head.load(Ordering::Acquire);
+            let used = self.tail.wrapping_sub(head);
+            if used > self.cap {
+                return Err(PushError::Corrupted(()));
+            }
+            self.head_cache = head;
+            free = self.cap - used;
+        }
+        let n = free.min(items.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        for (k, v) in items[..n].iter().enumerate() {
+            store_pod(r.slot(self.tail.wrapping_add(k as u64), self.cap), v);
+        }
+        self.tail = self.tail.wrapping_add(n as u64);
+        r.h.tail.store(self.tail, Ordering::Release);
+        notify(&r.h.ctl.items_waiting, &r.h.ctl.items);
+        Ok(n)
     }
 
     /// Pushes `value`, waiting as long as the ring is full.
@@ -560,6 +597,44 @@ impl<'a, T: Pod> Consumer<'a, T> {
         r.h.head.store(self.head, Ordering::Release);
         notify(&r.h.ctl.space_waiting, &r.h.ctl.space);
         v
+    }
+
+    /// Pops up to `out.len()` items into the front of `out` without waiting, releasing their
+    /// slots at once; returns how many were popped (0 when empty and open).
+    ///
+    /// # Errors
+    /// `Closed` once the ring is closed and drained; `Corrupted` when the shared tail is
+    /// impossible.
+    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, PopError> {
+        let r = self.ring;
+        let mut avail = self.tail_cache.wrapping_sub(self.head);
+        if avail < out.len() as u64 {
+            let mut tail = r.h.tail.load(Ordering::Acquire);
+            if tail == self.head && r.h.ctl.closed.load(Ordering::Acquire) != 0 {
+                // Closed: drain a push that raced with close first.
+                tail = r.h.tail.load(Ordering::Acquire);
+                if tail == self.head {
+                    return Err(PopError::Closed);
+                }
+            }
+            let a = tail.wrapping_sub(self.head);
+            if a > self.cap {
+                return Err(PopError::Corrupted);
+            }
+            self.tail_cache = tail;
+            avail = a;
+        }
+        let n = avail.min(out.len() as u64) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        for (k, v) in out[..n].iter_mut().enumerate() {
+            *v = load_pod(r.slot(self.head.wrapping_add(k as u64), self.cap));
+        }
+        self.head = self.head.wrapping_add(n as u64);
+        r.h.head.store(self.head, Ordering::Release);
+        notify(&r.h.ctl.space_waiting, &r.h.ctl.space);
+        Ok(n)
     }
 
     /// Pops the oldest item, waiting as long as the ring is empty.

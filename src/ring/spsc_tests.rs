@@ -164,6 +164,9 @@ fn hostile_positions_give_errors_not_panics() {
             let _ = tx.try_push([1, 2, 3]);
             let _ = rx.pop_timeout(Some(Duration::from_millis(1)));
             let _ = tx.push_timeout([4, 5, 6], Some(Duration::from_millis(1)));
+            let _ = tx.push_slice(&[[7, 8, 9]; 6]);
+            let mut buf = [[0u64; 3]; 6];
+            let _ = rx.pop_into(&mut buf);
         }
         let _ = (r.len(), r.is_full(), r.is_empty());
         assert!(r.len() <= 4);
@@ -179,4 +182,79 @@ fn hostile_positions_give_errors_not_panics() {
     }
     r.h.head.store(1 << 40, Ordering::Relaxed);
     assert_eq!(tx.try_push(9), Err(PushError::Corrupted(9)));
+}
+
+#[test]
+fn batches_wrap_around_partially() {
+    let r = SpscRing::<u32>::new(8).unwrap();
+    let (mut tx, mut rx) = r.split().unwrap();
+    let mut next_in = 0u32;
+    let mut next_out = 0u32;
+    let mut buf = [0u32; 5];
+    for _ in 0..50 {
+        let batch: Vec<u32> = (next_in..next_in + 5).collect();
+        let n = tx.push_slice(&batch).unwrap();
+        assert!(n <= 5);
+        next_in += n as u32;
+        assert_eq!(r.len() as u32, next_in - next_out);
+        let m = rx.pop_into(&mut buf[..3]).unwrap();
+        for &v in &buf[..m] {
+            assert_eq!(v, next_out);
+            next_out += 1;
+        }
+    }
+    assert_eq!(tx.push_slice(&[0; 0]), Ok(0));
+    while next_out < next_in {
+        let m = rx.pop_into(&mut buf).unwrap();
+        assert!(m > 0);
+        for &v in &buf[..m] {
+            assert_eq!(v, next_out);
+            next_out += 1;
+        }
+    }
+    assert_eq!(rx.pop_into(&mut buf), Ok(0));
+    tx.push_slice(&[1, 2]).unwrap();
+    r.close();
+    assert_eq!(tx.push_slice(&[3]), Err(PushError::Closed(())));
+    assert_eq!(rx.pop_into(&mut buf), Ok(2));
+    assert_eq!(rx.pop_into(&mut buf), Err(PopError::Closed));
+}
+
+#[test]
+fn batches_between_threads_in_order() {
+    const N: u32 = 100_000;
+    let r = SpscRing::<u32>::new(64).unwrap();
+    let (mut tx, mut rx) = r.split().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut i = 0u32;
+            while i < N {
+                let batch: Vec<u32> = (i..(i + 7).min(N)).collect();
+                let n = tx.push_slice(&batch).unwrap();
+                if n == 0 {
+                    std::thread::yield_now();
+                }
+                i += n as u32;
+            }
+            tx.close();
+        });
+        let mut buf = [0u32; 10];
+        let mut next = 0u32;
+        loop {
+            match rx.pop_into(&mut buf) {
+                Ok(m) => {
+                    for &v in &buf[..m] {
+                        assert_eq!(v, next);
+                        next += 1;
+                    }
+                    if m == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+                Err(PopError::Closed) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(next, N);
+    });
 }
