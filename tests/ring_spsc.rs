@@ -81,6 +81,18 @@ fn xproc_child() {
                 std::thread::sleep(TIMEOUT);
                 panic!("hold_producer was not killed");
             }
+            // args: k. Claims the consumer side, pops k items (0, 1, …), says so, then holds the
+            // side until killed (bounded).
+            "pop_k_then_hold" => {
+                let k: u64 = ctx.arg(0);
+                let mut rx = ring.consumer().unwrap();
+                for i in 0..k {
+                    assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(i));
+                }
+                seg.counter("ready").unwrap().store(1);
+                std::thread::sleep(TIMEOUT);
+                panic!("pop_k_then_hold was not killed");
+            }
             other => panic!("unknown role {other}"),
         }
     });
@@ -196,4 +208,36 @@ fn second_producer_fails_while_first_lives_and_takes_over_after_sigkill() {
     let mut rx = ring.consumer().unwrap();
     tx.push(5).unwrap();
     assert_eq!(rx.pop(), Ok(5));
+}
+
+#[test]
+fn consumer_killed_between_pops_is_taken_over_and_nothing_is_lost() {
+    let (g, seg) = setup("spsc_ctake");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut tx = ring.producer().unwrap();
+    for i in 0..10 {
+        tx.push(i).unwrap();
+    }
+    let mut kids = Children::new();
+    let k = kids.spawn("pop_k_then_hold", g.name(), &[&4]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the consumer child", TIMEOUT, || ready.load() == 1);
+    assert!(matches!(
+        ring.consumer(),
+        Err(Error::RingSideTaken {
+            side: "consumer",
+            ..
+        })
+    ));
+    kids.kill(k);
+    let mut rx = ring
+        .consumer()
+        .expect("the dead consumer's side is taken over");
+    // The dead consumer took 0..4; the rest follow in order, and the ring keeps working.
+    for i in 4..10 {
+        assert_eq!(rx.try_pop(), Ok(i));
+    }
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    tx.push(10).unwrap();
+    assert_eq!(rx.pop(), Ok(10));
 }

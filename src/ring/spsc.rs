@@ -186,7 +186,7 @@ impl<T: Pod> SpscRing<T> {
     /// rounded up to a power of two.
     ///
     /// # Errors
-    /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`](super::MAX_CAPACITY).
+    /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`].
     pub fn new(capacity: u64) -> Result<Box<Self>> {
         #[allow(clippy::let_unit_value)]
         let () = Self::SIZED;
@@ -776,7 +776,7 @@ mod object {
         /// capacity).
         ///
         /// # Errors
-        /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`](super::MAX_CAPACITY);
+        /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`];
         /// as [`Segment::object`](crate::Segment::object).
         pub fn spsc<T: Pod + Send + Sync>(
             &self,
