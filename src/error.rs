@@ -125,6 +125,29 @@ pub enum Error {
         /// How long.
         waited: Duration,
     },
+    /// The lock is permanently unusable: a thread took it over from a dead owner and released it
+    /// without marking the data consistent (POSIX `ENOTRECOVERABLE`).
+    NotRecoverable {
+        /// What kind of lock.
+        what: &'static str,
+    },
+    /// A `try_` call found the object busy.
+    WouldBlock {
+        /// What was busy.
+        what: &'static str,
+    },
+    /// The calling thread already holds this (non-reentrant) lock; waiting would never end.
+    WouldDeadlock {
+        /// What kind of lock.
+        what: &'static str,
+    },
+    /// A lock's previous owner died holding it and the guard handed over was dropped unrepaired
+    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is now
+    /// not recoverable.
+    OwnerDied {
+        /// What kind of lock.
+        what: &'static str,
+    },
     /// Any other I/O error, with what shmkit was doing.
     Io {
         /// What was being done, e.g. `mapping /dev/shm/jobs`.
@@ -242,6 +265,19 @@ impl fmt::Display for Error {
                 "segment directory is full ({capacity} entries; create the segment with a larger directory)"
             ),
             Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
+            Error::NotRecoverable { what } => write!(
+                f,
+                "the {what} is not recoverable: an owner died holding it and the next owner released it without marking the data consistent (remove it and create it again)"
+            ),
+            Error::WouldBlock { what } => write!(f, "the {what} is busy (the call would block)"),
+            Error::WouldDeadlock { what } => write!(
+                f,
+                "this thread already holds the {what}; locking it again would deadlock"
+            ),
+            Error::OwnerDied { what } => write!(
+                f,
+                "the previous owner of the {what} died holding it and the data was not marked consistent; the {what} is now not recoverable"
+            ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

@@ -130,6 +130,27 @@ pub fn thread_stripe() -> usize {
     h.finish() as usize & (usize::MAX >> 1)
 }
 
+/// The calling thread's identity for lock owner words: its kernel thread id (`gettid`), unique
+/// system-wide while the thread lives. Under loom: 1 + the model thread's index (loom runs every
+/// model thread on one OS thread, so `gettid` would not tell them apart).
+#[cfg(not(feature = "loom"))]
+pub fn thread_id() -> u32 {
+    crate::process::tid()
+}
+
+/// Loom stand-in for [`thread_id`]: 1 + the model thread's index (0 is never returned).
+#[cfg(feature = "loom")]
+pub fn thread_id() -> u32 {
+    // loom's ThreadId only shows its index through Debug: "ThreadId(N)".
+    let s = format!("{:?}", loom::thread::current().id());
+    let n: u32 = s
+        .trim_start_matches("ThreadId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0);
+    n + 1
+}
+
 /// A bounded spin-then-yield helper for waits whose other side is expected to finish quickly.
 pub struct Spin {
     step: u32,
