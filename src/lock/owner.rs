@@ -215,25 +215,26 @@ mod alive {
 /// [`die`] (after `mem::forget` of its guard); the liveness check then reports it dead.
 #[cfg(feature = "loom")]
 pub mod sim {
-    use std::sync::Mutex;
+    use std::cell::RefCell;
 
-    static DEAD: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    std::thread_local! {
+        // Per OS thread: loom runs a model's threads as coroutines on the test's thread.
+        static DEAD: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    }
 
     /// Forgets every simulated death (call at the start of each model iteration).
     pub fn reset() {
-        DEAD.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        DEAD.with(|d| d.borrow_mut().clear());
     }
 
     /// Marks the calling model thread dead.
     pub fn die() {
         let me = crate::sync::thread_id();
-        DEAD.lock().unwrap_or_else(|e| e.into_inner()).push(me);
+        DEAD.with(|d| d.borrow_mut().push(me));
     }
 
     /// Whether model thread `tid` was marked dead.
     pub fn is_dead(tid: u32) -> bool {
-        DEAD.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&tid)
+        DEAD.with(|d| d.borrow().contains(&tid))
     }
 }
