@@ -23,6 +23,7 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             format!("{} (over {busy} busy stripes)", c.sum())
         }
         Kind::VALUE => describe_value(seg, entry)?,
+        Kind::MUTEX => describe_lock(seg.open_entry_as::<crate::Mutex<()>>(entry)?.state()),
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }
@@ -43,4 +44,23 @@ fn describe_value(seg: &Segment, entry: &EntryInfo) -> Result<String> {
     let v = seg.open_entry_as::<AtomicValue<u64>>(entry)?;
     let bits = v.load() & (u64::MAX >> (64 - 8 * entry.tag.elem_size.clamp(1, 8)));
     Ok(format!("{} bits {bits:#x}", entry.tag.type_name))
+}
+
+/// A lock word's state in words: `unlocked`, `locked by tid 812 (pid 800), waiters`, …
+fn describe_lock(s: crate::lock::LockState) -> String {
+    if s.not_recoverable {
+        return "not recoverable (an owner died and the data was never marked consistent)".into();
+    }
+    let mut out = match (s.owner_tid, s.owner_pid) {
+        (None, _) => "unlocked".to_string(),
+        (Some(t), Some(p)) => format!("locked by tid {t} (pid {p})"),
+        (Some(t), None) => format!("locked by tid {t}"),
+    };
+    if s.waiters {
+        out.push_str(", waiters");
+    }
+    if s.owner_died {
+        out.push_str(", owner died (data not yet marked consistent)");
+    }
+    out
 }

@@ -292,3 +292,25 @@ fn mutex_kind_is_checked_on_open() {
     assert!(matches!(seg.counter("m"), Err(Error::TypeMismatch { .. })));
     let _ = Counter::new(0);
 }
+
+#[test]
+fn stat_describes_the_lock() {
+    let (seg, _guard) = segment("mutexstat");
+    let m = seg.mutex("m", [0u16; 5]).unwrap();
+    let entry = seg
+        .entries()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.name == "m")
+        .unwrap();
+    assert_eq!(shmkit::inspect::describe(&seg, &entry).unwrap(), "unlocked");
+    let g = m.lock().unwrap();
+    let d = shmkit::inspect::describe(&seg, &entry).unwrap();
+    let want = format!(
+        "locked by tid {} (pid {})",
+        shmkit::process::tid(),
+        std::process::id()
+    );
+    assert_eq!(d, want);
+    drop(g);
+}
