@@ -268,6 +268,13 @@ fn uncontended(c: &mut Criterion) {
     black_box(*m.lock().unwrap());
     drop(m);
     let _ = seg.unlink();
+    // The same lock on the heap: tells the cost of the shared mapping apart from the algorithm.
+    let hm = shmkit::Mutex::new(0u64);
+    g.bench_function("shmkit-mutex-heap", |b| {
+        b.iter(|| {
+            *hm.lock().unwrap() += 1;
+        })
+    });
 
     let pl = parking_lot::Mutex::new(0u64);
     g.bench_function("parking_lot-mutex", |b| b.iter(|| *pl.lock() += 1));

@@ -3,7 +3,7 @@
 use super::owner::Me;
 use super::raw::{Acquired, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
-use crate::sync::{AtomicU64, Deadline};
+use crate::sync::AtomicU64;
 use crate::words::{load_pod, store_pod, words_for_type};
 use bytemuck::Pod;
 use core::alloc::Layout;
@@ -104,7 +104,7 @@ impl<T: Pod> Mutex<T> {
     /// [`WouldDeadlock`](crate::Error::WouldDeadlock).
     #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        self.acquire(Wait::Until(Deadline::after(None), Duration::MAX))
+        self.acquire(Wait::For(None))
     }
 
     /// Locks if that is possible without waiting. A lock held by a dead owner is taken over
@@ -125,7 +125,7 @@ impl<T: Pod> Mutex<T> {
     /// As [`lock`](Mutex::lock), plus [`Timeout`](crate::Error::Timeout).
     #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
-        self.acquire(Wait::Until(Deadline::after(Some(timeout)), timeout))
+        self.acquire(Wait::For(Some(timeout)))
     }
 
     /// The lock word's current state (owner, waiters, owner-died and not-recoverable marks), for
@@ -134,9 +134,12 @@ impl<T: Pod> Mutex<T> {
         self.raw.state()
     }
 
-    #[inline]
+    #[inline(always)]
     fn acquire(&self, wait: Wait) -> LockResult<MutexGuard<'_, T>> {
-        let (me, how) = self.raw.lock(wait).map_err(LockError::Error)?;
+        let (me, how) = match self.raw.lock(wait) {
+            Ok(x) => x,
+            Err(f) => return Err(LockError::Error(f.into_error("mutex"))),
+        };
         let guard = MutexGuard {
             mutex: self,
             me,
@@ -244,7 +247,7 @@ impl<T: Pod> DerefMut for MutexGuard<'_, T> {
 }
 
 impl<T: Pod> Drop for MutexGuard<'_, T> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if self.dirty {
             store_pod(&self.mutex.data, &self.value);

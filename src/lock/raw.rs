@@ -21,9 +21,30 @@ pub(crate) enum Acquired {
 pub(crate) enum Wait {
     /// Not at all (`try_lock`): a few CAS attempts and one liveness check.
     Try,
-    /// Until the deadline (`Deadline::after(None)` waits forever); the duration is what the
-    /// caller asked for, reported in the timeout error.
-    Until(Deadline, Duration),
+    /// At most this long from the call (`None`: forever).
+    For(Option<Duration>),
+}
+
+/// Why a lock was not taken (small, so the fast path returns in registers).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Fail {
+    NotRecoverable,
+    WouldBlock,
+    WouldDeadlock,
+    Timeout(Duration),
+}
+
+impl Fail {
+    /// The public error, naming the kind of lock.
+    #[cold]
+    pub(crate) fn into_error(self, what: &'static str) -> Error {
+        match self {
+            Fail::NotRecoverable => Error::NotRecoverable { what },
+            Fail::WouldBlock => Error::WouldBlock { what },
+            Fail::WouldDeadlock => Error::WouldDeadlock { what },
+            Fail::Timeout(waited) => Error::Timeout { what, waited },
+        }
+    }
 }
 
 /// Spins before announcing a waiter and sleeping.
@@ -86,8 +107,8 @@ impl RawMutex {
     }
 
     /// Takes the lock for the calling thread.
-    #[inline]
-    pub(crate) fn lock(&self, wait: Wait) -> Result<(Me, Acquired), Error> {
+    #[inline(always)]
+    pub(crate) fn lock(&self, wait: Wait) -> Result<(Me, Acquired), Fail> {
         let me = me();
         if self
             .state
@@ -101,7 +122,11 @@ impl RawMutex {
     }
 
     #[cold]
-    fn lock_slow(&self, me: Me, wait: Wait) -> Result<Acquired, Error> {
+    fn lock_slow(&self, me: Me, wait: Wait) -> Result<Acquired, Fail> {
+        let deadline = match wait {
+            Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
+            Wait::Try => None,
+        };
         let mut spin = Spin::new();
         let mut spins = 0u32;
         // WAITERS once this thread has slept: it then keeps the bit when it takes the lock, since
@@ -113,7 +138,7 @@ impl RawMutex {
             let cur = self.state.load(Ordering::Relaxed);
             let tid = cur & TID_MASK;
             if tid == NOT_RECOVERABLE {
-                return Err(Error::NotRecoverable { what: "mutex" });
+                return Err(Fail::NotRecoverable);
             }
             if tid == 0 {
                 let new = me.tid | (cur & (WAITERS | OWNER_DIED)) | sleeper;
@@ -131,25 +156,22 @@ impl RawMutex {
                 }
                 tries += 1;
                 if matches!(wait, Wait::Try) && tries > 8 {
-                    return Err(Error::WouldBlock { what: "mutex" });
+                    return Err(Fail::WouldBlock);
                 }
                 continue;
             }
             if self.meta.is_me(tid, &me) {
-                return Err(Error::WouldDeadlock { what: "mutex" });
+                return Err(Fail::WouldDeadlock);
             }
-            let (deadline, total) = match wait {
-                Wait::Try => {
-                    if let Some(a) = self.take_if_dead(cur, &me, sleeper) {
-                        return Ok(a);
-                    }
-                    tries += 1;
-                    if self.state.load(Ordering::Relaxed) == cur || tries > 8 {
-                        return Err(Error::WouldBlock { what: "mutex" });
-                    }
-                    continue;
+            let Some((deadline, total)) = deadline else {
+                if let Some(a) = self.take_if_dead(cur, &me, sleeper) {
+                    return Ok(a);
                 }
-                Wait::Until(d, total) => (d, total),
+                tries += 1;
+                if self.state.load(Ordering::Relaxed) == cur || tries > 8 {
+                    return Err(Fail::WouldBlock);
+                }
+                continue;
             };
             if spins < SPINS && cur & WAITERS == 0 {
                 spins += 1;
@@ -172,10 +194,7 @@ impl RawMutex {
                         return Ok(a);
                     }
                 }
-                return Err(Error::Timeout {
-                    what: "a mutex",
-                    waited: total,
-                });
+                return Err(Fail::Timeout(total));
             }
             let nap = deadline
                 .remaining()
@@ -211,7 +230,7 @@ impl RawMutex {
 
     /// Releases the lock held by `me`. `consistent == false` (an `OwnerDied` acquisition never
     /// repaired) makes it permanently not recoverable and wakes every waiter to tell them.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unlock(&self, me: &Me, consistent: bool) {
         if consistent
             && self
