@@ -24,6 +24,15 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         }
         Kind::VALUE => describe_value(seg, entry)?,
         Kind::MUTEX => describe_lock(seg.open_entry_as::<crate::Mutex<()>>(entry)?.state()),
+        Kind::CONDVAR => {
+            let c = seg.open_object::<crate::Condvar>(name)?;
+            format!("{} waiters, {} notifies", c.waiters(), c.generation())
+        }
+        Kind::EVENT => {
+            let e = seg.open_object::<crate::Event>(name)?;
+            let state = if e.is_set() { "set" } else { "clear" };
+            format!("{state}, {} waiters", e.waiters())
+        }
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }

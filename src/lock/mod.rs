@@ -6,10 +6,14 @@
 //! process start time recorded to survive id reuse; a lock whose owner died is reported to the
 //! next owner ([`LockError::OwnerDied`]) instead of blocking everyone forever.
 
+mod condvar;
+mod event;
 mod mutex;
 pub(crate) mod owner;
 mod raw;
 
+pub use condvar::Condvar;
+pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 #[cfg(feature = "loom")]
 pub use owner::sim;

@@ -228,6 +228,30 @@ impl<T: Pod> MutexGuard<'_, T> {
     pub fn mutex(&self) -> &Mutex<T> {
         self.mutex
     }
+
+    /// Writes the value back (if changed) and releases the lock, keeping the guard for a later
+    /// [`reacquire`](Self::reacquire): for condition variables.
+    pub(crate) fn release(&mut self) {
+        if self.dirty {
+            store_pod(&self.mutex.data, &self.value);
+            self.dirty = false;
+        }
+        self.mutex.raw.unlock(&self.me, self.consistent);
+    }
+
+    /// Retakes the lock after [`release`](Self::release) (waiting as long as needed) and
+    /// reloads the value. `Ok(false)`: taken over from a dead owner (not consistent).
+    pub(crate) fn reacquire(&mut self) -> Result<bool, crate::Error> {
+        let (me, how) = self
+            .mutex
+            .raw
+            .lock(Wait::For(None))
+            .map_err(|f| f.into_error("mutex"))?;
+        self.me = me;
+        self.consistent = how == Acquired::Clean;
+        self.value = load_pod(&self.mutex.data);
+        Ok(self.consistent)
+    }
 }
 
 impl<T: Pod> Deref for MutexGuard<'_, T> {
