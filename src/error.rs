@@ -148,6 +148,12 @@ pub enum Error {
         /// What kind of lock.
         what: &'static str,
     },
+    /// A bounded semaphore was released more often than acquired (Python's `ValueError` from
+    /// `BoundedSemaphore.release`).
+    SemaphoreOverRelease {
+        /// The bound: free permits cannot exceed it.
+        bound: u32,
+    },
     /// Any other I/O error, with what shmkit was doing.
     Io {
         /// What was being done, e.g. `mapping /dev/shm/jobs`.
@@ -277,6 +283,10 @@ impl fmt::Display for Error {
             Error::OwnerDied { what } => write!(
                 f,
                 "the previous owner of the {what} died holding it and the data was not marked consistent; the {what} is now not recoverable"
+            ),
+            Error::SemaphoreOverRelease { bound } => write!(
+                f,
+                "semaphore released too many times: {bound} permits are already free, its bound"
             ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }

@@ -28,6 +28,25 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             let c = seg.open_object::<crate::Condvar>(name)?;
             format!("{} waiters, {} notifies", c.waiters(), c.generation())
         }
+        Kind::SEMAPHORE => {
+            let s = seg.open_object::<crate::Semaphore>(name)?;
+            let mut out = format!("{} permits free", s.available());
+            if let Some(b) = s.bound() {
+                out.push_str(&format!(" (bound {b})"));
+            }
+            let held: Vec<String> = s
+                .holders()
+                .iter()
+                .map(|(p, n)| format!("pid {p}: {n}"))
+                .collect();
+            if !held.is_empty() {
+                out.push_str(&format!(", held by {}", held.join(", ")));
+            }
+            if s.reclaimed() != 0 {
+                out.push_str(&format!(", {} reclaimed from dead holders", s.reclaimed()));
+            }
+            out
+        }
         Kind::EVENT => {
             let e = seg.open_object::<crate::Event>(name)?;
             let state = if e.is_set() { "set" } else { "clear" };

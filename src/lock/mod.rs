@@ -11,6 +11,7 @@ mod event;
 mod mutex;
 pub(crate) mod owner;
 mod raw;
+mod semaphore;
 
 pub use condvar::Condvar;
 pub use event::Event;
@@ -18,6 +19,7 @@ pub use mutex::{Mutex, MutexGuard};
 #[cfg(feature = "loom")]
 pub use owner::sim;
 pub use raw::LockState;
+pub use semaphore::{Semaphore, HOLDER_SLOTS};
 
 use crate::Error;
 use core::fmt;
