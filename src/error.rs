@@ -154,6 +154,12 @@ pub enum Error {
         /// The bound: free permits cannot exceed it.
         bound: u32,
     },
+    /// The barrier is broken: a party timed out, or a party died without arriving. Every wait
+    /// fails until the barrier is reset.
+    BarrierBroken {
+        /// The barrier's number of parties.
+        parties: u32,
+    },
     /// Any other I/O error, with what shmkit was doing.
     Io {
         /// What was being done, e.g. `mapping /dev/shm/jobs`.
@@ -287,6 +293,10 @@ impl fmt::Display for Error {
             Error::SemaphoreOverRelease { bound } => write!(
                 f,
                 "semaphore released too many times: {bound} permits are already free, its bound"
+            ),
+            Error::BarrierBroken { parties } => write!(
+                f,
+                "the barrier of {parties} parties is broken (a party timed out or died); reset it"
             ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }

@@ -47,6 +47,16 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             }
             out
         }
+        Kind::BARRIER => {
+            let b = seg.open_object::<crate::Barrier>(name)?;
+            format!(
+                "generation {}, {}/{} arrived{}",
+                b.generation(),
+                b.arrived(),
+                b.parties(),
+                if b.is_broken() { ", broken" } else { "" }
+            )
+        }
         Kind::EVENT => {
             let e = seg.open_object::<crate::Event>(name)?;
             let state = if e.is_set() { "set" } else { "clear" };

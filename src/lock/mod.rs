@@ -6,6 +6,7 @@
 //! process start time recorded to survive id reuse; a lock whose owner died is reported to the
 //! next owner ([`LockError::OwnerDied`]) instead of blocking everyone forever.
 
+mod barrier;
 mod condvar;
 mod event;
 mod mutex;
@@ -13,6 +14,7 @@ pub(crate) mod owner;
 mod raw;
 mod semaphore;
 
+pub use barrier::{Barrier, PARTY_SLOTS};
 pub use condvar::Condvar;
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
