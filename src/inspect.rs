@@ -24,6 +24,15 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         }
         Kind::VALUE => describe_value(seg, entry)?,
         Kind::MUTEX => describe_lock(seg.open_entry_as::<crate::Mutex<()>>(entry)?.state()),
+        Kind::REENTRANT_MUTEX => {
+            let m = seg.open_object::<crate::ReentrantMutex>(name)?;
+            let s = m.state();
+            let mut out = describe_lock(s);
+            if s.owner_tid.is_some() {
+                out.push_str(&format!(", depth {}", m.depth()));
+            }
+            out
+        }
         Kind::CONDVAR => {
             let c = seg.open_object::<crate::Condvar>(name)?;
             format!("{} waiters, {} notifies", c.waiters(), c.generation())

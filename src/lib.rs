@@ -59,7 +59,9 @@ pub mod words;
 
 pub use counter::{Counter, ShardedCounter};
 pub use error::{Error, Result};
-pub use lock::{Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, Semaphore};
+pub use lock::{
+    Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, ReentrantMutex, Semaphore,
+};
 pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]
 pub use segment::{Backing, Handle, Segment, SegmentOptions};

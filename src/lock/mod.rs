@@ -12,6 +12,7 @@ mod event;
 mod mutex;
 pub(crate) mod owner;
 mod raw;
+mod reentrant;
 mod semaphore;
 
 pub use barrier::{Barrier, PARTY_SLOTS};
@@ -21,6 +22,7 @@ pub use mutex::{Mutex, MutexGuard};
 #[cfg(feature = "loom")]
 pub use owner::sim;
 pub use raw::LockState;
+pub use reentrant::{ReentrantGuard, ReentrantMutex};
 pub use semaphore::{Semaphore, HOLDER_SLOTS};
 
 use crate::Error;

@@ -283,6 +283,18 @@ impl RawMutex {
         }
     }
 
+    /// Whether the calling thread `me` holds the lock now (stable for the caller: only the owner
+    /// releases it).
+    pub(crate) fn held_by(&self, me: &Me) -> bool {
+        let tid = self.state.load(Ordering::Relaxed) & TID_MASK;
+        tid == me.tid && self.meta.is_me(tid, me)
+    }
+
+    /// Whether the word carries the owner-died mark (the data was not marked consistent).
+    pub(crate) fn owner_died_marked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & OWNER_DIED != 0
+    }
+
     /// The current state, for tools.
     pub(crate) fn state(&self) -> LockState {
         let cur = self.state.load(Ordering::Acquire);
