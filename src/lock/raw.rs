@@ -310,3 +310,60 @@ impl RawMutex {
         }
     }
 }
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+
+    /// A thread id that no live thread has any more.
+    fn dead_tid() -> u32 {
+        std::thread::spawn(crate::process::tid).join().unwrap()
+    }
+
+    #[test]
+    fn owner_killed_before_recording_itself() {
+        // The claiming CAS happened, the owner record was never written (killed in between).
+        let r = RawMutex::new();
+        r.state.store(dead_tid(), Ordering::Relaxed);
+        let (me, how) = r.lock(Wait::For(Some(Duration::from_secs(5)))).unwrap();
+        assert_eq!(how, Acquired::OwnerDied);
+        assert!(r.state().owner_died);
+        r.mark_consistent(&me);
+        r.unlock(&me, true);
+        assert_eq!(r.state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn stale_record_of_a_reused_pid_is_not_taken_for_the_owner() {
+        // The record names this very process but with another start time: not us, not alive.
+        let r = RawMutex::new();
+        let tid = dead_tid();
+        let fake = Me {
+            tid,
+            pid: crate::process::pid(),
+            start: crate::process::start_time() + 12345,
+        };
+        r.state.store(tid | WAITERS, Ordering::Relaxed);
+        r.meta.record(&fake);
+        let (_, how) = r.lock(Wait::For(Some(Duration::from_secs(5)))).unwrap();
+        assert_eq!(how, Acquired::OwnerDied);
+        assert!(r.state().waiters, "the waiters bit is kept for sleepers");
+    }
+
+    #[test]
+    fn try_lock_gives_up_on_a_live_owner() {
+        let r = RawMutex::new();
+        // pid 1 (init) is alive; its main thread's tid is 1.
+        r.state.store(1, Ordering::Relaxed);
+        assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::WouldBlock);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            r.lock(Wait::For(Some(Duration::from_millis(25))))
+                .unwrap_err(),
+            Fail::Timeout(Duration::from_millis(25))
+        );
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        r.state.store(NOT_RECOVERABLE, Ordering::Relaxed);
+        assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::NotRecoverable);
+    }
+}
