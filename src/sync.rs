@@ -65,11 +65,62 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     }
 }
 
-/// Loom stand-in for [`futex_wait`]: a spurious wake-up after a yield.
+/// Loom stand-in for [`futex_wait`]: a spurious wake-up after a yield; or, in a model that
+/// turned on [`loom_futex::set_strict`], a real block until a [`futex_wake`].
 #[cfg(feature = "loom")]
 pub fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
+    if loom_futex::strict() {
+        return loom_futex::wait(word, expected);
+    }
     if word.load(Ordering::SeqCst) == expected {
         loom::thread::yield_now();
+    }
+}
+
+/// A faithful futex for loom models that check for lost wake-ups.
+///
+/// By default the loom futex never blocks (every wait is a spurious wake-up), so a model cannot
+/// tell whether a waker forgot to wake. With [`set_strict(true)`](loom_futex::set_strict) (at the
+/// start of a model iteration), `futex_wait` blocks until some `futex_wake` (on any word: extra
+/// wake-ups are allowed) and never times out, so a forgotten wake shows up as a loom deadlock.
+/// Models whose waiters rely on timeouts (dead owners) keep the default.
+#[cfg(feature = "loom")]
+pub mod loom_futex {
+    use super::{AtomicU32, Ordering};
+
+    std::thread_local! {
+        // Per OS thread: loom runs a model's threads as coroutines on the thread that called
+        // `loom::model`, and the test harness runs tests on several threads.
+        static STRICT: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    }
+
+    loom::lazy_static! {
+        static ref FUTEX: (loom::sync::Mutex<()>, loom::sync::Condvar) =
+            (loom::sync::Mutex::new(()), loom::sync::Condvar::new());
+    }
+
+    /// Turns strict futex waits on or off for the models that this (OS) thread runs next.
+    pub fn set_strict(on: bool) {
+        STRICT.with(|s| s.set(on));
+    }
+
+    pub(crate) fn strict() -> bool {
+        STRICT.with(|s| s.get())
+    }
+
+    pub(crate) fn wait(word: &AtomicU32, expected: u32) {
+        let (m, cv) = &*FUTEX;
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        if word.load(Ordering::SeqCst) == expected {
+            drop(cv.wait(g).unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    pub(crate) fn wake() {
+        let (m, cv) = &*FUTEX;
+        let g = m.lock().unwrap_or_else(|e| e.into_inner());
+        cv.notify_all();
+        drop(g);
     }
 }
 
@@ -93,9 +144,13 @@ pub fn futex_wake(word: &AtomicU32, n: u32) -> usize {
     r.max(0) as usize
 }
 
-/// Loom stand-in for [`futex_wake`]: waiters re-check on their own, nothing to do.
+/// Loom stand-in for [`futex_wake`]: waiters re-check on their own, nothing to do (in strict
+/// mode, see [`loom_futex`], it wakes every strict waiter).
 #[cfg(feature = "loom")]
 pub fn futex_wake(_word: &AtomicU32, _n: u32) -> usize {
+    if loom_futex::strict() {
+        loom_futex::wake();
+    }
     0
 }
 
@@ -129,6 +184,27 @@ pub fn thread_stripe() -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     loom::thread::current().id().hash(&mut h);
     h.finish() as usize & (usize::MAX >> 1)
+}
+
+/// The calling thread's identity for lock owner words: its kernel thread id (`gettid`), unique
+/// system-wide while the thread lives. Under loom: 1 + the model thread's index (loom runs every
+/// model thread on one OS thread, so `gettid` would not tell them apart).
+#[cfg(not(feature = "loom"))]
+pub fn thread_id() -> u32 {
+    crate::process::tid()
+}
+
+/// Loom stand-in for [`thread_id`]: 1 + the model thread's index (0 is never returned).
+#[cfg(feature = "loom")]
+pub fn thread_id() -> u32 {
+    // loom's ThreadId only shows its index through Debug: "ThreadId(N)".
+    let s = format!("{:?}", loom::thread::current().id());
+    let n: u32 = s
+        .trim_start_matches("ThreadId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0);
+    n + 1
 }
 
 /// A bounded spin-then-yield helper for waits whose other side is expected to finish quickly.
