@@ -188,3 +188,28 @@ fn arena_for_one_two_names_one_out_of_space() {
         assert_eq!(s.dir().find(won_name).unwrap().2, ARENA_START);
     });
 }
+
+#[test]
+fn finder_racing_a_creator_sees_nothing_or_the_initialized_object() {
+    // `find` (the open-only path of `open_object`) either misses the object or returns it
+    // initialized: it waits while the creator holds the entry.
+    loom::model(|| {
+        let s = Shared::new(2, ARENA_END);
+        let s2 = s.clone();
+        let t = thread::spawn(move || s2.find_or_create("jobs").unwrap());
+        match s.dir().find("jobs") {
+            Ok((index, found, offset, size)) => {
+                assert_eq!((index, offset, size), (0, ARENA_START, 8));
+                assert_eq!(found, tag());
+                assert_eq!(
+                    s.object_at(offset).load(Ordering::Relaxed),
+                    INITIALIZED,
+                    "find returned before the object was initialized"
+                );
+            }
+            Err(Error::ObjectNotFound { name }) => assert_eq!(name, "jobs"),
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+        assert_eq!(t.join().unwrap(), (0, ARENA_START, INITIALIZED));
+    });
+}
