@@ -177,13 +177,21 @@ pub fn thread_stripe() -> usize {
     })
 }
 
-/// Loom stand-in for [`thread_stripe`]: derived from loom's thread id.
+/// Loom stand-in for [`thread_stripe`]: the model thread's number (0 for the model's main
+/// thread, then 1, 2, … in spawn order), so threads take consecutive stripes as they do outside
+/// loom.
+///
+/// It must be the same in every execution of a model: loom replays schedules and assumes the
+/// model is deterministic. (Hashing loom's `ThreadId` is not: its `Hash` includes the execution's
+/// id, so stripes changed from one execution to the next and loom reported impossible results,
+/// such as a lost `fetch_add`.) Its `Debug` form, `ThreadId(N)`, shows only the stable number.
 #[cfg(feature = "loom")]
 pub fn thread_stripe() -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    loom::thread::current().id().hash(&mut h);
-    h.finish() as usize & (usize::MAX >> 1)
+    let id = format!("{:?}", loom::thread::current().id());
+    id.trim_start_matches("ThreadId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0) // another format: every thread on stripe 0, still deterministic
 }
 
 /// The calling thread's identity for lock owner words: its kernel thread id (`gettid`), unique
