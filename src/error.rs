@@ -125,6 +125,41 @@ pub enum Error {
         /// How long.
         waited: Duration,
     },
+    /// The lock is permanently unusable: a thread took it over from a dead owner and released it
+    /// without marking the data consistent (POSIX `ENOTRECOVERABLE`).
+    NotRecoverable {
+        /// What kind of lock.
+        what: &'static str,
+    },
+    /// A `try_` call found the object busy.
+    WouldBlock {
+        /// What was busy.
+        what: &'static str,
+    },
+    /// The calling thread already holds this (non-reentrant) lock; waiting would never end.
+    WouldDeadlock {
+        /// What kind of lock.
+        what: &'static str,
+    },
+    /// A lock's previous owner died holding it and the guard handed over was dropped unrepaired
+    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is now
+    /// not recoverable.
+    OwnerDied {
+        /// What kind of lock.
+        what: &'static str,
+    },
+    /// A bounded semaphore was released more often than acquired (Python's `ValueError` from
+    /// `BoundedSemaphore.release`).
+    SemaphoreOverRelease {
+        /// The bound: free permits cannot exceed it.
+        bound: u32,
+    },
+    /// The barrier is broken: a party timed out, or a party died without arriving. Every wait
+    /// fails until the barrier is reset.
+    BarrierBroken {
+        /// The barrier's number of parties.
+        parties: u32,
+    },
     /// A ring capacity that shmkit does not accept.
     InvalidCapacity {
         /// The capacity asked for, in items.
@@ -257,6 +292,27 @@ impl fmt::Display for Error {
                 "segment directory is full ({capacity} entries; create the segment with a larger directory)"
             ),
             Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
+            Error::NotRecoverable { what } => write!(
+                f,
+                "the {what} is not recoverable: an owner died holding it and the next owner released it without marking the data consistent (remove it and create it again)"
+            ),
+            Error::WouldBlock { what } => write!(f, "the {what} is busy (the call would block)"),
+            Error::WouldDeadlock { what } => write!(
+                f,
+                "this thread already holds the {what}; locking it again would deadlock"
+            ),
+            Error::OwnerDied { what } => write!(
+                f,
+                "the previous owner of the {what} died holding it and the data was not marked consistent; the {what} is now not recoverable"
+            ),
+            Error::SemaphoreOverRelease { bound } => write!(
+                f,
+                "semaphore released too many times: {bound} permits are already free, its bound"
+            ),
+            Error::BarrierBroken { parties } => write!(
+                f,
+                "the barrier of {parties} parties is broken (a party timed out or died); reset it"
+            ),
             Error::InvalidCapacity { requested, reason } => {
                 write!(f, "invalid ring capacity {requested}: {reason}")
             }

@@ -23,6 +23,54 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             format!("{} (over {busy} busy stripes)", c.sum())
         }
         Kind::VALUE => describe_value(seg, entry)?,
+        Kind::MUTEX => describe_lock(seg.open_entry_as::<crate::Mutex<()>>(entry)?.state()),
+        Kind::REENTRANT_MUTEX => {
+            let m = seg.open_object::<crate::ReentrantMutex>(name)?;
+            let s = m.state();
+            let mut out = describe_lock(s);
+            if s.owner_tid.is_some() {
+                out.push_str(&format!(", depth {}", m.depth()));
+            }
+            out
+        }
+        Kind::CONDVAR => {
+            let c = seg.open_object::<crate::Condvar>(name)?;
+            format!("{} waiters, {} notifies", c.waiters(), c.generation())
+        }
+        Kind::SEMAPHORE => {
+            let s = seg.open_object::<crate::Semaphore>(name)?;
+            let mut out = format!("{} permits free", s.available());
+            if let Some(b) = s.bound() {
+                out.push_str(&format!(" (bound {b})"));
+            }
+            let held: Vec<String> = s
+                .holders()
+                .iter()
+                .map(|(p, n)| format!("pid {p}: {n}"))
+                .collect();
+            if !held.is_empty() {
+                out.push_str(&format!(", held by {}", held.join(", ")));
+            }
+            if s.reclaimed() != 0 {
+                out.push_str(&format!(", {} reclaimed from dead holders", s.reclaimed()));
+            }
+            out
+        }
+        Kind::BARRIER => {
+            let b = seg.open_object::<crate::Barrier>(name)?;
+            format!(
+                "generation {}, {}/{} arrived{}",
+                b.generation(),
+                b.arrived(),
+                b.parties(),
+                if b.is_broken() { ", broken" } else { "" }
+            )
+        }
+        Kind::EVENT => {
+            let e = seg.open_object::<crate::Event>(name)?;
+            let state = if e.is_set() { "set" } else { "clear" };
+            format!("{state}, {} waiters", e.waiters())
+        }
         Kind::SPSC => describe_spsc(seg, entry)?,
         Kind::MPMC => describe_mpmc(seg, entry)?,
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
@@ -45,6 +93,25 @@ fn describe_value(seg: &Segment, entry: &EntryInfo) -> Result<String> {
     let v = seg.open_entry_as::<AtomicValue<u64>>(entry)?;
     let bits = v.load() & (u64::MAX >> (64 - 8 * entry.tag.elem_size.clamp(1, 8)));
     Ok(format!("{} bits {bits:#x}", entry.tag.type_name))
+}
+
+/// A lock word's state in words: `unlocked`, `locked by tid 812 (pid 800), waiters`, …
+fn describe_lock(s: crate::lock::LockState) -> String {
+    if s.not_recoverable {
+        return "not recoverable (an owner died and the data was never marked consistent)".into();
+    }
+    let mut out = match (s.owner_tid, s.owner_pid) {
+        (None, _) => "unlocked".to_string(),
+        (Some(t), Some(p)) => format!("locked by tid {t} (pid {p})"),
+        (Some(t), None) => format!("locked by tid {t}"),
+    };
+    if s.waiters {
+        out.push_str(", waiters");
+    }
+    if s.owner_died {
+        out.push_str(", owner died (data not yet marked consistent)");
+    }
+    out
 }
 
 fn describe_spsc(seg: &Segment, entry: &EntryInfo) -> Result<String> {

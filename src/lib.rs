@@ -50,6 +50,7 @@ pub mod counter;
 pub mod error;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
+pub mod lock;
 pub mod process;
 pub mod ring;
 pub mod segment;
@@ -59,6 +60,9 @@ pub mod words;
 
 pub use counter::{Counter, ShardedCounter};
 pub use error::{Error, Result};
+pub use lock::{
+    Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, ReentrantMutex, Semaphore,
+};
 pub use ring::{Consumer, MpmcRing, Producer, SpscRing};
 pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]

@@ -177,13 +177,42 @@ pub fn thread_stripe() -> usize {
     })
 }
 
-/// Loom stand-in for [`thread_stripe`]: derived from loom's thread id.
+/// Loom stand-in for [`thread_stripe`]: the model thread's number (0 for the model's main
+/// thread, then 1, 2, … in spawn order), so threads take consecutive stripes as they do outside
+/// loom.
+///
+/// It must be the same in every execution of a model: loom replays schedules and assumes the
+/// model is deterministic. (Hashing loom's `ThreadId` is not: its `Hash` includes the execution's
+/// id, so stripes changed from one execution to the next and loom reported impossible results,
+/// such as a lost `fetch_add`.) Its `Debug` form, `ThreadId(N)`, shows only the stable number.
 #[cfg(feature = "loom")]
 pub fn thread_stripe() -> usize {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    loom::thread::current().id().hash(&mut h);
-    h.finish() as usize & (usize::MAX >> 1)
+    let id = format!("{:?}", loom::thread::current().id());
+    id.trim_start_matches("ThreadId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0) // another format: every thread on stripe 0, still deterministic
+}
+
+/// The calling thread's identity for lock owner words: its kernel thread id (`gettid`), unique
+/// system-wide while the thread lives. Under loom: 1 + the model thread's index (loom runs every
+/// model thread on one OS thread, so `gettid` would not tell them apart).
+#[cfg(not(feature = "loom"))]
+pub fn thread_id() -> u32 {
+    crate::process::tid()
+}
+
+/// Loom stand-in for [`thread_id`]: 1 + the model thread's index (0 is never returned).
+#[cfg(feature = "loom")]
+pub fn thread_id() -> u32 {
+    // loom's ThreadId only shows its index through Debug: "ThreadId(N)".
+    let s = format!("{:?}", loom::thread::current().id());
+    let n: u32 = s
+        .trim_start_matches("ThreadId(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or(0);
+    n + 1
 }
 
 /// A bounded spin-then-yield helper for waits whose other side is expected to finish quickly.

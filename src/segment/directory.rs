@@ -209,6 +209,14 @@ impl<'a> Directory<'a> {
         let state = s & 0xff;
         let start = || e.claimer_start.load(Ordering::Relaxed);
         Ok(match state {
+            // An empty entry's word is all zero: the claim CAS expects exactly EMPTY, so an
+            // "empty" state with other bits set would make find_or_create retry forever.
+            EMPTY if s != EMPTY => {
+                return Err(self.corrupted(format!(
+                    "directory entry {i} is marked empty but its state word is {s:#018x} \
+                     (an empty entry is all zero)"
+                )))
+            }
             EMPTY => Seen::Empty,
             CLAIMED => Seen::Claimed {
                 pid,
@@ -310,6 +318,12 @@ impl<'a> Directory<'a> {
                 return Ok(true);
             }
             if deadline.expired() {
+                // Before giving up, look at the holder once more: with a short wait the
+                // deadline can pass before the periodic check above ever ran, and a dead
+                // holder must be reported (or taken over), not waited for.
+                if !process::owner_alive(pid, start) {
+                    return Ok(true);
+                }
                 return Err(Error::Timeout {
                     what: "another process to finish creating a directory entry",
                     waited: self.wait,
@@ -552,8 +566,15 @@ impl<'a> Directory<'a> {
     pub fn list(&self) -> Result<Vec<EntryInfo>> {
         let mut out = Vec::new();
         for i in 0..self.entries.len() {
-            let s = self.entries[i].state.load(Ordering::Acquire) & 0xff;
+            let raw = self.entries[i].state.load(Ordering::Acquire);
+            let s = raw & 0xff;
             match s {
+                EMPTY if raw != EMPTY => {
+                    return Err(self.corrupted(format!(
+                        "directory entry {i} is marked empty but its state word is {raw:#018x} \
+                         (an empty entry is all zero)"
+                    )))
+                }
                 EMPTY => break,
                 CLAIMED | DEAD => continue,
                 NAMED | READY => {

@@ -9,7 +9,7 @@
 //!
 //! Objects are found or created by name with a type tag ([`Segment::counter`],
 //! [`Segment::value`], [`Segment::object`] …); asking for a name under another type is
-//! [`Error::TypeMismatch`]. Handles ([`Handle`]) keep the mapping alive.
+//! [`Error::TypeMismatch`](crate::Error::TypeMismatch). Handles ([`Handle`]) keep the mapping alive.
 //!
 //! Caveat for named and file-backed segments: a process that truncates the file makes every
 //! process that touches the lost pages take `SIGBUS`. Segments are created with mode 0600 so that

@@ -1,0 +1,154 @@
+//! loom models of the robust mutex: mutual exclusion, no lost wake-up (with a strict futex that
+//! blocks until woken), and owners that die holding the lock.
+#![cfg(feature = "loom")]
+
+use loom::thread;
+use shmkit::lock::sim;
+use shmkit::sync::loom_futex;
+use shmkit::{Error, LockError, Mutex};
+use std::sync::Arc;
+
+fn strict_model(f: impl Fn() + Sync + Send + 'static) {
+    loom_futex::set_strict(true);
+    loom::model(f);
+    loom_futex::set_strict(false);
+}
+
+/// Read, then write: a lost update if two threads were ever inside at once.
+fn increment(m: &Mutex<u64>) {
+    let mut g = m.lock().unwrap();
+    let v = *g;
+    *g = v + 1;
+}
+
+#[test]
+fn two_threads_exclude_and_wake() {
+    strict_model(|| {
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        let m2 = m.clone();
+        let t = thread::spawn(move || increment(&m2));
+        increment(&m);
+        t.join().unwrap();
+        assert_eq!(*m.lock().unwrap(), 2);
+        let s = m.state();
+        assert_eq!(s.owner_tid, None);
+    });
+}
+
+#[test]
+fn three_threads_exclude_and_wake() {
+    strict_model(|| {
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || increment(&m))
+            })
+            .collect();
+        increment(&m);
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(*m.lock().unwrap(), 3);
+    });
+}
+
+#[test]
+fn sleeper_is_woken_by_unlock() {
+    // The main thread holds the lock while the other must go to sleep on the (strict) futex:
+    // the unlock has to wake it, or loom reports a deadlock.
+    strict_model(|| {
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        let g = m.lock().unwrap();
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            let mut g = m2.lock().unwrap();
+            *g += 10;
+        });
+        thread::yield_now();
+        drop(g);
+        t.join().unwrap();
+        assert_eq!(*m.lock().unwrap(), 10);
+    });
+}
+
+#[test]
+fn dead_owner_is_reported_once() {
+    loom::model(|| {
+        sim::reset();
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        let a = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let mut g = m.lock().unwrap();
+                *g += 100; // never written back: the owner dies first
+                core::mem::forget(g);
+                sim::die();
+            })
+        };
+        let b = {
+            let m = m.clone();
+            thread::spawn(move || match m.lock() {
+                Ok(mut g) => {
+                    *g += 1;
+                    false
+                }
+                Err(LockError::OwnerDied(mut g)) => {
+                    g.mark_consistent();
+                    *g += 1;
+                    true
+                }
+                Err(e) => panic!("{e}"),
+            })
+        };
+        a.join().unwrap();
+        let died_b = b.join().unwrap();
+        // A is dead; the lock is free (B repaired it) or still held by the dead A.
+        let died_main = match m.lock() {
+            Ok(g) => {
+                assert!(g.is_consistent());
+                false
+            }
+            Err(LockError::OwnerDied(mut g)) => {
+                g.mark_consistent();
+                true
+            }
+            Err(e) => panic!("{e}"),
+        };
+        assert!(died_b ^ died_main, "exactly one thread gets OwnerDied");
+        assert_eq!(*m.lock().unwrap(), 1);
+    });
+}
+
+#[test]
+fn unrepaired_drop_is_not_recoverable() {
+    loom::model(|| {
+        sim::reset();
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        {
+            let m = m.clone();
+            thread::spawn(move || {
+                core::mem::forget(m.lock().unwrap());
+                sim::die();
+            })
+            .join()
+            .unwrap();
+        }
+        let take = |m: &Mutex<u64>| match m.lock() {
+            Err(LockError::OwnerDied(g)) => {
+                drop(g); // not repaired
+                true
+            }
+            Err(LockError::Error(Error::NotRecoverable { .. })) => false,
+            other => panic!("unexpected {other:?}"),
+        };
+        let b = {
+            let m = m.clone();
+            thread::spawn(move || take(&m))
+        };
+        let died_main = take(&m);
+        let died_b = b.join().unwrap();
+        assert!(died_b ^ died_main, "one OwnerDied, then NotRecoverable");
+        assert!(m.state().not_recoverable);
+    });
+}

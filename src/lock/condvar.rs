@@ -1,0 +1,240 @@
+//! [`Condvar`]: a process-shared condition variable used with a [`Mutex`].
+
+use super::mutex::MutexGuard;
+use super::{LockError, LockResult};
+use crate::sync::{futex_wait, futex_wake, AtomicU32, Deadline, Ordering};
+use bytemuck::Pod;
+use std::time::Duration;
+
+/// A condition variable in shared memory, paired with a [`Mutex`](crate::Mutex): threads of any
+/// process wait until another changes the protected data and notifies.
+///
+/// Like `std`'s `Condvar`, waits may wake spuriously: wait in a loop, or use
+/// [`wait_while`](Condvar::wait_while). A notify reaches only threads already waiting (it is not
+/// remembered). `notify_*` make a system call only when a waiter announced itself.
+///
+/// Waiting releases the mutex and retakes it before returning, also after a timeout. If the
+/// mutex's owner died in the meantime, the wait returns [`LockError::OwnerDied`] with the guard
+/// (see [`Mutex`](crate::Mutex)); a guard that came from `OwnerDied` and was not marked consistent
+/// makes the mutex not recoverable when the wait releases it.
+///
+/// ```
+/// use std::sync::Arc;
+/// let m: Arc<shmkit::Mutex<u32>> = Arc::from(shmkit::Mutex::new(0));
+/// let cv = Arc::new(shmkit::Condvar::new());
+/// let (m2, cv2) = (m.clone(), cv.clone());
+/// let t = std::thread::spawn(move || {
+///     *m2.lock().unwrap() = 7;
+///     cv2.notify_all();
+/// });
+/// let g = cv.wait_while(m.lock().unwrap(), |v| *v == 0).unwrap();
+/// assert_eq!(*g, 7);
+/// # drop(g); t.join().unwrap();
+/// ```
+#[repr(C)]
+pub struct Condvar {
+    /// The futex word: bumped by every notify.
+    seq: AtomicU32,
+    /// How many threads are waiting or about to (a hint: a waiter that died leaves it high, which
+    /// costs a spare `FUTEX_WAKE`, nothing more).
+    waiters: AtomicU32,
+}
+
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_size!(Condvar, u64);
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_align!(Condvar, u32);
+
+impl Default for Condvar {
+    fn default() -> Self {
+        Condvar::new()
+    }
+}
+
+impl Condvar {
+    /// A condition variable on the heap (for one process, tests and models).
+    pub fn new() -> Self {
+        Condvar {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// Releases the guard's mutex, sleeps until notified (or spuriously), retakes the mutex.
+    ///
+    /// # Errors
+    /// [`LockError::OwnerDied`] (the guard is inside) or [`LockError::Error`] with
+    /// [`NotRecoverable`](crate::Error::NotRecoverable) when retaking the mutex.
+    pub fn wait<'a, T: Pod>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+        self.wait_inner(guard, None)
+            .map(|(g, _)| g)
+            .map_err(guard_only)
+    }
+
+    /// As [`wait`](Condvar::wait), for at most `timeout`; the `bool` is `true` when the time ran
+    /// out (the mutex is retaken in either case).
+    ///
+    /// # Errors
+    /// As [`wait`](Condvar::wait); an `OwnerDied` holds `(guard, timed_out)`.
+    pub fn wait_timeout<'a, T: Pod>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> LockResult<(MutexGuard<'a, T>, bool)> {
+        self.wait_inner(guard, Some(timeout))
+    }
+
+    /// Waits while `condition` holds for the protected value (checked first, and after every
+    /// wake-up).
+    ///
+    /// # Errors
+    /// As [`wait`](Condvar::wait).
+    pub fn wait_while<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> LockResult<MutexGuard<'a, T>> {
+        while condition(&mut guard) {
+            guard = self.wait(guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// As [`wait_while`](Condvar::wait_while), for at most `timeout` in all; the `bool` is `true`
+    /// when the time ran out with the condition still holding.
+    ///
+    /// # Errors
+    /// As [`wait`](Condvar::wait).
+    pub fn wait_while_timeout<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Duration,
+        mut condition: impl FnMut(&mut T) -> bool,
+    ) -> Result<(MutexGuard<'a, T>, bool), LockError<MutexGuard<'a, T>>> {
+        let deadline = Deadline::after(Some(timeout));
+        while condition(&mut guard) {
+            let left = deadline.remaining().unwrap_or(timeout);
+            if deadline.expired() {
+                return Ok((guard, true));
+            }
+            guard = self.wait_inner(guard, Some(left)).map_err(guard_only)?.0;
+        }
+        Ok((guard, false))
+    }
+
+    /// The non-blocking twin: `true` if a notify arrived since `since` (a value of
+    /// [`generation`](Condvar::generation) read earlier).
+    pub fn try_wait(&self, since: u32) -> bool {
+        self.seq.load(Ordering::Acquire) != since
+    }
+
+    /// The notify counter (wrapping); see [`try_wait`](Condvar::try_wait).
+    pub fn generation(&self) -> u32 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Wakes one waiting thread (of any process), if any.
+    pub fn notify_one(&self) {
+        self.notify(1);
+    }
+
+    /// Wakes every waiting thread.
+    pub fn notify_all(&self) {
+        self.notify(u32::MAX);
+    }
+
+    /// Threads waiting now (a hint: it counts waiters that died while waiting).
+    pub fn waiters(&self) -> u32 {
+        self.waiters.load(Ordering::Relaxed)
+    }
+
+    fn notify(&self, n: u32) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            futex_wake(&self.seq, n);
+        }
+    }
+
+    fn wait_inner<'a, T: Pod>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: Option<Duration>,
+    ) -> LockResult<(MutexGuard<'a, T>, bool)> {
+        let deadline = Deadline::after(timeout);
+        // Announce, then read the counter, both before the unlock: a notify that follows the
+        // unlock either sees the announcement or bumps the counter past `seen`.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let seen = self.seq.load(Ordering::SeqCst);
+        guard.release();
+        futex_wait(&self.seq, seen, timeout);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        let timed_out = self.seq.load(Ordering::Acquire) == seen && deadline.expired();
+        match guard.reacquire() {
+            Ok(true) => Ok((guard, timed_out)),
+            Ok(false) => Err(LockError::OwnerDied((guard, timed_out))),
+            Err(e) => {
+                // The lock is not held: nothing to release.
+                core::mem::forget(guard);
+                Err(LockError::Error(e))
+            }
+        }
+    }
+}
+
+/// `OwnerDied((guard, _))` → `OwnerDied(guard)`.
+fn guard_only<G>(e: LockError<(G, bool)>) -> LockError<G> {
+    match e {
+        LockError::OwnerDied((g, _)) => LockError::OwnerDied(g),
+        LockError::Error(e) => LockError::Error(e),
+    }
+}
+
+impl core::fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Condvar")
+            .field("generation", &self.generation())
+            .field("waiters", &self.waiters())
+            .finish()
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::{Handle, Result, Segment};
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    // SAFETY: Condvar is #[repr(C)], two AtomicU32 (valid for any bits); fixed layout; no
+    // pointers, no Drop.
+    unsafe impl Object for Condvar {
+        type Params = ();
+        fn element() -> TypeTag {
+            TypeTag::plain(Kind::CONDVAR)
+        }
+        fn tag(_: &()) -> TypeTag {
+            Self::element()
+        }
+        fn layout(_: &TypeTag) -> Option<Layout> {
+            Some(Layout::new::<Condvar>())
+        }
+        unsafe fn init(ptr: NonNull<u8>, _: &TypeTag, _: ()) {
+            // SAFETY: per the trait contract ptr is aligned and sized for a Condvar.
+            unsafe { ptr.cast::<Condvar>().as_ptr().write(Condvar::new()) }
+        }
+        fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
+            ptr.cast()
+        }
+    }
+
+    impl Segment {
+        /// Finds or creates the [`Condvar`] `name` (use it with one [`Mutex`](crate::Mutex)).
+        ///
+        /// # Errors
+        /// As [`Segment::object`].
+        pub fn condvar(&self, name: &str) -> Result<Handle<Condvar>> {
+            self.object::<Condvar>(name, ())
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! [`RawMutex`]: the robust futex lock word behind [`Mutex`](super::Mutex), without data.
+
+use super::owner::{
+    me, Me, OwnerMeta, LIVENESS_PERIOD, NOT_RECOVERABLE, OWNER_DIED, TID_MASK, WAITERS,
+};
+use crate::sync::{futex_wait, futex_wake, AtomicU32, Deadline, Ordering, Spin};
+use crate::Error;
+use std::time::Duration;
+
+/// How a lock was acquired.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Acquired {
+    /// Normally: the data is as the last owner left it.
+    Clean,
+    /// From (or after) an owner that died holding it: the data may be half-updated.
+    OwnerDied,
+}
+
+/// How long an acquisition may wait.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all (`try_lock`): a few CAS attempts and one liveness check.
+    Try,
+    /// At most this long from the call (`None`: forever).
+    For(Option<Duration>),
+}
+
+/// Why a lock was not taken (small, so the fast path returns in registers).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Fail {
+    NotRecoverable,
+    WouldBlock,
+    WouldDeadlock,
+    Timeout(Duration),
+}
+
+impl Fail {
+    /// The public error, naming the kind of lock.
+    #[cold]
+    pub(crate) fn into_error(self, what: &'static str) -> Error {
+        match self {
+            Fail::NotRecoverable => Error::NotRecoverable { what },
+            Fail::WouldBlock => Error::WouldBlock { what },
+            Fail::WouldDeadlock => Error::WouldDeadlock { what },
+            Fail::Timeout(waited) => Error::Timeout { what, waited },
+        }
+    }
+}
+
+/// Spins before announcing a waiter and sleeping.
+#[cfg(not(feature = "loom"))]
+const SPINS: u32 = 40;
+#[cfg(feature = "loom")]
+const SPINS: u32 = 1;
+
+/// A robust, process-shared futex lock word with its owner record. 24 bytes.
+#[repr(C)]
+pub(crate) struct RawMutex {
+    /// The lock word:
+    ///
+    /// | bits 31 / 30 / 29..0            | meaning                                                 |
+    /// | ------------------------------- | ------------------------------------------------------- |
+    /// | `0 / 0 / 0`                     | unlocked                                                |
+    /// | `w / 0 / tid`                   | locked by thread `tid`; `w`: a waiter may sleep         |
+    /// | `w / 1 / tid`                   | locked by `tid`, which took it from a dead owner and has not called `mark_consistent` yet |
+    /// | `w / d / 0x3fff_ffff`           | not recoverable: an `OwnerDied` guard was dropped unrepaired; every lock fails |
+    /// | `w / d / 0` (never written)     | unlocked; taken like `0`, keeping `d` (a hostile peer's value) |
+    ///
+    /// Claiming and naming the owner is one CAS, so a kill at any point leaves a lock that names
+    /// a (dead) owner. A waiter that finds the named owner dead takes the lock over with one CAS
+    /// from the exact word it judged, setting bit 30, and gets `OwnerDied`.
+    state: AtomicU32,
+    /// Reserved (zero).
+    _reserved: AtomicU32,
+    /// The owner's pid and process start time (see [`OwnerMeta`]).
+    meta: OwnerMeta,
+}
+
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_size!(RawMutex, [u64; 3]);
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_align!(RawMutex, u64);
+
+/// A snapshot of a lock word, for tools.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct LockState {
+    /// Thread id of the owner (`None`: unlocked or not recoverable).
+    pub owner_tid: Option<u32>,
+    /// Process id of the owner, when its record is about this owner.
+    pub owner_pid: Option<u32>,
+    /// A waiter may be sleeping.
+    pub waiters: bool,
+    /// The data has not been marked consistent since an owner died holding the lock.
+    pub owner_died: bool,
+    /// The lock is permanently unusable.
+    pub not_recoverable: bool,
+}
+
+impl RawMutex {
+    /// An unlocked word.
+    pub(crate) fn new() -> Self {
+        RawMutex {
+            state: AtomicU32::new(0),
+            _reserved: AtomicU32::new(0),
+            meta: OwnerMeta::new(),
+        }
+    }
+
+    /// Takes the lock for the calling thread.
+    #[inline(always)]
+    pub(crate) fn lock(&self, wait: Wait) -> Result<(Me, Acquired), Fail> {
+        let me = me();
+        if self
+            .state
+            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.meta.record(&me);
+            return Ok((me, Acquired::Clean));
+        }
+        self.lock_slow(me, wait).map(|a| (me, a))
+    }
+
+    #[cold]
+    fn lock_slow(&self, me: Me, wait: Wait) -> Result<Acquired, Fail> {
+        let deadline = match wait {
+            Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
+            Wait::Try => None,
+        };
+        let mut spin = Spin::new();
+        let mut spins = 0u32;
+        // WAITERS once this thread has slept: it then keeps the bit when it takes the lock, since
+        // others may still sleep.
+        let mut sleeper = 0u32;
+        let mut tries = 0u32;
+        let mut checked_liveness = false;
+        loop {
+            let cur = self.state.load(Ordering::Relaxed);
+            let tid = cur & TID_MASK;
+            if tid == NOT_RECOVERABLE {
+                return Err(Fail::NotRecoverable);
+            }
+            if tid == 0 {
+                let new = me.tid | (cur & (WAITERS | OWNER_DIED)) | sleeper;
+                if self
+                    .state
+                    .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    self.meta.record(&me);
+                    return Ok(if cur & OWNER_DIED != 0 {
+                        Acquired::OwnerDied
+                    } else {
+                        Acquired::Clean
+                    });
+                }
+                tries += 1;
+                if matches!(wait, Wait::Try) && tries > 8 {
+                    return Err(Fail::WouldBlock);
+                }
+                continue;
+            }
+            if self.meta.is_me(tid, &me) {
+                return Err(Fail::WouldDeadlock);
+            }
+            let Some((deadline, total)) = deadline else {
+                if let Some(a) = self.take_if_dead(cur, &me, sleeper) {
+                    return Ok(a);
+                }
+                tries += 1;
+                if self.state.load(Ordering::Relaxed) == cur || tries > 8 {
+                    return Err(Fail::WouldBlock);
+                }
+                continue;
+            };
+            if spins < SPINS && cur & WAITERS == 0 {
+                spins += 1;
+                spin.snooze();
+                continue;
+            }
+            let want = cur | WAITERS;
+            if cur & WAITERS == 0
+                && self
+                    .state
+                    .compare_exchange(cur, want, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            sleeper = WAITERS;
+            if deadline.expired() {
+                if !checked_liveness {
+                    if let Some(a) = self.take_if_dead(want, &me, sleeper) {
+                        return Ok(a);
+                    }
+                }
+                return Err(Fail::Timeout(total));
+            }
+            let nap = deadline
+                .remaining()
+                .map_or(LIVENESS_PERIOD, |r| r.min(LIVENESS_PERIOD));
+            futex_wait(&self.state, want, Some(nap));
+            // Nothing changed while we slept: maybe nobody will ever unlock.
+            if self.state.load(Ordering::Relaxed) == want {
+                checked_liveness = true;
+                if let Some(a) = self.take_if_dead(want, &me, sleeper) {
+                    return Ok(a);
+                }
+            } else {
+                checked_liveness = false;
+            }
+        }
+    }
+
+    /// If the owner named by the word `cur` is dead, takes the lock over from it (one CAS from
+    /// exactly `cur`) and returns `OwnerDied`.
+    #[cold]
+    fn take_if_dead(&self, cur: u32, me: &Me, sleeper: u32) -> Option<Acquired> {
+        let tid = cur & TID_MASK;
+        if tid == 0 || tid == NOT_RECOVERABLE || self.meta.alive(tid) {
+            return None;
+        }
+        let new = me.tid | OWNER_DIED | (cur & WAITERS) | sleeper;
+        self.state
+            .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        self.meta.record(me);
+        Some(Acquired::OwnerDied)
+    }
+
+    /// Releases the lock held by `me`. `consistent == false` (an `OwnerDied` acquisition never
+    /// repaired) makes it permanently not recoverable and wakes every waiter to tell them.
+    #[inline(always)]
+    pub(crate) fn unlock(&self, me: &Me, consistent: bool) {
+        if consistent
+            && self
+                .state
+                .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
+        self.unlock_slow(me, consistent);
+    }
+
+    #[cold]
+    fn unlock_slow(&self, me: &Me, consistent: bool) {
+        let new = if consistent { 0 } else { NOT_RECOVERABLE };
+        let mut cur = self.state.load(Ordering::Relaxed);
+        loop {
+            if cur & TID_MASK != me.tid {
+                // Not ours any more (a peer judged us dead or scribbled on the word): leave it.
+                return;
+            }
+            match self
+                .state
+                .compare_exchange(cur, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        if !consistent {
+            futex_wake(&self.state, u32::MAX);
+        } else if cur & WAITERS != 0 {
+            futex_wake(&self.state, 1);
+        }
+    }
+
+    /// Clears the owner-died mark of a lock held by `me` (the data was repaired).
+    pub(crate) fn mark_consistent(&self, me: &Me) {
+        let mut cur = self.state.load(Ordering::Relaxed);
+        while cur & TID_MASK == me.tid && cur & OWNER_DIED != 0 {
+            match self.state.compare_exchange(
+                cur,
+                cur & !OWNER_DIED,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Whether the calling thread `me` holds the lock now (stable for the caller: only the owner
+    /// releases it).
+    pub(crate) fn held_by(&self, me: &Me) -> bool {
+        let tid = self.state.load(Ordering::Relaxed) & TID_MASK;
+        tid == me.tid && self.meta.is_me(tid, me)
+    }
+
+    /// Whether the word carries the owner-died mark (the data was not marked consistent).
+    pub(crate) fn owner_died_marked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & OWNER_DIED != 0
+    }
+
+    /// The current state, for tools.
+    pub(crate) fn state(&self) -> LockState {
+        let cur = self.state.load(Ordering::Acquire);
+        let tid = cur & TID_MASK;
+        let not_recoverable = tid == NOT_RECOVERABLE;
+        let owner_tid = (tid != 0 && !not_recoverable).then_some(tid);
+        LockState {
+            owner_tid,
+            owner_pid: owner_tid.and_then(|t| self.meta.pid_of(t)),
+            waiters: cur & WAITERS != 0,
+            owner_died: cur & OWNER_DIED != 0,
+            not_recoverable,
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+
+    /// A thread id that no live thread has any more.
+    fn dead_tid() -> u32 {
+        std::thread::spawn(crate::process::tid).join().unwrap()
+    }
+
+    #[test]
+    fn owner_killed_before_recording_itself() {
+        // The claiming CAS happened, the owner record was never written (killed in between).
+        let r = RawMutex::new();
+        r.state.store(dead_tid(), Ordering::Relaxed);
+        let (me, how) = r.lock(Wait::For(Some(Duration::from_secs(5)))).unwrap();
+        assert_eq!(how, Acquired::OwnerDied);
+        assert!(r.state().owner_died);
+        r.mark_consistent(&me);
+        r.unlock(&me, true);
+        assert_eq!(r.state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn stale_record_of_a_reused_pid_is_not_taken_for_the_owner() {
+        // The record names this very process but with another start time: not us, not alive.
+        let r = RawMutex::new();
+        let tid = dead_tid();
+        let fake = Me {
+            tid,
+            pid: crate::process::pid(),
+            start: crate::process::start_time() + 12345,
+        };
+        r.state.store(tid | WAITERS, Ordering::Relaxed);
+        r.meta.record(&fake);
+        let (_, how) = r.lock(Wait::For(Some(Duration::from_secs(5)))).unwrap();
+        assert_eq!(how, Acquired::OwnerDied);
+        assert!(r.state().waiters, "the waiters bit is kept for sleepers");
+    }
+
+    #[test]
+    fn try_lock_gives_up_on_a_live_owner() {
+        let r = RawMutex::new();
+        // pid 1 (init) is alive; its main thread's tid is 1.
+        r.state.store(1, Ordering::Relaxed);
+        assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::WouldBlock);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            r.lock(Wait::For(Some(Duration::from_millis(25))))
+                .unwrap_err(),
+            Fail::Timeout(Duration::from_millis(25))
+        );
+        assert!(t.elapsed() >= Duration::from_millis(25));
+        r.state.store(NOT_RECOVERABLE, Ordering::Relaxed);
+        assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::NotRecoverable);
+    }
+}
