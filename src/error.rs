@@ -125,6 +125,32 @@ pub enum Error {
         /// How long.
         waited: Duration,
     },
+    /// A seqlock writer died in the middle of a write (it left the write half done and still
+    /// holds the writer lock). Readers still get the last complete value; the next writer takes
+    /// over and repairs the object.
+    WriterDied {
+        /// The dead writer's process id.
+        pid: u32,
+    },
+    /// Another live process (or thread) holds the seqlock's writer lock (from a `try_` call).
+    WriterBusy {
+        /// The holder's process id.
+        pid: u32,
+    },
+    /// An index past the end of an array.
+    IndexOutOfBounds {
+        /// The index asked for (for a range: its end).
+        index: usize,
+        /// The array's length.
+        len: usize,
+    },
+    /// A slice given for a whole-array copy has another length than the array.
+    LengthMismatch {
+        /// The array's length.
+        expected: usize,
+        /// The slice's length.
+        found: usize,
+    },
     /// Any other I/O error, with what shmkit was doing.
     Io {
         /// What was being done, e.g. `mapping /dev/shm/jobs`.
@@ -242,6 +268,20 @@ impl fmt::Display for Error {
                 "segment directory is full ({capacity} entries; create the segment with a larger directory)"
             ),
             Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
+            Error::WriterDied { pid } => write!(
+                f,
+                "the seqlock writer (process {pid}) died in the middle of a write; readers see the last complete value until the next writer takes over"
+            ),
+            Error::WriterBusy { pid } => {
+                write!(f, "the seqlock writer lock is held by process {pid}")
+            }
+            Error::IndexOutOfBounds { index, len } => {
+                write!(f, "index {index} out of bounds for an array of length {len}")
+            }
+            Error::LengthMismatch { expected, found } => write!(
+                f,
+                "slice of length {found} given for an array of length {expected}"
+            ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

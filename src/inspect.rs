@@ -23,6 +23,8 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             format!("{} (over {busy} busy stripes)", c.sum())
         }
         Kind::VALUE => describe_value(seg, entry)?,
+        Kind::SEQLOCK => crate::seqlock::describe::seqlock(seg, entry)?,
+        Kind::SEQ_ARRAY => crate::seqlock::describe::array(seg, entry)?,
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }

@@ -52,6 +52,7 @@ pub mod error;
 pub mod inspect;
 pub mod process;
 pub mod segment;
+pub mod seqlock;
 pub mod sync;
 pub mod value;
 pub mod words;
@@ -61,4 +62,5 @@ pub use error::{Error, Result};
 pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]
 pub use segment::{Backing, Handle, Segment, SegmentOptions};
+pub use seqlock::{SeqArray, SeqLock};
 pub use value::AtomicValue;
