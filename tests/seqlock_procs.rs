@@ -5,6 +5,8 @@
 //! Children are this test binary re-executed with `--exact <child> --nocapture` and two
 //! environment variables (role, segment name); the child tests do nothing in a normal run.
 #![cfg(not(feature = "loom"))]
+// Python's example stores 3.1415927 literally; so does the port.
+#![allow(clippy::approx_constant)]
 
 use shmkit::{Error, Segment};
 use std::process::{Child, Command};
