@@ -111,7 +111,12 @@ impl<'a> Block<'a> {
     fn read_slow<R>(&self, mut f: impl FnMut(&[AtomicU64]) -> R) -> (R, u64) {
         let mut spin = crate::sync::Spin::new();
         loop {
-            spin.snooze();
+            // Under loom every spin hint is a scheduling point: one yield per retry is enough.
+            if cfg!(feature = "loom") {
+                crate::sync::yield_now();
+            } else {
+                spin.snooze();
+            }
             if let Some(r) = self.try_read(&mut f) {
                 return r;
             }

@@ -140,7 +140,11 @@ impl WriterLock {
                     return a;
                 }
             }
-            spin.snooze();
+            if cfg!(feature = "loom") {
+                crate::sync::yield_now();
+            } else {
+                spin.snooze();
+            }
         }
     }
 
