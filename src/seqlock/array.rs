@@ -244,6 +244,14 @@ impl<T: Pod> SeqArray<T> {
     /// # Errors
     /// [`Error::LengthMismatch`] when `src.len() != self.len()`.
     pub fn write_from(&self, src: &[T]) -> Result<()> {
+        // Errors are checked before the lock is taken: a failed call has no effect.
+        let len = self.len();
+        if src.len() != len {
+            return Err(Error::LengthMismatch {
+                expected: len,
+                found: src.len(),
+            });
+        }
         self.writer().write_from(src)
     }
 
@@ -253,7 +261,20 @@ impl<T: Pod> SeqArray<T> {
     /// # Errors
     /// [`Error::IndexOutOfBounds`] when the range passes the end or is reversed.
     pub fn update_range(&self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
+        Self::range_count(&range, self.len())
+            .and_then(|count| self.check_range(range.start, count))?;
         self.writer().update_range(range, f)
+    }
+
+    /// The number of elements of `range`, or the error for a reversed one.
+    fn range_count(range: &Range<usize>, len: usize) -> Result<usize> {
+        range
+            .end
+            .checked_sub(range.start)
+            .ok_or(Error::IndexOutOfBounds {
+                index: range.start,
+                len,
+            })
     }
 
     /// `Err(WriterDied)` when the writer lock is held by a process that no longer runs; one
@@ -387,13 +408,7 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// # Errors
     /// [`Error::IndexOutOfBounds`] when the range passes the end or is reversed.
     pub fn update_range(&mut self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
-        let count = range
-            .end
-            .checked_sub(range.start)
-            .ok_or(Error::IndexOutOfBounds {
-                index: range.start,
-                len: self.len,
-            })?;
+        let count = SeqArray::<T>::range_count(&range, self.len)?;
         self.array.check_range(range.start, count)?;
         let mut vals: Vec<T> = (range.clone())
             .map(|i| {
