@@ -158,10 +158,7 @@ impl<T: Pod> SeqArray<T> {
     }
 
     /// One attempt at reading element `index`: `Ok(None)` when a write to its block overlapped
-    /// the read (contention), instead of retrying.
-    ///
-    /// # Errors
-    /// [`Error::IndexOutOfBounds`].
+    /// the read (contention), instead of retrying. Errors: [`Error::IndexOutOfBounds`].
     #[inline]
     pub fn try_get(&self, index: usize) -> Result<Option<T>> {
         let len = self.check_index(index)?;
@@ -225,8 +222,7 @@ impl<T: Pod> SeqArray<T> {
     /// A copy of the whole array (block by block).
     pub fn snapshot(&self) -> Vec<T> {
         let mut v = vec![T::zeroed(); self.len()];
-        // The length is our own, the range is in bounds.
-        let _ = self.read_range(0, &mut v);
+        let _ = self.read_range(0, &mut v); // our own length: in bounds
         v
     }
 
