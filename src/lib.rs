@@ -53,6 +53,7 @@ pub mod inspect;
 pub mod lock;
 pub mod process;
 pub mod segment;
+pub mod seqlock;
 pub mod sync;
 pub mod value;
 pub mod words;
@@ -65,4 +66,5 @@ pub use lock::{
 pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]
 pub use segment::{Backing, Handle, Segment, SegmentOptions};
+pub use seqlock::{SeqArray, SeqLock};
 pub use value::AtomicValue;
