@@ -160,6 +160,32 @@ pub enum Error {
         /// The barrier's number of parties.
         parties: u32,
     },
+    /// A seqlock writer died in the middle of a write (it left the write half done and still
+    /// holds the writer lock). Readers still get the last complete value; the next writer takes
+    /// over and repairs the object.
+    WriterDied {
+        /// The dead writer's process id.
+        pid: u32,
+    },
+    /// Another live process (or thread) holds the seqlock's writer lock (from a `try_` call).
+    WriterBusy {
+        /// The holder's process id.
+        pid: u32,
+    },
+    /// An index past the end of an array.
+    IndexOutOfBounds {
+        /// The index asked for (for a range: its end).
+        index: usize,
+        /// The array's length.
+        len: usize,
+    },
+    /// A slice given for a whole-array copy has another length than the array.
+    LengthMismatch {
+        /// The array's length.
+        expected: usize,
+        /// The slice's length.
+        found: usize,
+    },
     /// A ring capacity that shmkit does not accept.
     InvalidCapacity {
         /// The capacity asked for, in items.
@@ -312,6 +338,20 @@ impl fmt::Display for Error {
             Error::BarrierBroken { parties } => write!(
                 f,
                 "the barrier of {parties} parties is broken (a party timed out or died); reset it"
+            ),
+            Error::WriterDied { pid } => write!(
+                f,
+                "the seqlock writer (process {pid}) died in the middle of a write; readers see the last complete value until the next writer takes over"
+            ),
+            Error::WriterBusy { pid } => {
+                write!(f, "the seqlock writer lock is held by process {pid}")
+            }
+            Error::IndexOutOfBounds { index, len } => {
+                write!(f, "index {index} out of bounds for an array of length {len}")
+            }
+            Error::LengthMismatch { expected, found } => write!(
+                f,
+                "slice of length {found} given for an array of length {expected}"
             ),
             Error::InvalidCapacity { requested, reason } => {
                 write!(f, "invalid ring capacity {requested}: {reason}")

@@ -71,6 +71,8 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             let state = if e.is_set() { "set" } else { "clear" };
             format!("{state}, {} waiters", e.waiters())
         }
+        Kind::SEQLOCK => crate::seqlock::describe::seqlock(seg, entry)?,
+        Kind::SEQ_ARRAY => crate::seqlock::describe::array(seg, entry)?,
         Kind::SPSC => describe_spsc(seg, entry)?,
         Kind::MPMC => describe_mpmc(seg, entry)?,
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),

@@ -54,6 +54,7 @@ pub mod lock;
 pub mod process;
 pub mod ring;
 pub mod segment;
+pub mod seqlock;
 pub mod sync;
 pub mod value;
 pub mod words;
@@ -67,4 +68,5 @@ pub use ring::{Consumer, MpmcRing, Producer, SpscRing};
 pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]
 pub use segment::{Backing, Handle, Segment, SegmentOptions};
+pub use seqlock::{SeqArray, SeqLock};
 pub use value::AtomicValue;

@@ -1,0 +1,598 @@
+//! [`SeqArray<T>`]: a fixed-length array of plain values, striped into independently versioned
+//! latch blocks.
+
+use super::alloc_region;
+use super::latch::Block;
+use super::writer::{self, Acquired, WriterLock};
+use crate::sync::AtomicU64;
+use crate::words::{load_pod, store_pod, words_for_type};
+use crate::{Error, Result};
+use bytemuck::Pod;
+use core::marker::PhantomData;
+use core::ops::Range;
+
+/// Target number of data words in one block (512 bytes).
+#[cfg(not(feature = "loom"))]
+const BLOCK_WORDS: usize = 64;
+/// Under loom: tiny blocks, so that models with a few elements span several blocks.
+#[cfg(feature = "loom")]
+const BLOCK_WORDS: usize = 2;
+
+/// A fixed-length array of `T` shared between threads and processes: every element is read and
+/// written without tearing, readers never block writers and writers never wait for readers.
+///
+/// Each element takes a whole number of 8-byte words (a `u8` takes 8 bytes, an `f32` 8, an
+/// `f64` 8, a `[f32; 3]` 16), kept twice (see the [module docs](crate::seqlock)). The array is cut
+/// into blocks of about 512 bytes, each with its own version: a reader of one element or a small
+/// range retries only when *its* block is being written, so a writer hammering one end of a large
+/// array does not starve readers of the other end. Operations spanning several blocks
+/// ([`snapshot`](Self::snapshot), [`write_from`](Self::write_from), …) are atomic block by
+/// block, not as a whole.
+///
+/// Indices are checked against the length this process computed when it opened the array;
+/// out-of-range indices are [`Error::IndexOutOfBounds`], never an out-of-bounds access.
+///
+/// ```
+/// let a = shmkit::SeqArray::<f32>::new(1000);
+/// a.set(3, 1.5)?;
+/// a.update_range(0..10, |xs| xs.iter_mut().for_each(|x| *x += 1.0))?;
+/// assert_eq!(a.get(3)?, 2.5);
+/// assert_eq!(a.snapshot()[..4], [1.0, 1.0, 1.0, 2.5]);
+/// assert!(a.get(1000).is_err());
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[repr(C)]
+pub struct SeqArray<T> {
+    _t: PhantomData<fn() -> T>,
+    lock: WriterLock,
+    /// The blocks, one after the other: each a sequence word and two copies of its elements.
+    words: [AtomicU64],
+}
+
+impl<T: Pod> SeqArray<T> {
+    /// Words per element.
+    const E: usize = words_for_type::<T>();
+    /// Elements per full block.
+    const B: usize = if Self::E == 0 || Self::E >= BLOCK_WORDS {
+        1
+    } else {
+        BLOCK_WORDS / Self::E
+    };
+    /// Words of a full block.
+    const BW: usize = Block::words(Self::B * Self::E);
+
+    /// Words after the lock for `len` elements (`None` on overflow). Strictly increasing in
+    /// `len`, so [`len`](Self::len) can recover the length from the local word count.
+    fn words_for_len(len: usize) -> Option<usize> {
+        let full = (len / Self::B).checked_mul(Self::BW)?;
+        let rem = len % Self::B;
+        if rem == 0 {
+            Some(full)
+        } else {
+            full.checked_add(Block::words(rem * Self::E))
+        }
+    }
+
+    /// An array of `len` zeroed elements on the heap (for one process, tests and models).
+    ///
+    /// # Panics
+    /// If the size overflows `usize`.
+    pub fn new(len: usize) -> Box<Self> {
+        let n = Self::words_for_len(len).expect("SeqArray length overflows");
+        let raw = alloc_region(n) as *mut Self;
+        // SAFETY: `alloc_region` returned a heap allocation of `region_layout(n)`, the layout of
+        // `Self` with n words (repr(C): a zero-sized marker, the lock, the words), initialized
+        // to a free lock and zero words (every block idle, copies equal), from the global
+        // allocator: what `Box` owns and frees.
+        unsafe { Box::from_raw(raw) }
+    }
+
+    /// Number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        let n = self.words.len();
+        let full = n / Self::BW;
+        let rest = n % Self::BW;
+        let rem = if rest == 0 || Self::E == 0 {
+            0
+        } else {
+            (rest - 1) / (2 * Self::E)
+        };
+        full * Self::B + rem
+    }
+
+    /// Whether the array has no elements.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Block `k` (its first element is `k·B`); `k` must be below the block count.
+    #[inline]
+    fn block(&self, k: usize, len: usize) -> Block<'_> {
+        let elems = (len - k * Self::B).min(Self::B);
+        let at = k * Self::BW;
+        Block::new(
+            &self.words[at..at + Block::words(elems * Self::E)],
+            elems * Self::E,
+        )
+    }
+
+    /// The words of element `j` within a block's copy.
+    #[inline]
+    fn elem(copy: &[AtomicU64], j: usize) -> &[AtomicU64] {
+        &copy[j * Self::E..(j + 1) * Self::E]
+    }
+
+    fn check_index(&self, index: usize) -> Result<usize> {
+        let len = self.len();
+        if index >= len {
+            return Err(Error::IndexOutOfBounds { index, len });
+        }
+        Ok(len)
+    }
+
+    fn check_range(&self, start: usize, count: usize) -> Result<usize> {
+        let len = self.len();
+        match start.checked_add(count) {
+            Some(end) if end <= len => Ok(len),
+            end => Err(Error::IndexOutOfBounds {
+                index: end.unwrap_or(usize::MAX),
+                len,
+            }),
+        }
+    }
+
+    /// Element `index`, never torn.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfBounds`].
+    #[inline]
+    pub fn get(&self, index: usize) -> Result<T> {
+        let len = self.check_index(index)?;
+        let j = index % Self::B;
+        Ok(self
+            .block(index / Self::B, len)
+            .read(|c| load_pod::<T>(Self::elem(c, j)))
+            .0)
+    }
+
+    /// One attempt at reading element `index`: `Ok(None)` when a write to its block overlapped
+    /// the read (contention), instead of retrying. Errors: [`Error::IndexOutOfBounds`].
+    #[inline]
+    pub fn try_get(&self, index: usize) -> Result<Option<T>> {
+        let len = self.check_index(index)?;
+        let j = index % Self::B;
+        Ok(self
+            .block(index / Self::B, len)
+            .try_read(|c| load_pod::<T>(Self::elem(c, j)))
+            .map(|r| r.0))
+    }
+
+    /// Copies `out.len()` elements starting at `start` into `out`; each block's part is a
+    /// consistent snapshot of that block.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfBounds`] when the range passes the end.
+    pub fn read_range(&self, start: usize, out: &mut [T]) -> Result<()> {
+        let len = self.check_range(start, out.len())?;
+        let mut i = start;
+        for chunk in self.chunks(start, out.len()) {
+            let j0 = i % Self::B;
+            let dst = &mut out[i - start..i - start + chunk];
+            self.block(i / Self::B, len).read(|c| {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = load_pod(Self::elem(c, j0 + j));
+                }
+            });
+            i += chunk;
+        }
+        Ok(())
+    }
+
+    /// Sizes of the per-block pieces of the range `start..start + count`.
+    fn chunks(&self, start: usize, count: usize) -> impl Iterator<Item = usize> {
+        let end = start + count;
+        let mut i = start;
+        core::iter::from_fn(move || {
+            if i >= end {
+                return None;
+            }
+            let n = (Self::B - i % Self::B).min(end - i);
+            i += n;
+            Some(n)
+        })
+    }
+
+    /// Copies the whole array into `out` (block by block).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] when `out.len() != self.len()`.
+    pub fn read_into(&self, out: &mut [T]) -> Result<()> {
+        let len = self.len();
+        if out.len() != len {
+            return Err(Error::LengthMismatch {
+                expected: len,
+                found: out.len(),
+            });
+        }
+        self.read_range(0, out)
+    }
+
+    /// A copy of the whole array (block by block).
+    pub fn snapshot(&self) -> Vec<T> {
+        let mut v = vec![T::zeroed(); self.len()];
+        let _ = self.read_range(0, &mut v); // our own length: in bounds
+        v
+    }
+
+    /// Sets element `index`. Takes the writer lock for this one write.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfBounds`].
+    pub fn set(&self, index: usize, v: T) -> Result<()> {
+        self.check_index(index)?;
+        self.writer().set(index, v)
+    }
+
+    /// Replaces the whole array with `src` (block by block).
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] when `src.len() != self.len()`.
+    pub fn write_from(&self, src: &[T]) -> Result<()> {
+        // Errors are checked before the lock is taken: a failed call has no effect.
+        let len = self.len();
+        if src.len() != len {
+            return Err(Error::LengthMismatch {
+                expected: len,
+                found: src.len(),
+            });
+        }
+        self.writer().write_from(src)
+    }
+
+    /// Applies `f` to the elements of `range` and writes them back, atomically with respect to
+    /// other writers (readers see each block's part change at once).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfBounds`] when the range passes the end or is reversed.
+    pub fn update_range(&self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
+        Self::range_count(&range, self.len())
+            .and_then(|count| self.check_range(range.start, count))?;
+        self.writer().update_range(range, f)
+    }
+
+    /// The number of elements of `range`, or the error for a reversed one.
+    fn range_count(range: &Range<usize>, len: usize) -> Result<usize> {
+        range
+            .end
+            .checked_sub(range.start)
+            .ok_or(Error::IndexOutOfBounds {
+                index: range.start,
+                len,
+            })
+    }
+
+    /// `Err(WriterDied)` when the writer lock is held by a process that no longer runs; one
+    /// `/proc` read when the lock is held. Readers are not blocked by a dead writer: each block
+    /// keeps its last complete contents.
+    pub fn check_writer(&self) -> Result<()> {
+        self.lock.check()
+    }
+
+    /// Takes the writer lock until the returned handle is dropped (a single-writer handle).
+    pub fn writer(&self) -> ArrayWriter<'_, T> {
+        self.wrap(self.lock.acquire_as(writer::me()))
+    }
+
+    /// Like [`writer`](Self::writer), without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WriterBusy`] when another live writer holds the lock.
+    pub fn try_writer(&self) -> Result<ArrayWriter<'_, T>> {
+        Ok(self.wrap(self.lock.try_acquire_as(writer::me())?))
+    }
+
+    fn wrap(&self, a: Acquired) -> ArrayWriter<'_, T> {
+        let len = self.len();
+        if a.took_over_from.is_some() {
+            for k in 0..len.div_ceil(Self::B) {
+                self.block(k, len).recover();
+            }
+        }
+        ArrayWriter {
+            array: self,
+            len,
+            took_over_from: a.took_over_from,
+        }
+    }
+
+    /// Test hook: takes the writer lock in the name of process `owner_pid` and abandons a write
+    /// of `v` to element `index` between the odd and the even store of its block, as a writer
+    /// killed there would. The lock stays held.
+    ///
+    /// # Errors
+    /// [`Error::WriterBusy`], [`Error::IndexOutOfBounds`].
+    #[doc(hidden)]
+    pub fn __abandon_set(&self, index: usize, v: T, owner_pid: u32) -> Result<()> {
+        let len = self.check_index(index)?;
+        let id = if owner_pid == crate::process::pid() {
+            writer::me()
+        } else {
+            writer::pack(owner_pid, 0)
+        };
+        let w = self.wrap(self.lock.try_acquire_as(id)?);
+        core::mem::forget(w);
+        let b = self.block(index / Self::B, len);
+        let scratch: Vec<AtomicU64> = b
+            .current()
+            .iter()
+            .map(|x| AtomicU64::new(x.load(crate::sync::Ordering::Relaxed)))
+            .collect();
+        store_pod(Self::elem(&scratch, index % Self::B), &v);
+        b.write_abandoned(&scratch);
+        Ok(())
+    }
+}
+
+/// Holds a [`SeqArray`]'s writer lock (from [`SeqArray::writer`]); released on drop.
+pub struct ArrayWriter<'a, T: Pod> {
+    array: &'a SeqArray<T>,
+    len: usize,
+    took_over_from: Option<u32>,
+}
+
+impl<T: Pod> ArrayWriter<'_, T> {
+    /// Element `index` as this writer last left it (no retry: nobody else writes).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfBounds`].
+    pub fn get(&self, index: usize) -> Result<T> {
+        self.array.check_index(index)?;
+        let b = self.array.block(index / SeqArray::<T>::B, self.len);
+        Ok(load_pod(SeqArray::<T>::elem(
+            b.current(),
+            index % SeqArray::<T>::B,
+        )))
+    }
+
+    /// Sets element `index`.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfBounds`].
+    pub fn set(&mut self, index: usize, v: T) -> Result<()> {
+        self.array.check_index(index)?;
+        let j = index % SeqArray::<T>::B;
+        self.array
+            .block(index / SeqArray::<T>::B, self.len)
+            .write(|c| store_pod(SeqArray::<T>::elem(c, j), &v));
+        Ok(())
+    }
+
+    /// Writes `src` at `start`, block by block.
+    fn put(&mut self, start: usize, src: &[T]) {
+        let mut i = start;
+        for chunk in self.array.chunks(start, src.len()) {
+            let j0 = i % SeqArray::<T>::B;
+            let part = &src[i - start..i - start + chunk];
+            self.array.block(i / SeqArray::<T>::B, self.len).write(|c| {
+                for (j, v) in part.iter().enumerate() {
+                    store_pod(SeqArray::<T>::elem(c, j0 + j), v);
+                }
+            });
+            i += chunk;
+        }
+    }
+
+    /// Replaces the whole array with `src`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] when `src.len() != len`.
+    pub fn write_from(&mut self, src: &[T]) -> Result<()> {
+        if src.len() != self.len {
+            return Err(Error::LengthMismatch {
+                expected: self.len,
+                found: src.len(),
+            });
+        }
+        self.put(0, src);
+        Ok(())
+    }
+
+    /// Applies `f` to the elements of `range` and writes them back.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfBounds`] when the range passes the end or is reversed.
+    pub fn update_range(&mut self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
+        let count = SeqArray::<T>::range_count(&range, self.len)?;
+        self.array.check_range(range.start, count)?;
+        let mut vals: Vec<T> = (range.clone())
+            .map(|i| {
+                let b = self.array.block(i / SeqArray::<T>::B, self.len);
+                load_pod(SeqArray::<T>::elem(b.current(), i % SeqArray::<T>::B))
+            })
+            .collect();
+        f(&mut vals);
+        self.put(range.start, &vals);
+        Ok(())
+    }
+
+    /// The pid of a dead writer whose lock this writer took over (its half-done write was
+    /// repaired), like `EOWNERDEAD`.
+    pub fn took_over_from(&self) -> Option<u32> {
+        self.took_over_from
+    }
+}
+
+impl<T: Pod> Drop for ArrayWriter<'_, T> {
+    fn drop(&mut self) {
+        self.array.lock.release();
+    }
+}
+
+impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqArray<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.snapshot()).finish()
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::seqlock::{fat, region_layout};
+    use crate::sync::Ordering;
+    use crate::{Handle, Segment};
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    impl<T: Pod> SeqArray<T> {
+        fn words_for_tag(tag: &TypeTag) -> Option<usize> {
+            if tag.elem_size as usize != core::mem::size_of::<T>() {
+                return None;
+            }
+            Self::words_for_len(usize::try_from(tag.len).ok()?)
+        }
+    }
+
+    // SAFETY: SeqArray<T> is #[repr(C)]: a zero-sized marker, a padded AtomicU64 and AtomicU64
+    // words, valid for every bit pattern; the word count comes from the local tag (validated by
+    // `layout`, which covers it); no pointers, no Drop.
+    unsafe impl<T: Pod> Object for SeqArray<T> {
+        type Params = usize;
+        fn element() -> TypeTag {
+            TypeTag::of::<T>(Kind::SEQ_ARRAY)
+        }
+        fn tag(len: &usize) -> TypeTag {
+            Self::element().with_dims(*len as u64, 0)
+        }
+        fn layout(tag: &TypeTag) -> Option<Layout> {
+            region_layout(Self::words_for_tag(tag)?)
+        }
+        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, _: usize) {
+            // SAFETY: per the trait contract ptr is aligned and sized for layout(tag), which
+            // holds Self with words_for_tag(tag) words; every bit pattern is valid.
+            let a = unsafe { Self::cast(ptr, tag).as_ref() };
+            a.lock.init_free();
+            // All zero: every block idle (sequence 0) with equal, zeroed copies.
+            for w in &a.words {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
+            // `layout` accepted this tag before any cast (the trait's contract).
+            let n = Self::words_for_tag(tag).unwrap_or(0);
+            fat(ptr, n, |p| p as *mut Self)
+        }
+    }
+
+    impl Segment {
+        /// Finds or creates the [`SeqArray`] `name` of `len` elements (zeroed when created).
+        ///
+        /// # Errors
+        /// As [`Segment::object`]; [`Error::TypeMismatch`] if `name` holds something else or
+        /// an array of another length.
+        pub fn array<T: Pod>(&self, name: &str, len: usize) -> Result<Handle<SeqArray<T>>> {
+            self.object::<SeqArray<T>>(name, len)
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_round_trips() {
+        fn check<T: Pod>() {
+            for len in (0..300).chain([1000, 4097]) {
+                let a = SeqArray::<T>::new(len);
+                assert_eq!(a.len(), len, "{} len {len}", core::any::type_name::<T>());
+            }
+        }
+        check::<u8>();
+        check::<f64>();
+        check::<[u32; 3]>();
+        check::<[u64; 128]>();
+        check::<()>();
+    }
+
+    #[test]
+    fn ops_against_a_vec() {
+        let a = SeqArray::<u16>::new(200);
+        let mut model = vec![0u16; 200];
+        for i in (0..200).step_by(7) {
+            a.set(i, i as u16 * 3).unwrap();
+            model[i] = i as u16 * 3;
+        }
+        a.update_range(50..150, |xs| xs.iter_mut().for_each(|x| *x ^= 0xff))
+            .unwrap();
+        model[50..150].iter_mut().for_each(|x| *x ^= 0xff);
+        assert_eq!(a.snapshot(), model);
+        let mut part = [0u16; 70];
+        a.read_range(60, &mut part).unwrap();
+        assert_eq!(part[..], model[60..130]);
+        assert!(matches!(
+            a.get(200),
+            Err(Error::IndexOutOfBounds {
+                index: 200,
+                len: 200
+            })
+        ));
+        assert!(a.read_range(150, &mut part).is_err());
+        assert!(a.read_range(usize::MAX, &mut part).is_err());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 10..5;
+        assert!(a.update_range(reversed, |_| ()).is_err());
+        assert!(matches!(
+            a.write_from(&[1; 3]),
+            Err(Error::LengthMismatch {
+                expected: 200,
+                found: 3
+            })
+        ));
+        a.write_from(&[9; 200]).unwrap();
+        let mut all = vec![0; 200];
+        a.read_into(&mut all).unwrap();
+        assert!(all.iter().all(|&x| x == 9));
+    }
+
+    #[test]
+    fn dead_writer_mid_block_is_repaired() {
+        let a = SeqArray::<u64>::new(300);
+        a.write_from(&[5; 300]).unwrap();
+        let dead = i32::MAX as u32 + 11;
+        a.__abandon_set(130, 77, dead).unwrap();
+        assert_eq!(a.get(130).unwrap(), 5, "the old value stays readable");
+        assert!(matches!(a.check_writer(), Err(Error::WriterDied { pid }) if pid == dead));
+        let mut w = a.writer();
+        assert_eq!(w.took_over_from(), Some(dead));
+        assert_eq!(w.get(130).unwrap(), 5);
+        w.set(131, 6).unwrap();
+        drop(w);
+        assert_eq!(a.get(131).unwrap(), 6);
+        assert!(a
+            .snapshot()
+            .iter()
+            .enumerate()
+            .all(|(i, &x)| x == if i == 131 { 6 } else { 5 }));
+    }
+
+    #[test]
+    fn in_a_segment() {
+        let name = format!("shmkit-seqarray-unit-{}", std::process::id());
+        let seg = crate::Segment::create(&name, 1 << 20).unwrap();
+        let a = seg.array::<f32>("weights", 1024).unwrap();
+        a.set(1023, 2.0).unwrap();
+        let b = seg.array::<f32>("weights", 1024).unwrap();
+        assert_eq!(b.len(), 1024);
+        assert_eq!(b.get(1023).unwrap(), 2.0);
+        assert!(matches!(
+            seg.array::<f32>("weights", 1000),
+            Err(Error::TypeMismatch { .. })
+        ));
+        let c = seg.open_object::<SeqArray<f32>>("weights").unwrap();
+        assert_eq!(c.len(), 1024);
+        seg.unlink().unwrap();
+    }
+}

@@ -1,0 +1,373 @@
+//! [`SeqLock<T>`]: one plain value of any size, read tear-free without blocking the writer.
+
+use super::latch::Block;
+use super::writer::{self, Acquired, WriterLock};
+use super::{alloc_region, STALL};
+use crate::sync::{AtomicU64, Deadline, Spin};
+use crate::words::{load_pod, store_pod, words_for_type};
+use crate::Result;
+use bytemuck::Pod;
+use core::marker::PhantomData;
+
+/// A `T` of any size shared between threads and processes: readers take consistent snapshots
+/// without writing shared memory, writers never wait for readers.
+///
+/// `T` is any [`bytemuck::Pod`] type (`[f64; 512]`, a `#[repr(C)]` struct of prices…). The value
+/// is kept twice (see the [module docs](crate::seqlock)): a writer killed in the middle of a write
+/// leaves the previous value readable, and the next writer repairs the object. Writers from any
+/// number of threads and processes are serialized by a writer lock that detects a dead holder.
+///
+/// A `SeqLock` is a dynamically sized type (its data words follow the lock), so on the heap it
+/// lives in a `Box`; in a segment use [`Segment::seqlock`](crate::Segment::seqlock).
+///
+/// ```
+/// let cfg = shmkit::SeqLock::new([0u64; 8]);
+/// cfg.write(&[7; 8]);
+/// cfg.update(|v| v[0] += 1);
+/// assert_eq!(cfg.read(), [8, 7, 7, 7, 7, 7, 7, 7]);
+/// let mut w = cfg.writer(); // holds the writer lock for a series of writes
+/// w.write(&[1; 8]);
+/// drop(w);
+/// assert_eq!(cfg.try_read(), Some([1; 8]));
+/// ```
+#[repr(C)]
+pub struct SeqLock<T> {
+    _t: PhantomData<fn() -> T>,
+    lock: WriterLock,
+    /// One latch block: the sequence word, then two copies of `words_for_type::<T>()` words.
+    words: [AtomicU64],
+}
+
+impl<T: Pod> SeqLock<T> {
+    /// Data words of one copy.
+    const E: usize = words_for_type::<T>();
+    /// All words after the lock.
+    const WORDS: usize = Block::words(Self::E);
+
+    /// A seqlock on the heap holding `init` (for one process, tests and models).
+    pub fn new(init: T) -> Box<Self> {
+        let raw = alloc_region(Self::WORDS) as *mut Self;
+        // SAFETY: `alloc_region` returned a heap allocation of `region_layout(WORDS)`, which is
+        // the layout of `Self` with WORDS words (repr(C): a zero-sized marker, the lock, the
+        // words), fully initialized, from the global allocator: what `Box` owns and frees.
+        let b = unsafe { Box::from_raw(raw) };
+        b.init_with(&init);
+        b
+    }
+
+    fn init_with(&self, init: &T) {
+        self.lock.init_free();
+        let b = self.block();
+        b.write(|c| store_pod(c, init));
+        b.init();
+    }
+
+    #[inline]
+    fn block(&self) -> Block<'_> {
+        Block::new(&self.words, Self::E)
+    }
+
+    /// The current value. Retries while writes overlap the read; never waits for a writer that
+    /// stopped or died (it then returns the last complete value).
+    #[inline]
+    pub fn read(&self) -> T {
+        self.block().read(load_pod::<T>).0
+    }
+
+    /// One attempt at reading: `None` when a write overlapped it (contention), instead of
+    /// retrying.
+    #[inline]
+    pub fn try_read(&self) -> Option<T> {
+        self.block().try_read(load_pod::<T>).map(|r| r.0)
+    }
+
+    /// Reads like [`read`](Self::read) and reports a writer that died in the middle of a write.
+    ///
+    /// When the read finds a write in progress, it waits up to [`STALL`](super::STALL) for the
+    /// write to move on, then checks (one `/proc` read) that the writer still runs.
+    ///
+    /// # Errors
+    /// [`Error::WriterDied`] when the writer died mid-write; the last complete value is still
+    /// available from [`read`](Self::read), and the next write repairs the object.
+    pub fn read_checked(&self) -> Result<T> {
+        let b = self.block();
+        let (v, s) = b.read(load_pod::<T>);
+        if s & 3 == 0 {
+            return Ok(v);
+        }
+        let deadline = Deadline::after(Some(STALL));
+        let mut spin = Spin::new();
+        let mut rounds = 0u32;
+        while b.seq() == s {
+            rounds += 1;
+            // Under loom time stands still: a few rounds stand for the stall.
+            if deadline.expired() || (cfg!(feature = "loom") && rounds > 2) {
+                self.lock.check()?;
+                return Ok(v);
+            }
+            spin.snooze();
+        }
+        Ok(v)
+    }
+
+    /// `Err(WriterDied)` when the writer lock is held by a process that no longer runs (it died
+    /// during or between writes); one `/proc` read when the lock is held.
+    pub fn check_writer(&self) -> Result<()> {
+        self.lock.check()
+    }
+
+    /// Number of writes completed so far (wrapping; for tools and change detection).
+    pub fn version(&self) -> u64 {
+        self.block().seq() >> 2
+    }
+
+    /// Replaces the value. Takes the writer lock for this one write (waiting for another live
+    /// writer, taking over from a dead one).
+    #[inline]
+    pub fn write(&self, v: &T) {
+        self.writer().write(v);
+    }
+
+    /// Replaces the value with `f` applied to it, atomically with respect to other writers;
+    /// returns the new value.
+    pub fn update(&self, f: impl FnOnce(&mut T)) -> T {
+        self.writer().update(f)
+    }
+
+    /// Replaces the value if the writer lock is free (or its holder is dead).
+    ///
+    /// # Errors
+    /// [`Error::WriterBusy`] when another live writer holds the lock.
+    pub fn try_write(&self, v: &T) -> Result<()> {
+        self.try_writer()?.write(v);
+        Ok(())
+    }
+
+    /// Takes the writer lock and keeps it until the returned handle is dropped: a single-writer
+    /// handle whose writes make no lock traffic.
+    pub fn writer(&self) -> Writer<'_, T> {
+        self.wrap(self.lock.acquire_as(writer::me()))
+    }
+
+    /// Like [`writer`](Self::writer), without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WriterBusy`] when another live writer holds the lock.
+    pub fn try_writer(&self) -> Result<Writer<'_, T>> {
+        Ok(self.wrap(self.lock.try_acquire_as(writer::me())?))
+    }
+
+    fn wrap(&self, a: Acquired) -> Writer<'_, T> {
+        if a.took_over_from.is_some() {
+            self.block().recover();
+        }
+        Writer {
+            lock: self,
+            took_over_from: a.took_over_from,
+        }
+    }
+
+    /// Test hook: takes the writer lock in the name of process `owner_pid` (this process's
+    /// identity when it is our pid), starts writing `v` and abandons the write between the odd
+    /// and the even store, with half of the data written — the state a writer killed there
+    /// leaves. The lock stays held.
+    ///
+    /// # Errors
+    /// [`Error::WriterBusy`] when the lock is held.
+    #[doc(hidden)]
+    pub fn __abandon_write(&self, v: &T, owner_pid: u32) -> Result<()> {
+        let id = if owner_pid == crate::process::pid() {
+            writer::me()
+        } else {
+            writer::pack(owner_pid, 0)
+        };
+        // Keep the lock held, as the killed writer would.
+        core::mem::forget(self.wrap(self.lock.try_acquire_as(id)?));
+        let scratch: Vec<AtomicU64> = (0..Self::E).map(|_| AtomicU64::new(0)).collect();
+        store_pod(&scratch, v);
+        self.block().write_abandoned(&scratch);
+        Ok(())
+    }
+}
+
+/// Holds a [`SeqLock`]'s writer lock (from [`SeqLock::writer`]); released on drop.
+pub struct Writer<'a, T: Pod> {
+    lock: &'a SeqLock<T>,
+    took_over_from: Option<u32>,
+}
+
+impl<T: Pod> Writer<'_, T> {
+    /// Replaces the value.
+    #[inline]
+    pub fn write(&mut self, v: &T) {
+        self.lock.block().write(|c| store_pod(c, v));
+    }
+
+    /// The current value (the writer's own, without retry).
+    #[inline]
+    pub fn get(&self) -> T {
+        load_pod(self.lock.block().current())
+    }
+
+    /// Replaces the value with `f` applied to it; returns the new value.
+    pub fn update(&mut self, f: impl FnOnce(&mut T)) -> T {
+        let mut v = self.get();
+        f(&mut v);
+        self.write(&v);
+        v
+    }
+
+    /// The pid of a dead writer whose lock this writer took over (and whose half-done write it
+    /// repaired), like `EOWNERDEAD`.
+    pub fn took_over_from(&self) -> Option<u32> {
+        self.took_over_from
+    }
+}
+
+impl<T: Pod> Drop for Writer<'_, T> {
+    fn drop(&mut self) {
+        self.lock.lock.release();
+    }
+}
+
+impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqLock<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("SeqLock").field(&self.read()).finish()
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::seqlock::{fat, region_layout};
+    use crate::{Handle, Segment};
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    // SAFETY: SeqLock<T> is #[repr(C)]: a zero-sized marker, a padded AtomicU64 and AtomicU64
+    // words, valid for every bit pattern; the word count comes from T (local), never from shared
+    // memory, and `layout` covers it; no pointers, no Drop.
+    unsafe impl<T: Pod> Object for SeqLock<T> {
+        type Params = T;
+        fn element() -> TypeTag {
+            TypeTag::of::<T>(Kind::SEQLOCK)
+        }
+        fn tag(_: &T) -> TypeTag {
+            Self::element()
+        }
+        fn layout(tag: &TypeTag) -> Option<Layout> {
+            if tag.elem_size as usize != core::mem::size_of::<T>() {
+                return None;
+            }
+            region_layout(Self::WORDS)
+        }
+        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, init: T) {
+            // SAFETY: per the trait contract ptr is aligned and sized for layout(tag), which is
+            // the layout of Self with WORDS words; every bit pattern is valid (all atomics).
+            let s = unsafe { Self::cast(ptr, tag).as_ref() };
+            s.init_with(&init);
+        }
+        fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
+            fat(ptr, Self::WORDS, |p| p as *mut Self)
+        }
+    }
+
+    impl Segment {
+        /// Finds or creates the [`SeqLock`] `name`, holding `init` when created (an existing one
+        /// keeps its value).
+        ///
+        /// # Errors
+        /// As [`Segment::object`]; [`Error::TypeMismatch`] if `name` holds something else.
+        pub fn seqlock<T: Pod>(&self, name: &str, init: T) -> Result<Handle<SeqLock<T>>> {
+            self.object::<SeqLock<T>>(name, init)
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    #[test]
+    fn odd_sizes_round_trip() {
+        let a = SeqLock::new([1u8, 2, 3]);
+        assert_eq!(a.read(), [1, 2, 3]);
+        a.write(&[4, 5, 6]);
+        assert_eq!(a.update(|v| v[2] = 9), [4, 5, 9]);
+        assert_eq!(a.read(), [4, 5, 9]);
+        assert_eq!(a.version(), 2);
+        let z = SeqLock::new(());
+        z.write(&());
+        z.read();
+    }
+
+    #[test]
+    fn threads_never_tear() {
+        let s = SeqLock::new([0u64; 32]);
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                for k in 1..=20_000u64 {
+                    s.write(&[k; 32]);
+                }
+            });
+            for _ in 0..2 {
+                sc.spawn(|| {
+                    let mut last = 0;
+                    while last < 20_000 {
+                        let v = s.read();
+                        assert!(v.iter().all(|&x| x == v[0]), "torn read {v:?}");
+                        assert!(v[0] >= last, "went back in time");
+                        last = v[0];
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn dead_writer_keeps_old_value_and_is_repaired() {
+        let s = SeqLock::new([1u64; 9]);
+        let dead = i32::MAX as u32 + 3;
+        s.__abandon_write(&[2; 9], dead).unwrap();
+        assert_eq!(s.read(), [1; 9], "readers keep the last complete value");
+        assert!(matches!(s.read_checked(), Err(Error::WriterDied { pid }) if pid == dead));
+        assert!(matches!(s.check_writer(), Err(Error::WriterDied { .. })));
+        let mut w = s.try_writer().unwrap();
+        assert_eq!(w.took_over_from(), Some(dead));
+        assert_eq!(w.get(), [1; 9], "the repair restored the complete value");
+        w.write(&[3; 9]);
+        drop(w);
+        assert_eq!(s.read_checked().unwrap(), [3; 9]);
+        s.check_writer().unwrap();
+    }
+
+    #[test]
+    fn busy_writer_is_reported() {
+        let s = SeqLock::new(5u32);
+        let w = s.writer();
+        assert!(
+            matches!(s.try_write(&1), Err(Error::WriterBusy { pid }) if pid == std::process::id())
+        );
+        drop(w);
+        s.try_write(&1).unwrap();
+        assert_eq!(s.read(), 1);
+    }
+
+    #[test]
+    fn in_a_segment() {
+        let name = format!("shmkit-seqlock-unit-{}", std::process::id());
+        let seg = crate::Segment::create(&name, 1 << 16).unwrap();
+        let a = seg.seqlock::<[f64; 4]>("prices", [1.0; 4]).unwrap();
+        let b = seg.seqlock::<[f64; 4]>("prices", [9.0; 4]).unwrap();
+        assert_eq!(b.read(), [1.0; 4], "found, not re-created");
+        a.write(&[2.5; 4]);
+        assert_eq!(b.read(), [2.5; 4]);
+        assert!(matches!(
+            seg.seqlock::<[f64; 5]>("prices", [0.0; 5]),
+            Err(Error::TypeMismatch { .. })
+        ));
+        seg.unlink().unwrap();
+    }
+}

@@ -1,0 +1,314 @@
+//! SeqLock and SeqArray across real processes: zero torn reads under a writer writing as fast as
+//! it can, Python's `Array` example ported, and a writer killed with SIGKILL in the middle of a
+//! write (readers keep the last complete value and report the death; a new writer recovers).
+//!
+//! Children are this test binary re-executed with `--exact <child> --nocapture` and two
+//! environment variables (role, segment name); the child tests do nothing in a normal run.
+#![cfg(not(feature = "loom"))]
+// Python's example stores 3.1415927 literally; so does the port.
+#![allow(clippy::approx_constant)]
+
+use shmkit::{Error, Segment};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const ROLE: &str = "SHMKIT_SEQLOCK_TEST_ROLE";
+const SEG: &str = "SHMKIT_SEQLOCK_TEST_SEG";
+const SNAPSHOTS: u64 = 1_000_000;
+
+// ---- small harness: unique segments, children killed and reaped, segments removed ----
+
+/// A segment removed on drop, with the children started for it killed and reaped on drop.
+struct Fixture {
+    name: String,
+    seg: Segment,
+    children: Vec<Child>,
+}
+
+impl Fixture {
+    fn new(test: &str, size: u64) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "shmkit-t-{test}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let seg = Segment::create(&name, size).unwrap();
+        Fixture {
+            name,
+            seg,
+            children: Vec::new(),
+        }
+    }
+
+    /// Starts child test `role` (a `#[test]` fn of this file) on this fixture's segment.
+    fn spawn(&mut self, role: &str) -> usize {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", role, "--nocapture", "--test-threads=1"])
+            .env(ROLE, role)
+            .env(SEG, &self.name)
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn pid(&self, i: usize) -> u32 {
+        self.children[i].id()
+    }
+
+    /// Waits for child `i` (bounded) and asserts it succeeded.
+    fn join(&mut self, i: usize, limit: Duration) {
+        let t = Instant::now();
+        loop {
+            if let Some(st) = self.children[i].try_wait().unwrap() {
+                assert!(st.success(), "child {i} failed: {st}");
+                return;
+            }
+            assert!(t.elapsed() < limit, "child {i} did not finish in {limit:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn kill(&mut self, i: usize) {
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Segment::remove(&self.name);
+    }
+}
+
+/// In a child: the segment named by the parent, when this process runs as `role`.
+fn child_segment(role: &str) -> Option<Segment> {
+    (std::env::var(ROLE).ok()? == role)
+        .then(|| Segment::open(&std::env::var(SEG).unwrap()).unwrap())
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    t.elapsed()
+}
+
+// ---- 1. zero torn reads: a writer as fast as it can, two reader processes ----
+
+#[test]
+fn zero_torn_reads_across_processes() {
+    let mut fx = Fixture::new("torn", 1 << 20);
+    fx.seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap();
+    fx.seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
+    fx.seg.array::<u64>("arr", 4096).unwrap();
+    let stop = fx.seg.counter("stop").unwrap();
+    let changes = fx.seg.counter("changes").unwrap();
+    let w = fx.spawn("child_uniform_writer");
+    wait_until("the writer", Duration::from_secs(20), || {
+        fx.seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap().version() > 10
+    });
+    let r1 = fx.spawn("child_uniform_reader");
+    let r2 = fx.spawn("child_uniform_reader");
+    fx.join(r1, Duration::from_secs(300));
+    fx.join(r2, Duration::from_secs(300));
+    stop.store(1);
+    fx.join(w, Duration::from_secs(20));
+    // Each reader checked every snapshot itself (a torn one fails it); here: the values really
+    // changed under them, so the check had something to catch.
+    let seen = changes.load();
+    println!("readers saw the values change {seen} times");
+    assert!(
+        seen > 1000,
+        "the writer barely ran during the reads ({seen} changes)"
+    );
+}
+
+#[test]
+fn child_uniform_writer() {
+    let Some(seg) = child_segment("child_uniform_writer") else {
+        return;
+    };
+    let a = seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap();
+    let b = seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
+    let arr = seg.array::<u64>("arr", 4096).unwrap();
+    let stop = seg.counter("stop").unwrap();
+    let (mut wa, mut wb, mut warr) = (a.writer(), b.writer(), arr.writer());
+    let mut big = vec![0u64; 4096];
+    let mut k = 0u64;
+    while stop.load() == 0 {
+        k += 1;
+        wa.write(&[k; 8]);
+        wb.write(&[k; 512]);
+        if k % 16 == 0 {
+            big.fill(k);
+            warr.write_from(&big).unwrap();
+        }
+    }
+}
+
+#[test]
+fn child_uniform_reader() {
+    let Some(seg) = child_segment("child_uniform_reader") else {
+        return;
+    };
+    let a = seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap();
+    let b = seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
+    let arr = seg.array::<u64>("arr", 4096).unwrap();
+    let changes = seg.counter("changes").unwrap();
+    let (mut last_a, mut last_b, mut n_changes) = (0u64, 0u64, 0u64);
+    // One million snapshots: seven of 64 bytes for each one of 4 KiB.
+    for i in 0..SNAPSHOTS {
+        if i % 8 != 7 {
+            let va = a.read();
+            assert!(
+                va.iter().all(|&x| x == va[0]),
+                "torn 64-byte read at {i}: {va:?}"
+            );
+            assert!(
+                va[0] >= last_a,
+                "64-byte value went back: {} < {last_a}",
+                va[0]
+            );
+            n_changes += (va[0] != last_a) as u64;
+            last_a = va[0];
+        } else {
+            let vb = b.read();
+            assert!(vb.iter().all(|&x| x == vb[0]), "torn 4 KiB read at {i}");
+            assert!(vb[0] >= last_b, "4 KiB value went back");
+            n_changes += (vb[0] != last_b) as u64;
+            last_b = vb[0];
+        }
+        if i % 1024 == 0 {
+            // One element anywhere, and a range inside one 512-byte block, never torn.
+            let e = arr.get((i as usize / 1024) % 4096).unwrap();
+            let mut part = [0u64; 64];
+            arr.read_range(64 * ((i as usize / 1024) % 64), &mut part)
+                .unwrap();
+            assert!(part.iter().all(|&x| x == part[0]), "torn block read");
+            assert!(
+                e % 16 == 0 && part[0] % 16 == 0,
+                "elements hold only written values"
+            );
+        }
+    }
+    changes.add(n_changes);
+}
+
+// ---- 2. Python's multiprocessing Array/Value example, ported ----
+//
+// def f(n, a):
+//     n.value = 3.1415927
+//     for i in range(len(a)): a[i] = -a[i]
+// num = Value('d', 0.0); arr = Array('i', range(10)); Process(target=f, args=(num, arr)) …
+
+#[test]
+fn python_array_example() {
+    let mut fx = Fixture::new("pyarray", 1 << 16);
+    let num = fx.seg.seqlock::<f64>("num", 0.0).unwrap();
+    let arr = fx.seg.array::<i32>("arr", 10).unwrap();
+    arr.write_from(&(0..10).collect::<Vec<i32>>()).unwrap();
+    let c = fx.spawn("child_negate");
+    fx.join(c, Duration::from_secs(30));
+    assert_eq!(num.read(), 3.1415927);
+    assert_eq!(arr.snapshot(), [0, -1, -2, -3, -4, -5, -6, -7, -8, -9]);
+}
+
+#[test]
+fn child_negate() {
+    let Some(seg) = child_segment("child_negate") else {
+        return;
+    };
+    seg.seqlock::<f64>("num", 0.0).unwrap().write(&3.1415927);
+    let arr = seg.array::<i32>("arr", 10).unwrap();
+    arr.update_range(0..arr.len(), |xs| xs.iter_mut().for_each(|x| *x = -*x))
+        .unwrap();
+}
+
+// ---- 3. a writer killed with SIGKILL between the odd and the even store ----
+
+#[test]
+fn killed_writer_is_reported_and_recovered() {
+    let mut fx = Fixture::new("killed", 1 << 16);
+    let v = fx.seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
+    let parked = fx.seg.counter("parked").unwrap();
+    let reported = fx.seg.counter("reported").unwrap();
+    let w = fx.spawn("child_parking_writer");
+    wait_until("the writer to park", Duration::from_secs(30), || {
+        parked.load() == 1
+    });
+    let wpid = fx.pid(w);
+    fx.seg.counter("writer_pid").unwrap().store(wpid as u64);
+    // A reader process, running while the writer is parked (alive) and after it is killed.
+    let r = fx.spawn("child_death_reader");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        reported.load(),
+        0,
+        "a live (parked) writer was reported dead"
+    );
+    assert_eq!(v.read(), [2; 64], "readers get the last complete value");
+    fx.kill(w);
+    let killed = Instant::now();
+    wait_until(
+        "the reader to report WriterDied",
+        Duration::from_secs(5),
+        || reported.load() == 1,
+    );
+    println!("WriterDied reported {:?} after SIGKILL", killed.elapsed());
+    fx.join(r, Duration::from_secs(10));
+    assert!(matches!(v.check_writer(), Err(Error::WriterDied { pid }) if pid == wpid));
+    // A new writer takes over, repairs the half-written copy and publishes.
+    let mut nw = v.try_writer().unwrap();
+    assert_eq!(nw.took_over_from(), Some(wpid));
+    assert_eq!(nw.get(), [2; 64]);
+    nw.write(&[4; 64]);
+    drop(nw);
+    assert_eq!(v.read_checked().unwrap(), [4; 64]);
+    v.check_writer().unwrap();
+}
+
+#[test]
+fn child_parking_writer() {
+    let Some(seg) = child_segment("child_parking_writer") else {
+        return;
+    };
+    let v = seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
+    v.write(&[2; 64]);
+    v.__abandon_write(&[3; 64], std::process::id()).unwrap();
+    seg.counter("parked").unwrap().store(1);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn child_death_reader() {
+    let Some(seg) = child_segment("child_death_reader") else {
+        return;
+    };
+    let v = seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
+    let wpid = seg.counter("writer_pid").unwrap().load() as u32;
+    let t = Instant::now();
+    loop {
+        assert_eq!(v.read(), [2; 64], "read() keeps the last complete value");
+        match v.read_checked() {
+            Ok(x) => assert_eq!(x, [2; 64]),
+            Err(Error::WriterDied { pid }) => {
+                assert_eq!(pid, wpid);
+                seg.counter("reported").unwrap().store(1);
+                return;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "never reported");
+    }
+}
