@@ -30,7 +30,7 @@ const BLOCK_WORDS: usize = 2;
 /// block, not as a whole.
 ///
 /// Indices are checked against the length this process computed when it opened the array;
-/// out-of-range indices are [`Error::IndexOutOfBounds`], never an out-of-bounds access.
+/// out-of-range indices are [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds), never an out-of-bounds access.
 ///
 /// ```
 /// let a = shmkit::SeqArray::<f32>::new(1000);
@@ -146,7 +146,7 @@ impl<T: Pod> SeqArray<T> {
     /// Element `index`, never torn.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`].
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     #[inline]
     pub fn get(&self, index: usize) -> Result<T> {
         let len = self.check_index(index)?;
@@ -158,7 +158,7 @@ impl<T: Pod> SeqArray<T> {
     }
 
     /// One attempt at reading element `index`: `Ok(None)` when a write to its block overlapped
-    /// the read (contention), instead of retrying. Errors: [`Error::IndexOutOfBounds`].
+    /// the read (contention), instead of retrying. Errors: [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     #[inline]
     pub fn try_get(&self, index: usize) -> Result<Option<T>> {
         let len = self.check_index(index)?;
@@ -173,7 +173,7 @@ impl<T: Pod> SeqArray<T> {
     /// consistent snapshot of that block.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`] when the range passes the end.
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds) when the range passes the end.
     pub fn read_range(&self, start: usize, out: &mut [T]) -> Result<()> {
         let len = self.check_range(start, out.len())?;
         let mut i = start;
@@ -207,7 +207,7 @@ impl<T: Pod> SeqArray<T> {
     /// Copies the whole array into `out` (block by block).
     ///
     /// # Errors
-    /// [`Error::LengthMismatch`] when `out.len() != self.len()`.
+    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) when `out.len() != self.len()`.
     pub fn read_into(&self, out: &mut [T]) -> Result<()> {
         let len = self.len();
         if out.len() != len {
@@ -229,7 +229,7 @@ impl<T: Pod> SeqArray<T> {
     /// Sets element `index`. Takes the writer lock for this one write.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`].
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     pub fn set(&self, index: usize, v: T) -> Result<()> {
         self.check_index(index)?;
         self.writer().set(index, v)
@@ -238,7 +238,7 @@ impl<T: Pod> SeqArray<T> {
     /// Replaces the whole array with `src` (block by block).
     ///
     /// # Errors
-    /// [`Error::LengthMismatch`] when `src.len() != self.len()`.
+    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) when `src.len() != self.len()`.
     pub fn write_from(&self, src: &[T]) -> Result<()> {
         // Errors are checked before the lock is taken: a failed call has no effect.
         let len = self.len();
@@ -255,7 +255,7 @@ impl<T: Pod> SeqArray<T> {
     /// other writers (readers see each block's part change at once).
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`] when the range passes the end or is reversed.
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds) when the range passes the end or is reversed.
     pub fn update_range(&self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
         Self::range_count(&range, self.len())
             .and_then(|count| self.check_range(range.start, count))?;
@@ -288,7 +288,7 @@ impl<T: Pod> SeqArray<T> {
     /// Like [`writer`](Self::writer), without waiting.
     ///
     /// # Errors
-    /// [`Error::WriterBusy`] when another live writer holds the lock.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock.
     pub fn try_writer(&self) -> Result<ArrayWriter<'_, T>> {
         Ok(self.wrap(self.lock.try_acquire_as(writer::me())?))
     }
@@ -312,7 +312,7 @@ impl<T: Pod> SeqArray<T> {
     /// killed there would. The lock stays held.
     ///
     /// # Errors
-    /// [`Error::WriterBusy`], [`Error::IndexOutOfBounds`].
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy), [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     #[doc(hidden)]
     pub fn __abandon_set(&self, index: usize, v: T, owner_pid: u32) -> Result<()> {
         let len = self.check_index(index)?;
@@ -346,7 +346,7 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// Element `index` as this writer last left it (no retry: nobody else writes).
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`].
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     pub fn get(&self, index: usize) -> Result<T> {
         self.array.check_index(index)?;
         let b = self.array.block(index / SeqArray::<T>::B, self.len);
@@ -359,7 +359,7 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// Sets element `index`.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`].
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     pub fn set(&mut self, index: usize, v: T) -> Result<()> {
         self.array.check_index(index)?;
         let j = index % SeqArray::<T>::B;
@@ -387,7 +387,7 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// Replaces the whole array with `src`.
     ///
     /// # Errors
-    /// [`Error::LengthMismatch`] when `src.len() != len`.
+    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) when `src.len() != len`.
     pub fn write_from(&mut self, src: &[T]) -> Result<()> {
         if src.len() != self.len {
             return Err(Error::LengthMismatch {
@@ -402,7 +402,7 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// Applies `f` to the elements of `range` and writes them back.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`] when the range passes the end or is reversed.
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds) when the range passes the end or is reversed.
     pub fn update_range(&mut self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
         let count = SeqArray::<T>::range_count(&range, self.len)?;
         self.array.check_range(range.start, count)?;
@@ -490,7 +490,7 @@ mod object {
         /// Finds or creates the [`SeqArray`] `name` of `len` elements (zeroed when created).
         ///
         /// # Errors
-        /// As [`Segment::object`]; [`Error::TypeMismatch`] if `name` holds something else or
+        /// As [`Segment::object`]; [`Error::TypeMismatch`](crate::Error::TypeMismatch) if `name` holds something else or
         /// an array of another length.
         pub fn array<T: Pod>(&self, name: &str, len: usize) -> Result<Handle<SeqArray<T>>> {
             self.object::<SeqArray<T>>(name, len)

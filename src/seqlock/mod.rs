@@ -8,7 +8,7 @@
 //! # Design
 //!
 //! - **Data in atomic words.** Values are stored in `AtomicU64` words and copied with relaxed atomic
-//!   loads and stores (`crate::words`), ordered by Boehm's fence protocol (see [`latch`]): no plain or
+//!   loads and stores (`crate::words`), ordered by Boehm's fence protocol (see `latch.rs`): no plain or
 //!   volatile access to shared bytes, so the racing reads of a seqlock are defined behaviour.
 //! - **Two copies (a latch).** Every versioned block holds its data twice. While a writer rewrites
 //!   one copy, readers read the other, so a writer that is descheduled, stopped or **killed in the

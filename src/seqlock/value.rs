@@ -87,7 +87,7 @@ impl<T: Pod> SeqLock<T> {
     /// write to move on, then checks (one `/proc` read) that the writer still runs.
     ///
     /// # Errors
-    /// [`Error::WriterDied`] when the writer died mid-write; the last complete value is still
+    /// [`Error::WriterDied`](crate::Error::WriterDied) when the writer died mid-write; the last complete value is still
     /// available from [`read`](Self::read), and the next write repairs the object.
     pub fn read_checked(&self) -> Result<T> {
         let b = self.block();
@@ -137,7 +137,7 @@ impl<T: Pod> SeqLock<T> {
     /// Replaces the value if the writer lock is free (or its holder is dead).
     ///
     /// # Errors
-    /// [`Error::WriterBusy`] when another live writer holds the lock.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock.
     pub fn try_write(&self, v: &T) -> Result<()> {
         self.try_writer()?.write(v);
         Ok(())
@@ -152,7 +152,7 @@ impl<T: Pod> SeqLock<T> {
     /// Like [`writer`](Self::writer), without waiting.
     ///
     /// # Errors
-    /// [`Error::WriterBusy`] when another live writer holds the lock.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock.
     pub fn try_writer(&self) -> Result<Writer<'_, T>> {
         Ok(self.wrap(self.lock.try_acquire_as(writer::me())?))
     }
@@ -173,7 +173,7 @@ impl<T: Pod> SeqLock<T> {
     /// leaves. The lock stays held.
     ///
     /// # Errors
-    /// [`Error::WriterBusy`] when the lock is held.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when the lock is held.
     #[doc(hidden)]
     pub fn __abandon_write(&self, v: &T, owner_pid: u32) -> Result<()> {
         let id = if owner_pid == crate::process::pid() {
@@ -278,7 +278,7 @@ mod object {
         /// keeps its value).
         ///
         /// # Errors
-        /// As [`Segment::object`]; [`Error::TypeMismatch`] if `name` holds something else.
+        /// As [`Segment::object`]; [`Error::TypeMismatch`](crate::Error::TypeMismatch) if `name` holds something else.
         pub fn seqlock<T: Pod>(&self, name: &str, init: T) -> Result<Handle<SeqLock<T>>> {
             self.object::<SeqLock<T>>(name, init)
         }
