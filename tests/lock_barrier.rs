@@ -1,76 +1,26 @@
 //! The barrier across real processes (children: this test binary re-executed).
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
+use common::{Children, SegGuard};
 use shmkit::{Barrier, Error, Segment};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-const SEG_VAR: &str = "SHMKIT_LOCK_TEST_SEG";
-
-struct SegGuard(String);
-impl Drop for SegGuard {
-    fn drop(&mut self) {
-        let _ = Segment::remove(&self.0);
-    }
-}
-
-fn segment(test: &str) -> (Segment, SegGuard) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "shmkit-test-{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    (Segment::create(&name, 1 << 16).unwrap(), SegGuard(name))
-}
-
-#[derive(Default)]
-struct Children(Vec<Child>);
-impl Children {
-    fn spawn(&mut self, child_test: &str, seg: &SegGuard) {
-        let c = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
-            .env(SEG_VAR, &seg.0)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.0.push(c);
-    }
-    fn wait_all(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        for (i, c) in self.0.iter_mut().enumerate() {
-            loop {
-                if let Some(st) = c.try_wait().unwrap() {
-                    assert!(st.success(), "child {i} failed: {st}");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "child {i} still running");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
-}
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn child_segment() -> Option<Segment> {
-    let name = std::env::var(SEG_VAR).ok()?;
-    Some(Segment::open(&name).unwrap())
-}
 
 const PARTIES: u64 = 8;
 const GENERATIONS: u64 = 100;
 
 #[test]
-fn child_barrier_party() {
-    let Some(seg) = child_segment() else { return };
+fn xproc_child() {
+    common::run_child(|ctx| match ctx.role.as_str() {
+        "barrier_party" => barrier_party(&ctx.open()),
+        "barrier_survivor" => barrier_survivor(&ctx.open()),
+        "barrier_victim" => barrier_victim(&ctx.open()),
+        other => panic!("unknown role {other}"),
+    });
+}
+
+fn barrier_party(seg: &Segment) {
     let b = seg.barrier("b", PARTIES as u32).unwrap();
     let arrivals = seg.counter("arrivals").unwrap();
     let leaders = seg.counter("leaders").unwrap();
@@ -89,12 +39,13 @@ fn child_barrier_party() {
 
 #[test]
 fn barrier_of_eight_processes_for_a_hundred_generations() {
-    let (seg, guard) = segment("barrier8");
+    let guard = SegGuard::new("barrier8");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
     let b = seg.barrier("b", PARTIES as u32).unwrap();
     let leaders = seg.counter("leaders").unwrap();
-    let mut kids = Children::default();
+    let mut kids = Children::new();
     for _ in 0..PARTIES {
-        kids.spawn("child_barrier_party", &guard);
+        kids.spawn("barrier_party", guard.name(), &[]);
     }
     let t = Instant::now();
     kids.wait_all(Duration::from_secs(120));
@@ -117,9 +68,7 @@ fn barrier_of_eight_processes_for_a_hundred_generations() {
     );
 }
 
-#[test]
-fn child_barrier_survivor() {
-    let Some(seg) = child_segment() else { return };
+fn barrier_survivor(seg: &Segment) {
     let b = seg.barrier("b", 3).unwrap();
     b.wait_timeout(Duration::from_secs(30)).unwrap();
     seg.counter("first").unwrap().inc();
@@ -132,9 +81,7 @@ fn child_barrier_survivor() {
     seg.counter("broken_seen").unwrap().inc();
 }
 
-#[test]
-fn child_barrier_victim() {
-    let Some(seg) = child_segment() else { return };
+fn barrier_victim(seg: &Segment) {
     let b = seg.barrier("b", 3).unwrap();
     b.wait_timeout(Duration::from_secs(30)).unwrap();
     seg.counter("first").unwrap().inc();
@@ -144,26 +91,20 @@ fn child_barrier_victim() {
 
 #[test]
 fn a_dead_party_breaks_the_barrier() {
-    let (seg, guard) = segment("barrierdead");
+    let guard = SegGuard::new("barrierdead");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
     let b = seg.barrier("b", 3).unwrap();
     let first = seg.counter("first").unwrap();
     let seen = seg.counter("broken_seen").unwrap();
-    let mut victim = Children::default();
-    victim.spawn("child_barrier_victim", &guard);
-    let mut survivors = Children::default();
-    survivors.spawn("child_barrier_survivor", &guard);
-    survivors.spawn("child_barrier_survivor", &guard);
-    let t = Instant::now();
-    while first.load() < 3 || b.arrived() < 2 {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "parties did not meet"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let v = &mut victim.0[0];
-    v.kill().unwrap();
-    v.wait().unwrap();
+    let mut victim = Children::new();
+    let v = victim.spawn("barrier_victim", guard.name(), &[]);
+    let mut survivors = Children::new();
+    survivors.spawn("barrier_survivor", guard.name(), &[]);
+    survivors.spawn("barrier_survivor", guard.name(), &[]);
+    common::wait_until("the parties to meet", Duration::from_secs(30), || {
+        first.load() >= 3 && b.arrived() >= 2
+    });
+    victim.kill(v);
     survivors.wait_all(Duration::from_secs(5));
     assert_eq!(seen.load(), 2);
     assert!(b.is_broken());

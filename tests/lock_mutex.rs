@@ -2,95 +2,27 @@
 //! `--exact <child test>` and an environment variable naming their segment and role.
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
+use common::{Children, SegGuard};
 use shmkit::{Counter, Error, LockError, Segment};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const SEG_VAR: &str = "SHMKIT_LOCK_TEST_SEG";
-const ARG_VAR: &str = "SHMKIT_LOCK_TEST_ARG";
-
-/// Removes the segment when the test ends, however it ends.
-struct SegGuard(String);
-impl Drop for SegGuard {
-    fn drop(&mut self) {
-        let _ = Segment::remove(&self.0);
-    }
-}
-
-/// A unique segment, created, with its removal guard.
-fn segment(test: &str) -> (Segment, SegGuard) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "shmkit-test-{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let seg = Segment::create(&name, 1 << 16).expect("create segment");
-    (seg, SegGuard(name))
-}
-
-/// Children that are killed and reaped if the test ends early.
-#[derive(Default)]
-struct Children(Vec<Child>);
-impl Children {
-    fn spawn(&mut self, child_test: &str, seg: &SegGuard, arg: &str) -> usize {
-        let c = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
-            .env(SEG_VAR, &seg.0)
-            .env(ARG_VAR, arg)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        self.0.push(c);
-        self.0.len() - 1
-    }
-
-    /// Waits for every child (at most until `deadline`), asserting each exited with success.
-    fn wait_all(&mut self, deadline: Instant) {
-        for (i, c) in self.0.iter_mut().enumerate() {
-            loop {
-                if let Some(st) = c.try_wait().unwrap() {
-                    assert!(st.success(), "child {i} failed: {st}");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "child {i} still running");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
-}
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// In a child: the segment named by the parent, or `None` when run as an ordinary test.
-fn child_segment() -> Option<(Segment, String)> {
-    let name = std::env::var(SEG_VAR).ok()?;
-    let arg = std::env::var(ARG_VAR).unwrap_or_default();
-    Some((Segment::open(&name).expect("child opens segment"), arg))
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+#[test]
+fn xproc_child() {
+    common::run_child(|ctx| match ctx.role.as_str() {
+        "increment_once" => increment_once(&ctx.open()),
+        "increment_many" => increment_many(&ctx.open()),
+        "hold_until_killed" => hold_until_killed(&ctx.open()),
+        "wait_for_dead_owner" => wait_for_dead_owner(&ctx.open()),
+        "expect_not_recoverable" => expect_not_recoverable(&ctx.open()),
+        other => panic!("unknown role {other}"),
+    });
 }
 
 // ---- 99 processes, one increment each ----
 
-#[test]
-fn child_increment_once() {
-    let Some((seg, _)) = child_segment() else {
-        return;
-    };
+fn increment_once(seg: &Segment) {
     let m = seg.mutex("n", 0u64).unwrap();
     let mut g = m.lock().unwrap();
     let v = *g;
@@ -101,13 +33,14 @@ fn child_increment_once() {
 
 #[test]
 fn ninety_nine_processes_increment_once() {
-    let (seg, guard) = segment("mutex99");
+    let guard = SegGuard::new("mutex99");
+    let seg = Segment::create(guard.name(), 1 << 16).expect("create segment");
     let m = seg.mutex("n", 0u64).unwrap();
-    let mut kids = Children::default();
+    let mut kids = Children::new();
     for _ in 0..99 {
-        kids.spawn("child_increment_once", &guard, "");
+        kids.spawn("increment_once", guard.name(), &[]);
     }
-    kids.wait_all(Instant::now() + Duration::from_secs(120));
+    kids.wait_all(Duration::from_secs(120));
     assert_eq!(*m.lock().unwrap(), 99);
     assert_eq!(m.state().owner_tid, None);
 }
@@ -116,11 +49,7 @@ fn ninety_nine_processes_increment_once() {
 
 const EIGHT_ROUNDS: u64 = 100_000;
 
-#[test]
-fn child_increment_many() {
-    let Some((seg, _)) = child_segment() else {
-        return;
-    };
+fn increment_many(seg: &Segment) {
     let m = seg.mutex("n", [0u64; 2]).unwrap();
     let go = seg.counter("go").unwrap();
     go.inc();
@@ -136,14 +65,15 @@ fn child_increment_many() {
 
 #[test]
 fn eight_processes_hundred_thousand_each() {
-    let (seg, guard) = segment("mutex8");
+    let guard = SegGuard::new("mutex8");
+    let seg = Segment::create(guard.name(), 1 << 16).expect("create segment");
     let m = seg.mutex("n", [0u64; 2]).unwrap();
     let t = Instant::now();
-    let mut kids = Children::default();
+    let mut kids = Children::new();
     for _ in 0..8 {
-        kids.spawn("child_increment_many", &guard, "");
+        kids.spawn("increment_many", guard.name(), &[]);
     }
-    kids.wait_all(Instant::now() + Duration::from_secs(300));
+    kids.wait_all(Duration::from_secs(300));
     let g = m.lock().unwrap();
     assert_eq!(g[0], 8 * EIGHT_ROUNDS);
     assert_eq!(g[1], 8 * EIGHT_ROUNDS * 3);
@@ -155,11 +85,7 @@ fn eight_processes_hundred_thousand_each() {
 
 // ---- the owner is SIGKILLed while holding the lock ----
 
-#[test]
-fn child_hold_until_killed() {
-    let Some((seg, _)) = child_segment() else {
-        return;
-    };
+fn hold_until_killed(seg: &Segment) {
     let m = seg.mutex("n", 0u64).unwrap();
     let held = seg.counter("held").unwrap();
     let mut g = m.lock().unwrap();
@@ -170,11 +96,7 @@ fn child_hold_until_killed() {
     panic!("the holder was not killed");
 }
 
-#[test]
-fn child_wait_for_dead_owner() {
-    let Some((seg, _)) = child_segment() else {
-        return;
-    };
+fn wait_for_dead_owner(seg: &Segment) {
     let m = seg.mutex("n", 0u64).unwrap();
     let died = seg.counter("died").unwrap();
     let waiting = seg.counter("waiting").unwrap();
@@ -193,29 +115,28 @@ fn child_wait_for_dead_owner() {
 
 #[test]
 fn owner_killed_with_three_waiters() {
-    let (seg, guard) = segment("mutexkill");
+    let guard = SegGuard::new("mutexkill");
+    let seg = Segment::create(guard.name(), 1 << 16).expect("create segment");
     let m = seg.mutex("n", 0u64).unwrap();
     let held = seg.counter("held").unwrap();
     let waiting = seg.counter("waiting").unwrap();
     let died = seg.counter("died").unwrap();
-    let mut holder = Children::default();
-    holder.spawn("child_hold_until_killed", &guard, "");
-    wait_until("the holder", Duration::from_secs(30), || held.load() == 1);
+    let mut holder = Children::new();
+    let h = holder.spawn("hold_until_killed", guard.name(), &[]);
+    common::wait_until("the holder", Duration::from_secs(30), || held.load() == 1);
 
-    let mut waiters = Children::default();
+    let mut waiters = Children::new();
     for _ in 0..3 {
-        waiters.spawn("child_wait_for_dead_owner", &guard, "");
+        waiters.spawn("wait_for_dead_owner", guard.name(), &[]);
     }
-    wait_until("the waiters", Duration::from_secs(30), || {
+    common::wait_until("the waiters", Duration::from_secs(30), || {
         waiting.load() == 3 && m.state().waiters
     });
     std::thread::sleep(Duration::from_millis(100)); // let all three fall asleep
 
     let killed = Instant::now();
-    let h = &mut holder.0[0];
-    h.kill().unwrap();
-    h.wait().unwrap();
-    waiters.wait_all(killed + Duration::from_secs(5));
+    holder.kill(h);
+    waiters.wait_all((killed + Duration::from_secs(5)).saturating_duration_since(Instant::now()));
     let took = killed.elapsed();
     eprintln!("3 waiters finished {took:?} after the owner was killed");
     assert!(took < Duration::from_secs(5));
@@ -228,11 +149,7 @@ fn owner_killed_with_three_waiters() {
 
 // ---- an OwnerDied guard dropped unrepaired ----
 
-#[test]
-fn child_expect_not_recoverable() {
-    let Some((seg, _)) = child_segment() else {
-        return;
-    };
+fn expect_not_recoverable(seg: &Segment) {
     let m = seg.mutex("n", 0u64).unwrap();
     for r in [
         m.lock(),
@@ -248,15 +165,14 @@ fn child_expect_not_recoverable() {
 
 #[test]
 fn not_recoverable_after_unrepaired_drop() {
-    let (seg, guard) = segment("mutexnr");
+    let guard = SegGuard::new("mutexnr");
+    let seg = Segment::create(guard.name(), 1 << 16).expect("create segment");
     let m = seg.mutex("n", 0u64).unwrap();
     let held = seg.counter("held").unwrap();
-    let mut holder = Children::default();
-    holder.spawn("child_hold_until_killed", &guard, "");
-    wait_until("the holder", Duration::from_secs(30), || held.load() == 1);
-    let h = &mut holder.0[0];
-    h.kill().unwrap();
-    h.wait().unwrap();
+    let mut holder = Children::new();
+    let h = holder.spawn("hold_until_killed", guard.name(), &[]);
+    common::wait_until("the holder", Duration::from_secs(30), || held.load() == 1);
+    holder.kill(h);
 
     match m.lock_timeout(Duration::from_secs(5)) {
         Err(LockError::OwnerDied(g)) => {
@@ -266,9 +182,9 @@ fn not_recoverable_after_unrepaired_drop() {
         other => panic!("expected OwnerDied, got {other:?}"),
     }
     assert!(m.state().not_recoverable);
-    let mut other = Children::default();
-    other.spawn("child_expect_not_recoverable", &guard, "");
-    other.wait_all(Instant::now() + Duration::from_secs(30));
+    let mut other = Children::new();
+    other.spawn("expect_not_recoverable", guard.name(), &[]);
+    other.wait_all(Duration::from_secs(30));
     // The conversion into shmkit::Error reports it too.
     let e: Error = m.lock().unwrap_err().into();
     assert!(matches!(e, Error::NotRecoverable { .. }), "{e}");
@@ -276,7 +192,8 @@ fn not_recoverable_after_unrepaired_drop() {
 
 #[test]
 fn mutex_kind_is_checked_on_open() {
-    let (seg, _guard) = segment("mutexkind");
+    let guard = SegGuard::new("mutexkind");
+    let seg = Segment::create(guard.name(), 1 << 16).expect("create segment");
     let m = seg.mutex("m", 5u32).unwrap();
     *m.lock().unwrap() += 1;
     let again = seg.mutex("m", 0u32).unwrap();
@@ -295,7 +212,8 @@ fn mutex_kind_is_checked_on_open() {
 
 #[test]
 fn stat_describes_the_lock() {
-    let (seg, _guard) = segment("mutexstat");
+    let guard = SegGuard::new("mutexstat");
+    let seg = Segment::create(guard.name(), 1 << 16).expect("create segment");
     let m = seg.mutex("m", [0u16; 5]).unwrap();
     let entry = seg
         .entries()

@@ -1,27 +1,11 @@
 //! The reentrant mutex, in threads and across real processes.
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
+use common::{Children, SegGuard};
 use shmkit::{Error, LockError, ReentrantMutex, Segment};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
-
-const SEG_VAR: &str = "SHMKIT_LOCK_TEST_SEG";
-
-struct SegGuard(String);
-impl Drop for SegGuard {
-    fn drop(&mut self) {
-        let _ = Segment::remove(&self.0);
-    }
-}
-
-struct Kid(Child);
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::time::Duration;
 
 #[test]
 fn nested_locks_release_at_the_last_guard() {
@@ -62,47 +46,34 @@ fn nested_locks_release_at_the_last_guard() {
 }
 
 #[test]
-fn child_hold_nested_until_killed() {
-    let Ok(name) = std::env::var(SEG_VAR) else {
-        return;
-    };
-    let seg = Segment::open(&name).unwrap();
-    let m = seg.reentrant_mutex("r").unwrap();
-    let guards: Vec<_> = (0..3).map(|_| m.lock().unwrap()).collect();
-    seg.counter("held").unwrap().inc();
-    std::thread::sleep(Duration::from_secs(60));
-    drop(guards);
-    panic!("not killed");
+fn xproc_child() {
+    common::run_child(|ctx| match ctx.role.as_str() {
+        "hold_nested_until_killed" => {
+            let seg = ctx.open();
+            let m = seg.reentrant_mutex("r").unwrap();
+            let guards: Vec<_> = (0..3).map(|_| m.lock().unwrap()).collect();
+            seg.counter("held").unwrap().inc();
+            std::thread::sleep(Duration::from_secs(60));
+            drop(guards);
+            panic!("not killed");
+        }
+        other => panic!("unknown role {other}"),
+    });
 }
 
 #[test]
 fn owner_killed_at_depth_three() {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "shmkit-test-rlock-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    let seg = Segment::create(&name, 1 << 16).unwrap();
-    let _guard = SegGuard(name.clone());
+    let name = SegGuard::new("rlock");
+    let seg = Segment::create(name.name(), 1 << 16).unwrap();
     let m = seg.reentrant_mutex("r").unwrap();
     let held = seg.counter("held").unwrap();
-    let mut kid = Kid(Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_hold_nested_until_killed",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SEG_VAR, &name)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap());
-    let t = Instant::now();
-    while held.load() == 0 {
-        assert!(t.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let mut kids = Children::new();
+    let kid = kids.spawn("hold_nested_until_killed", name.name(), &[]);
+    common::wait_until(
+        "the child to hold the lock",
+        Duration::from_secs(30),
+        || held.load() != 0,
+    );
     assert_eq!(m.depth(), 3);
     let entry = seg
         .entries()
@@ -112,8 +83,7 @@ fn owner_killed_at_depth_three() {
         .unwrap();
     let d = shmkit::inspect::describe(&seg, &entry).unwrap();
     assert!(d.ends_with(", depth 3"), "{d}");
-    kid.0.kill().unwrap();
-    kid.0.wait().unwrap();
+    kids.kill(kid);
     let mut g = match m.lock_timeout(Duration::from_secs(5)) {
         Err(LockError::OwnerDied(g)) => g,
         other => panic!(

@@ -1,75 +1,24 @@
 //! The semaphore across real processes (children: this test binary re-executed).
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
+use common::{Children, SegGuard};
 use shmkit::{Error, Segment, Semaphore};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-const SEG_VAR: &str = "SHMKIT_LOCK_TEST_SEG";
-
-struct SegGuard(String);
-impl Drop for SegGuard {
-    fn drop(&mut self) {
-        let _ = Segment::remove(&self.0);
-    }
-}
-
-fn segment(test: &str) -> (Segment, SegGuard) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "shmkit-test-{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    (Segment::create(&name, 1 << 16).unwrap(), SegGuard(name))
-}
-
-#[derive(Default)]
-struct Children(Vec<Child>);
-impl Children {
-    fn spawn(&mut self, child_test: &str, seg: &SegGuard) {
-        let c = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
-            .env(SEG_VAR, &seg.0)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.0.push(c);
-    }
-    fn wait_all(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        for (i, c) in self.0.iter_mut().enumerate() {
-            loop {
-                if let Some(st) = c.try_wait().unwrap() {
-                    assert!(st.success(), "child {i} failed: {st}");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "child {i} still running");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
-}
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn child_segment() -> Option<Segment> {
-    let name = std::env::var(SEG_VAR).ok()?;
-    Some(Segment::open(&name).unwrap())
-}
 
 const ROUNDS: u64 = 30;
 
 #[test]
-fn child_semaphore_user() {
-    let Some(seg) = child_segment() else { return };
+fn xproc_child() {
+    common::run_child(|ctx| match ctx.role.as_str() {
+        "semaphore_user" => semaphore_user(&ctx.open()),
+        "take_two_and_hang" => take_two_and_hang(&ctx.open()),
+        other => panic!("unknown role {other}"),
+    });
+}
+
+fn semaphore_user(seg: &Segment) {
     let s = seg.bounded_semaphore("s", 3, 3).unwrap();
     let inside = seg.counter("inside").unwrap();
     let most = seg.value::<u64>("most", 0).unwrap();
@@ -85,12 +34,13 @@ fn child_semaphore_user() {
 
 #[test]
 fn semaphore_of_three_never_lets_four_in() {
-    let (seg, guard) = segment("sem3");
+    let guard = SegGuard::new("sem3");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
     let s = seg.bounded_semaphore("s", 3, 3).unwrap();
     let most = seg.value::<u64>("most", 0).unwrap();
-    let mut kids = Children::default();
+    let mut kids = Children::new();
     for _ in 0..8 {
-        kids.spawn("child_semaphore_user", &guard);
+        kids.spawn("semaphore_user", guard.name(), &[]);
     }
     kids.wait_all(Duration::from_secs(60));
     let most = most.load();
@@ -105,9 +55,7 @@ fn semaphore_of_three_never_lets_four_in() {
     ));
 }
 
-#[test]
-fn child_take_two_and_hang() {
-    let Some(seg) = child_segment() else { return };
+fn take_two_and_hang(seg: &Segment) {
     let s = seg.semaphore("s", 2).unwrap();
     s.acquire().unwrap();
     s.acquire().unwrap();
@@ -118,16 +66,17 @@ fn child_take_two_and_hang() {
 
 #[test]
 fn permits_of_a_killed_process_are_reclaimed() {
-    let (seg, guard) = segment("semdead");
+    let guard = SegGuard::new("semdead");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
     let s = seg.semaphore("s", 2).unwrap();
     let held = seg.counter("held").unwrap();
-    let mut kids = Children::default();
-    kids.spawn("child_take_two_and_hang", &guard);
-    let t = Instant::now();
-    while held.load() == 0 {
-        assert!(t.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let mut kids = Children::new();
+    let kid = kids.spawn("take_two_and_hang", guard.name(), &[]);
+    common::wait_until(
+        "the child to hold both permits",
+        Duration::from_secs(30),
+        || held.load() != 0,
+    );
     assert_eq!(s.available(), 0);
     assert_eq!(s.holders().len(), 1);
     let entry = seg
@@ -139,9 +88,7 @@ fn permits_of_a_killed_process_are_reclaimed() {
     let d = shmkit::inspect::describe(&seg, &entry).unwrap();
     assert!(d.starts_with("0 permits free, held by pid"), "{d}");
     assert!(matches!(s.try_acquire(), Err(Error::WouldBlock { .. })));
-    let c = &mut kids.0[0];
-    c.kill().unwrap();
-    c.wait().unwrap();
+    kids.kill(kid);
     let t = Instant::now();
     s.acquire_timeout(Duration::from_secs(5)).unwrap();
     s.try_acquire().unwrap();

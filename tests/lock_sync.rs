@@ -1,83 +1,25 @@
 //! Event and Condvar across real processes (children: this test binary re-executed).
 #![cfg(not(feature = "loom"))]
 
+mod common;
+
+use common::{Children, SegGuard};
 use shmkit::Segment;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const SEG_VAR: &str = "SHMKIT_LOCK_TEST_SEG";
-
-struct SegGuard(String);
-impl Drop for SegGuard {
-    fn drop(&mut self) {
-        let _ = Segment::remove(&self.0);
-    }
-}
-
-fn segment(test: &str) -> (Segment, SegGuard) {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "shmkit-test-{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    (Segment::create(&name, 1 << 16).unwrap(), SegGuard(name))
-}
-
-#[derive(Default)]
-struct Children(Vec<Child>);
-impl Children {
-    fn spawn(&mut self, child_test: &str, seg: &SegGuard) {
-        let c = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
-            .env(SEG_VAR, &seg.0)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.0.push(c);
-    }
-    fn wait_all(&mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        for (i, c) in self.0.iter_mut().enumerate() {
-            loop {
-                if let Some(st) = c.try_wait().unwrap() {
-                    assert!(st.success(), "child {i} failed: {st}");
-                    break;
-                }
-                assert!(Instant::now() < deadline, "child {i} still running");
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-    }
-}
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn child_segment() -> Option<Segment> {
-    let name = std::env::var(SEG_VAR).ok()?;
-    Some(Segment::open(&name).unwrap())
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(30), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+#[test]
+fn xproc_child() {
+    common::run_child(|ctx| match ctx.role.as_str() {
+        "event_waiter" => event_waiter(&ctx.open()),
+        "condvar_producer" => condvar_producer(&ctx.open()),
+        "condvar_consumer" => condvar_consumer(&ctx.open()),
+        other => panic!("unknown role {other}"),
+    });
 }
 
 // ---- Event ----
 
-#[test]
-fn child_event_waiter() {
-    let Some(seg) = child_segment() else { return };
+fn event_waiter(seg: &Segment) {
     let e = seg.event("go").unwrap();
     let woke = seg.counter("woke").unwrap();
     seg.counter("ready").unwrap().inc();
@@ -87,15 +29,18 @@ fn child_event_waiter() {
 
 #[test]
 fn event_set_in_one_process_wakes_the_others() {
-    let (seg, guard) = segment("event");
+    let guard = SegGuard::new("event");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
     let e = seg.event("go").unwrap();
     let ready = seg.counter("ready").unwrap();
     let woke = seg.counter("woke").unwrap();
-    let mut kids = Children::default();
+    let mut kids = Children::new();
     for _ in 0..4 {
-        kids.spawn("child_event_waiter", &guard);
+        kids.spawn("event_waiter", guard.name(), &[]);
     }
-    wait_until("waiters", || ready.load() == 4 && e.waiters() == 4);
+    common::wait_until("waiters", Duration::from_secs(30), || {
+        ready.load() == 4 && e.waiters() == 4
+    });
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(woke.load(), 0, "nobody wakes before set");
     let t = Instant::now();
@@ -118,9 +63,7 @@ const ITEMS: u64 = 2000;
 /// The queue state under the mutex: [next to produce, next to consume, slot, full flag].
 type Slot = [u64; 4];
 
-#[test]
-fn child_condvar_producer() {
-    let Some(seg) = child_segment() else { return };
+fn condvar_producer(seg: &Segment) {
     let m = seg.mutex::<Slot>("q", [0; 4]).unwrap();
     let not_full = seg.condvar("not_full").unwrap();
     let not_empty = seg.condvar("not_empty").unwrap();
@@ -136,9 +79,7 @@ fn child_condvar_producer() {
     }
 }
 
-#[test]
-fn child_condvar_consumer() {
-    let Some(seg) = child_segment() else { return };
+fn condvar_consumer(seg: &Segment) {
     let m = seg.mutex::<Slot>("q", [0; 4]).unwrap();
     let not_full = seg.condvar("not_full").unwrap();
     let not_empty = seg.condvar("not_empty").unwrap();
@@ -159,16 +100,17 @@ fn child_condvar_consumer() {
 
 #[test]
 fn condvar_producer_consumer_across_processes() {
-    let (seg, guard) = segment("condvar");
+    let guard = SegGuard::new("condvar");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
     let m = seg.mutex::<Slot>("q", [0; 4]).unwrap();
     let _ = (
         seg.condvar("not_full").unwrap(),
         seg.condvar("not_empty").unwrap(),
     );
     let sum = seg.counter("sum").unwrap();
-    let mut kids = Children::default();
-    kids.spawn("child_condvar_consumer", &guard);
-    kids.spawn("child_condvar_producer", &guard);
+    let mut kids = Children::new();
+    kids.spawn("condvar_consumer", guard.name(), &[]);
+    kids.spawn("condvar_producer", guard.name(), &[]);
     let t = Instant::now();
     kids.wait_all(Duration::from_secs(60));
     eprintln!(
@@ -181,7 +123,8 @@ fn condvar_producer_consumer_across_processes() {
 
 #[test]
 fn condvar_wait_timeout_times_out_and_relocks() {
-    let (seg, _guard) = segment("cvtimeout");
+    let guard = SegGuard::new("cvtimeout");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
     let m = seg.mutex("m", 1u32).unwrap();
     let cv = seg.condvar("cv").unwrap();
     let t = Instant::now();

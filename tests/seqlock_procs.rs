@@ -2,126 +2,54 @@
 //! it can, Python's `Array` example ported, and a writer killed with SIGKILL in the middle of a
 //! write (readers keep the last complete value and report the death; a new writer recovers).
 //!
-//! Children are this test binary re-executed with `--exact <child> --nocapture` and two
-//! environment variables (role, segment name); the child tests do nothing in a normal run.
+//! Children are this test binary re-executed through the common harness (`tests/common`): one
+//! `xproc_child` entry point dispatches on the role; it does nothing in a normal run.
 #![cfg(not(feature = "loom"))]
 // Python's example stores 3.1415927 literally; so does the port.
 #![allow(clippy::approx_constant)]
 
+mod common;
+
+use common::{Children, SegGuard};
 use shmkit::{Error, Segment};
-use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const ROLE: &str = "SHMKIT_SEQLOCK_TEST_ROLE";
-const SEG: &str = "SHMKIT_SEQLOCK_TEST_SEG";
 const SNAPSHOTS: u64 = 1_000_000;
 
-// ---- small harness: unique segments, children killed and reaped, segments removed ----
-
-/// A segment removed on drop, with the children started for it killed and reaped on drop.
-struct Fixture {
-    name: String,
-    seg: Segment,
-    children: Vec<Child>,
-}
-
-impl Fixture {
-    fn new(test: &str, size: u64) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "shmkit-t-{test}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let seg = Segment::create(&name, size).unwrap();
-        Fixture {
-            name,
-            seg,
-            children: Vec::new(),
-        }
-    }
-
-    /// Starts child test `role` (a `#[test]` fn of this file) on this fixture's segment.
-    fn spawn(&mut self, role: &str) -> usize {
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", role, "--nocapture", "--test-threads=1"])
-            .env(ROLE, role)
-            .env(SEG, &self.name)
-            .spawn()
-            .unwrap();
-        self.children.push(child);
-        self.children.len() - 1
-    }
-
-    fn pid(&self, i: usize) -> u32 {
-        self.children[i].id()
-    }
-
-    /// Waits for child `i` (bounded) and asserts it succeeded.
-    fn join(&mut self, i: usize, limit: Duration) {
-        let t = Instant::now();
-        loop {
-            if let Some(st) = self.children[i].try_wait().unwrap() {
-                assert!(st.success(), "child {i} failed: {st}");
-                return;
-            }
-            assert!(t.elapsed() < limit, "child {i} did not finish in {limit:?}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn kill(&mut self, i: usize) {
-        let _ = self.children[i].kill();
-        let _ = self.children[i].wait();
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Segment::remove(&self.name);
-    }
-}
-
-/// In a child: the segment named by the parent, when this process runs as `role`.
-fn child_segment(role: &str) -> Option<Segment> {
-    (std::env::var(ROLE).ok()? == role)
-        .then(|| Segment::open(&std::env::var(SEG).unwrap()).unwrap())
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    t.elapsed()
+#[test]
+fn xproc_child() {
+    common::run_child(|ctx| match ctx.role.as_str() {
+        "uniform_writer" => uniform_writer(&ctx.open()),
+        "uniform_reader" => uniform_reader(&ctx.open()),
+        "negate" => negate(&ctx.open()),
+        "parking_writer" => parking_writer(&ctx.open()),
+        "death_reader" => death_reader(&ctx.open()),
+        other => panic!("unknown role {other}"),
+    });
 }
 
 // ---- 1. zero torn reads: a writer as fast as it can, two reader processes ----
 
 #[test]
 fn zero_torn_reads_across_processes() {
-    let mut fx = Fixture::new("torn", 1 << 20);
-    fx.seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap();
-    fx.seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
-    fx.seg.array::<u64>("arr", 4096).unwrap();
-    let stop = fx.seg.counter("stop").unwrap();
-    let changes = fx.seg.counter("changes").unwrap();
-    let w = fx.spawn("child_uniform_writer");
-    wait_until("the writer", Duration::from_secs(20), || {
-        fx.seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap().version() > 10
+    let guard = SegGuard::new("torn");
+    let seg = Segment::create(guard.name(), 1 << 20).unwrap();
+    let mut kids = Children::new();
+    seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap();
+    seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
+    seg.array::<u64>("arr", 4096).unwrap();
+    let stop = seg.counter("stop").unwrap();
+    let changes = seg.counter("changes").unwrap();
+    let w = kids.spawn("uniform_writer", guard.name(), &[]);
+    common::wait_until("the writer", Duration::from_secs(20), || {
+        seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap().version() > 10
     });
-    let r1 = fx.spawn("child_uniform_reader");
-    let r2 = fx.spawn("child_uniform_reader");
-    fx.join(r1, Duration::from_secs(300));
-    fx.join(r2, Duration::from_secs(300));
+    let r1 = kids.spawn("uniform_reader", guard.name(), &[]);
+    let r2 = kids.spawn("uniform_reader", guard.name(), &[]);
+    kids.wait_ok(r1, Duration::from_secs(300));
+    kids.wait_ok(r2, Duration::from_secs(300));
     stop.store(1);
-    fx.join(w, Duration::from_secs(20));
+    kids.wait_ok(w, Duration::from_secs(20));
     // Each reader checked every snapshot itself (a torn one fails it); here: the values really
     // changed under them, so the check had something to catch.
     let seen = changes.load();
@@ -132,11 +60,7 @@ fn zero_torn_reads_across_processes() {
     );
 }
 
-#[test]
-fn child_uniform_writer() {
-    let Some(seg) = child_segment("child_uniform_writer") else {
-        return;
-    };
+fn uniform_writer(seg: &Segment) {
     let a = seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap();
     let b = seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
     let arr = seg.array::<u64>("arr", 4096).unwrap();
@@ -155,11 +79,7 @@ fn child_uniform_writer() {
     }
 }
 
-#[test]
-fn child_uniform_reader() {
-    let Some(seg) = child_segment("child_uniform_reader") else {
-        return;
-    };
+fn uniform_reader(seg: &Segment) {
     let a = seg.seqlock::<[u64; 8]>("v64", [0; 8]).unwrap();
     let b = seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
     let arr = seg.array::<u64>("arr", 4096).unwrap();
@@ -212,21 +132,19 @@ fn child_uniform_reader() {
 
 #[test]
 fn python_array_example() {
-    let mut fx = Fixture::new("pyarray", 1 << 16);
-    let num = fx.seg.seqlock::<f64>("num", 0.0).unwrap();
-    let arr = fx.seg.array::<i32>("arr", 10).unwrap();
+    let guard = SegGuard::new("pyarray");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
+    let mut kids = Children::new();
+    let num = seg.seqlock::<f64>("num", 0.0).unwrap();
+    let arr = seg.array::<i32>("arr", 10).unwrap();
     arr.write_from(&(0..10).collect::<Vec<i32>>()).unwrap();
-    let c = fx.spawn("child_negate");
-    fx.join(c, Duration::from_secs(30));
+    let c = kids.spawn("negate", guard.name(), &[]);
+    kids.wait_ok(c, Duration::from_secs(30));
     assert_eq!(num.read(), 3.1415927);
     assert_eq!(arr.snapshot(), [0, -1, -2, -3, -4, -5, -6, -7, -8, -9]);
 }
 
-#[test]
-fn child_negate() {
-    let Some(seg) = child_segment("child_negate") else {
-        return;
-    };
+fn negate(seg: &Segment) {
     seg.seqlock::<f64>("num", 0.0).unwrap().write(&3.1415927);
     let arr = seg.array::<i32>("arr", 10).unwrap();
     arr.update_range(0..arr.len(), |xs| xs.iter_mut().for_each(|x| *x = -*x))
@@ -237,18 +155,20 @@ fn child_negate() {
 
 #[test]
 fn killed_writer_is_reported_and_recovered() {
-    let mut fx = Fixture::new("killed", 1 << 16);
-    let v = fx.seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
-    let parked = fx.seg.counter("parked").unwrap();
-    let reported = fx.seg.counter("reported").unwrap();
-    let w = fx.spawn("child_parking_writer");
-    wait_until("the writer to park", Duration::from_secs(30), || {
+    let guard = SegGuard::new("killed");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
+    let mut kids = Children::new();
+    let v = seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
+    let parked = seg.counter("parked").unwrap();
+    let reported = seg.counter("reported").unwrap();
+    let w = kids.spawn("parking_writer", guard.name(), &[]);
+    common::wait_until("the writer to park", Duration::from_secs(30), || {
         parked.load() == 1
     });
-    let wpid = fx.pid(w);
-    fx.seg.counter("writer_pid").unwrap().store(wpid as u64);
+    let wpid = kids.pid(w);
+    seg.counter("writer_pid").unwrap().store(wpid as u64);
     // A reader process, running while the writer is parked (alive) and after it is killed.
-    let r = fx.spawn("child_death_reader");
+    let r = kids.spawn("death_reader", guard.name(), &[]);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         reported.load(),
@@ -256,15 +176,15 @@ fn killed_writer_is_reported_and_recovered() {
         "a live (parked) writer was reported dead"
     );
     assert_eq!(v.read(), [2; 64], "readers get the last complete value");
-    fx.kill(w);
+    kids.kill(w);
     let killed = Instant::now();
-    wait_until(
+    common::wait_until(
         "the reader to report WriterDied",
         Duration::from_secs(5),
         || reported.load() == 1,
     );
     println!("WriterDied reported {:?} after SIGKILL", killed.elapsed());
-    fx.join(r, Duration::from_secs(10));
+    kids.wait_ok(r, Duration::from_secs(10));
     assert!(matches!(v.check_writer(), Err(Error::WriterDied { pid }) if pid == wpid));
     // A new writer takes over, repairs the half-written copy and publishes.
     let mut nw = v.try_writer().unwrap();
@@ -276,11 +196,7 @@ fn killed_writer_is_reported_and_recovered() {
     v.check_writer().unwrap();
 }
 
-#[test]
-fn child_parking_writer() {
-    let Some(seg) = child_segment("child_parking_writer") else {
-        return;
-    };
+fn parking_writer(seg: &Segment) {
     let v = seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
     v.write(&[2; 64]);
     v.__abandon_write(&[3; 64], std::process::id()).unwrap();
@@ -290,11 +206,7 @@ fn child_parking_writer() {
     }
 }
 
-#[test]
-fn child_death_reader() {
-    let Some(seg) = child_segment("child_death_reader") else {
-        return;
-    };
+fn death_reader(seg: &Segment) {
     let v = seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
     let wpid = seg.counter("writer_pid").unwrap().load() as u32;
     let t = Instant::now();
