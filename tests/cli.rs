@@ -109,6 +109,7 @@ fn demo_counts_exactly_and_removes_its_segment() {
     assert_eq!(number_after(&stdout, "sum of the worker counters"), 40_000);
     assert_eq!(number_after(&stdout, "Counter \"total\""), 40_000);
     assert_eq!(number_after(&stdout, "ShardedCounter \"sharded\""), 40_000);
+    assert_eq!(number_after(&stdout, "Mutex<u64> \"locked_total\""), 40_000);
     assert_eq!(number_after(&stdout, "expected 2 x 20,000"), 40_000);
     assert!(stdout.contains("check: OK"), "{stdout}");
     for i in 0..2 {
@@ -142,6 +143,7 @@ fn demo_for_a_time_agrees_with_itself() {
     assert!(sum > 0);
     assert_eq!(number_after(&stdout, "Counter \"total\""), sum);
     assert_eq!(number_after(&stdout, "ShardedCounter \"sharded\""), sum);
+    assert_eq!(number_after(&stdout, "Mutex<u64> \"locked_total\""), sum);
     assert!(stdout.contains("check: OK"), "{stdout}");
     assert!(!name.path().exists());
 }

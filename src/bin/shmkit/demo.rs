@@ -4,16 +4,17 @@
 //! `shmkit __worker`, and releases the workers together with a start flag into two timed phases:
 //! 1. each worker adds 1 to the one shared `Counter` and to its own counter, K times (or for a
 //!    time);
-//! 2. each worker adds as many to its stripe of the `ShardedCounter`.
+//! 2. each worker adds as many to its stripe of the `ShardedCounter`;
+//! 3. each worker adds as many again under shmkit's robust `Mutex<u64>` (lock, add, unlock).
 //!
 //! It shows their progress and checks that nothing was lost: the sum of the per-worker counters,
-//! the `Counter` and the `ShardedCounter` must all equal N × K. It then does phase 1's work with
-//! a `std::sync::Mutex` (threads in one process: shmkit's own cross-process lock is not built
-//! yet) to compare, and removes the segment on every path (also Ctrl-C).
+//! the `Counter`, the `ShardedCounter` and the `Mutex`'s value must all equal N × K. It then does
+//! phase 1's work with a `std::sync::Mutex` in threads of one process, what a single-process
+//! program would use, to compare, and removes the segment on every path (also Ctrl-C).
 
 use crate::fmt::{self, CmdResult};
 use crate::signal;
-use shmkit::{AtomicValue, Counter, Handle, Segment, SegmentOptions, ShardedCounter};
+use shmkit::{AtomicValue, Counter, Handle, Mutex, Segment, SegmentOptions, ShardedCounter};
 use std::io::{IsTerminal, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ const SHARDED: &str = "sharded";
 const SLOWEST: &str = "slowest_batch_us";
 const FINISHED_1: &str = "phase1_end_ns";
 const FINISHED_2: &str = "phase2_end_ns";
+const FINISHED_3: &str = "phase3_end_ns";
+const LOCKED: &str = "locked_total";
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process on the machine, so the parent
 /// can time the work from its start flag to the last worker's finish.
@@ -106,7 +109,8 @@ struct Shared {
     total: Handle<Counter>,
     sharded: Handle<ShardedCounter>,
     slowest: Handle<AtomicValue<f64>>,
-    finished: [Handle<AtomicValue<u64>>; 2],
+    finished: [Handle<AtomicValue<u64>>; 3],
+    locked: Handle<Mutex<u64>>,
 }
 
 impl Shared {
@@ -123,7 +127,9 @@ impl Shared {
             finished: [
                 seg.value::<u64>(FINISHED_1, 0)?,
                 seg.value::<u64>(FINISHED_2, 0)?,
+                seg.value::<u64>(FINISHED_3, 0)?,
             ],
+            locked: seg.mutex::<u64>(LOCKED, 0)?,
         })
     }
 }
@@ -153,13 +159,15 @@ enum Abort {
     Failed(String),
 }
 
-/// The two timed phases of the demo.
+/// The three timed phases of the demo.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
     /// Every worker adds to the one shared `Counter` (and to its own counter).
     Counter = 1,
     /// Every worker adds as many to its stripe of the `ShardedCounter`.
     Sharded = 2,
+    /// Every worker adds as many under the shared robust `Mutex<u64>`.
+    Locked = 3,
 }
 
 /// `shmkit demo`.
@@ -202,6 +210,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
         "  phase 1: each worker adds 1 to the shared Counter \"{TOTAL}\" and to its own Counter \"worker.<i>\", {amount}"
     );
     say!("  phase 2: each worker adds as many to its stripe of the ShardedCounter \"{SHARDED}\"");
+    say!("  phase 3: each worker adds as many under the robust Mutex<u64> \"{LOCKED}\" (lock, add, unlock)");
     say!("  (look inside from another terminal: shmkit watch {name})");
 
     let exe = std::env::current_exe().map_err(|e| format!("finding my own executable: {e}"))?;
@@ -230,9 +239,10 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let phases = sup.wait_ready().and_then(|()| {
         let counter_time = sup.phase(Phase::Counter, limit.map(|k| k * n as u64), args.seconds)?;
         let sharded_time = sup.phase(Phase::Sharded, Some(shared.total.load()), None)?;
-        Ok((counter_time, sharded_time))
+        let locked_time = sup.phase(Phase::Locked, Some(shared.total.load()), None)?;
+        Ok((counter_time, sharded_time, locked_time))
     });
-    let (counter_time, sharded_time) = match phases {
+    let (counter_time, sharded_time, locked_time) = match phases {
         Ok(t) => t,
         Err(Abort::Interrupted) => {
             drop(guard);
@@ -256,6 +266,10 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let sum: u64 = per_worker.iter().sum();
     let total = shared.total.load();
     let sharded = shared.sharded.sum();
+    let locked = match shared.locked.lock() {
+        Ok(g) => *g,
+        Err(e) => return Err(format!("reading the Mutex: {e}").into()),
+    };
     say!("\nper worker:");
     for (i, (c, v)) in guard.children.iter().zip(&per_worker).enumerate() {
         say!(
@@ -271,6 +285,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
         ("sum of the worker counters".to_string(), sum),
         (format!("Counter \"{TOTAL}\""), total),
         (format!("ShardedCounter \"{SHARDED}\""), sharded),
+        (format!("Mutex<u64> \"{LOCKED}\""), locked),
     ];
     if let Some(e) = expected {
         lines.push((
@@ -282,7 +297,8 @@ pub fn run(args: DemoArgs) -> CmdResult {
     for (label, v) in &lines {
         say!("  {label:<w$}  {:>13}", fmt::thousands(*v));
     }
-    let exact = total == sum && sharded == sum && expected.is_none_or(|e| e == sum);
+    let exact =
+        total == sum && sharded == sum && locked == sum && expected.is_none_or(|e| e == sum);
     if exact {
         say!("check: OK, all totals agree exactly: no increment was lost");
     } else {
@@ -330,6 +346,11 @@ pub fn run(args: DemoArgs) -> CmdResult {
         sharded,
         sharded_time,
     );
+    row(
+        &format!("shmkit Mutex<u64>, {procs} (robust lock)"),
+        locked,
+        locked_time,
+    );
     match mutex {
         Some((count, d)) => {
             row(
@@ -344,7 +365,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
                 m / ns_per(sharded, sharded_time)
             );
             say!(
-                "  (the mutex row is threads of one process doing phase 1's work under the lock; shmkit's cross-process lock is not built yet)"
+                "  (the std::sync::Mutex row is threads of ONE process doing phase 1's work under the lock; it cannot be shared between processes)"
             );
         }
         None => say!("  (mutex comparison skipped: interrupted)"),
@@ -425,10 +446,14 @@ impl Supervisor<'_> {
         let count = || match phase {
             Phase::Counter => shared.total.load(),
             Phase::Sharded => shared.sharded.sum(),
+            // Progress of the locked phase: peek without waiting (a busy lock shows the last
+            // value seen as 0 rather than stalling the display).
+            Phase::Locked => shared.locked.try_lock().map_or(0, |g| *g),
         };
         let label = match phase {
             Phase::Counter => "Counter       ",
             Phase::Sharded => "ShardedCounter",
+            Phase::Locked => "Mutex<u64>    ",
         };
         let run_for = seconds.map(Duration::from_secs_f64);
         let progress = |elapsed: Duration, done: bool| -> String {
@@ -454,6 +479,7 @@ impl Supervisor<'_> {
         let finished = match phase {
             Phase::Counter => &shared.finished[0],
             Phase::Sharded => &shared.finished[1],
+            Phase::Locked => &shared.finished[2],
         };
         let t0 = Instant::now();
         let t0_ns = mono_ns();
@@ -599,6 +625,17 @@ pub fn worker(args: WorkerArgs) -> CmdResult {
         sharded.add_to(stripe, 1);
     }
     finish(&shared.finished[1], &shared.done);
+
+    // Phase 3: as many adds under the robust Mutex, one lock per add.
+    wait_for_start(&shared, Phase::Locked)?;
+    for _ in 0..done {
+        let mut g = shared
+            .locked
+            .lock()
+            .map_err(|e| format!("locking the Mutex: {e}"))?;
+        *g += 1;
+    }
+    finish(&shared.finished[2], &shared.done);
     Ok(0)
 }
 
