@@ -100,41 +100,15 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Sleeps while `*word == expected`, at most `timeout` (shared futex: works across processes).
+/// Sleeps while `*word == expected`, at most `timeout`: shmkit's own shared futex wait (this
+/// module is compiled only without the `loom` feature, where its atomics are core's).
 fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: word is a live, aligned u32 for the whole call; ts outlives the call. Every return
-    // (woken, value changed, timeout, signal) is fine: callers re-check the word.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
+    shmkit::sync::futex_wait(word, expected, Some(timeout));
 }
 
 /// Wakes every sleeper on `word`.
 fn futex_wake_all(word: &AtomicU32) {
-    // SAFETY: word is a live, aligned u32; FUTEX_WAKE only reads its address.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
+    shmkit::sync::futex_wake(word, u32::MAX);
 }
 
 /// One worker's part of a round.

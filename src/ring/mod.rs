@@ -105,3 +105,14 @@ pub fn round_capacity(requested: u64) -> Option<u64> {
     }
     Some(requested.next_power_of_two())
 }
+
+/// The capacity of a ring whose slot area holds `words` words of `stride` words per slot: the
+/// largest power of two that fits (the slot count itself for a ring opened with its own type; the
+/// rounding keeps indices in bounds for a view under another element size).
+#[inline]
+pub(crate) fn capacity_for(words: usize, stride: usize) -> usize {
+    match words / stride.max(1) {
+        0 => 0,
+        c => 1usize << c.ilog2(),
+    }
+}

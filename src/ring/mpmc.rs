@@ -141,12 +141,7 @@ impl<T: Pod> MpmcRing<T> {
     /// Number of slots (a power of two), from the local handle's dimensions.
     #[inline]
     pub fn capacity(&self) -> usize {
-        let c = self.slots.len() / stride::<T>();
-        if c == 0 {
-            0
-        } else {
-            1usize << c.ilog2()
-        }
+        super::capacity_for(self.slots.len(), stride::<T>())
     }
 
     /// The raw positions (pops claimed, pushes claimed) as found in shared memory.

@@ -236,14 +236,7 @@ impl<T: Pod> SpscRing<T> {
     /// Number of slots (a power of two), from the local handle's dimensions.
     #[inline]
     pub fn capacity(&self) -> usize {
-        let c = self.slots.len() / slot_words::<T>();
-        // For a ring opened with its own type this is the capacity itself; the rounding only
-        // matters for a view under another element size (tools), and keeps indices in bounds.
-        if c == 0 {
-            0
-        } else {
-            1usize << c.ilog2()
-        }
+        super::capacity_for(self.slots.len(), slot_words::<T>())
     }
 
     /// The raw positions (items ever popped, items ever pushed) as found in shared memory.
