@@ -141,8 +141,14 @@ fn describe_mpmc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
     let cap = entry.tag.len;
     let (head, tail) = r.positions();
     let closed = if r.is_closed() { ", closed" } else { "" };
+    let lost = match r.lost() {
+        0 => String::new(),
+        n => format!(", {n} lost with dead processes"),
+    };
     match tail.checked_sub(head) {
-        Some(len) if len <= cap => Ok(format!("~{len}/{cap} items, {tail} pushes claimed{closed}")),
+        Some(len) if len <= cap => Ok(format!(
+            "~{len}/{cap} items, {tail} pushes claimed{lost}{closed}"
+        )),
         _ => Ok(format!(
             "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
         )),
