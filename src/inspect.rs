@@ -75,6 +75,21 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         Kind::SEQ_ARRAY => crate::seqlock::describe::array(seg, entry)?,
         Kind::SPSC => describe_spsc(seg, entry)?,
         Kind::MPMC => describe_mpmc(seg, entry)?,
+        Kind::MPMC_BYTES => {
+            let q = seg.open_entry_as::<crate::ring::MpmcBytes>(entry)?;
+            format!(
+                "~{}/{} messages of at most {} bytes, {} sends claimed{}{}",
+                q.len(),
+                q.capacity(),
+                q.max_msg(),
+                q.positions().1,
+                match q.lost() {
+                    0 => String::new(),
+                    n => format!(", {n} lost with dead processes"),
+                },
+                if q.is_closed() { ", closed" } else { "" }
+            )
+        }
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }

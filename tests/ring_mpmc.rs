@@ -64,6 +64,13 @@ fn xproc_child() {
                 let small = seg.mpmc::<u64>("small", 4).unwrap();
                 small.pop().unwrap();
             }
+            // args: producer id. Python's classic Queue example: put one message, exit.
+            "queue_put" => {
+                let id: u32 = ctx.arg(0);
+                let mq = seg.mpmc_bytes("mq", 4, 256).unwrap();
+                mq.send(format!("hello from producer {id}").as_bytes())
+                    .unwrap();
+            }
             other => panic!("unknown role {other}"),
         }
     });
@@ -214,4 +221,30 @@ fn consumer_killed_after_claim_does_not_block_producers() {
     let got: Vec<u64> = (0..4).map(|_| q.pop().unwrap()).collect();
     assert_eq!(got, [1, 2, 3, 4]);
     assert_eq!(q.try_pop(), Err(PopError::Empty));
+}
+
+/// Python's classic `multiprocessing.Queue` example, ported: three producer processes each put
+/// a message, the parent gets three.
+#[test]
+fn classic_queue_example_three_producers() {
+    let g = SegGuard::new("mpmc_bytes_queue");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let mq = seg.mpmc_bytes("mq", 4, 256).unwrap();
+    let mut kids = Children::new();
+    for id in 0..3u32 {
+        kids.spawn("queue_put", g.name(), &[&id]);
+    }
+    let mut got: Vec<String> = (0..3)
+        .map(|_| String::from_utf8(mq.recv_timeout(Some(TIMEOUT)).unwrap()).unwrap())
+        .collect();
+    kids.wait_all(TIMEOUT);
+    got.sort();
+    assert_eq!(got, [0, 1, 2].map(|i| format!("hello from producer {i}")));
+    assert_eq!(mq.try_recv(), Err(PopError::Empty));
+    let e = seg.entries().unwrap();
+    let e = e.iter().find(|e| e.name == "mq").unwrap();
+    assert_eq!(
+        shmkit::inspect::describe(&seg, e).unwrap(),
+        "~0/4 messages of at most 256 bytes, 3 sends claimed"
+    );
 }

@@ -2,18 +2,23 @@
 //!
 //! - [`SpscRing`]: one producer, one consumer (each side claimed by one process at a time), split
 //!   into [`Producer`] and [`Consumer`] handles.
-//! - [`MpmcRing`]: any number of producers and consumers in any processes (Vyukov's bounded
-//!   queue with a sequence word per slot).
+//! - [`MpmcRing`]: any number of producers and consumers in any processes, with per-slot state
+//!   words that record who claimed each slot, so a killed process loses at most its item in
+//!   flight and never blocks the others.
+//! - [`MpmcBytes`]: the same for byte messages up to a fixed maximum size (Python's
+//!   `multiprocessing.Queue` for bytes).
 //!
 //! Rings keep monotonic 64-bit positions (never wrapping indices) and copy items of any
 //! [`bytemuck::Pod`] type through atomic words. Blocking calls spin briefly, then sleep on a
 //! shared futex word; the fast path makes no system call unless the other side sleeps.
 
 pub mod mpmc;
+pub mod mpmc_bytes;
 pub mod spsc;
 mod wait;
 
 pub use mpmc::MpmcRing;
+pub use mpmc_bytes::{MpmcBytes, SendError};
 pub use spsc::{Consumer, Producer, SpscRing};
 
 use core::fmt;

@@ -130,7 +130,7 @@ pub(super) struct MpmcMeta {
 static_assertions::const_assert_eq!(core::mem::size_of::<MpmcMeta>(), 64 + 8 * 128);
 
 impl MpmcMeta {
-    fn fresh() -> Self {
+    pub(super) fn fresh() -> Self {
         MpmcMeta {
             lost: AtomicU64::new(0),
             _reserved: core::array::from_fn(|_| AtomicU64::new(0)),
@@ -138,8 +138,13 @@ impl MpmcMeta {
         }
     }
 
+    /// Reserved word `i` (0..7) of the header: kind-specific, written once at creation.
+    pub(super) fn reserved(&self, i: usize) -> &AtomicU64 {
+        &self._reserved[i]
+    }
+
     #[cfg(not(feature = "loom"))]
-    fn reset(&self) {
+    pub(super) fn reset(&self) {
         self.lost.store(0, Ordering::Relaxed);
         for w in self._reserved.iter().chain(self.registry.iter()) {
             w.store(0, Ordering::Relaxed);
