@@ -45,10 +45,13 @@
 //! # Close
 //!
 //! [`close`](MpmcRing::close) makes later pushes fail with `Closed`. A producer checks the flag
-//! again after publishing (behind a `SeqCst` fence); a consumer that finds an empty slot on a
-//! closed ring confirms with a read-modify-write of the flag and a `SeqCst` fence before it
-//! reports `Closed`. One of the two sees the other, so an item is either popped or handed back to
-//! its producer as `Closed(value)`; it is never stranded in a ring that consumers have left.
+//! again after publishing (behind a light barrier); a consumer that finds an empty slot on a
+//! closed ring confirms with a read-modify-write of the flag and a heavy barrier before it
+//! reports `Closed`. The barriers pair like two `SeqCst` fences ([`crate::sync::asym`]; they are
+//! `SeqCst` fences in the loom models, which check this race), so one of the two sees the other:
+//! an item is either popped or handed back to its producer as `Closed(value)`, never stranded in
+//! a ring that consumers have left. Sleeping and waking use the same pairing, so a push or pop
+//! makes no fence and no system call while nobody sleeps.
 //!
 //! # Untrusted memory
 //!
@@ -61,6 +64,7 @@ use super::spsc::{slot_words, RingHead};
 use super::wait::{arm_many, disarm_many, spin, wake};
 use super::{round_capacity, PopError, PushError, MAX_CAPACITY};
 use crate::error::{Error, Result};
+use crate::sync::asym::{heavy_barrier, light_barrier};
 use crate::sync::{fence, futex_wait, AtomicU32, AtomicU64, Deadline, Ordering};
 use crate::words::{load_pod, store_pod};
 use bytemuck::Pod;
@@ -398,9 +402,10 @@ impl<'a> Core<'a> {
                     write(item);
                     let full = state_word(l, FULL, 0);
                     sw.store(full, Ordering::Release);
-                    // Pairs with the fence of a sleeping consumer (no lost wake-up) and with
-                    // the confirmation of a consumer that saw the ring closed (no stranded item).
-                    fence(Ordering::SeqCst);
+                    // Pairs with the heavy barrier of a sleeping consumer (no lost wake-up) and
+                    // of a consumer confirming that the ring is closed (no stranded item); see
+                    // `crate::sync::asym`.
+                    light_barrier();
                     if c.closed.load(Ordering::Relaxed) != 0 {
                         let skip = state_word(l.wrapping_add(1), EMPTY, 0);
                         if sw
@@ -487,7 +492,7 @@ impl<'a> Core<'a> {
                     test_hook::stall(test_hook::POP_CLAIMED);
                     let v = read(item);
                     sw.store(state_word(l.wrapping_add(1), EMPTY, 0), Ordering::Release);
-                    fence(Ordering::SeqCst);
+                    light_barrier();
                     if c.space_waiting.load(Ordering::Relaxed) != 0 {
                         wake(&c.space);
                     }
@@ -498,7 +503,10 @@ impl<'a> Core<'a> {
                     // published here behind our back (see the module docs) before saying so.
                     if c.closed.load(Ordering::Acquire) != 0 {
                         c.closed.fetch_or(0, Ordering::AcqRel);
-                        fence(Ordering::SeqCst);
+                        if !heavy_barrier() {
+                            // Cannot confirm (the membarrier failed): report empty, retry later.
+                            return Err(Stop::Wait(None));
+                        }
                         if sw.load(Ordering::Acquire) == s {
                             return Err(Stop::Closed);
                         }

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::sync::asym::{heavy_barrier, light_barrier};
-use crate::sync::{fence, futex_wake, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{futex_wake, AtomicU32, AtomicU64, Ordering};
 
 /// Spin rounds before sleeping: 7 growing spins, then yields (DESIGN.md §8: waking a sleeping
 /// CPU costs ~90 µs on the reference machine). Under loom: sleep at once (fewer states).
@@ -106,8 +106,13 @@ pub(crate) fn arm(waiting: &AtomicU32, word: &AtomicU32) -> u32 {
 /// by [`disarm_many`]).
 pub(crate) fn arm_many(waiting: &AtomicU32, word: &AtomicU32) -> u32 {
     waiting.fetch_add(1, Ordering::Relaxed);
-    fence(Ordering::SeqCst);
-    word.load(Ordering::Acquire)
+    let paired = heavy_barrier();
+    let seq = word.load(Ordering::Acquire);
+    if paired {
+        seq
+    } else {
+        seq.wrapping_add(1) // as in `arm`: poll instead of sleeping
+    }
 }
 
 /// Withdraws a sleeper announced by [`arm_many`].
