@@ -43,8 +43,8 @@ pub fn yield_now() {
 /// through a push. A `SeqCst` fence costs ~20 ns on the reference machine, on every push and pop.
 ///
 /// With Linux's `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` the cost moves to the rare side:
-/// the hot side issues only a compiler barrier ([`light_barrier`]), and the side about to sleep
-/// issues [`heavy_barrier`], which makes every running thread of every process registered with
+/// the hot side issues only a compiler barrier ([`light_barrier`](asym::light_barrier)), and the side about to sleep
+/// issues [`heavy_barrier`](asym::heavy_barrier), which makes every running thread of every process registered with
 /// `MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED` execute a full memory barrier before it returns (a
 /// thread not running passes one when it is switched out). Either the hot side's load comes after
 /// that barrier and sees the sleeper's flag, or its store was already visible to the sleeper's
