@@ -73,7 +73,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(not(feature = "serde"))]
     {
         let parts: Vec<String> = (0..3)
-            .map(|_| conn.recv().map(|m| String::from_utf8_lossy(&m).into_owned()))
+            .map(|_| {
+                conn.recv()
+                    .map(|m| String::from_utf8_lossy(&m).into_owned())
+            })
             .collect::<Result<_, _>>()?;
         println!("parent got: {parts:?}");
     }

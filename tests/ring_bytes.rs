@@ -171,8 +171,15 @@ fn a_million_messages_in_order_between_processes_wrapping_at_every_offset() {
     assert_eq!(seg.counter("received").unwrap().load(), N);
     let ring = seg.byte_ring("q", CAP, MAX).unwrap();
     assert!(ring.is_empty() && ring.is_closed());
-    assert_eq!(ring.positions(), (bytes, bytes), "records laid out as the rule says");
-    assert!(starts.iter().all(|&s| s), "a message started at every word offset");
+    assert_eq!(
+        ring.positions(),
+        (bytes, bytes),
+        "records laid out as the rule says"
+    );
+    assert!(
+        starts.iter().all(|&s| s),
+        "a message started at every word offset"
+    );
     assert!(pads > 1000, "wrapped with padding {pads} times");
     assert_eq!(ring.holders(), (0, 0), "both sides released at exit");
 }
@@ -243,7 +250,10 @@ fn killed_senders_side_is_taken_over_and_nothing_is_lost() {
     common::wait_until("the sender child", TIMEOUT, || ready.load() == 1);
     let pid = kids.pid(k);
     match ring.sender() {
-        Err(Error::RingSideTaken { side: "sender", pid: p }) => assert_eq!(p, pid),
+        Err(Error::RingSideTaken {
+            side: "sender",
+            pid: p,
+        }) => assert_eq!(p, pid),
         other => panic!(
             "expected RingSideTaken by {pid}, got {:?}",
             other.map(|_| ())
@@ -257,7 +267,11 @@ fn killed_senders_side_is_taken_over_and_nothing_is_lost() {
     let mut want = Vec::new();
     for i in 0..5 {
         fill(i, &mut want);
-        assert_eq!(rx.try_recv().unwrap(), want, "message {i} of the dead sender");
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            want,
+            "message {i} of the dead sender"
+        );
     }
     assert_eq!(rx.try_recv(), Err(RecvError::Empty));
     tx.send(b"after takeover").unwrap();

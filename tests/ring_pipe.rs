@@ -93,7 +93,11 @@ fn python_pipe_example() {
     assert!(conn.poll(Some(TIMEOUT)), "the child's message arrives");
     let got: Vec<Vec<u8>> = (0..3).map(|_| conn.recv().unwrap()).collect();
     assert_eq!(got, [&b"42"[..], b"None", b"hello"]);
-    assert_eq!(conn.recv(), Err(RecvError::Closed), "the child closed its end");
+    assert_eq!(
+        conn.recv(),
+        Err(RecvError::Closed),
+        "the child closed its end"
+    );
     kids.wait_all(TIMEOUT);
 }
 
@@ -129,7 +133,10 @@ fn ping_pong_both_ways() {
         let len = conn.recv_into(&mut reply).unwrap();
         assert_eq!(len, 8 + (n % 100) as usize, "reply {n}");
         assert_eq!(u64::from_le_bytes(reply[..8].try_into().unwrap()), n + 1);
-        assert!(reply[8..].iter().all(|&b| b == n as u8), "reply {n} content");
+        assert!(
+            reply[8..].iter().all(|&b| b == n as u8),
+            "reply {n} content"
+        );
     }
     eprintln!(
         "pipe: {N} round trips between two processes in {:?}",
@@ -177,7 +184,9 @@ fn one_end_per_process_and_a_dead_holders_end_is_taken_over() {
     let mut b = pipe.end(PipeEnd::B).expect("the other end is free");
     assert_eq!(pipe.holders(), (pid, std::process::id()));
     kids.kill(k);
-    let mut a = pipe.end(PipeEnd::A).expect("the dead holder's end is taken over");
+    let mut a = pipe
+        .end(PipeEnd::A)
+        .expect("the dead holder's end is taken over");
     a.send(b"mine now").unwrap();
     assert_eq!(b.recv().unwrap(), b"mine now");
 }

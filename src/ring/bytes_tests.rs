@@ -94,7 +94,7 @@ fn wrap_around_at_every_offset() {
                 tx.try_send(&vec![9; start as usize - 8])
                     .unwrap_or_else(|_| {
                         // Too long for max_msg: use two.
-                        tx.try_send(&vec![9; 56]).unwrap();
+                        tx.try_send(&[9; 56]).unwrap();
                         tx.try_send(&vec![9; start as usize - 72]).unwrap();
                     });
                 while rx.try_recv().is_ok() {}
