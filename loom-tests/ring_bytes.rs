@@ -22,7 +22,7 @@ fn ring() -> Arc<ByteRing> {
 #[test]
 fn fifo_with_wrap_both_sides_sleep() {
     // Records at 0..16 and 16..24; the third does not fit before the end: padding 24..32 and
-    // the record at 0..16, which needs the first one consumed. The sender must wait for room in
+    // the record at 0..16, which needs the first one consumed; the fourth goes to 16..32. The sender must wait for room in
     // some schedules, the receiver for messages in others; every wait must be woken.
     strict_model(|| {
         let r = ring();
@@ -32,14 +32,26 @@ fn fifo_with_wrap_both_sides_sleep() {
             tx.send(&[1; 8]).unwrap();
             tx.send(&[]).unwrap();
             tx.send(&[3; 5]).unwrap();
+            tx.send(&[4; 8]).unwrap();
         });
         let mut rx = r.receiver().unwrap();
         assert_eq!(rx.recv().unwrap(), [1; 8]);
         assert_eq!(rx.recv().unwrap(), []);
         assert_eq!(rx.recv().unwrap(), [3; 5]);
+        // Into a slice: too small first (the message stays), then big enough.
+        let mut small = [0u8; 4];
+        let mut buf = [0u8; 8];
+        match rx.try_recv_slice(&mut small) {
+            Err(RecvError::TooSmall { needed: 8 }) => {
+                assert_eq!(rx.recv_slice_timeout(&mut buf, None), Ok(8))
+            }
+            Err(RecvError::Empty) => assert_eq!(rx.recv_slice_timeout(&mut buf, None), Ok(8)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(buf, [4; 8]);
         t.join().unwrap();
         assert!(rx.is_empty());
-        assert_eq!(r.positions(), (48, 48));
+        assert_eq!(r.positions(), (64, 64));
     });
 }
 

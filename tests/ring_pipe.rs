@@ -183,7 +183,9 @@ fn one_end_per_process_and_a_dead_holders_end_is_taken_over() {
     }
     let mut b = pipe.end(PipeEnd::B).expect("the other end is free");
     assert_eq!(pipe.holders(), (pid, std::process::id()));
+    assert_eq!(b.peer(), Some(pid));
     kids.kill(k);
+    assert_eq!(b.peer(), None, "the peer died without closing");
     let mut a = pipe
         .end(PipeEnd::A)
         .expect("the dead holder's end is taken over");

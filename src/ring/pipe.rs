@@ -18,7 +18,7 @@
 use super::bytes::byte_dims;
 use super::lane::{Lane, RecvError, Rx, SendError, Tx, MIN_BYTE_CAPACITY};
 use super::spsc::RingHead;
-use super::wait::{claim, release};
+use super::wait::{claim, holder_alive, release};
 use super::MAX_CAPACITY;
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
@@ -220,15 +220,16 @@ impl Pipe {
                 reason: "this view of the pipe has fewer than 16 bytes per direction",
             });
         }
-        let (word, side, send, recv) = match end {
-            PipeEnd::A => (&self.ends.a, "pipe end A", ab, ba),
-            PipeEnd::B => (&self.ends.b, "pipe end B", ba, ab),
+        let (word, peer, side, send, recv) = match end {
+            PipeEnd::A => (&self.ends.a, &self.ends.b, "pipe end A", ab, ba),
+            PipeEnd::B => (&self.ends.b, &self.ends.a, "pipe end B", ba, ab),
         };
         claim(word, side)?;
         Ok(Connection {
             tx: Tx::new(send),
             rx: Rx::new(recv),
             claim: word,
+            peer,
             end,
             #[cfg(feature = "serde")]
             scratch: Vec::new(),
@@ -281,6 +282,8 @@ pub struct Connection<'a> {
     tx: Tx<'a>,
     rx: Rx<'a>,
     claim: &'a AtomicU64,
+    /// The other end's claim word.
+    peer: &'a AtomicU64,
     end: PipeEnd,
     #[cfg(feature = "serde")]
     scratch: Vec<u8>,
@@ -290,6 +293,14 @@ impl Connection<'_> {
     /// Which end this is.
     pub fn end(&self) -> PipeEnd {
         self.end
+    }
+
+    /// The pid of the live process holding the other end, if any: `None` while the other end is
+    /// free, or when its holder died without closing the pipe (a receive would then wait until
+    /// its timeout, as nobody will send; a long wait can check this between timeouts).
+    pub fn peer(&self) -> Option<u32> {
+        let w = self.peer.load(Ordering::Acquire);
+        (w != 0 && holder_alive(w)).then_some(w as u32)
     }
 
     /// Sends `msg` to the other end if there is room now, without waiting.

@@ -34,6 +34,7 @@ fn both_directions_are_independent() {
 fn one_connection_per_end() {
     let p = Pipe::new(256, 100).unwrap();
     let a = p.end(PipeEnd::A).unwrap();
+    assert_eq!(a.peer(), None, "end B not yet taken");
     assert!(matches!(
         p.end(PipeEnd::A),
         Err(Error::RingSideTaken {
