@@ -192,3 +192,47 @@ fn one_end_per_process_and_a_dead_holders_end_is_taken_over() {
     a.send(b"mine now").unwrap();
     assert_eq!(b.recv().unwrap(), b"mine now");
 }
+
+#[test]
+fn shmkit_stat_describes_byte_rings_and_pipes() {
+    let (g, seg) = setup("pipe_stat");
+    let ring = seg.byte_ring("r", 1024, 100).unwrap();
+    let (mut tx, _rx) = ring.split().unwrap();
+    tx.send(b"twelve bytes").unwrap();
+    let pipe = seg.pipe("p", CAP, MAX).unwrap();
+    let mut a = pipe.end(PipeEnd::A).unwrap();
+    a.send(b"x").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmkit"))
+        .args(["stat", g.name()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |obj: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{obj} ")))
+            .unwrap_or_else(|| panic!("no row {obj} in:\n{stdout}"))
+            .to_string()
+    };
+    let me = std::process::id();
+    let r = line("r");
+    assert!(
+        r.contains("bytes_queue")
+            && r.contains("24/1024 bytes used, max_msg 100")
+            && r.contains(&format!("sender pid {me}, receiver pid {me}")),
+        "{r}"
+    );
+    let p = line("p");
+    assert!(
+        p.contains("pipe")
+            && p.contains("A->B 16 bytes used, B->A 0 bytes used")
+            && p.contains(&format!("capacity {CAP} each, max_msg {MAX}"))
+            && p.contains(&format!("end A pid {me}, end B pid 0")),
+        "{p}"
+    );
+}

@@ -255,7 +255,7 @@ impl Pipe {
             ""
         };
         format!(
-            "A→B {}, B→A {}, capacity {} each, max_msg {}, end A pid {a}, end B pid {b}{closed}",
+            "A->B {}, B->A {}, capacity {} each, max_msg {}, end A pid {a}, end B pid {b}{closed}",
             dir(&self.ab),
             dir(&self.ba),
             ab.cap,

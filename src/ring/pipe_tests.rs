@@ -148,7 +148,7 @@ fn in_a_segment_with_type_checks() {
     let line = crate::inspect::describe(&seg, &entry).unwrap();
     let me = std::process::id();
     assert!(
-        line.contains("B→A 16 bytes used")
+        line.contains("B->A 16 bytes used")
             && line.contains("capacity 512")
             && line.contains(&format!("end A pid {me}")),
         "{line}"
