@@ -339,3 +339,67 @@ fn values_round_trip_and_errors_are_typed() {
         Err(Error::Recv(RecvError::Closed))
     ));
 }
+
+#[test]
+fn hostile_scribbles_never_panic_or_overrun() {
+    // Sends and receives interleaved with writes of random (often plausible) values to random
+    // header, payload and position words, as a peer scribbling over the ring would: every call
+    // must return (a value or an error), never panic or read out of bounds, and received
+    // messages never exceed max_msg.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    const MSG: u64 = 0x4d << 32;
+    const PAD: u64 = 0x50 << 32;
+    for round in 0..200 {
+        let r = ByteRing::new(256, 64).unwrap();
+        let (mut tx, mut rx) = r.split().unwrap();
+        let mut buf = Vec::new();
+        let mut small = [0u8; 16];
+        for _ in 0..200 {
+            let v = rnd();
+            let plausible = match rnd() % 6 {
+                0 => MSG | (v % 80),
+                1 => PAD | (v % 300),
+                2 => v & !7 & 0x3ff,
+                3 => v % 600,
+                4 => 0,
+                _ => v,
+            };
+            match rnd() % 8 {
+                0 => {
+                    let i = (rnd() % 32) as usize;
+                    r.data[i].store(plausible, Ordering::Relaxed);
+                }
+                1 if round % 4 == 0 => r.h.head.store(plausible, Ordering::Relaxed),
+                2 if round % 4 == 1 => r.h.tail.store(plausible, Ordering::Relaxed),
+                3 => {
+                    let _ = tx.try_send(&vec![7u8; (rnd() % 70) as usize]);
+                }
+                4 => {
+                    if let Ok(n) = rx.try_recv_into(&mut buf) {
+                        assert!(n <= 64 && n == buf.len());
+                    }
+                }
+                5 => {
+                    if let Ok(n) = rx.try_recv_slice(&mut small) {
+                        assert!(n <= 16);
+                    }
+                }
+                6 => {
+                    let _ = rx.poll(Some(Duration::ZERO));
+                    assert!(r.len() <= r.capacity());
+                }
+                _ => {
+                    let _ = tx.try_send(&[1; 8]);
+                    let _ = rx.try_recv();
+                }
+            }
+        }
+        let _ = r.describe();
+    }
+}
