@@ -95,6 +95,9 @@ pub struct ByteRing {
     data: [AtomicU64],
 }
 
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_size!(CachePadded<AtomicU64>, CachePadded<u64>);
+
 // SAFETY: every field is an atomic.
 unsafe impl Sync for ByteRing {}
 // SAFETY: as above.

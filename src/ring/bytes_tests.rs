@@ -403,3 +403,17 @@ fn hostile_scribbles_never_panic_or_overrun() {
         let _ = r.describe();
     }
 }
+
+#[test]
+fn layout_is_pinned() {
+    // RingHead (three padded lines), the padded max_msg line, then the data words.
+    let line = core::mem::size_of::<CachePadded<u64>>();
+    let r = ByteRing::new(16, 0).unwrap();
+    let base = &*r as *const ByteRing as *const u8 as usize;
+    assert_eq!(r.data.as_ptr() as usize - base, 4 * line);
+    assert_eq!(
+        core::mem::size_of_val(&*r),
+        (4 * line + 16).next_multiple_of(line)
+    );
+    assert_eq!(core::mem::align_of_val(&*r), line);
+}

@@ -172,3 +172,17 @@ fn values_both_ways() {
         Err(Error::Send(SendError::TooLarge { .. }))
     ));
 }
+
+#[test]
+fn layout_is_pinned() {
+    // The ends line, two RingHeads (three padded lines each), then both directions' words.
+    let line = core::mem::size_of::<CachePadded<u64>>();
+    let p = Pipe::new(64, 8).unwrap();
+    let base = &*p as *const Pipe as *const u8 as usize;
+    assert_eq!(p.data.as_ptr() as usize - base, 7 * line);
+    assert_eq!(p.data.len(), 16);
+    assert_eq!(
+        core::mem::size_of_val(&*p),
+        (7 * line + 128).next_multiple_of(line)
+    );
+}
