@@ -77,6 +77,21 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         Kind::MPMC => describe_mpmc(seg, entry)?,
         Kind::BYTES_QUEUE => seg.open_entry_as::<crate::ByteRing>(entry)?.describe(),
         Kind::PIPE => seg.open_entry_as::<crate::Pipe>(entry)?.describe(),
+        Kind::MPMC_BYTES => {
+            let q = seg.open_entry_as::<crate::ring::MpmcBytes>(entry)?;
+            format!(
+                "~{}/{} messages of at most {} bytes, {} sends claimed{}{}",
+                q.len(),
+                q.capacity(),
+                q.max_msg(),
+                q.positions().1,
+                match q.lost() {
+                    0 => String::new(),
+                    n => format!(", {n} lost with dead processes"),
+                },
+                if q.is_closed() { ", closed" } else { "" }
+            )
+        }
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }
@@ -143,8 +158,14 @@ fn describe_mpmc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
     let cap = entry.tag.len;
     let (head, tail) = r.positions();
     let closed = if r.is_closed() { ", closed" } else { "" };
+    let lost = match r.lost() {
+        0 => String::new(),
+        n => format!(", {n} lost with dead processes"),
+    };
     match tail.checked_sub(head) {
-        Some(len) if len <= cap => Ok(format!("~{len}/{cap} items, {tail} pushes claimed{closed}")),
+        Some(len) if len <= cap => Ok(format!(
+            "~{len}/{cap} items, {tail} pushes claimed{lost}{closed}"
+        )),
         _ => Ok(format!(
             "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
         )),

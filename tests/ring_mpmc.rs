@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{ChildCtx, Children, Gate, SegGuard, TempDir, TIMEOUT};
-use shmkit::ring::PopError;
+use common::{wait_until, ChildCtx, Children, Gate, SegGuard, TempDir, TIMEOUT};
+use shmkit::ring::{mpmc::test_hook, PopError};
 use shmkit::Segment;
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,38 @@ fn xproc_child() {
                     }
                 }
                 std::fs::write(out, got).unwrap();
+            }
+            // args: producer id. Pushes id << 32 | i until the ring is closed; records how many
+            // pushes succeeded in the counter "ok<id>".
+            "produce_until_closed" => {
+                let id: u64 = ctx.arg(0);
+                Gate::new(&seg).arrive_and_wait();
+                let mut i = 0u64;
+                loop {
+                    match q.push_timeout(id << 32 | i, Some(TIMEOUT)) {
+                        Ok(()) => i += 1,
+                        Err(shmkit::ring::PushError::Closed(_)) => break,
+                        Err(e) => panic!("push: {e}"),
+                    }
+                }
+                seg.counter(&format!("ok{id}")).unwrap().store(i);
+            }
+            // args: value. One push (run with the stall hook: parks after claiming its slot).
+            "push_one" => {
+                let v: u64 = ctx.arg(0);
+                q.push(v).unwrap();
+            }
+            // One pop from the ring "small" (run with the stall hook: parks after claiming).
+            "pop_one_small" => {
+                let small = seg.mpmc::<u64>("small", 4).unwrap();
+                small.pop().unwrap();
+            }
+            // args: producer id. Python's classic Queue example: put one message, exit.
+            "queue_put" => {
+                let id: u32 = ctx.arg(0);
+                let mq = seg.mpmc_bytes("mq", 4, 256).unwrap();
+                mq.send(format!("hello from producer {id}").as_bytes())
+                    .unwrap();
             }
             other => panic!("unknown role {other}"),
         }
@@ -131,4 +163,154 @@ fn stat_describes_rings() {
         text("s"),
         "1/4 items, 1 pushed, producer pid 0, consumer pid 0, closed"
     );
+}
+
+/// A producer SIGKILLed between claiming its slot and publishing it: consumers skip the slot
+/// (blocking pops do not hang), the item in flight is counted lost, every other item arrives in
+/// order.
+#[test]
+fn producer_killed_inside_claim_window_loses_only_its_item() {
+    let g = SegGuard::new("mpmc_kill_producer");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let q = seg.mpmc::<u64>("q", CAP).unwrap();
+    q.push(1).unwrap();
+    let mut kids = Children::new();
+    let k = kids.spawn_with("push_one", g.name(), &[&666u64], |c| {
+        c.env(test_hook::VAR, "push");
+    });
+    // The child parks right after its claim (the tail hint moved on before the hook).
+    wait_until("the child claimed a slot", TIMEOUT, || q.positions().1 == 2);
+    kids.kill(k);
+    q.push(3).unwrap();
+    q.push(4).unwrap();
+    let t = Instant::now();
+    let got: Vec<u64> = (0..3)
+        .map(|_| {
+            q.pop_timeout(Some(TIMEOUT))
+                .expect("pop past the dead producer's slot")
+        })
+        .collect();
+    assert_eq!(got, [1, 3, 4]);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(q.lost(), 1);
+    assert_eq!(q.try_pop(), Err(PopError::Empty));
+    // The ring keeps working for laps after.
+    for i in 0..3 * CAP {
+        q.push(i).unwrap();
+        assert_eq!(q.pop(), Ok(i));
+    }
+    assert_eq!(q.lost(), 1);
+}
+
+/// A consumer SIGKILLed after claiming an item of a full ring: producers free its slot one lap
+/// later instead of blocking forever; only that item is lost.
+#[test]
+fn consumer_killed_after_claim_does_not_block_producers() {
+    let g = SegGuard::new("mpmc_kill_consumer");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let q = seg.mpmc::<u64>("small", 4).unwrap();
+    for i in 0..4 {
+        q.push(i).unwrap();
+    }
+    let mut kids = Children::new();
+    let k = kids.spawn_with("pop_one_small", g.name(), &[], |c| {
+        c.env(test_hook::VAR, "pop");
+    });
+    wait_until("the child claimed an item", TIMEOUT, || {
+        q.positions().0 == 1
+    });
+    kids.kill(k);
+    let t = Instant::now();
+    q.push_timeout(4, Some(TIMEOUT))
+        .expect("push past the dead consumer's slot");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(q.lost(), 1);
+    let got: Vec<u64> = (0..4).map(|_| q.pop().unwrap()).collect();
+    assert_eq!(got, [1, 2, 3, 4]);
+    assert_eq!(q.try_pop(), Err(PopError::Empty));
+}
+
+/// Python's classic `multiprocessing.Queue` example, ported: three producer processes each put
+/// a message, the parent gets three.
+#[test]
+fn classic_queue_example_three_producers() {
+    let g = SegGuard::new("mpmc_bytes_queue");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let mq = seg.mpmc_bytes("mq", 4, 256).unwrap();
+    let mut kids = Children::new();
+    for id in 0..3u32 {
+        kids.spawn("queue_put", g.name(), &[&id]);
+    }
+    let mut got: Vec<String> = (0..3)
+        .map(|_| String::from_utf8(mq.recv_timeout(Some(TIMEOUT)).unwrap()).unwrap())
+        .collect();
+    kids.wait_all(TIMEOUT);
+    got.sort();
+    assert_eq!(got, [0, 1, 2].map(|i| format!("hello from producer {i}")));
+    assert_eq!(mq.try_recv(), Err(PopError::Empty));
+    let e = seg.entries().unwrap();
+    let e = e.iter().find(|e| e.name == "mq").unwrap();
+    assert_eq!(
+        shmkit::inspect::describe(&seg, e).unwrap(),
+        "~0/4 messages of at most 256 bytes, 3 sends claimed"
+    );
+}
+
+/// `close` while 2 producer and 2 consumer processes are busy: every push that returned `Ok` is
+/// popped exactly once, and nothing else is (no item stranded by the close race, none invented).
+#[test]
+fn close_while_busy_strands_nothing() {
+    let g = SegGuard::new("mpmc_close_busy");
+    let dir = TempDir::new("mpmc_close_busy");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let q = seg.mpmc::<u64>("q", CAP).unwrap();
+    let gate = Gate::new(&seg);
+    let mut kids = Children::new();
+    let outs: Vec<String> = (0..2)
+        .map(|c| dir.join(&format!("c{c}")).display().to_string())
+        .collect();
+    for out in &outs {
+        kids.spawn("consume", g.name(), &[out, &2]);
+    }
+    for p in 0..2u64 {
+        kids.spawn("produce_until_closed", g.name(), &[&p]);
+    }
+    gate.release(4, TIMEOUT, &mut kids);
+    std::thread::sleep(Duration::from_millis(100));
+    q.close();
+    kids.wait_all(TIMEOUT);
+    let mut got = Vec::new();
+    for out in &outs {
+        let bytes = std::fs::read(out).unwrap();
+        got.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap())),
+        );
+    }
+    got.sort_unstable();
+    let want: Vec<u64> = (0..2u64)
+        .flat_map(|p| {
+            let n = seg.counter(&format!("ok{p}")).unwrap().load();
+            (0..n).map(move |i| p << 32 | i)
+        })
+        .collect();
+    assert!(
+        !want.is_empty(),
+        "the producers pushed nothing before the close"
+    );
+    assert_eq!(got.len(), want.len(), "popped vs successfully pushed");
+    assert!(
+        got == want,
+        "popped items differ from the successful pushes"
+    );
+    assert_eq!(q.lost(), 0);
 }

@@ -47,6 +47,22 @@ fn xproc_child() {
                 assert_eq!(next, n, "items received");
                 seg.counter("received").unwrap().store(next);
             }
+            // args: n. Echoes n items from ring "ping" to ring "pong" with blocking calls,
+            // pausing now and then so that the parent's pop goes to sleep.
+            "echo" => {
+                let n: u64 = ctx.arg(0);
+                let (ping, pong) = (seg.spsc::<u64>("ping", 4), seg.spsc::<u64>("pong", 4));
+                let (ping, pong) = (ping.unwrap(), pong.unwrap());
+                let mut rx = ping.consumer().unwrap();
+                let mut tx = pong.producer().unwrap();
+                for i in 0..n {
+                    let v = rx.pop_timeout(Some(TIMEOUT)).expect("ping lost");
+                    if i % 3 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    tx.push_timeout(v + 1, Some(TIMEOUT)).expect("pong");
+                }
+            }
             // args: delay_ms, value. Sleeps, then pushes one value.
             "push_later" => {
                 let mut tx = ring.producer().unwrap();
@@ -125,6 +141,30 @@ fn ten_million_items_in_order_between_processes() {
     assert!(ring.is_empty() && ring.is_closed());
     assert_eq!(ring.positions(), (N, N));
     assert_eq!(ring.holders(), (0, 0), "both sides released at exit");
+}
+
+/// Thousands of sleeps and wake-ups across processes in both directions: a lost wake-up (the
+/// light/heavy barrier pairing failing) would leave one side asleep until the timeout.
+#[test]
+fn ping_pong_through_sleeping_sides_loses_no_wake_up() {
+    const N: u64 = 3_000;
+    let (g, seg) = setup("spsc_pingpong");
+    let (ping, pong) = (seg.spsc::<u64>("ping", 4), seg.spsc::<u64>("pong", 4));
+    let (ping, pong) = (ping.unwrap(), pong.unwrap());
+    let mut tx = ping.producer().unwrap();
+    let mut rx = pong.consumer().unwrap();
+    let mut kids = Children::new();
+    kids.spawn("echo", g.name(), &[&N]);
+    let t = Instant::now();
+    for i in 0..N {
+        if i % 5 == 0 {
+            std::thread::sleep(Duration::from_micros(150));
+        }
+        tx.push_timeout(i * 2, Some(TIMEOUT)).unwrap();
+        assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(i * 2 + 1), "round {i}");
+    }
+    kids.wait_all(TIMEOUT);
+    eprintln!("spsc: {N} sleeping round trips in {:?}", t.elapsed());
 }
 
 #[test]

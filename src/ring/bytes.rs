@@ -26,7 +26,8 @@
 //! `8 + round_up_8(len)` bytes; `max_msg` must be at most `capacity / 2 - 8`, which guarantees
 //! that an empty ring always has room for any allowed message.
 
-use super::lane::{max_msg_limit, Lane, Rx, Tx, MIN_BYTE_CAPACITY};
+pub use super::lane::max_msg_limit;
+use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
 use super::lane::{RecvError, SendError};
 use super::spsc::RingHead;
 use super::wait::{claim, release};

@@ -34,6 +34,8 @@
 
 use super::spsc::RingHead;
 use super::wait::{arm, notify, spin};
+// One send error for every byte queue (the MPMC byte queue defines it; the variants are the same).
+pub use super::SendError;
 use crate::sync::{futex_wait, AtomicU32, AtomicU64, Deadline, Ordering};
 use crate::words::{load_bytes, store_bytes, words_for};
 use core::fmt;
@@ -58,44 +60,6 @@ pub const fn max_msg_limit(capacity: u64) -> u64 {
 const fn record_size(len: u64) -> u64 {
     8 + (len.div_ceil(8) * 8)
 }
-
-/// Why a message was not sent. The message stays with the caller (it was only borrowed).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SendError {
-    /// Not enough free room for this message now (from `try_send`).
-    Full,
-    /// The ring was closed: no send will ever succeed again.
-    Closed,
-    /// The room did not appear before the timeout (from `send_timeout`).
-    Timeout,
-    /// The message is longer than the ring's `max_msg`; it can never be sent.
-    TooLarge {
-        /// The message's length in bytes.
-        len: usize,
-        /// The ring's largest message in bytes.
-        max: usize,
-    },
-    /// The ring's shared positions hold impossible values (another process scribbled over
-    /// them); nothing was written.
-    Corrupted,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full => f.write_str("no room in the byte ring for this message"),
-            SendError::Closed => f.write_str("the byte ring is closed"),
-            SendError::Timeout => f.write_str("timed out waiting for room in the byte ring"),
-            SendError::TooLarge { len, max } => write!(
-                f,
-                "message of {len} bytes is larger than the ring's max_msg of {max} bytes"
-            ),
-            SendError::Corrupted => f.write_str("the byte ring's shared positions are corrupted"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
 
 /// Why no message was received.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

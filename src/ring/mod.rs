@@ -6,8 +6,11 @@
 //!   [`ByteSender`] and [`ByteReceiver`] handles.
 //! - [`Pipe`]: a duplex connection between two processes (two byte rings), one
 //!   [`Connection`] per end, like Python's `multiprocessing.Pipe()`.
-//! - [`MpmcRing`]: any number of producers and consumers in any processes (Vyukov's bounded
-//!   queue with a sequence word per slot).
+//! - [`MpmcRing`]: any number of producers and consumers in any processes, with per-slot state
+//!   words that record who claimed each slot, so a killed process loses at most its item in
+//!   flight and never blocks the others.
+//! - [`MpmcBytes`]: the same for byte messages up to a fixed maximum size (Python's
+//!   `multiprocessing.Queue` for bytes).
 //!
 //! Rings keep monotonic 64-bit positions (never wrapping indices) and copy items of any
 //! [`bytemuck::Pod`] type through atomic words. Blocking calls spin briefly, then sleep on a
@@ -18,15 +21,17 @@ pub mod bytes;
 mod codec;
 mod lane;
 pub mod mpmc;
+pub mod mpmc_bytes;
 pub mod pipe;
 pub mod spsc;
 mod wait;
 
 pub use bytes::{ByteReceiver, ByteRing, ByteSender};
-pub use lane::{max_msg_limit, RecvError, SendError, MIN_BYTE_CAPACITY};
+pub use lane::{RecvError, MIN_BYTE_CAPACITY};
 pub use pipe::{Connection, Pipe, PipeEnd};
 
 pub use mpmc::MpmcRing;
+pub use mpmc_bytes::{MpmcBytes, SendError};
 pub use spsc::{Consumer, Producer, SpscRing};
 
 use core::fmt;

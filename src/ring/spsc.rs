@@ -19,11 +19,12 @@
 //!
 //! # Waiting
 //!
-//! A side that must wait spins briefly, then announces itself in a waiter flag, issues a `SeqCst`
-//! fence, re-checks, and sleeps on a futex word. The other side, after publishing its position,
-//! issues a `SeqCst` fence and reads the flag: one of the two fences sees the other's store, so
-//! no wake-up is lost; and the flag is read (not written) on the fast path, so no system call is
-//! made while nobody sleeps.
+//! A side that must wait spins briefly, then announces itself in a waiter flag, issues a heavy
+//! barrier (a `SeqCst` fence and a global expedited `membarrier`), re-checks, and sleeps on a
+//! futex word. The other side, after publishing its position, issues a light barrier (a compiler
+//! barrier) and reads the flag: the pair acts as two `SeqCst` fences (see
+//! [`crate::sync::asym`]), so no wake-up is lost; and the flag is read (not written) on the fast
+//! path, so a push or pop makes neither a system call nor a fence while nobody sleeps.
 //!
 //! # Claims
 //!

@@ -1,13 +1,16 @@
 //! What every ring shares: the spin-then-sleep protocol and the per-process side claims.
 //!
 //! A side that must wait spins briefly ([`spin`]), then [`arm`]s: it announces itself in a waiter
-//! flag, issues a `SeqCst` fence and reads the futex word; it re-checks its condition and sleeps on
-//! the word. The other side, after publishing its position, calls [`notify`]: a `SeqCst` fence,
-//! then a read of the flag, and a [`wake`] only if it is set. One of the two fences sees the
-//! other's store, so no wake-up is lost, and the fast path makes no system call.
+//! flag, issues a heavy barrier and reads the futex word; it re-checks its condition and sleeps on
+//! the word. The other side, after publishing its position, calls [`notify`]: a light barrier,
+//! then a read of the flag, and a [`wake`] only if it is set. The barriers pair like two `SeqCst`
+//! fences (see [`crate::sync::asym`]: the light one is a compiler barrier where the kernel has
+//! global expedited membarriers), so no wake-up is lost, and the fast path makes neither a system
+//! call nor a fence.
 
 use crate::error::{Error, Result};
-use crate::sync::{fence, futex_wake, AtomicU32, AtomicU64, Ordering};
+use crate::sync::asym::{heavy_barrier, light_barrier};
+use crate::sync::{futex_wake, AtomicU32, AtomicU64, Ordering};
 
 /// Spin rounds before sleeping: 7 growing spins, then yields (DESIGN.md §8: waking a sleeping
 /// CPU costs ~90 µs on the reference machine). Under loom: sleep at once (fewer states).
@@ -72,7 +75,7 @@ pub(crate) fn release(word: &AtomicU64) {
 /// After publishing a position: wake the other side if it announced that it sleeps.
 #[inline]
 pub(crate) fn notify(waiting: &AtomicU32, word: &AtomicU32) {
-    fence(Ordering::SeqCst);
+    light_barrier();
     if waiting.load(Ordering::Relaxed) != 0 {
         wake(word);
     }
@@ -88,16 +91,28 @@ pub(crate) fn wake(word: &AtomicU32) {
 /// re-check its condition before sleeping.
 pub(crate) fn arm(waiting: &AtomicU32, word: &AtomicU32) -> u32 {
     waiting.store(1, Ordering::Relaxed);
-    fence(Ordering::SeqCst);
-    word.load(Ordering::Acquire)
+    let paired = heavy_barrier();
+    let seq = word.load(Ordering::Acquire);
+    if paired {
+        seq
+    } else {
+        // The membarrier failed: a notifier's light barrier may miss our flag. Return a value
+        // the word does not hold, so the caller's sleep returns at once and it polls instead.
+        seq.wrapping_add(1)
+    }
 }
 
 /// Like [`arm`] for a waiter among many: adds one to the count of sleepers on `waiting` (undone
 /// by [`disarm_many`]).
 pub(crate) fn arm_many(waiting: &AtomicU32, word: &AtomicU32) -> u32 {
     waiting.fetch_add(1, Ordering::Relaxed);
-    fence(Ordering::SeqCst);
-    word.load(Ordering::Acquire)
+    let paired = heavy_barrier();
+    let seq = word.load(Ordering::Acquire);
+    if paired {
+        seq
+    } else {
+        seq.wrapping_add(1) // as in `arm`: poll instead of sleeping
+    }
 }
 
 /// Withdraws a sleeper announced by [`arm_many`].

@@ -43,6 +43,8 @@ impl Kind {
     pub const BARRIER: Kind = Kind(14);
     /// A condition variable.
     pub const CONDVAR: Kind = Kind(15);
+    /// A multi-producer multi-consumer queue of byte messages.
+    pub const MPMC_BYTES: Kind = Kind(16);
 
     /// The kind's name as shown by tools and errors (`counter`, `value`, …).
     pub fn name(self) -> Option<&'static str> {
@@ -62,6 +64,7 @@ impl Kind {
             13 => "event",
             14 => "barrier",
             15 => "condvar",
+            16 => "mpmc_bytes",
             _ => return None,
         })
     }

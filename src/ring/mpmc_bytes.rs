@@ -1,0 +1,552 @@
+//! [`MpmcBytes`]: a bounded many-producer many-consumer queue of byte messages, across
+//! processes — Python's `multiprocessing.Queue` for bytes (and, with the `serde` feature, for any
+//! serializable value).
+//!
+//! It is the [`MpmcRing`](super::MpmcRing) algorithm (per-slot state words, claims that record
+//! the claimer, reaping of slots held by dead processes, close that never strands a message) with
+//! slots of a fixed size: each slot holds a length word and up to `max_msg` bytes. Memory is
+//! therefore `capacity × (16 + max_msg rounded up to 8)` bytes plus a 1.2 KiB header; size
+//! `max_msg` for the largest message you send, not the typical one. For a stream of messages of
+//! very different sizes between two processes, the single-producer byte ring's variable-size
+//! records waste less memory.
+//!
+//! A length word read from shared memory is untrusted: a message whose length exceeds the slot
+//! (a scribbling peer) is consumed and reported as [`SendError::Corrupted`] /
+//! [`PopError::Corrupted`], never read out of bounds.
+
+use super::mpmc::{mpmc_capacity, mpmc_layout, Core, MpmcMeta, Stop};
+use super::spsc::RingHead;
+use super::PopError;
+use crate::error::{Error, Result};
+use crate::sync::{AtomicU64, Ordering};
+use crate::words::{load_bytes, store_bytes, words_for};
+use core::fmt;
+use std::time::Duration;
+
+/// Largest `max_msg` accepted (16 MiB): a slot is allocated for every message of the ring.
+pub const MAX_MSG_LIMIT: u64 = 1 << 24;
+
+/// Why a message was not sent (the caller still owns the bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendError {
+    /// The queue is full (from `try_send`).
+    Full,
+    /// The queue was closed: no send will ever succeed again.
+    Closed,
+    /// The queue stayed full until the timeout (from `send_timeout`).
+    Timeout,
+    /// The message is longer than the queue's `max_msg`.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The queue's largest message.
+        max: usize,
+    },
+    /// The queue's shared words hold impossible values (another process scribbled over them);
+    /// nothing was sent.
+    Corrupted,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full => f.write_str("the queue is full"),
+            SendError::Closed => f.write_str("the queue is closed"),
+            SendError::Timeout => f.write_str("timed out waiting for room in the queue"),
+            SendError::TooLarge { len, max } => write!(
+                f,
+                "a message of {len} bytes is larger than the queue's maximum of {max}"
+            ),
+            SendError::Corrupted => f.write_str("the queue's shared words are corrupted"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A bounded many-producer many-consumer queue of byte messages of at most `max_msg` bytes,
+/// shareable between processes.
+///
+/// ```
+/// let q = shmkit::ring::MpmcBytes::new(4, 100)?;
+/// q.send(b"hello")?;
+/// q.send(b"")?;
+/// assert_eq!(q.recv()?, b"hello");
+/// let mut buf = Vec::new();
+/// assert_eq!(q.recv_into(&mut buf)?, 0);
+/// assert!(matches!(q.send(&[0; 101]), Err(shmkit::ring::SendError::TooLarge { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[repr(C)]
+pub struct MpmcBytes {
+    h: RingHead,
+    /// The MPMC header; its first reserved word holds `max_msg` (written once by `init`).
+    m: MpmcMeta,
+    /// `capacity` slots of `stride(max_msg)` words: state word, length word, message words.
+    slots: [AtomicU64],
+}
+
+/// Words per slot for messages of up to `max_msg` bytes.
+fn stride(max_msg: u64) -> usize {
+    2 + words_for(max_msg as usize)
+}
+
+fn bad_capacity(requested: u64) -> Error {
+    Error::InvalidCapacity {
+        requested,
+        reason: "an MPMC byte queue holds 2 to 2^32 messages of at most 16 MiB each",
+    }
+}
+
+impl MpmcBytes {
+    /// A queue on the heap (for one process, tests and models) with room for `capacity`
+    /// messages (rounded up to a power of two, at least 2) of at most `max_msg` bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³², or `max_msg` above
+    /// [`MAX_MSG_LIMIT`].
+    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+        let cap = mpmc_capacity(capacity)
+            .filter(|_| max_msg <= MAX_MSG_LIMIT)
+            .ok_or_else(|| bad_capacity(capacity))?;
+        let layout = mpmc_layout(cap, stride(max_msg)).ok_or_else(|| bad_capacity(capacity))?;
+        let n = (cap as usize)
+            .checked_mul(stride(max_msg))
+            .ok_or_else(|| bad_capacity(capacity))?;
+        // SAFETY: the layout has a non-zero size (it holds a RingHead).
+        let raw = unsafe { std::alloc::alloc_zeroed(layout) };
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let ptr = Self::fat(raw, n);
+        // SAFETY: `ptr` points to a fresh zeroed allocation of `layout`, exactly the layout of
+        // `MpmcBytes` with `n` slot words (repr(C): RingHead, MpmcMeta, words). All-zero bytes
+        // are valid atomics; the head and meta are then written in full. The Box frees the
+        // memory with the same layout.
+        unsafe {
+            core::ptr::addr_of_mut!((*ptr).h).write(RingHead::fresh());
+            core::ptr::addr_of_mut!((*ptr).m).write(MpmcMeta::fresh());
+            let q = Box::from_raw(ptr);
+            q.m.reserved(0).store(max_msg, Ordering::Relaxed);
+            Ok(q)
+        }
+    }
+
+    fn fat(raw: *mut u8, n: usize) -> *mut Self {
+        core::ptr::slice_from_raw_parts_mut(raw.cast::<AtomicU64>(), n) as *mut Self
+    }
+
+    /// The largest message, as recorded in shared memory (clamped to what a slot can hold).
+    pub fn max_msg(&self) -> usize {
+        let (stride, _) = self.geometry();
+        let recorded = self.m.reserved(0).load(Ordering::Relaxed);
+        (recorded as usize).min(stride.saturating_sub(2) * 8)
+    }
+
+    /// The slot stride from the recorded `max_msg`, and whether it fits the local slot area
+    /// (a scribbled `max_msg` makes every operation report `Corrupted`).
+    fn geometry(&self) -> (usize, bool) {
+        let recorded = self.m.reserved(0).load(Ordering::Relaxed);
+        if recorded > MAX_MSG_LIMIT {
+            return (2, false);
+        }
+        let s = stride(recorded);
+        let n = self.slots.len();
+        let ok = n % s == 0 && (n / s).is_power_of_two() && n / s >= 2;
+        (s, ok)
+    }
+
+    fn core(&self) -> Option<Core<'_>> {
+        match self.geometry() {
+            (s, true) => Some(Core::new(&self.h, &self.m, &self.slots, s)),
+            _ => None,
+        }
+    }
+
+    /// Number of message slots (a power of two).
+    pub fn capacity(&self) -> usize {
+        self.core().map_or(0, |c| c.cap as usize)
+    }
+
+    /// Approximate number of queued messages (exact when nobody sends or receives).
+    pub fn len(&self) -> usize {
+        self.core().map_or(0, |c| c.len())
+    }
+
+    /// Whether the queue looked empty (approximate).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue looked full (approximate).
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.h.ctl.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Messages lost with processes that died while sending or receiving them.
+    pub fn lost(&self) -> u64 {
+        self.m.lost.load(Ordering::Relaxed)
+    }
+
+    /// Reaps every slot held by a dead process now; returns how many.
+    pub fn reap_dead(&self) -> u64 {
+        self.core().map_or(0, |c| c.reap_dead())
+    }
+
+    /// The raw position hints (receives claimed, sends claimed).
+    pub fn positions(&self) -> (u64, u64) {
+        (
+            self.h.head.load(Ordering::Acquire),
+            self.h.tail.load(Ordering::Acquire),
+        )
+    }
+
+    /// Closes the queue: sends fail with `Closed` from now on; receives drain what is left and
+    /// then fail with `Closed`. Every sleeper is woken.
+    pub fn close(&self) {
+        match self.core() {
+            Some(c) => c.close(),
+            None => self.h.ctl.closed.store(1, Ordering::Release),
+        }
+    }
+
+    fn check(&self, msg: &[u8]) -> core::result::Result<Core<'_>, SendError> {
+        let core = self.core().ok_or(SendError::Corrupted)?;
+        let max = self.max_msg();
+        if msg.len() > max {
+            return Err(SendError::TooLarge {
+                len: msg.len(),
+                max,
+            });
+        }
+        Ok(core)
+    }
+
+    /// Sends `msg` if there is room, without waiting.
+    ///
+    /// # Errors
+    /// `Full`, `Closed`, `TooLarge`, `Corrupted`.
+    pub fn try_send(&self, msg: &[u8]) -> core::result::Result<(), SendError> {
+        let core = self.check(msg)?;
+        let me = core.me();
+        core.try_push_with(me, |slot| write_msg(slot, msg))
+            .map_err(send_error)
+    }
+
+    /// Sends `msg`, waiting as long as the queue is full.
+    ///
+    /// # Errors
+    /// `Closed`, `TooLarge`, `Corrupted`.
+    pub fn send(&self, msg: &[u8]) -> core::result::Result<(), SendError> {
+        self.send_timeout(msg, None)
+    }
+
+    /// Sends `msg`, waiting at most `timeout` (`None`: forever) while the queue is full.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
+    pub fn send_timeout(
+        &self,
+        msg: &[u8],
+        timeout: Option<Duration>,
+    ) -> core::result::Result<(), SendError> {
+        let core = self.check(msg)?;
+        core.push_with(timeout, |slot| write_msg(slot, msg))
+            .map_err(send_error)
+    }
+
+    /// Receives the oldest message if there is one, without waiting.
+    ///
+    /// # Errors
+    /// `Empty`; `Closed` once closed and drained; `Corrupted`.
+    pub fn try_recv(&self) -> core::result::Result<Vec<u8>, PopError> {
+        let mut v = Vec::new();
+        self.try_recv_into(&mut v).map(|_| v)
+    }
+
+    /// Receives the oldest message, waiting as long as the queue is empty.
+    ///
+    /// # Errors
+    /// `Closed` once closed and drained; `Corrupted`.
+    pub fn recv(&self) -> core::result::Result<Vec<u8>, PopError> {
+        self.recv_timeout(None)
+    }
+
+    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed` (closed and drained), `Corrupted`.
+    pub fn recv_timeout(
+        &self,
+        timeout: Option<Duration>,
+    ) -> core::result::Result<Vec<u8>, PopError> {
+        let mut v = Vec::new();
+        self.recv_into_timeout(&mut v, timeout).map(|_| v)
+    }
+
+    /// Like [`try_recv`](MpmcBytes::try_recv), into `buf` (cleared first; its capacity is
+    /// reused). Returns the message's length.
+    ///
+    /// # Errors
+    /// As [`try_recv`](MpmcBytes::try_recv).
+    pub fn try_recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, PopError> {
+        let core = self.core().ok_or(PopError::Corrupted)?;
+        let max = self.max_msg();
+        let me = core.me();
+        core.try_pop_with(me, |slot| read_msg(slot, max, buf))
+            .map_err(pop_error)?
+    }
+
+    /// Receives the oldest message into `buf` (cleared first; its capacity is reused), waiting
+    /// as long as the queue is empty. Returns the message's length.
+    ///
+    /// # Errors
+    /// As [`recv`](MpmcBytes::recv).
+    pub fn recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, PopError> {
+        self.recv_into_timeout(buf, None)
+    }
+
+    /// [`recv_into`](MpmcBytes::recv_into) waiting at most `timeout` (`None`: forever).
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](MpmcBytes::recv_timeout).
+    pub fn recv_into_timeout(
+        &self,
+        buf: &mut Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> core::result::Result<usize, PopError> {
+        let core = self.core().ok_or(PopError::Corrupted)?;
+        let max = self.max_msg();
+        let cell = core::cell::RefCell::new(buf);
+        core.pop_with(timeout, |slot| read_msg(slot, max, &mut cell.borrow_mut()))
+            .map_err(pop_error)?
+    }
+}
+
+/// Writes a message into a slot's payload: its length, then its bytes.
+fn write_msg(slot: &[AtomicU64], msg: &[u8]) {
+    // The caller checked msg.len() <= max_msg, and the slot holds 1 + words_for(max_msg) words.
+    slot[0].store(msg.len() as u64, Ordering::Relaxed);
+    store_bytes(&slot[1..], msg);
+}
+
+/// Reads a message out of a slot's payload into `buf`, validating the untrusted length.
+fn read_msg(
+    slot: &[AtomicU64],
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> core::result::Result<usize, PopError> {
+    let len = slot[0].load(Ordering::Relaxed);
+    let room = (slot.len() - 1) * 8;
+    if len > max as u64 || len > room as u64 {
+        return Err(PopError::Corrupted);
+    }
+    let len = len as usize;
+    buf.clear();
+    buf.resize(len, 0);
+    load_bytes(&slot[1..], buf);
+    Ok(len)
+}
+
+fn send_error(e: Stop) -> SendError {
+    match e {
+        Stop::Wait(_) => SendError::Full,
+        Stop::Closed => SendError::Closed,
+        Stop::Timeout => SendError::Timeout,
+        Stop::Corrupted => SendError::Corrupted,
+    }
+}
+
+fn pop_error(e: Stop) -> PopError {
+    match e {
+        Stop::Wait(_) => PopError::Empty,
+        Stop::Closed => PopError::Closed,
+        Stop::Timeout => PopError::Timeout,
+        Stop::Corrupted => PopError::Corrupted,
+    }
+}
+
+impl fmt::Debug for MpmcBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MpmcBytes")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("max_msg", &self.max_msg())
+            .field("closed", &self.is_closed())
+            .field("lost", &self.lost())
+            .finish()
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::segment::object::{Kind, Object, TypeTag};
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    fn words(tag: &TypeTag) -> Option<usize> {
+        if tag.extra > MAX_MSG_LIMIT {
+            return None;
+        }
+        usize::try_from(tag.len)
+            .ok()?
+            .checked_mul(stride(tag.extra))
+    }
+
+    // SAFETY: MpmcBytes is #[repr(C)]: a RingHead and an MpmcMeta of atomics, then
+    // `tag.len * stride(tag.extra)` AtomicU64 words (any bits valid). `layout` and `cast` take
+    // the word count from the same local tag. No pointers, no Drop.
+    unsafe impl Object for MpmcBytes {
+        /// (rounded capacity, max_msg).
+        type Params = (u64, u64);
+        fn element() -> TypeTag {
+            TypeTag::plain(Kind::MPMC_BYTES)
+        }
+        fn tag(&(cap, max_msg): &(u64, u64)) -> TypeTag {
+            Self::element().with_dims(cap, max_msg)
+        }
+        fn layout(tag: &TypeTag) -> Option<Layout> {
+            words(tag)?;
+            mpmc_layout(tag.len, stride(tag.extra))
+        }
+        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, _: (u64, u64)) {
+            // SAFETY: per the trait contract ptr is aligned and sized for layout(tag); the queue
+            // is all atomics, written through them.
+            let q = unsafe { Self::cast(ptr, tag).as_ref() };
+            q.h.reset();
+            q.m.reset();
+            q.m.reserved(0).store(tag.extra, Ordering::Relaxed);
+            for w in q.slots.iter() {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
+            let p = MpmcBytes::fat(ptr.as_ptr(), words(tag).unwrap_or(0));
+            // SAFETY: derived from a non-null pointer.
+            unsafe { NonNull::new_unchecked(p) }
+        }
+    }
+
+    impl crate::Segment {
+        /// Finds or creates the [`MpmcBytes`] queue `name` with room for `capacity` messages
+        /// (rounded up to a power of two, at least 2) of at most `max_msg` bytes each (an
+        /// existing queue must have the same rounded capacity and `max_msg`).
+        ///
+        /// # Errors
+        /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³² or `max_msg` above
+        /// [`MAX_MSG_LIMIT`]; as [`Segment::object`](crate::Segment::object).
+        pub fn mpmc_bytes(
+            &self,
+            name: &str,
+            capacity: u64,
+            max_msg: u64,
+        ) -> Result<crate::Handle<MpmcBytes>> {
+            let cap = mpmc_capacity(capacity)
+                .filter(|_| max_msg <= MAX_MSG_LIMIT)
+                .ok_or_else(|| bad_capacity(capacity))?;
+            self.object::<MpmcBytes>(name, (cap, max_msg))
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_of_every_length_round_trip() {
+        let q = MpmcBytes::new(4, 20).unwrap();
+        assert_eq!(q.capacity(), 4);
+        assert_eq!(q.max_msg(), 20);
+        let mut buf = Vec::new();
+        for len in 0..=20usize {
+            let msg: Vec<u8> = (0..len as u8).map(|b| b ^ 0x5A).collect();
+            q.send(&msg).unwrap();
+            assert_eq!(q.recv_into(&mut buf), Ok(len));
+            assert_eq!(buf, msg);
+        }
+        assert_eq!(
+            q.try_send(&[0; 21]),
+            Err(SendError::TooLarge { len: 21, max: 20 })
+        );
+        for i in 0..4u8 {
+            q.try_send(&[i; 3]).unwrap();
+        }
+        assert_eq!(q.try_send(b"x"), Err(SendError::Full));
+        assert_eq!(q.try_recv().unwrap(), [0; 3]);
+        q.close();
+        assert_eq!(q.send(b"y"), Err(SendError::Closed));
+        for i in 1..4u8 {
+            assert_eq!(q.recv().unwrap(), [i; 3]);
+        }
+        assert_eq!(q.recv(), Err(PopError::Closed));
+    }
+
+    #[test]
+    fn corrupted_lengths_and_geometry_are_errors() {
+        let q = MpmcBytes::new(2, 16).unwrap();
+        q.send(b"abc").unwrap();
+        // Scribble over the length word of slot 0 (state word, then the length).
+        q.slots[1].store(1 << 40, Ordering::Relaxed);
+        assert_eq!(q.try_recv(), Err(PopError::Corrupted));
+        q.send(b"ok").unwrap();
+        assert_eq!(q.try_recv().unwrap(), b"ok");
+        // A scribbled max_msg makes the geometry impossible: errors, no panic.
+        for bad in [u64::MAX, 1 << 30, 7, 1000] {
+            q.m.reserved(0).store(bad, Ordering::Relaxed);
+            let _ = q.try_send(b"zz");
+            let _ = q.try_recv();
+            let _ = q.recv_timeout(Some(Duration::from_millis(1)));
+            assert!(q.capacity() <= 2);
+        }
+    }
+
+    #[test]
+    fn threads_many_to_many() {
+        const N: u32 = 5_000;
+        let q = MpmcBytes::new(8, 64).unwrap();
+        let mut got: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let cons: Vec<_> = (0..2)
+                .map(|_| {
+                    let q = &q;
+                    s.spawn(move || {
+                        let mut v = Vec::new();
+                        while let Ok(m) = q.recv() {
+                            v.push(m);
+                        }
+                        v
+                    })
+                })
+                .collect();
+            let prods: Vec<_> = (0..2u32)
+                .map(|p| {
+                    let q = &q;
+                    s.spawn(move || {
+                        for i in 0..N {
+                            let m = format!("{p}:{i}:{}", "z".repeat((i % 40) as usize));
+                            q.send(m.as_bytes()).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for p in prods {
+                p.join().unwrap();
+            }
+            q.close();
+            cons.into_iter().flat_map(|c| c.join().unwrap()).collect()
+        });
+        got.sort();
+        let mut want: Vec<Vec<u8>> = (0..2u32)
+            .flat_map(|p| (0..N).map(move |i| format!("{p}:{i}:{}", "z".repeat((i % 40) as usize))))
+            .map(String::into_bytes)
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}
