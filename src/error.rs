@@ -201,6 +201,22 @@ pub enum Error {
         /// The holder's process id.
         pid: u32,
     },
+    /// Sending on a byte ring or pipe failed (from `send_value`, or `?` on a
+    /// [`SendError`](crate::ring::SendError)).
+    Send(crate::ring::SendError),
+    /// Receiving from a byte ring or pipe failed (from `recv_value`, or `?` on a
+    /// [`RecvError`](crate::ring::RecvError)).
+    Recv(crate::ring::RecvError),
+    /// serde refused to encode a value (feature `serde`).
+    Encode {
+        /// The encoder's message.
+        reason: String,
+    },
+    /// A message is not a valid encoding of the type asked for (feature `serde`).
+    Decode {
+        /// The decoder's message, with the message length and the type.
+        reason: String,
+    },
     /// Any other I/O error, with what shmkit was doing.
     Io {
         /// What was being done, e.g. `mapping /dev/shm/jobs`.
@@ -360,8 +376,24 @@ impl fmt::Display for Error {
                 f,
                 "the ring's {side} side is held by live process {pid} (one {side} at a time)"
             ),
+            Error::Send(e) => write!(f, "send failed: {e}"),
+            Error::Recv(e) => write!(f, "receive failed: {e}"),
+            Error::Encode { reason } => write!(f, "could not encode the value: {reason}"),
+            Error::Decode { reason } => write!(f, "could not decode the message: {reason}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
+    }
+}
+
+impl From<crate::ring::SendError> for Error {
+    fn from(e: crate::ring::SendError) -> Self {
+        Error::Send(e)
+    }
+}
+
+impl From<crate::ring::RecvError> for Error {
+    fn from(e: crate::ring::RecvError) -> Self {
+        Error::Recv(e)
     }
 }
 
@@ -369,6 +401,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Send(e) => Some(e),
+            Error::Recv(e) => Some(e),
             _ => None,
         }
     }

@@ -75,6 +75,8 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         Kind::SEQ_ARRAY => crate::seqlock::describe::array(seg, entry)?,
         Kind::SPSC => describe_spsc(seg, entry)?,
         Kind::MPMC => describe_mpmc(seg, entry)?,
+        Kind::BYTES_QUEUE => seg.open_entry_as::<crate::ByteRing>(entry)?.describe(),
+        Kind::PIPE => seg.open_entry_as::<crate::Pipe>(entry)?.describe(),
         Kind::MPMC_BYTES => {
             let q = seg.open_entry_as::<crate::ring::MpmcBytes>(entry)?;
             format!(

@@ -64,6 +64,7 @@ pub use error::{Error, Result};
 pub use lock::{
     Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, ReentrantMutex, Semaphore,
 };
+pub use ring::{ByteRing, Connection, Pipe, PipeEnd};
 pub use ring::{Consumer, MpmcRing, Producer, SpscRing};
 pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]

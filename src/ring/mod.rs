@@ -2,6 +2,10 @@
 //!
 //! - [`SpscRing`]: one producer, one consumer (each side claimed by one process at a time), split
 //!   into [`Producer`] and [`Consumer`] handles.
+//! - [`ByteRing`]: one sender, one receiver of variable-length byte messages, split into
+//!   [`ByteSender`] and [`ByteReceiver`] handles.
+//! - [`Pipe`]: a duplex connection between two processes (two byte rings), one
+//!   [`Connection`] per end, like Python's `multiprocessing.Pipe()`.
 //! - [`MpmcRing`]: any number of producers and consumers in any processes, with per-slot state
 //!   words that record who claimed each slot, so a killed process loses at most its item in
 //!   flight and never blocks the others.
@@ -12,10 +16,19 @@
 //! [`bytemuck::Pod`] type through atomic words. Blocking calls spin briefly, then sleep on a
 //! shared futex word; the fast path makes no system call unless the other side sleeps.
 
+pub mod bytes;
+#[cfg(feature = "serde")]
+mod codec;
+mod lane;
 pub mod mpmc;
 pub mod mpmc_bytes;
+pub mod pipe;
 pub mod spsc;
 mod wait;
+
+pub use bytes::{ByteReceiver, ByteRing, ByteSender};
+pub use lane::{RecvError, MIN_BYTE_CAPACITY};
+pub use pipe::{Connection, Pipe, PipeEnd};
 
 pub use mpmc::MpmcRing;
 pub use mpmc_bytes::{MpmcBytes, SendError};

@@ -1,0 +1,601 @@
+//! [`ByteRing`]: a single-producer single-consumer ring of variable-length byte messages, across
+//! processes.
+//!
+//! # Layout (shared memory)
+//!
+//! | line | field | written by |
+//! | --- | --- | --- |
+//! | 0 | `head`: bytes ever consumed | the receiver |
+//! | 1 | `tail`: bytes ever written | the sender |
+//! | 2 | `closed`, the two side claims, the two futex words and their waiter flags | rarely |
+//! | 3 | `max_msg` | the creator |
+//! | 4.. | `capacity / 8` `AtomicU64` words of records | sender, then receiver |
+//!
+//! Lines 0–2 are the [`SpscRing`](super::SpscRing)'s head, with the same waiting protocol
+//! (spin, then a shared futex, no system call while nobody sleeps) and the same per-process side
+//! claims (a live holder makes a second claim fail with [`Error::RingSideTaken`]; a dead
+//! holder's side is taken over). How records are laid out and validated is described in the
+//! private `lane` module: a length header word, the payload padded to whole words, a padding
+//! record where a message would cross the end of the area; every header and position read from
+//! shared memory is checked against the local capacity and `max_msg`, so a corrupted ring gives
+//! `Corrupted` errors, never an out-of-bounds access or a panic.
+//!
+//! # Sizes
+//!
+//! The capacity (bytes) is rounded up to a power of two, at least 16. A message takes
+//! `8 + round_up_8(len)` bytes; `max_msg` must be at most `capacity / 2 - 8`, which guarantees
+//! that an empty ring always has room for any allowed message.
+
+pub use super::lane::max_msg_limit;
+use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
+use super::lane::{RecvError, SendError};
+use super::spsc::RingHead;
+use super::wait::{claim, release};
+use super::{round_capacity, MAX_CAPACITY};
+use crate::error::{Error, Result};
+use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+use std::time::Duration;
+
+/// Rounds a requested capacity and checks `max_msg` against it: the byte capacity to use.
+pub(super) fn byte_dims(capacity: u64, max_msg: u64) -> Result<u64> {
+    let cap = round_capacity(capacity)
+        .ok_or(Error::InvalidCapacity {
+            requested: capacity,
+            reason: "a byte ring holds 1 to 2^32 bytes",
+        })?
+        .max(MIN_BYTE_CAPACITY);
+    if max_msg > max_msg_limit(cap) {
+        return Err(Error::InvalidCapacity {
+            requested: max_msg,
+            reason: "max_msg must be at most capacity / 2 - 8 bytes (capacity rounded up to a \
+                     power of two, at least 16)",
+        });
+    }
+    Ok(cap)
+}
+
+/// Whether `(capacity, max_msg)` read from a tag are dimensions [`byte_dims`] could produce.
+#[cfg(not(feature = "loom"))]
+pub(super) fn dims_valid(cap: u64, max_msg: u64) -> bool {
+    (MIN_BYTE_CAPACITY..=MAX_CAPACITY).contains(&cap)
+        && cap.is_power_of_two()
+        && max_msg <= max_msg_limit(cap)
+}
+
+/// A bounded single-producer single-consumer queue of byte messages of varying length,
+/// shareable between processes.
+///
+/// Create it on the heap with [`ByteRing::new`] or in a segment with
+/// [`Segment::byte_ring`](crate::Segment::byte_ring); take the sending side with
+/// [`sender`](ByteRing::sender) in one process and the receiving side with
+/// [`receiver`](ByteRing::receiver) in another.
+///
+/// `close()` (from either side or the ring) makes every later send fail with `Closed`; receives
+/// drain what is left and then fail with `Closed`. Dropping a handle does not close the ring: it
+/// releases the side, so that another process may take it over.
+///
+/// ```
+/// use shmkit::ring::{ByteRing, RecvError};
+/// let ring = ByteRing::new(1024, 100)?;
+/// let (mut tx, mut rx) = ring.split()?;
+/// tx.send(b"hello")?;
+/// tx.send(b"")?;
+/// assert_eq!(rx.recv()?, b"hello");
+/// assert_eq!(rx.recv()?, b"");
+/// ring.close();
+/// assert_eq!(rx.try_recv(), Err(RecvError::Closed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[repr(C)]
+pub struct ByteRing {
+    h: RingHead,
+    /// The largest message, as created (untrusted: clamped on use).
+    max_msg: CachePadded<AtomicU64>,
+    /// `capacity / 8` words; the length comes from the local tag.
+    data: [AtomicU64],
+}
+
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_size!(CachePadded<AtomicU64>, CachePadded<u64>);
+
+// SAFETY: every field is an atomic.
+unsafe impl Sync for ByteRing {}
+// SAFETY: as above.
+unsafe impl Send for ByteRing {}
+
+/// Layout of a byte ring of `cap` bytes (`None` for impossible dimensions).
+fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
+    if !(MIN_BYTE_CAPACITY..=MAX_CAPACITY).contains(&cap) || !cap.is_power_of_two() {
+        return None;
+    }
+    let words = usize::try_from(cap / 8).ok()?;
+    let (l, _) = core::alloc::Layout::new::<RingHead>()
+        .extend(core::alloc::Layout::new::<CachePadded<AtomicU64>>())
+        .ok()?;
+    let (l, _) = l
+        .extend(core::alloc::Layout::array::<AtomicU64>(words).ok()?)
+        .ok()?;
+    Some(l.pad_to_align())
+}
+
+impl ByteRing {
+    /// A ring on the heap (for one process, tests and models) of `capacity` bytes (rounded up
+    /// to a power of two, at least 16) for messages of up to `max_msg` bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³² bytes, or a `max_msg` above
+    /// `capacity / 2 - 8`.
+    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+        let cap = byte_dims(capacity, max_msg)?;
+        let layout = layout_of(cap).ok_or(Error::InvalidCapacity {
+            requested: capacity,
+            reason: "too large for this machine's address space",
+        })?;
+        let n = (cap / 8) as usize;
+        // SAFETY: the layout has a non-zero size (it holds a RingHead).
+        let raw = unsafe { std::alloc::alloc(layout) };
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let ptr = Self::fat(raw, n);
+        // SAFETY: `ptr` points to a fresh allocation of `layout`, which is exactly the layout of
+        // `ByteRing` with `n` data words (repr(C): RingHead, max_msg, then the words); every
+        // field is written before the Box is formed, and the Box frees it with the same layout.
+        unsafe {
+            core::ptr::addr_of_mut!((*ptr).h).write(RingHead::fresh());
+            core::ptr::addr_of_mut!((*ptr).max_msg)
+                .write(CachePadded::new(AtomicU64::new(max_msg)));
+            let words = core::ptr::addr_of_mut!((*ptr).data).cast::<AtomicU64>();
+            for i in 0..n {
+                words.add(i).write(AtomicU64::new(0));
+            }
+            Ok(Box::from_raw(ptr))
+        }
+    }
+
+    /// Forms the fat pointer to a ring at `raw` with `n` data words.
+    fn fat(raw: *mut u8, n: usize) -> *mut Self {
+        core::ptr::slice_from_raw_parts_mut(raw.cast::<AtomicU64>(), n) as *mut Self
+    }
+
+    fn lane(&self) -> Lane<'_> {
+        Lane::new(&self.h, &self.data, self.max_msg.load(Ordering::Relaxed))
+    }
+
+    /// Size of the byte area (a power of two), from the local handle's dimensions.
+    pub fn capacity(&self) -> usize {
+        self.lane().cap as usize
+    }
+
+    /// The largest message accepted, in bytes.
+    pub fn max_msg(&self) -> usize {
+        self.lane().max as usize
+    }
+
+    /// Bytes in use now, counting each message's 8-byte header, its padding to whole words and
+    /// any padding record at the end of the area (clamped to the capacity if the shared
+    /// positions are corrupted). A message of `len` bytes takes `8 + round_up_8(len)`.
+    pub fn len(&self) -> usize {
+        self.lane().used() as usize
+    }
+
+    /// Whether no message was waiting at the moment of the call.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The raw positions (bytes ever consumed, bytes ever written) as found in shared memory.
+    pub fn positions(&self) -> (u64, u64) {
+        (
+            self.h.head.load(Ordering::Acquire),
+            self.h.tail.load(Ordering::Acquire),
+        )
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.lane().is_closed()
+    }
+
+    /// Closes the ring: sends fail with `Closed` from now on, receives drain the remaining
+    /// messages and then fail with `Closed`. Sleepers on both sides are woken. Closing twice is
+    /// harmless.
+    pub fn close(&self) {
+        self.lane().close();
+    }
+
+    /// The pids holding the sending and receiving sides (0 = free). A pid may be stale if its
+    /// holder died; the next claim takes the side over.
+    pub fn holders(&self) -> (u32, u32) {
+        let c = &self.h.ctl;
+        (
+            c.producer.load(Ordering::Acquire) as u32,
+            c.consumer.load(Ordering::Acquire) as u32,
+        )
+    }
+
+    fn usable(&self) -> Result<Lane<'_>> {
+        let lane = self.lane();
+        if lane.cap == 0 {
+            return Err(Error::InvalidCapacity {
+                requested: 0,
+                reason: "this view of the byte ring has fewer than 16 bytes",
+            });
+        }
+        Ok(lane)
+    }
+
+    /// Claims the sending side.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] (side `sender`) if a live process (this one included) holds it.
+    pub fn sender(&self) -> Result<ByteSender<'_>> {
+        let lane = self.usable()?;
+        claim(&self.h.ctl.producer, "sender")?;
+        Ok(ByteSender {
+            tx: Tx::new(lane),
+            claim: &self.h.ctl.producer,
+            #[cfg(feature = "serde")]
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Claims the receiving side.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] (side `receiver`) if a live process (this one included) holds
+    /// it.
+    pub fn receiver(&self) -> Result<ByteReceiver<'_>> {
+        let lane = self.usable()?;
+        claim(&self.h.ctl.consumer, "receiver")?;
+        Ok(ByteReceiver {
+            rx: Rx::new(lane),
+            claim: &self.h.ctl.consumer,
+            #[cfg(feature = "serde")]
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Claims both sides (for threads of one process).
+    ///
+    /// # Errors
+    /// As [`sender`](ByteRing::sender) and [`receiver`](ByteRing::receiver).
+    pub fn split(&self) -> Result<(ByteSender<'_>, ByteReceiver<'_>)> {
+        let tx = self.sender()?;
+        let rx = self.receiver()?;
+        Ok((tx, rx))
+    }
+
+    /// One line for `shmkit stat`.
+    #[cfg(not(feature = "loom"))]
+    pub(crate) fn describe(&self) -> String {
+        let (head, tail) = self.positions();
+        let (s, r) = self.holders();
+        let cap = self.capacity() as u64;
+        let closed = if self.is_closed() { ", closed" } else { "" };
+        let used = tail.wrapping_sub(head);
+        if used > cap {
+            return format!(
+                "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
+            );
+        }
+        format!(
+            "{used}/{cap} bytes used, max_msg {}, {tail} bytes written, sender pid {s}, \
+             receiver pid {r}{closed}",
+            self.max_msg()
+        )
+    }
+}
+
+impl core::fmt::Debug for ByteRing {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ByteRing")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("max_msg", &self.max_msg())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// The sending side of a [`ByteRing`]: the only handle, system-wide, that sends. Dropping it
+/// releases the side (it does not close the ring).
+pub struct ByteSender<'a> {
+    tx: Tx<'a>,
+    claim: &'a AtomicU64,
+    #[cfg(feature = "serde")]
+    scratch: Vec<u8>,
+}
+
+/// The receiving side of a [`ByteRing`]: the only handle, system-wide, that receives. Dropping
+/// it releases the side (it does not close the ring).
+pub struct ByteReceiver<'a> {
+    rx: Rx<'a>,
+    claim: &'a AtomicU64,
+    #[cfg(feature = "serde")]
+    scratch: Vec<u8>,
+}
+
+impl ByteSender<'_> {
+    /// Sends `msg` if there is room for it now, without waiting.
+    ///
+    /// # Errors
+    /// [`SendError::Full`], `Closed`, `TooLarge` (longer than [`max_msg`](Self::max_msg)),
+    /// `Corrupted`.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.tx.try_send(msg)
+    }
+
+    /// Sends `msg`, waiting as long as there is no room for it.
+    ///
+    /// # Errors
+    /// `Closed` (at once, or when the ring is closed while waiting), `TooLarge`, `Corrupted`.
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.tx.send_timeout(msg, None)
+    }
+
+    /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
+        self.tx.send_timeout(msg, timeout)
+    }
+
+    /// Encodes `value` with postcard into a buffer this handle reuses and sends it (waiting for
+    /// room).
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
+    /// [`SendError::TooLarge`] if the encoding is longer than [`max_msg`](Self::max_msg), or
+    /// `Closed`/`Corrupted`.
+    #[cfg(feature = "serde")]
+    pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        super::codec::encode(value, &mut self.scratch)?;
+        Ok(self.tx.send_timeout(&self.scratch, None)?)
+    }
+
+    /// Bytes in use in the ring now (see [`ByteRing::len`]).
+    pub fn len(&self) -> usize {
+        self.tx.lane.used() as usize
+    }
+
+    /// Whether the ring is empty now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ring's byte capacity.
+    pub fn capacity(&self) -> usize {
+        self.tx.lane.cap as usize
+    }
+
+    /// The largest message accepted, in bytes.
+    pub fn max_msg(&self) -> usize {
+        self.tx.lane.max as usize
+    }
+
+    /// Closes the ring (see [`ByteRing::close`]).
+    pub fn close(&self) {
+        self.tx.lane.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.tx.lane.is_closed()
+    }
+}
+
+impl Drop for ByteSender<'_> {
+    fn drop(&mut self) {
+        release(self.claim);
+    }
+}
+
+impl ByteReceiver<'_> {
+    /// Receives the oldest message if there is one, without waiting.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`]; `Closed` once the ring is closed and drained; `Corrupted`.
+    pub fn try_recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.rx.try_recv_into(&mut v).map(|_| v)
+    }
+
+    /// Receives the oldest message, waiting as long as there is none.
+    ///
+    /// # Errors
+    /// `Closed` once the ring is closed and drained; `Corrupted`.
+    pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.recv_timeout(None)
+    }
+
+    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `Corrupted`.
+    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_into_timeout(&mut v, timeout).map(|_| v)
+    }
+
+    /// Receives the oldest message into `buf`, replacing its contents (its allocation is
+    /// reused), without waiting; returns the message's length.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        self.rx.try_recv_into(buf)
+    }
+
+    /// Receives the oldest message into `buf`, replacing its contents, waiting as long as there
+    /// is none; returns the message's length.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        self.recv_into_timeout(buf, None)
+    }
+
+    /// Receives the oldest message into `buf`, replacing its contents, waiting at most
+    /// `timeout`; returns the message's length.
+    ///
+    /// # Errors
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_into_timeout(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<usize, RecvError> {
+        self.rx.wait(timeout, |rx| rx.try_recv_into(buf))
+    }
+
+    /// Receives the oldest message into the front of `buf` without waiting; returns its
+    /// length.
+    ///
+    /// # Errors
+    /// [`RecvError::TooSmall`] with the message's length if `buf` is shorter (the message
+    /// stays in the ring); otherwise as [`try_recv`](Self::try_recv).
+    pub fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.rx.try_recv_slice(buf)
+    }
+
+    /// Receives the oldest message into the front of `buf`, waiting at most `timeout`; returns
+    /// its length.
+    ///
+    /// # Errors
+    /// As [`try_recv_slice`](Self::try_recv_slice), and `Timeout`.
+    pub fn recv_slice_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<usize, RecvError> {
+        self.rx.wait(timeout, |rx| rx.try_recv_slice(buf))
+    }
+
+    /// Waits at most `timeout` until a receive would not block; `true` when a message is ready
+    /// or the ring is closed and drained (the next receive returns `Closed`), like Python's
+    /// `Connection.poll`.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
+        self.rx.poll(timeout)
+    }
+
+    /// Receives the next message (waiting for it) into a buffer this handle reuses and decodes
+    /// it with postcard.
+    ///
+    /// # Errors
+    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
+    /// (the message is consumed).
+    #[cfg(feature = "serde")]
+    pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let buf = &mut self.scratch;
+        self.rx.wait(None, |rx| rx.try_recv_into(buf))?;
+        super::codec::decode(&self.scratch)
+    }
+
+    /// Bytes in use in the ring now (see [`ByteRing::len`]).
+    pub fn len(&self) -> usize {
+        self.rx.lane.used() as usize
+    }
+
+    /// Whether the ring is empty now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ring's byte capacity.
+    pub fn capacity(&self) -> usize {
+        self.rx.lane.cap as usize
+    }
+
+    /// The largest message accepted, in bytes.
+    pub fn max_msg(&self) -> usize {
+        self.rx.lane.max as usize
+    }
+
+    /// Closes the ring (see [`ByteRing::close`]).
+    pub fn close(&self) {
+        self.rx.lane.close();
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.rx.lane.is_closed()
+    }
+}
+
+impl Drop for ByteReceiver<'_> {
+    fn drop(&mut self) {
+        release(self.claim);
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::segment::object::{Kind, Object, TypeTag};
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    // SAFETY: ByteRing is #[repr(C)]: a RingHead of atomics, an atomic max_msg, then
+    // `tag.len / 8` AtomicU64 words (any bits valid). `layout` and `cast` both take the word
+    // count from the same local tag (`cast` yields no words for a tag `layout` refuses), so the
+    // fat pointer never exceeds the allocation. No pointers, no Drop.
+    unsafe impl Object for ByteRing {
+        /// (capacity in bytes, already rounded; max_msg).
+        type Params = (u64, u64);
+        fn element() -> TypeTag {
+            TypeTag::plain(Kind::BYTES_QUEUE)
+        }
+        fn tag(&(cap, max_msg): &(u64, u64)) -> TypeTag {
+            Self::element().with_dims(cap, max_msg)
+        }
+        fn layout(tag: &TypeTag) -> Option<Layout> {
+            if !dims_valid(tag.len, tag.extra) {
+                return None;
+            }
+            layout_of(tag.len)
+        }
+        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, (_, max_msg): (u64, u64)) {
+            // SAFETY: per the trait contract ptr is aligned and sized for layout(tag); the ring
+            // is all atomics, written through them (records are written before being read).
+            let r = unsafe { Self::cast(ptr, tag).as_ref() };
+            r.h.reset();
+            r.max_msg.store(max_msg, Ordering::Relaxed);
+        }
+        fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
+            let n = if dims_valid(tag.len, tag.extra) {
+                (tag.len / 8) as usize
+            } else {
+                0
+            };
+            let p = ByteRing::fat(ptr.as_ptr(), n);
+            // SAFETY: derived from a non-null pointer.
+            unsafe { NonNull::new_unchecked(p) }
+        }
+    }
+
+    impl crate::Segment {
+        /// Finds or creates the [`ByteRing`] `name` of `capacity` bytes (rounded up to a power
+        /// of two, at least 16) for messages of up to `max_msg` bytes. An existing ring must
+        /// have the same rounded capacity and `max_msg`, else [`Error::TypeMismatch`].
+        ///
+        /// # Errors
+        /// [`Error::InvalidCapacity`] (see [`ByteRing::new`]); as
+        /// [`Segment::object`](crate::Segment::object).
+        pub fn byte_ring(
+            &self,
+            name: &str,
+            capacity: u64,
+            max_msg: u64,
+        ) -> Result<crate::Handle<ByteRing>> {
+            let cap = byte_dims(capacity, max_msg)?;
+            self.object::<ByteRing>(name, (cap, max_msg))
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+#[path = "bytes_tests.rs"]
+mod tests;

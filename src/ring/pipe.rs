@@ -1,0 +1,504 @@
+//! [`Pipe`]: a duplex connection between two processes, like Python's
+//! `multiprocessing.Pipe(duplex=True)`, made of two byte rings in one object.
+//!
+//! # Layout (shared memory)
+//!
+//! | line | field |
+//! | --- | --- |
+//! | 0 | the claims of end A and end B, `max_msg` |
+//! | 1–3 | the head of direction A→B (as in [`ByteRing`](super::ByteRing)) |
+//! | 4–6 | the head of direction B→A |
+//! | 7.. | `capacity / 8` words of A→B records, then `capacity / 8` words of B→A records |
+//!
+//! Each end is claimed by one process at a time ([`Pipe::end`]): the claim word holds the
+//! claimer's pid and start time, written in one CAS; a live holder makes a second claim fail with
+//! [`Error::RingSideTaken`], a dead holder's end is taken over. End A sends on A→B and receives
+//! on B→A; end B the reverse. Records, waiting and validation are those of the byte ring.
+
+use super::bytes::byte_dims;
+use super::lane::{Lane, RecvError, Rx, SendError, Tx, MIN_BYTE_CAPACITY};
+use super::spsc::RingHead;
+use super::wait::{claim, holder_alive, release};
+use super::MAX_CAPACITY;
+use crate::error::{Error, Result};
+use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+use std::time::Duration;
+
+/// The claims of both ends and the shared `max_msg`.
+#[repr(C)]
+struct Ends {
+    /// End A's claim: `start_time_low32 << 32 | pid`, 0 when free.
+    a: AtomicU64,
+    /// End B's claim, same encoding.
+    b: AtomicU64,
+    /// The largest message, as created (untrusted: clamped on use).
+    max_msg: AtomicU64,
+    _reserved: AtomicU64,
+}
+
+#[cfg(not(feature = "loom"))]
+static_assertions::assert_eq_size!(Ends, [u64; 4]);
+
+/// One of the two ends of a [`Pipe`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum PipeEnd {
+    /// Sends on A→B, receives on B→A.
+    A,
+    /// Sends on B→A, receives on A→B.
+    B,
+}
+
+impl PipeEnd {
+    /// The other end.
+    pub fn other(self) -> PipeEnd {
+        match self {
+            PipeEnd::A => PipeEnd::B,
+            PipeEnd::B => PipeEnd::A,
+        }
+    }
+}
+
+/// A duplex message pipe between two processes: two byte rings (one per direction) of
+/// `capacity` bytes each, for messages of up to `max_msg` bytes.
+///
+/// Create it on the heap with [`Pipe::new`] or in a segment with
+/// [`Segment::pipe`](crate::Segment::pipe); each process then takes one end with
+/// [`end`](Pipe::end) and talks through the [`Connection`].
+///
+/// ```
+/// use shmkit::ring::{Pipe, PipeEnd, RecvError};
+/// let pipe = Pipe::new(4096, 256)?;
+/// let mut a = pipe.end(PipeEnd::A)?;
+/// let mut b = pipe.end(PipeEnd::B)?;
+/// a.send(b"ping")?;
+/// assert_eq!(b.recv()?, b"ping");
+/// b.send(b"pong")?;
+/// assert_eq!(a.recv()?, b"pong");
+/// a.close();
+/// assert_eq!(b.recv(), Err(RecvError::Closed));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[repr(C)]
+pub struct Pipe {
+    ends: CachePadded<Ends>,
+    ab: RingHead,
+    ba: RingHead,
+    /// `2 * capacity / 8` words; the length comes from the local tag.
+    data: [AtomicU64],
+}
+
+// SAFETY: every field is an atomic.
+unsafe impl Sync for Pipe {}
+// SAFETY: as above.
+unsafe impl Send for Pipe {}
+
+/// Layout of a pipe of `cap` bytes per direction (`None` for impossible dimensions).
+fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
+    if !(MIN_BYTE_CAPACITY..=MAX_CAPACITY).contains(&cap) || !cap.is_power_of_two() {
+        return None;
+    }
+    let words = usize::try_from(cap / 4).ok()?;
+    let (l, _) = core::alloc::Layout::new::<CachePadded<Ends>>()
+        .extend(core::alloc::Layout::new::<RingHead>())
+        .ok()?;
+    let (l, _) = l.extend(core::alloc::Layout::new::<RingHead>()).ok()?;
+    let (l, _) = l
+        .extend(core::alloc::Layout::array::<AtomicU64>(words).ok()?)
+        .ok()?;
+    Some(l.pad_to_align())
+}
+
+impl Pipe {
+    /// A pipe on the heap (for one process, tests) of `capacity` bytes per direction (rounded
+    /// up to a power of two, at least 16) for messages of up to `max_msg` bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] as for [`ByteRing::new`](super::ByteRing::new).
+    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+        let cap = byte_dims(capacity, max_msg)?;
+        let layout = layout_of(cap).ok_or(Error::InvalidCapacity {
+            requested: capacity,
+            reason: "too large for this machine's address space",
+        })?;
+        let n = (cap / 4) as usize;
+        // SAFETY: the layout has a non-zero size (it holds two RingHeads).
+        let raw = unsafe { std::alloc::alloc(layout) };
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let ptr = Self::fat(raw, n);
+        // SAFETY: `ptr` points to a fresh allocation of `layout`, exactly the layout of `Pipe`
+        // with `n` data words (repr(C): Ends, two RingHeads, the words); every field is written
+        // before the Box is formed, and the Box frees it with the same layout.
+        unsafe {
+            core::ptr::addr_of_mut!((*ptr).ends).write(CachePadded::new(Ends {
+                a: AtomicU64::new(0),
+                b: AtomicU64::new(0),
+                max_msg: AtomicU64::new(max_msg),
+                _reserved: AtomicU64::new(0),
+            }));
+            core::ptr::addr_of_mut!((*ptr).ab).write(RingHead::fresh());
+            core::ptr::addr_of_mut!((*ptr).ba).write(RingHead::fresh());
+            let words = core::ptr::addr_of_mut!((*ptr).data).cast::<AtomicU64>();
+            for i in 0..n {
+                words.add(i).write(AtomicU64::new(0));
+            }
+            Ok(Box::from_raw(ptr))
+        }
+    }
+
+    /// Forms the fat pointer to a pipe at `raw` with `n` data words.
+    fn fat(raw: *mut u8, n: usize) -> *mut Self {
+        core::ptr::slice_from_raw_parts_mut(raw.cast::<AtomicU64>(), n) as *mut Self
+    }
+
+    /// The two directions (A→B, B→A), each on its half of the local data words.
+    fn lanes(&self) -> (Lane<'_>, Lane<'_>) {
+        let half = self.data.len() / 2;
+        let max = self.ends.max_msg.load(Ordering::Relaxed);
+        (
+            Lane::new(&self.ab, &self.data[..half], max),
+            Lane::new(&self.ba, &self.data[half..], max),
+        )
+    }
+
+    /// Bytes per direction (a power of two), from the local handle's dimensions.
+    pub fn capacity(&self) -> usize {
+        self.lanes().0.cap as usize
+    }
+
+    /// The largest message accepted, in bytes.
+    pub fn max_msg(&self) -> usize {
+        self.lanes().0.max as usize
+    }
+
+    /// Bytes in use in the directions A→B and B→A now (see
+    /// [`ByteRing::len`](super::ByteRing::len)).
+    pub fn len(&self) -> (usize, usize) {
+        let (ab, ba) = self.lanes();
+        (ab.used() as usize, ba.used() as usize)
+    }
+
+    /// Whether both directions were empty at the moment of the call.
+    pub fn is_empty(&self) -> bool {
+        self.len() == (0, 0)
+    }
+
+    /// Whether the pipe was closed (either direction).
+    pub fn is_closed(&self) -> bool {
+        let (ab, ba) = self.lanes();
+        ab.is_closed() || ba.is_closed()
+    }
+
+    /// Closes both directions (see [`Connection::close`]).
+    pub fn close(&self) {
+        let (ab, ba) = self.lanes();
+        ab.close();
+        ba.close();
+    }
+
+    /// The pids holding ends A and B (0 = free). A pid may be stale if its holder died; the
+    /// next claim takes the end over.
+    pub fn holders(&self) -> (u32, u32) {
+        (
+            self.ends.a.load(Ordering::Acquire) as u32,
+            self.ends.b.load(Ordering::Acquire) as u32,
+        )
+    }
+
+    /// Claims `end` for this process and returns its connection.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] (side `pipe end A`/`pipe end B`) if a live process (this one
+    /// included) holds that end; [`Error::InvalidCapacity`] for an unusable view.
+    pub fn end(&self, end: PipeEnd) -> Result<Connection<'_>> {
+        let (ab, ba) = self.lanes();
+        if ab.cap == 0 {
+            return Err(Error::InvalidCapacity {
+                requested: 0,
+                reason: "this view of the pipe has fewer than 16 bytes per direction",
+            });
+        }
+        let (word, peer, side, send, recv) = match end {
+            PipeEnd::A => (&self.ends.a, &self.ends.b, "pipe end A", ab, ba),
+            PipeEnd::B => (&self.ends.b, &self.ends.a, "pipe end B", ba, ab),
+        };
+        claim(word, side)?;
+        Ok(Connection {
+            tx: Tx::new(send),
+            rx: Rx::new(recv),
+            claim: word,
+            peer,
+            end,
+            #[cfg(feature = "serde")]
+            scratch: Vec::new(),
+        })
+    }
+
+    /// One line for `shmkit stat`.
+    #[cfg(not(feature = "loom"))]
+    pub(crate) fn describe(&self) -> String {
+        let (ab, ba) = self.lanes();
+        let (a, b) = self.holders();
+        let dir = |h: &RingHead| {
+            let head = h.head.load(Ordering::Acquire);
+            let tail = h.tail.load(Ordering::Acquire);
+            match tail.checked_sub(head) {
+                Some(u) if u <= ab.cap => format!("{u} bytes used"),
+                _ => format!("corrupted positions (head {head}, tail {tail})"),
+            }
+        };
+        let closed = if ab.is_closed() || ba.is_closed() {
+            ", closed"
+        } else {
+            ""
+        };
+        format!(
+            "A->B {}, B->A {}, capacity {} each, max_msg {}, end A pid {a}, end B pid {b}{closed}",
+            dir(&self.ab),
+            dir(&self.ba),
+            ab.cap,
+            ab.max
+        )
+    }
+}
+
+impl core::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pipe")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("max_msg", &self.max_msg())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// One end of a [`Pipe`], held by one process at a time: sends to and receives from the other
+/// end. Dropping it releases the end (it does not close the pipe), so another process may take
+/// it over.
+pub struct Connection<'a> {
+    tx: Tx<'a>,
+    rx: Rx<'a>,
+    claim: &'a AtomicU64,
+    /// The other end's claim word.
+    peer: &'a AtomicU64,
+    end: PipeEnd,
+    #[cfg(feature = "serde")]
+    scratch: Vec<u8>,
+}
+
+impl Connection<'_> {
+    /// Which end this is.
+    pub fn end(&self) -> PipeEnd {
+        self.end
+    }
+
+    /// The pid of the live process holding the other end, if any: `None` while the other end is
+    /// free, or when its holder died without closing the pipe (a receive would then wait until
+    /// its timeout, as nobody will send; a long wait can check this between timeouts).
+    pub fn peer(&self) -> Option<u32> {
+        let w = self.peer.load(Ordering::Acquire);
+        (w != 0 && holder_alive(w)).then_some(w as u32)
+    }
+
+    /// Sends `msg` to the other end if there is room now, without waiting.
+    ///
+    /// # Errors
+    /// [`SendError::Full`], `Closed`, `TooLarge`, `Corrupted`.
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.tx.try_send(msg)
+    }
+
+    /// Sends `msg` to the other end, waiting as long as there is no room.
+    ///
+    /// # Errors
+    /// `Closed` (either end closed the pipe), `TooLarge`, `Corrupted`.
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
+        self.tx.send_timeout(msg, None)
+    }
+
+    /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
+        self.tx.send_timeout(msg, timeout)
+    }
+
+    /// Receives the oldest message from the other end, without waiting.
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`]; `Closed` once the pipe is closed and this direction drained;
+    /// `Corrupted`.
+    pub fn try_recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.rx.try_recv_into(&mut v).map(|_| v)
+    }
+
+    /// Receives the oldest message from the other end, waiting as long as there is none.
+    ///
+    /// # Errors
+    /// `Closed` once the pipe is closed and this direction drained; `Corrupted`.
+    pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.recv_timeout(None)
+    }
+
+    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed`, `Corrupted`.
+    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.rx.wait(timeout, |rx| rx.try_recv_into(&mut v))?;
+        Ok(v)
+    }
+
+    /// Receives the oldest message into `buf`, replacing its contents (its allocation is
+    /// reused), waiting as long as there is none; returns the message's length.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        self.rx.wait(None, |rx| rx.try_recv_into(buf))
+    }
+
+    /// Receives the oldest message into the front of `buf` without waiting; returns its length.
+    ///
+    /// # Errors
+    /// [`RecvError::TooSmall`] with the message's length if `buf` is shorter (the message
+    /// stays); otherwise as [`try_recv`](Self::try_recv).
+    pub fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.rx.try_recv_slice(buf)
+    }
+
+    /// Waits at most `timeout` (`None`: forever; `Some(ZERO)`: just look) until a receive would
+    /// not block; `true` when a message is ready or the pipe is closed and drained (the next
+    /// receive returns `Closed`), like Python's `Connection.poll`.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
+        self.rx.poll(timeout)
+    }
+
+    /// Encodes `value` with postcard (into a buffer this connection reuses) and sends it,
+    /// waiting for room.
+    ///
+    /// # Errors
+    /// [`Error::Encode`]; [`Error::Send`] (`TooLarge` when the encoding exceeds `max_msg`,
+    /// `Closed`, `Corrupted`).
+    #[cfg(feature = "serde")]
+    pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        super::codec::encode(value, &mut self.scratch)?;
+        Ok(self.tx.send_timeout(&self.scratch, None)?)
+    }
+
+    /// Receives the next message (waiting for it) and decodes it with postcard.
+    ///
+    /// # Errors
+    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
+    /// (the message is consumed).
+    #[cfg(feature = "serde")]
+    pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let buf = &mut self.scratch;
+        self.rx.wait(None, |rx| rx.try_recv_into(buf))?;
+        super::codec::decode(&self.scratch)
+    }
+
+    /// Closes the pipe, both directions: the other end's receives drain what this end sent and
+    /// then return `Closed`, and its sends fail with `Closed` (a broken pipe); this end can
+    /// still drain what was sent to it. Sleepers on both ends are woken.
+    pub fn close(&self) {
+        self.tx.lane.close();
+        self.rx.lane.close();
+    }
+
+    /// Whether the pipe was closed.
+    pub fn is_closed(&self) -> bool {
+        self.tx.lane.is_closed() || self.rx.lane.is_closed()
+    }
+
+    /// The largest message accepted, in bytes.
+    pub fn max_msg(&self) -> usize {
+        self.tx.lane.max as usize
+    }
+
+    /// Bytes per direction.
+    pub fn capacity(&self) -> usize {
+        self.tx.lane.cap as usize
+    }
+}
+
+impl Drop for Connection<'_> {
+    fn drop(&mut self) {
+        release(self.claim);
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::ring::bytes::dims_valid;
+    use crate::segment::object::{Kind, Object, TypeTag};
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    // SAFETY: Pipe is #[repr(C)]: the Ends atomics, two RingHeads of atomics, then
+    // `tag.len / 4` AtomicU64 words (any bits valid). `layout` and `cast` both take the word
+    // count from the same local tag (`cast` yields no words for a tag `layout` refuses), so the
+    // fat pointer never exceeds the allocation. No pointers, no Drop.
+    unsafe impl Object for Pipe {
+        /// (capacity per direction in bytes, already rounded; max_msg).
+        type Params = (u64, u64);
+        fn element() -> TypeTag {
+            TypeTag::plain(Kind::PIPE)
+        }
+        fn tag(&(cap, max_msg): &(u64, u64)) -> TypeTag {
+            Self::element().with_dims(cap, max_msg)
+        }
+        fn layout(tag: &TypeTag) -> Option<Layout> {
+            if !dims_valid(tag.len, tag.extra) {
+                return None;
+            }
+            layout_of(tag.len)
+        }
+        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, (_, max_msg): (u64, u64)) {
+            // SAFETY: per the trait contract ptr is aligned and sized for layout(tag); the pipe
+            // is all atomics, written through them (records are written before being read).
+            let p = unsafe { Self::cast(ptr, tag).as_ref() };
+            p.ends.a.store(0, Ordering::Relaxed);
+            p.ends.b.store(0, Ordering::Relaxed);
+            p.ends.max_msg.store(max_msg, Ordering::Relaxed);
+            p.ends._reserved.store(0, Ordering::Relaxed);
+            p.ab.reset();
+            p.ba.reset();
+        }
+        fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
+            let n = if dims_valid(tag.len, tag.extra) {
+                (tag.len / 4) as usize
+            } else {
+                0
+            };
+            let p = Pipe::fat(ptr.as_ptr(), n);
+            // SAFETY: derived from a non-null pointer.
+            unsafe { NonNull::new_unchecked(p) }
+        }
+    }
+
+    impl crate::Segment {
+        /// Finds or creates the [`Pipe`] `name` of `capacity` bytes per direction (rounded up to
+        /// a power of two, at least 16) for messages of up to `max_msg` bytes. An existing pipe
+        /// must have the same rounded capacity and `max_msg`, else [`Error::TypeMismatch`].
+        ///
+        /// # Errors
+        /// [`Error::InvalidCapacity`] (see [`Pipe::new`]); as
+        /// [`Segment::object`](crate::Segment::object).
+        pub fn pipe(&self, name: &str, capacity: u64, max_msg: u64) -> Result<crate::Handle<Pipe>> {
+            let cap = byte_dims(capacity, max_msg)?;
+            self.object::<Pipe>(name, (cap, max_msg))
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+#[path = "pipe_tests.rs"]
+mod tests;
