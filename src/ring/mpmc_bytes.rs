@@ -328,6 +328,52 @@ impl MpmcBytes {
     }
 }
 
+#[cfg(feature = "serde")]
+impl MpmcBytes {
+    /// Encodes `value` (postcard, see the `serde` feature) and sends it as one message, waiting
+    /// at most `timeout` (`None`: forever) for room: Python's `Queue.put(obj)`.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
+    /// [`SendError::TooLarge`] if the encoding is longer than [`max_msg`](Self::max_msg), or
+    /// `Timeout`/`Closed`/`Corrupted`.
+    pub fn send_value<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let mut buf = Vec::new();
+        super::codec::encode(value, &mut buf)?;
+        Ok(self.send_timeout(&buf, timeout)?)
+    }
+
+    /// Receives one message and decodes it as a `T`, waiting at most `timeout` (`None`:
+    /// forever): Python's `Queue.get()`.
+    ///
+    /// # Errors
+    /// [`Error::Recv`] (`Timeout`, `Closed`, `Corrupted`); [`Error::Decode`] if the message is
+    /// not a `T` (the message is consumed).
+    pub fn recv_value<T: serde::de::DeserializeOwned>(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<T> {
+        let mut buf = Vec::new();
+        self.recv_into_timeout(&mut buf, timeout)
+            .map_err(|e| Error::Recv(recv_error(e)))?;
+        super::codec::decode(&buf)
+    }
+}
+
+#[cfg(feature = "serde")]
+fn recv_error(e: PopError) -> super::RecvError {
+    match e {
+        PopError::Empty => super::RecvError::Empty,
+        PopError::Closed => super::RecvError::Closed,
+        PopError::Timeout => super::RecvError::Timeout,
+        PopError::Corrupted => super::RecvError::Corrupted,
+    }
+}
+
 /// Writes a message into a slot's payload: its length, then its bytes.
 fn write_msg(slot: &[AtomicU64], msg: &[u8]) {
     // The caller checked msg.len() <= max_msg, and the slot holds 1 + words_for(max_msg) words.
@@ -505,6 +551,22 @@ mod tests {
             let _ = q.recv_timeout(Some(Duration::from_millis(1)));
             assert!(q.capacity() <= 2);
         }
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_values_round_trip() {
+        let q = MpmcBytes::new(4, 64).unwrap();
+        let v = (42u32, None::<String>, "hello".to_string());
+        q.send_value(&v, None).unwrap();
+        let got: (u32, Option<String>, String) = q.recv_value(None).unwrap();
+        assert_eq!(got, v);
+        q.send_value(&vec![7u8; 100], None).unwrap_err();
+        q.send_value(&1u8, None).unwrap();
+        assert!(matches!(
+            q.recv_value::<String>(None),
+            Err(Error::Decode { .. })
+        ));
     }
 
     #[test]
