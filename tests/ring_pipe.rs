@@ -54,6 +54,15 @@ fn xproc_child() {
                     }
                 }
             }
+            // Takes end A, sends two messages, says so, then holds the end until killed.
+            "send_two_then_hold_a" => {
+                let mut conn = pipe.end(PipeEnd::A).unwrap();
+                conn.send(b"one").unwrap();
+                conn.send(b"two").unwrap();
+                seg.counter("ready").unwrap().store(1);
+                std::thread::sleep(TIMEOUT);
+                panic!("send_two_then_hold_a was not killed");
+            }
             // Takes end A, says so, then holds it until killed.
             "hold_a" => {
                 let _conn = pipe.end(PipeEnd::A).unwrap();
@@ -234,5 +243,32 @@ fn shmkit_stat_describes_byte_rings_and_pipes() {
             && p.contains(&format!("capacity {CAP} each, max_msg {MAX}"))
             && p.contains(&format!("end A pid {me}, end B pid 0")),
         "{p}"
+    );
+}
+
+/// A peer killed without closing: blocking receives drain what it sent and then report `Closed`
+/// (Python's `EOFError`), and blocking sends into the full direction fail with `Closed`
+/// (`BrokenPipeError`), instead of waiting forever.
+#[test]
+fn a_killed_peer_reads_as_closed() {
+    let (g, seg) = setup("pipe_dead_peer");
+    let pipe = seg.pipe("p", CAP, MAX).unwrap();
+    let mut b = pipe.end(PipeEnd::B).unwrap();
+    let mut kids = Children::new();
+    let k = kids.spawn("send_two_then_hold_a", g.name(), &[]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the child", TIMEOUT, || ready.load() == 1);
+    kids.kill(k);
+    let t = std::time::Instant::now();
+    assert_eq!(b.recv().unwrap(), b"one");
+    assert_eq!(b.recv().unwrap(), b"two");
+    assert_eq!(b.recv(), Err(RecvError::Closed));
+    // Fill the direction towards the dead peer; the next blocking send gives up.
+    while b.try_send(&[7; 100]).is_ok() {}
+    assert_eq!(b.send(&[7; 100]), Err(SendError::Closed));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
     );
 }

@@ -99,6 +99,9 @@ impl fmt::Display for RecvError {
 
 impl std::error::Error for RecvError {}
 
+/// Longest single sleep in [`block`]: attempts re-run at least this often.
+const RECHECK: Duration = Duration::from_millis(20);
+
 /// Runs `attempt` until it returns `Some`, spinning briefly, then sleeping on the futex `word`
 /// with the waiter flag `waiting` (the protocol of `wait.rs`); `None` once `timeout` ran out.
 fn block<R>(
@@ -119,7 +122,9 @@ fn block<R>(
         }
         if let Some(seq) = armed.take() {
             if !deadline.expired() {
-                futex_wait(word, seq, deadline.remaining());
+                // Bounded, so that callers watching a peer's liveness get to look.
+                let t = deadline.remaining().map_or(RECHECK, |r| r.min(RECHECK));
+                futex_wait(word, seq, Some(t));
             }
             waiting.store(0, Ordering::Relaxed);
             continue;
@@ -259,9 +264,21 @@ impl<'a> Tx<'a> {
         msg: &[u8],
         timeout: Option<Duration>,
     ) -> Result<(), SendError> {
+        self.send_timeout_unless(msg, timeout, || false)
+    }
+
+    /// Like [`send_timeout`](Tx::send_timeout), giving up with `Closed` when the ring is full
+    /// and `gone()` says the receiver will never come back.
+    pub(super) fn send_timeout_unless(
+        &mut self,
+        msg: &[u8],
+        timeout: Option<Duration>,
+        mut gone: impl FnMut() -> bool,
+    ) -> Result<(), SendError> {
         let c = &self.lane.h.ctl;
         block(&c.space_waiting, &c.space, timeout, || {
             match self.try_send(msg) {
+                Err(SendError::Full) if gone() => Some(Err(SendError::Closed)),
                 Err(SendError::Full) => None,
                 r => Some(r),
             }

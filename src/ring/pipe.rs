@@ -289,15 +289,68 @@ pub struct Connection<'a> {
     scratch: Vec<u8>,
 }
 
+/// Rate-limited check for "the other end's holder died" (it reads `/proc`): first after
+/// [`PEER_CHECK`] of waiting, then at most once per period.
+struct PeerWatch<'a> {
+    peer: &'a AtomicU64,
+    next: std::time::Instant,
+}
+
+/// How long a blocked call waits before it first checks the peer's liveness, and between checks.
+const PEER_CHECK: Duration = Duration::from_millis(10);
+
+impl<'a> PeerWatch<'a> {
+    fn new(peer: &'a AtomicU64) -> Self {
+        PeerWatch {
+            peer,
+            next: std::time::Instant::now() + PEER_CHECK,
+        }
+    }
+
+    /// Whether the other end was held by a process that is now dead (a released or never
+    /// claimed end is not "gone": another process may still take it).
+    fn gone(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if now < self.next {
+            return false;
+        }
+        self.next = now + PEER_CHECK;
+        let w = self.peer.load(Ordering::Acquire);
+        w != 0 && !holder_alive(w)
+    }
+}
+
 impl Connection<'_> {
+    /// Receives with `attempt`, waiting at most `timeout`; an empty direction whose sender died
+    /// holding its end reads as closed (Python's `EOFError`).
+    fn recv_with<R>(
+        &mut self,
+        timeout: Option<Duration>,
+        mut attempt: impl FnMut(&mut Rx<'_>) -> Result<R, RecvError>,
+    ) -> Result<R, RecvError> {
+        let mut watch = PeerWatch::new(self.peer);
+        self.rx.wait(timeout, |rx| match attempt(rx) {
+            Err(RecvError::Empty) if watch.gone() => Err(RecvError::Closed),
+            r => r,
+        })
+    }
+
+    /// Sends, waiting at most `timeout` for room; a full direction whose receiver died holding
+    /// its end fails with `Closed` (Python's `BrokenPipeError`).
+    fn send_with(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
+        let mut watch = PeerWatch::new(self.peer);
+        self.tx.send_timeout_unless(msg, timeout, || watch.gone())
+    }
+
     /// Which end this is.
     pub fn end(&self) -> PipeEnd {
         self.end
     }
 
     /// The pid of the live process holding the other end, if any: `None` while the other end is
-    /// free, or when its holder died without closing the pipe (a receive would then wait until
-    /// its timeout, as nobody will send; a long wait can check this between timeouts).
+    /// free, or when its holder died without closing the pipe (blocking receives then drain
+    /// what it sent and return `Closed`, blocking sends to it fail with `Closed`, within
+    /// ~10 ms of waiting, like Python's `EOFError` and `BrokenPipeError`).
     pub fn peer(&self) -> Option<u32> {
         let w = self.peer.load(Ordering::Acquire);
         (w != 0 && holder_alive(w)).then_some(w as u32)
@@ -316,7 +369,7 @@ impl Connection<'_> {
     /// # Errors
     /// `Closed` (either end closed the pipe), `TooLarge`, `Corrupted`.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.tx.send_timeout(msg, None)
+        self.send_with(msg, None)
     }
 
     /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
@@ -324,7 +377,7 @@ impl Connection<'_> {
     /// # Errors
     /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        self.tx.send_timeout(msg, timeout)
+        self.send_with(msg, timeout)
     }
 
     /// Receives the oldest message from the other end, without waiting.
@@ -351,7 +404,7 @@ impl Connection<'_> {
     /// `Timeout`, `Closed`, `Corrupted`.
     pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.rx.wait(timeout, |rx| rx.try_recv_into(&mut v))?;
+        self.recv_with(timeout, |rx| rx.try_recv_into(&mut v))?;
         Ok(v)
     }
 
@@ -361,7 +414,7 @@ impl Connection<'_> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.rx.wait(None, |rx| rx.try_recv_into(buf))
+        self.recv_with(None, |rx| rx.try_recv_into(buf))
     }
 
     /// Receives the oldest message into the front of `buf` without waiting; returns its length.
@@ -388,8 +441,11 @@ impl Connection<'_> {
     /// `Closed`, `Corrupted`).
     #[cfg(feature = "serde")]
     pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        super::codec::encode(value, &mut self.scratch)?;
-        Ok(self.tx.send_timeout(&self.scratch, None)?)
+        let mut buf = core::mem::take(&mut self.scratch);
+        let r =
+            super::codec::encode(value, &mut buf).and_then(|()| Ok(self.send_with(&buf, None)?));
+        self.scratch = buf;
+        r
     }
 
     /// Receives the next message (waiting for it) and decodes it with postcard.
@@ -399,9 +455,13 @@ impl Connection<'_> {
     /// (the message is consumed).
     #[cfg(feature = "serde")]
     pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
-        let buf = &mut self.scratch;
-        self.rx.wait(None, |rx| rx.try_recv_into(buf))?;
-        super::codec::decode(&self.scratch)
+        let mut buf = core::mem::take(&mut self.scratch);
+        let r = self.recv_with(None, |rx| rx.try_recv_into(&mut buf));
+        let v = r
+            .map_err(crate::Error::from)
+            .and_then(|_| super::codec::decode(&buf));
+        self.scratch = buf;
+        v
     }
 
     /// Closes the pipe, both directions: the other end's receives drain what this end sent and
