@@ -45,6 +45,7 @@
 //! | --- | --- |
 //! | `shmkit-spsc-spin` | 2 processes, two `SpscRing<u64>`s; both sides busy-poll `try_pop` and use `try_push`: never a system call |
 //! | `shmkit-spsc-futex` | the same rings with the blocking `push`/`pop`, and the pinging side pausing [`FUTEX_GAP`] (a busy wait, not timed) before each ping so that the echoing side has given up spinning and sleeps on the ring's futex: each round trip is a futex wake of the echoing side, plus one of the pinging side if the answer outlasts its own spin phase (on the reference VM it does: ~90 µs per wake, DESIGN.md §8). Only the round trips are timed (push to the answer's pop) |
+//! | `shmkit-mpmc-spin` | as `shmkit-spsc-spin` through two `MpmcRing<u64>`s (sequence word and item share a slot), for comparison |
 //! | `raw-atomic-pingpong` | 2 processes bounce one `AtomicU64` in a `/dev/shm` file (store odd, wait for even): the hardware floor |
 //! | `iceoryx2` | 2 processes, two iceoryx2 0.10 publish-subscribe services of `u64` (`send_copy`, busy-polled `receive`), in `benches/peers` |
 //! | `ipc-channel` | 2 processes, two `ipc::channel::<u64>()`s, blocking `recv` |
@@ -125,6 +126,7 @@ mod bench {
     const ROLE_SPSC_BATCH: &str = "spsc-batch";
     const ROLE_MPMC: &str = "mpmc";
     const ROLE_PP_SPIN: &str = "pp-spin";
+    const ROLE_PP_MPMC: &str = "pp-mpmc";
     const ROLE_PP_FUTEX: &str = "pp-futex";
     const ROLE_PP_RAW: &str = "pp-raw";
     /// Items per `push_slice`/`pop_into` call of `shmkit-spsc-batch`.
@@ -212,6 +214,7 @@ mod bench {
             ROLE_SPSC | ROLE_SPSC_BATCH => spsc_worker(w, &target),
             ROLE_MPMC => mpmc_worker(w, &target),
             ROLE_PP_SPIN | ROLE_PP_FUTEX => pingpong_worker(w, &target),
+            ROLE_PP_MPMC => mpmc_pingpong_worker(w, &target),
             ROLE_PP_RAW => raw_pingpong_worker(w, &target),
             other => panic!("ring bench: unknown worker role {other:?}"),
         }
@@ -482,6 +485,69 @@ mod bench {
         }
     }
 
+    /// `shmkit-mpmc-spin`: the spinning ping-pong through two `MpmcRing`s (one producer and one
+    /// consumer each), for comparison with the SPSC rings.
+    fn mpmc_pingpong_worker(w: Worker, target: &str) {
+        let seg = Segment::open(target).expect("worker: open segment");
+        let ping = seg.mpmc::<u64>("ping", PP_CAP).expect("worker: open ping");
+        let pong = seg.mpmc::<u64>("pong", PP_CAP).expect("worker: open pong");
+        let samples = Samples::from_env();
+        let (tx, rx) = if w.index() == 0 {
+            (&ping, &pong)
+        } else {
+            (&pong, &ping)
+        };
+        let push = |mut v: u64| {
+            let mut wait = Wait::new();
+            loop {
+                match tx.try_push(v) {
+                    Ok(()) => return,
+                    Err(shmkit::ring::PushError::Full(back)) => {
+                        v = back;
+                        wait.spin("ping-pong push");
+                    }
+                    Err(e) => panic!("try_push: {e:?}"),
+                }
+            }
+        };
+        let pop = || {
+            let mut wait = Wait::new();
+            loop {
+                match rx.try_pop() {
+                    Ok(v) => return v,
+                    Err(PopError::Empty) => wait.spin("ping-pong pop"),
+                    Err(e) => panic!("try_pop: {e:?}"),
+                }
+            }
+        };
+        let mut k = 0u64;
+        if w.index() == 0 {
+            w.serve_timed(|n| {
+                let mut total = 0u64;
+                for i in 0..n {
+                    k += 1;
+                    let t0 = now_ns();
+                    push(k);
+                    let v = pop();
+                    let t1 = now_ns();
+                    assert_eq!(v, k, "ping-pong: wrong answer");
+                    total += t1 - t0;
+                    if let Some(s) = &samples {
+                        s.record(i, t1 - t0);
+                    }
+                }
+                Span::Measured(total)
+            });
+        } else {
+            w.serve_timed(|n| {
+                for _ in 0..n {
+                    push(pop());
+                }
+                Span::Untimed
+            });
+        }
+    }
+
     fn raw_pingpong_worker(w: Worker, target: &str) {
         let file = SharedFile::open(target);
         // SAFETY: the parent placed exactly one AtomicU64 at offset 0 of this file.
@@ -574,6 +640,7 @@ mod bench {
         let mut g = c.benchmark_group("pingpong-latency");
         g.throughput(Throughput::Elements(1));
         shmkit_pingpong(&mut g, ROLE_PP_SPIN, "shmkit-spsc-spin", &mut ran);
+        shmkit_pingpong(&mut g, ROLE_PP_MPMC, "shmkit-mpmc-spin", &mut ran);
         shmkit_pingpong(&mut g, ROLE_PP_FUTEX, "shmkit-spsc-futex", &mut ran);
         raw_pingpong(&mut g, &mut ran);
         peer_id(&mut g, "iceoryx2", Peer::Rust("iox2-pingpong"), &mut ran);
@@ -746,8 +813,13 @@ mod bench {
 
     fn pingpong_pool(role: &str, samples: Option<&Path>) -> PingPongState {
         let make = |s: &Segment| {
-            s.spsc::<u64>("ping", PP_CAP).expect("create ping ring");
-            s.spsc::<u64>("pong", PP_CAP).expect("create pong ring");
+            if role == ROLE_PP_MPMC {
+                s.mpmc::<u64>("ping", PP_CAP).expect("create ping ring");
+                s.mpmc::<u64>("pong", PP_CAP).expect("create pong ring");
+            } else {
+                s.spsc::<u64>("ping", PP_CAP).expect("create ping ring");
+                s.spsc::<u64>("pong", PP_CAP).expect("create pong ring");
+            }
         };
         match samples.and_then(Path::to_str) {
             Some(p) => segment_pool(role, 2, make, &[(ENV_SAMPLES, p)]),
@@ -1095,7 +1167,7 @@ mod bench {
     /// Round trips sampled per id in the latency pass (after a warm-up of a tenth as many).
     fn samples_for(id: &str) -> u64 {
         let n = match id {
-            "shmkit-spsc-spin" | "raw-atomic-pingpong" | "iceoryx2" => 100_000,
+            "shmkit-spsc-spin" | "shmkit-mpmc-spin" | "raw-atomic-pingpong" | "iceoryx2" => 100_000,
             "ipc-channel" => 20_000,
             // ~0.5 ms per sample (gap included).
             "shmkit-spsc-futex" => 2_000,
@@ -1125,11 +1197,11 @@ mod bench {
     fn latency_samples(id: &str, n: u64) -> Result<Vec<u64>, String> {
         let warm = (n / 10).max(1);
         match id {
-            "shmkit-spsc-spin" | "shmkit-spsc-futex" => {
-                let role = if id == "shmkit-spsc-spin" {
-                    ROLE_PP_SPIN
-                } else {
-                    ROLE_PP_FUTEX
+            "shmkit-spsc-spin" | "shmkit-spsc-futex" | "shmkit-mpmc-spin" => {
+                let role = match id {
+                    "shmkit-spsc-spin" => ROLE_PP_SPIN,
+                    "shmkit-spsc-futex" => ROLE_PP_FUTEX,
+                    _ => ROLE_PP_MPMC,
                 };
                 let file = sample_file(n);
                 let (_seg, mut pool, _guard) = pingpong_pool(role, Some(file.path()));
