@@ -6,7 +6,7 @@
 //!
 //! # Groups and ids
 //!
-//! Every item is a `u64`; every ring or queue holds [`CAP`] = 1024 items. Workers (processes or
+//! Every item is a `u64`; every ring or queue holds `CAP` = 1024 items. Workers (processes or
 //! threads) are started once per id and kept across iterations; only their loops are timed (a
 //! start barrier, then `CLOCK_MONOTONIC` around each loop; see `benches/common/mod.rs`). Every
 //! consumer checks what it receives (order, per-producer order), so a queue that loses or
@@ -44,12 +44,19 @@
 //! | id | what |
 //! | --- | --- |
 //! | `shmkit-spsc-spin` | 2 processes, two `SpscRing<u64>`s; both sides busy-poll `try_pop` and use `try_push`: never a system call |
-//! | `shmkit-spsc-futex` | the same rings with the blocking `push`/`pop`, and the pinging side pausing [`FUTEX_GAP`] (a busy wait, not timed) before each ping so that the echoing side has given up spinning and sleeps on the ring's futex: each round trip is a futex wake of the echoing side, plus one of the pinging side if the answer outlasts its own spin phase (on the reference VM it does: ~90 µs per wake, DESIGN.md §8). Only the round trips are timed (push to the answer's pop) |
+//! | `shmkit-spsc-futex` | the same rings with the blocking `push`/`pop`, and the pinging side pausing `FUTEX_GAP` (200 µs) (a busy wait, not timed) before each ping so that the echoing side has given up spinning and sleeps on the ring's futex: each round trip is a futex wake of the echoing side, plus one of the pinging side if the answer outlasts its own spin phase (on the reference VM it does: ~90 µs per wake, DESIGN.md §8). Only the round trips are timed (push to the answer's pop) |
 //! | `shmkit-mpmc-spin` | as `shmkit-spsc-spin` through two `MpmcRing<u64>`s (sequence word and item share a slot), for comparison |
 //! | `raw-atomic-pingpong` | 2 processes bounce one `AtomicU64` in a `/dev/shm` file (store odd, wait for even): the hardware floor |
 //! | `iceoryx2` | 2 processes, two iceoryx2 0.10 publish-subscribe services of `u64` (`send_copy`, busy-polled `receive`), in `benches/peers` |
 //! | `ipc-channel` | 2 processes, two `ipc::channel::<u64>()`s, blocking `recv` |
 //! | `python-mp-pipe` | 2 Python processes, `multiprocessing.Pipe()` `send`/`recv` |
+//!
+//! The spinning sides (`-spin`, `raw-atomic-pingpong`, `iceoryx2`) busy-wait with `spin_loop`
+//! for 4096 failed tries, then `yield_now` between tries: on an idle machine a round trip never
+//! gets there; on a busy one a side that lost its CPU gets it back sooner. Even so, a spinning
+//! side that is preempted stalls a round trip for a time slice, and such rare stalls dominate
+//! criterion's means on a loaded machine: the medians of the latency pass are the figures to
+//! quote there.
 //!
 //! After the groups, a separate measured pass times every ping-pong id that ran, one round
 //! trip at a time (`CLOCK_MONOTONIC` before the ping and after the answer, so each sample also
@@ -68,17 +75,29 @@
 //! `/dev/shm/iox2_*` and `/tmp/iceoryx2` behind; the bench removes the entries that appeared
 //! while its iceoryx2 peer ran (and nothing that was there before).
 //!
+//! # Files
+//!
+//! `benches/ring_bench/workers.rs` (the worker processes and the waits), `benches/ring_bench/
+//! peers.rs` (driving `benches/peers` and `benches/python/ring.py`), `benches/common/mod.rs`
+//! (process and thread pools, start barrier).
+//!
 //! On a 2-CPU machine each worker has a CPU to itself only because the bench's own process sleeps
 //! while a round runs; run it on a quiet machine.
 
 #[cfg(not(feature = "loom"))]
 mod common;
+#[cfg(not(feature = "loom"))]
+#[path = "ring_bench/peers.rs"]
+mod peers;
+#[cfg(not(feature = "loom"))]
+#[path = "ring_bench/workers.rs"]
+mod workers;
 
 #[cfg(not(feature = "loom"))]
 fn main() {
     // Worker processes re-execute this binary; they must not reach criterion.
     if let Some(worker) = common::Worker::from_env() {
-        bench::worker(worker);
+        workers::worker(worker);
         return;
     }
     bench::run();
@@ -90,504 +109,20 @@ fn main() {
     eprintln!("the ring bench does not run under the `loom` feature");
 }
 
-/// Capacity of every ring and queue in the throughput groups.
-#[cfg(not(feature = "loom"))]
-pub const CAP: u64 = 1024;
-
-/// The pause before each ping of `shmkit-spsc-futex`, long enough for the echoing side to be
-/// asleep.
-#[cfg(not(feature = "loom"))]
-pub const FUTEX_GAP: std::time::Duration = std::time::Duration::from_micros(200);
-
 #[cfg(not(feature = "loom"))]
 mod bench {
-    use super::{CAP, FUTEX_GAP};
-    use crate::common::{now_ns, unique_name, ProcessPool, SharedFile, Span, ThreadPool, Worker};
+    use crate::common::{unique_name, ProcessPool, SharedFile, ThreadPool};
+    use crate::peers::*;
+    use crate::workers::*;
     use criterion::measurement::WallTime;
     use criterion::{BenchmarkGroup, Criterion, Throughput};
     use crossbeam_queue::ArrayQueue;
-    use shmkit::ring::PopError;
     use shmkit::Segment;
-    use std::collections::BTreeSet;
     use std::fmt::Write as _;
-    use std::hint::spin_loop;
-    use std::io::{BufRead, BufReader, Write};
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+    use std::path::Path;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex, OnceLock};
-    use std::time::{Duration, Instant};
-
-    /// Environment variable naming the segment (or raw file) for worker processes.
-    const ENV_TARGET: &str = "SHMKIT_BENCH_TARGET";
-    /// Environment variable naming the `/dev/shm` file a pinger records round trips into.
-    const ENV_SAMPLES: &str = "SHMKIT_BENCH_SAMPLES";
-    const ROLE_SPSC: &str = "spsc";
-    const ROLE_SPSC_BATCH: &str = "spsc-batch";
-    const ROLE_MPMC: &str = "mpmc";
-    const ROLE_PP_SPIN: &str = "pp-spin";
-    const ROLE_PP_MPMC: &str = "pp-mpmc";
-    const ROLE_PP_FUTEX: &str = "pp-futex";
-    const ROLE_PP_RAW: &str = "pp-raw";
-    /// Items per `push_slice`/`pop_into` call of `shmkit-spsc-batch`.
-    const BATCH: usize = 64;
-    /// Capacity of each ping-pong ring (one item is ever in flight).
-    const PP_CAP: u64 = 8;
-    /// Producer `p` of an MPMC run sends `p << PRODUCER_SHIFT | k`.
-    const PRODUCER_SHIFT: u32 = 40;
-    /// Failed tries a spinning ping-pong side busy-waits before it yields between tries (a few
-    /// microseconds; a round trip on an idle machine takes well under one).
-    const SPIN_TRIES: u32 = 1 << 12;
-    /// A wait that sees no progress for this long means items were lost: the worker panics
-    /// (and the parent reports it) instead of hanging the bench.
-    const STALL: Duration = Duration::from_secs(20);
-
-    // ---------------------------------------------------------------------------------------
-    // Waiting
-
-    /// Bounded waiting for one operation: call [`Wait::spin`] or [`Wait::backoff`] after every
-    /// failed try. Checks the clock only every 65536 failures.
-    struct Wait {
-        fails: u32,
-        since: Option<Instant>,
-    }
-
-    impl Wait {
-        #[inline]
-        fn new() -> Wait {
-            Wait {
-                fails: 0,
-                since: None,
-            }
-        }
-
-        /// Busy-waits (the ping-pong's spinning mode): `spin_loop` for [`SPIN_TRIES`] tries,
-        /// then `yield_now` between tries, so that a peer that lost its CPU to another process
-        /// gets it back within a scheduler pass instead of a time slice.
-        #[inline]
-        fn spin(&mut self, what: &str) {
-            self.fails = self.fails.wrapping_add(1);
-            if self.fails < SPIN_TRIES {
-                spin_loop();
-            } else {
-                if self.fails & 0xFFFF == 0 {
-                    self.check(what);
-                }
-                std::thread::yield_now();
-            }
-        }
-
-        /// Spins 64 times, then yields between tries (the throughput groups).
-        #[inline]
-        fn backoff(&mut self, what: &str) {
-            self.fails = self.fails.wrapping_add(1);
-            if self.fails < 64 {
-                spin_loop();
-            } else {
-                if self.fails & 0xFFFF == 0 {
-                    self.check(what);
-                }
-                std::thread::yield_now();
-            }
-        }
-
-        #[cold]
-        fn check(&mut self, what: &str) {
-            let now = Instant::now();
-            match self.since {
-                None => self.since = Some(now),
-                Some(t) if now - t > STALL => {
-                    panic!("ring bench: {what} made no progress for {STALL:?}: items lost?")
-                }
-                Some(_) => {}
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Worker processes
-
-    /// Entry point of a worker process.
-    pub fn worker(w: Worker) {
-        let target = w.env(ENV_TARGET);
-        match w.role() {
-            ROLE_SPSC | ROLE_SPSC_BATCH => spsc_worker(w, &target),
-            ROLE_MPMC => mpmc_worker(w, &target),
-            ROLE_PP_SPIN | ROLE_PP_FUTEX => pingpong_worker(w, &target),
-            ROLE_PP_MPMC => mpmc_pingpong_worker(w, &target),
-            ROLE_PP_RAW => raw_pingpong_worker(w, &target),
-            other => panic!("ring bench: unknown worker role {other:?}"),
-        }
-    }
-
-    fn spsc_worker(w: Worker, target: &str) {
-        let seg = Segment::open(target).expect("worker: open segment");
-        let ring = seg.spsc::<u64>("ring", CAP).expect("worker: open ring");
-        let batch = w.role() == ROLE_SPSC_BATCH;
-        // Items count up across rounds: 1, 2, 3, ...
-        let mut next = 1u64;
-        if w.index() == 0 {
-            let mut tx = ring.producer().expect("worker: claim producer");
-            if batch {
-                let mut buf = [0u64; BATCH];
-                w.serve(|n| {
-                    let mut left = n;
-                    while left > 0 {
-                        let k = (left as usize).min(BATCH);
-                        for (i, v) in buf[..k].iter_mut().enumerate() {
-                            *v = next + i as u64;
-                        }
-                        let mut sent = 0;
-                        let mut wait = Wait::new();
-                        while sent < k {
-                            match tx.push_slice(&buf[sent..k]) {
-                                Ok(0) => wait.backoff("shmkit-spsc-batch producer"),
-                                Ok(m) => sent += m,
-                                Err(e) => panic!("push_slice: {e:?}"),
-                            }
-                        }
-                        next += k as u64;
-                        left -= k as u64;
-                    }
-                });
-            } else {
-                w.serve(|n| {
-                    for _ in 0..n {
-                        let mut v = next;
-                        let mut wait = Wait::new();
-                        loop {
-                            match tx.try_push(v) {
-                                Ok(()) => break,
-                                Err(shmkit::ring::PushError::Full(back)) => {
-                                    v = back;
-                                    wait.backoff("shmkit-spsc producer");
-                                }
-                                Err(e) => panic!("try_push: {e:?}"),
-                            }
-                        }
-                        next += 1;
-                    }
-                });
-            }
-        } else {
-            let mut rx = ring.consumer().expect("worker: claim consumer");
-            if batch {
-                let mut buf = [0u64; BATCH];
-                w.serve(|n| {
-                    let mut left = n;
-                    let mut wait = Wait::new();
-                    while left > 0 {
-                        let want = (left as usize).min(BATCH);
-                        match rx.pop_into(&mut buf[..want]) {
-                            Ok(0) => wait.backoff("shmkit-spsc-batch consumer"),
-                            Ok(m) => {
-                                for &v in &buf[..m] {
-                                    assert_eq!(v, next, "shmkit-spsc-batch: out of order");
-                                    next += 1;
-                                }
-                                left -= m as u64;
-                                wait = Wait::new();
-                            }
-                            Err(e) => panic!("pop_into: {e:?}"),
-                        }
-                    }
-                });
-            } else {
-                w.serve(|n| {
-                    for _ in 0..n {
-                        let mut wait = Wait::new();
-                        let v = loop {
-                            match rx.try_pop() {
-                                Ok(v) => break v,
-                                Err(PopError::Empty) => wait.backoff("shmkit-spsc consumer"),
-                                Err(e) => panic!("try_pop: {e:?}"),
-                            }
-                        };
-                        assert_eq!(v, next, "shmkit-spsc: out of order");
-                        next += 1;
-                    }
-                });
-            }
-        }
-    }
-
-    fn mpmc_worker(w: Worker, target: &str) {
-        let seg = Segment::open(target).expect("worker: open segment");
-        let ring = seg.mpmc::<u64>("ring", CAP).expect("worker: open ring");
-        let index = w.index() as u64;
-        if index < 2 {
-            let mut k = 0u64;
-            w.serve(|n| {
-                for _ in 0..n {
-                    let mut v = index << PRODUCER_SHIFT | k;
-                    let mut wait = Wait::new();
-                    loop {
-                        match ring.try_push(v) {
-                            Ok(()) => break,
-                            Err(shmkit::ring::PushError::Full(back)) => {
-                                v = back;
-                                wait.backoff("shmkit-mpmc producer");
-                            }
-                            Err(e) => panic!("try_push: {e:?}"),
-                        }
-                    }
-                    k += 1;
-                }
-            });
-        } else {
-            let mut order = ProducerOrder::default();
-            w.serve(|n| {
-                for _ in 0..n {
-                    let mut wait = Wait::new();
-                    let v = loop {
-                        match ring.try_pop() {
-                            Ok(v) => break v,
-                            Err(PopError::Empty) => wait.backoff("shmkit-mpmc consumer"),
-                            Err(e) => panic!("try_pop: {e:?}"),
-                        }
-                    };
-                    order.check(v, "shmkit-mpmc");
-                }
-            });
-        }
-    }
-
-    /// What one consumer saw of each of the two producers: their items must come in order.
-    #[derive(Default)]
-    struct ProducerOrder {
-        next: [u64; 2],
-    }
-
-    impl ProducerOrder {
-        #[inline]
-        fn check(&mut self, v: u64, what: &str) {
-            let p = (v >> PRODUCER_SHIFT) as usize;
-            let k = v & ((1 << PRODUCER_SHIFT) - 1);
-            assert!(p < 2, "{what}: item {v:#x} from no producer");
-            assert!(
-                k >= self.next[p],
-                "{what}: producer {p}'s item {k} after {}",
-                self.next[p]
-            );
-            self.next[p] = k + 1;
-        }
-    }
-
-    /// The pinger's sample buffer: `n` `AtomicU64`s in a `/dev/shm` file, when the parent asked
-    /// for samples (the latency pass).
-    struct Samples {
-        file: SharedFile,
-        len: usize,
-    }
-
-    impl Samples {
-        fn from_env() -> Option<Samples> {
-            let path = std::env::var(ENV_SAMPLES).ok()?;
-            let file = SharedFile::open(path);
-            let len = file_len(&file) / 8;
-            Some(Samples { file, len })
-        }
-
-        /// Records sample `i` (ignored past the end).
-        #[inline]
-        fn record(&self, i: u64, ns: u64) {
-            if (i as usize) < self.len {
-                // SAFETY: the file holds only AtomicU64s (made by `latency_pool`), and `i` is
-                // in bounds.
-                unsafe { self.file.get::<AtomicU64>(i as usize * 8) }.store(ns, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn file_len(file: &SharedFile) -> usize {
-        std::fs::metadata(file.path()).map_or(0, |m| m.len() as usize)
-    }
-
-    fn pingpong_worker(w: Worker, target: &str) {
-        let seg = Segment::open(target).expect("worker: open segment");
-        let ping = seg.spsc::<u64>("ping", PP_CAP).expect("worker: open ping");
-        let pong = seg.spsc::<u64>("pong", PP_CAP).expect("worker: open pong");
-        let futex = w.role() == ROLE_PP_FUTEX;
-        let samples = Samples::from_env();
-        let mut k = 0u64;
-        if w.index() == 0 {
-            let mut tx = ping.producer().expect("worker: claim ping producer");
-            let mut rx = pong.consumer().expect("worker: claim pong consumer");
-            w.serve_timed(|n| {
-                let mut total = 0u64;
-                for i in 0..n {
-                    k += 1;
-                    if futex {
-                        let until = now_ns() + FUTEX_GAP.as_nanos() as u64;
-                        while now_ns() < until {
-                            spin_loop();
-                        }
-                    }
-                    let t0 = now_ns();
-                    let v = if futex {
-                        tx.push(k).expect("push");
-                        rx.pop().expect("pop")
-                    } else {
-                        spin_push(&mut tx, k);
-                        spin_pop(&mut rx)
-                    };
-                    let t1 = now_ns();
-                    assert_eq!(v, k, "ping-pong: wrong answer");
-                    total += t1 - t0;
-                    if let Some(s) = &samples {
-                        s.record(i, t1 - t0);
-                    }
-                }
-                Span::Measured(total)
-            });
-        } else {
-            let mut rx = ping.consumer().expect("worker: claim ping consumer");
-            let mut tx = pong.producer().expect("worker: claim pong producer");
-            w.serve_timed(|n| {
-                for _ in 0..n {
-                    if futex {
-                        let v = rx.pop().expect("pop");
-                        tx.push(v).expect("push");
-                    } else {
-                        let v = spin_pop(&mut rx);
-                        spin_push(&mut tx, v);
-                    }
-                }
-                Span::Untimed
-            });
-        }
-    }
-
-    #[inline]
-    fn spin_push(tx: &mut shmkit::Producer<'_, u64>, mut v: u64) {
-        let mut wait = Wait::new();
-        loop {
-            match tx.try_push(v) {
-                Ok(()) => return,
-                Err(shmkit::ring::PushError::Full(back)) => {
-                    v = back;
-                    wait.spin("ping-pong push");
-                }
-                Err(e) => panic!("try_push: {e:?}"),
-            }
-        }
-    }
-
-    #[inline]
-    fn spin_pop(rx: &mut shmkit::Consumer<'_, u64>) -> u64 {
-        let mut wait = Wait::new();
-        loop {
-            match rx.try_pop() {
-                Ok(v) => return v,
-                Err(PopError::Empty) => wait.spin("ping-pong pop"),
-                Err(e) => panic!("try_pop: {e:?}"),
-            }
-        }
-    }
-
-    /// `shmkit-mpmc-spin`: the spinning ping-pong through two `MpmcRing`s (one producer and one
-    /// consumer each), for comparison with the SPSC rings.
-    fn mpmc_pingpong_worker(w: Worker, target: &str) {
-        let seg = Segment::open(target).expect("worker: open segment");
-        let ping = seg.mpmc::<u64>("ping", PP_CAP).expect("worker: open ping");
-        let pong = seg.mpmc::<u64>("pong", PP_CAP).expect("worker: open pong");
-        let samples = Samples::from_env();
-        let (tx, rx) = if w.index() == 0 {
-            (&ping, &pong)
-        } else {
-            (&pong, &ping)
-        };
-        let push = |mut v: u64| {
-            let mut wait = Wait::new();
-            loop {
-                match tx.try_push(v) {
-                    Ok(()) => return,
-                    Err(shmkit::ring::PushError::Full(back)) => {
-                        v = back;
-                        wait.spin("ping-pong push");
-                    }
-                    Err(e) => panic!("try_push: {e:?}"),
-                }
-            }
-        };
-        let pop = || {
-            let mut wait = Wait::new();
-            loop {
-                match rx.try_pop() {
-                    Ok(v) => return v,
-                    Err(PopError::Empty) => wait.spin("ping-pong pop"),
-                    Err(e) => panic!("try_pop: {e:?}"),
-                }
-            }
-        };
-        let mut k = 0u64;
-        if w.index() == 0 {
-            w.serve_timed(|n| {
-                let mut total = 0u64;
-                for i in 0..n {
-                    k += 1;
-                    let t0 = now_ns();
-                    push(k);
-                    let v = pop();
-                    let t1 = now_ns();
-                    assert_eq!(v, k, "ping-pong: wrong answer");
-                    total += t1 - t0;
-                    if let Some(s) = &samples {
-                        s.record(i, t1 - t0);
-                    }
-                }
-                Span::Measured(total)
-            });
-        } else {
-            w.serve_timed(|n| {
-                for _ in 0..n {
-                    push(pop());
-                }
-                Span::Untimed
-            });
-        }
-    }
-
-    fn raw_pingpong_worker(w: Worker, target: &str) {
-        let file = SharedFile::open(target);
-        // SAFETY: the parent placed exactly one AtomicU64 at offset 0 of this file.
-        let word = unsafe { file.get::<AtomicU64>(0) };
-        let samples = Samples::from_env();
-        // Round trip k: the pinger stores 2k - 1, the echo stores 2k.
-        let mut k = 0u64;
-        if w.index() == 0 {
-            w.serve_timed(|n| {
-                let mut total = 0;
-                for i in 0..n {
-                    k += 1;
-                    let t0 = now_ns();
-                    word.store(2 * k - 1, Ordering::Release);
-                    let mut wait = Wait::new();
-                    while word.load(Ordering::Acquire) != 2 * k {
-                        wait.spin("raw ping");
-                    }
-                    let t1 = now_ns();
-                    total += t1 - t0;
-                    if let Some(s) = &samples {
-                        s.record(i, t1 - t0);
-                    }
-                }
-                Span::Measured(total)
-            });
-        } else {
-            w.serve_timed(|n| {
-                for _ in 0..n {
-                    k += 1;
-                    let mut wait = Wait::new();
-                    while word.load(Ordering::Acquire) != 2 * k - 1 {
-                        wait.spin("raw pong");
-                    }
-                    word.store(2 * k, Ordering::Release);
-                }
-                Span::Untimed
-            });
-        }
-    }
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     // ---------------------------------------------------------------------------------------
     // The criterion side
@@ -867,256 +402,6 @@ mod bench {
         });
         if did {
             ran.push(ID);
-        }
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Peers driven through stdin/stdout: benches/peers (Rust) and benches/python/ring.py
-
-    /// A peer program and its mode.
-    #[derive(Clone, Copy)]
-    enum Peer {
-        /// `target/ring-peers/release/shmkit-ring-peers MODE`.
-        Rust(&'static str),
-        /// `python3 benches/python/ring.py MODE`.
-        Python(&'static str),
-    }
-
-    fn target_dir() -> PathBuf {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-    }
-
-    /// Builds `benches/peers` once per run; the binary, or why it cannot be had.
-    fn peers_binary() -> Result<PathBuf, String> {
-        static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-        BUILT
-            .get_or_init(|| {
-                let manifest =
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/Cargo.toml");
-                let target = target_dir().join("ring-peers");
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-                println!(
-                    "ring bench: building the ipc-channel and iceoryx2 peers ({}; about 2 minutes \
-                     the first time)",
-                    manifest.display()
-                );
-                let status = Command::new(cargo)
-                    .args(["build", "--release", "--quiet", "--manifest-path"])
-                    .arg(&manifest)
-                    .arg("--target-dir")
-                    .arg(&target)
-                    .stdin(Stdio::null())
-                    .status()
-                    .map_err(|e| format!("cannot run cargo: {e}"))?;
-                if !status.success() {
-                    return Err(format!("building {} failed ({status})", manifest.display()));
-                }
-                Ok(target.join("release/shmkit-ring-peers"))
-            })
-            .clone()
-    }
-
-    fn python_available() -> Result<(), String> {
-        match Command::new("python3")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-        {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err(format!("`python3 --version` failed ({s})")),
-            Err(e) => Err(format!("python3 not found ({e})")),
-        }
-    }
-
-    impl Peer {
-        /// The command to start this peer, or why it cannot be started.
-        fn command(self) -> Result<Command, String> {
-            match self {
-                Peer::Rust(mode) => {
-                    let bin = peers_binary()?;
-                    let mut c = Command::new(bin);
-                    c.arg(mode);
-                    Ok(c)
-                }
-                Peer::Python(mode) => {
-                    python_available()?;
-                    let script =
-                        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/python/ring.py");
-                    let mut c = Command::new("python3");
-                    c.arg(script).arg(mode);
-                    Ok(c)
-                }
-            }
-        }
-
-        fn is_iceoryx2(self) -> bool {
-            matches!(self, Peer::Rust("iox2-pingpong"))
-        }
-    }
-
-    /// A running peer speaking the line protocol (`ready`; `run N` → ns; `lat N` → samples).
-    struct LinePeer {
-        child: Child,
-        stdin: Option<ChildStdin>,
-        stdout: BufReader<ChildStdout>,
-        what: String,
-    }
-
-    impl LinePeer {
-        fn start(mut cmd: Command, what: &str) -> LinePeer {
-            let mut child = cmd
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-            let stdin = child.stdin.take();
-            let stdout = BufReader::new(child.stdout.take().expect("peer stdout"));
-            let mut peer = LinePeer {
-                child,
-                stdin,
-                stdout,
-                what: what.to_owned(),
-            };
-            let line = peer.line();
-            assert_eq!(line.trim(), "ready", "{what} did not start: {line:?}");
-            peer
-        }
-
-        fn line(&mut self) -> String {
-            let mut line = String::new();
-            self.stdout
-                .read_line(&mut line)
-                .unwrap_or_else(|e| panic!("reading from {}: {e}", self.what));
-            assert!(
-                !line.is_empty(),
-                "{} exited (see its error above)",
-                self.what
-            );
-            line
-        }
-
-        fn ask(&mut self, cmd: &str, n: u64) -> String {
-            let stdin = self.stdin.as_mut().expect("peer stdin");
-            writeln!(stdin, "{cmd} {n}")
-                .and_then(|()| stdin.flush())
-                .unwrap_or_else(|e| panic!("writing to {}: {e}", self.what));
-            self.line()
-        }
-
-        /// One round of `n` units: the time the peer measured.
-        fn run(&mut self, n: u64) -> Duration {
-            let line = self.ask("run", n);
-            let ns = line
-                .trim()
-                .parse::<u64>()
-                .unwrap_or_else(|_| panic!("{} answered {line:?}", self.what));
-            Duration::from_nanos(ns)
-        }
-
-        /// `n` round trips, each timed by the peer.
-        fn lat(&mut self, n: u64) -> Vec<u64> {
-            let line = self.ask("lat", n);
-            let v: Vec<u64> = line
-                .split_whitespace()
-                .map(|w| w.parse::<u64>())
-                .collect::<Result<_, _>>()
-                .unwrap_or_else(|_| panic!("{} answered a bad sample line", self.what));
-            assert_eq!(v.len() as u64, n, "{}: wrong number of samples", self.what);
-            v
-        }
-    }
-
-    impl Drop for LinePeer {
-        fn drop(&mut self) {
-            // EOF on stdin stops the peer, which stops its child.
-            drop(self.stdin.take());
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if matches!(self.child.try_wait(), Ok(None)) {
-                let _ = self.child.kill();
-            }
-            let _ = self.child.wait();
-        }
-    }
-
-    /// The entries of `/dev/shm/iox2_*` and `/tmp/iceoryx2` that existed before an iceoryx2 peer
-    /// ran; on drop, removes every such entry that appeared since (and only those).
-    struct Iox2Leftovers {
-        before: BTreeSet<PathBuf>,
-        tmp_existed: bool,
-    }
-
-    const IOX2_TMP: &str = "/tmp/iceoryx2";
-
-    fn iox2_entries() -> BTreeSet<PathBuf> {
-        let mut out = BTreeSet::new();
-        if let Ok(dir) = std::fs::read_dir("/dev/shm") {
-            for e in dir.flatten() {
-                if e.file_name().to_string_lossy().starts_with("iox2_") {
-                    out.insert(e.path());
-                }
-            }
-        }
-        fn walk(p: &Path, out: &mut BTreeSet<PathBuf>) {
-            if let Ok(dir) = std::fs::read_dir(p) {
-                for e in dir.flatten() {
-                    let path = e.path();
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        walk(&path, out);
-                    }
-                    out.insert(path);
-                }
-            }
-        }
-        walk(Path::new(IOX2_TMP), &mut out);
-        out
-    }
-
-    impl Iox2Leftovers {
-        fn snapshot() -> Iox2Leftovers {
-            Iox2Leftovers {
-                before: iox2_entries(),
-                tmp_existed: Path::new(IOX2_TMP).exists(),
-            }
-        }
-    }
-
-    impl Drop for Iox2Leftovers {
-        fn drop(&mut self) {
-            // Deepest first, so that directories are empty when their turn comes.
-            let now = iox2_entries();
-            let new: Vec<&PathBuf> = now.difference(&self.before).collect();
-            for p in new.into_iter().rev() {
-                if p.is_dir() {
-                    let _ = std::fs::remove_dir(p);
-                } else {
-                    let _ = std::fs::remove_file(p);
-                }
-            }
-            if !self.tmp_existed {
-                let _ = std::fs::remove_dir(IOX2_TMP);
-            }
-        }
-    }
-
-    /// A started peer, with the cleanup its kind needs (dropped after the peer).
-    struct PeerRun {
-        peer: LinePeer,
-        _leftovers: Option<Iox2Leftovers>,
-    }
-
-    impl PeerRun {
-        fn start(cmd: Command, kind: Peer, what: &str) -> PeerRun {
-            let leftovers = kind.is_iceoryx2().then(Iox2Leftovers::snapshot);
-            PeerRun {
-                peer: LinePeer::start(cmd, what),
-                _leftovers: leftovers,
-            }
         }
     }
 
