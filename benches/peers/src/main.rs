@@ -31,7 +31,7 @@ const SPIN_TRIES: u32 = 1 << 12;
 /// that lost its CPU gets it back soon on a busy machine.
 #[inline]
 fn spin(fails: &mut u32) {
-    *fails = fails.saturating_add(1);
+    *fails = fails.wrapping_add(1);
     if *fails < SPIN_TRIES {
         std::hint::spin_loop();
     } else {
@@ -464,6 +464,20 @@ mod iox2 {
             }
         }
 
+        /// Gives up (rather than hang the bench) when no answer came for 20 s: the child died.
+        #[cold]
+        fn check_stall(&mut self, since: &mut Option<Instant>) {
+            let now = Instant::now();
+            match *since {
+                None => *since = Some(now),
+                Some(t) if now - t > Duration::from_secs(20) => {
+                    let status = self.child.try_wait();
+                    fail(format!("iceoryx2: no answer for 20 s (child: {status:?})"))
+                }
+                Some(_) => {}
+            }
+        }
+
         #[inline]
         fn trip(&mut self) {
             self.k += 1;
@@ -471,11 +485,17 @@ mod iox2 {
             // Busy-poll (as iceoryx2's own benchmark; yielding after SPIN_TRIES, as the ring
             // bench's spinning sides do); answers to stale handshake pings are skipped.
             let mut fails = 0u32;
+            let mut since: Option<Instant> = None;
             loop {
                 match self.recv_once() {
                     Some(v) if v == self.k => return,
                     Some(v) if v > self.k => fail(format!("iceoryx2: got {v}, sent {}", self.k)),
-                    _ => spin(&mut fails),
+                    _ => {
+                        spin(&mut fails);
+                        if fails.is_multiple_of(1 << 16) {
+                            self.check_stall(&mut since);
+                        }
+                    }
                 }
             }
         }
