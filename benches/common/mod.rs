@@ -111,6 +111,17 @@ fn futex_wake_all(word: &AtomicU32) {
     shmkit::sync::futex_wake(word, u32::MAX);
 }
 
+/// What a worker's part of a round counts as in the round's time.
+pub enum Span {
+    /// Its whole work call, on the clock around it (what [`Worker::serve`] uses).
+    Wall,
+    /// Nanoseconds the worker measured itself (e.g. only the timed parts of a loop that also
+    /// pauses): its span is its start plus this.
+    Measured(u64),
+    /// Not timed: the round's time comes from the other workers (e.g. an echoing peer).
+    Untimed,
+}
+
 /// One worker's part of a round.
 #[repr(C)]
 struct Slot {
@@ -201,7 +212,7 @@ impl Control {
         &self,
         index: usize,
         workers: u32,
-        mut work: impl FnMut(u64),
+        mut work: impl FnMut(u64) -> Span,
         parent_alive: impl Fn() -> bool,
     ) {
         assert!(index < MAX_WORKERS && (index as u32) < workers);
@@ -248,8 +259,14 @@ impl Control {
             }
 
             let start = now_ns();
-            work(n);
+            let span = work(n);
             let end = now_ns();
+            let (start, end) = match span {
+                Span::Wall => (start, end),
+                Span::Measured(ns) => (start, start + ns),
+                // Left out of the round's min(start)/max(end).
+                Span::Untimed => (u64::MAX, 0),
+            };
             slot.start.store(start, Ordering::Relaxed);
             slot.end.store(end, Ordering::Relaxed);
             self.done.fetch_add(1, Ordering::Release);
@@ -501,7 +518,16 @@ impl Worker {
 
     /// Serves rounds: `work(n)` must do exactly `n` elements of work. Returns when the pool is
     /// dropped or the parent died.
-    pub fn serve(self, work: impl FnMut(u64)) {
+    pub fn serve(self, mut work: impl FnMut(u64)) {
+        self.serve_timed(move |n| {
+            work(n);
+            Span::Wall
+        });
+    }
+
+    /// Like [`Worker::serve`], with `work(n)` saying what its part of the round counts as
+    /// (see [`Span`]).
+    pub fn serve_timed(self, work: impl FnMut(u64) -> Span) {
         // SAFETY: Control is all atomics and the only type placed in this mapping.
         let ctl = unsafe { self.control.get::<Control>(0) };
         let parent = self.parent;
@@ -531,7 +557,11 @@ impl ThreadPool {
             .map(|i| {
                 let (control, work) = (control.clone(), work.clone());
                 std::thread::spawn(move || {
-                    control.serve(i, workers as u32, |n| work(i, n), || true)
+                    let work = |n| {
+                        work(i, n);
+                        Span::Wall
+                    };
+                    control.serve(i, workers as u32, work, || true)
                 })
             })
             .collect::<Vec<_>>();
@@ -546,13 +576,19 @@ impl ThreadPool {
         pool
     }
 
-    /// Runs one round with `total` elements split evenly over the threads.
-    pub fn run_split(&mut self, total: u64) -> Duration {
-        let counts = split(total, self.threads.len());
+    /// Runs one round with `counts[i]` elements for thread `i`; returns first start to last end.
+    pub fn run(&mut self, counts: &[u64]) -> Duration {
+        assert_eq!(counts.len(), self.threads.len());
         self.round += 1;
         let threads = &self.threads;
         self.control
-            .run_round(self.round, &counts, || check_threads(threads))
+            .run_round(self.round, counts, || check_threads(threads))
+    }
+
+    /// Runs one round with `total` elements split evenly over the threads.
+    pub fn run_split(&mut self, total: u64) -> Duration {
+        let counts = split(total, self.threads.len());
+        self.run(&counts)
     }
 }
 
