@@ -429,19 +429,7 @@ impl<'a> Core<'a> {
                 // `pos` was taken (claimed, published, being read or already consumed):
                 // help the hint on and follow it.
                 (0, _) | (1, _) => {
-                    let next = pos.wrapping_add(1);
-                    let _ = self.h.tail.compare_exchange(
-                        pos,
-                        next,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    let t = self.h.tail.load(Ordering::Relaxed);
-                    pos = if t.wrapping_sub(next) as i64 > 0 {
-                        t
-                    } else {
-                        next
-                    };
+                    pos = help_on(&self.h.tail, pos);
                 }
                 // A stale hint or a scribbled word: start again from the hint.
                 _ => {
@@ -519,19 +507,7 @@ impl<'a> Core<'a> {
                     return Err(Stop::Wait(Some(((pos & (self.cap - 1)) as usize, s))))
                 }
                 (0, _) | (1, _) => {
-                    let next = pos.wrapping_add(1);
-                    let _ = self.h.head.compare_exchange(
-                        pos,
-                        next,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    let t = self.h.head.load(Ordering::Relaxed);
-                    pos = if t.wrapping_sub(next) as i64 > 0 {
-                        t
-                    } else {
-                        next
-                    };
+                    pos = help_on(&self.h.head, pos);
                 }
                 _ => {
                     stale += 1;
@@ -652,6 +628,20 @@ impl<'a> Core<'a> {
             }
         }
         n
+    }
+}
+
+/// Moves the position hint `hint` past `pos` (a position found taken) unless someone did, and
+/// returns where to look next: the hint if it is further ahead, else `pos + 1`.
+#[inline]
+fn help_on(hint: &AtomicU64, pos: u64) -> u64 {
+    let next = pos.wrapping_add(1);
+    let _ = hint.compare_exchange(pos, next, Ordering::Relaxed, Ordering::Relaxed);
+    let h = hint.load(Ordering::Relaxed);
+    if h.wrapping_sub(next) as i64 > 0 {
+        h
+    } else {
+        next
     }
 }
 
@@ -980,7 +970,7 @@ fn push_error<T>(e: Stop, value: T) -> PushError<T> {
     }
 }
 
-fn pop_error(e: Stop) -> PopError {
+pub(super) fn pop_error(e: Stop) -> PopError {
     match e {
         Stop::Wait(_) => PopError::Empty,
         Stop::Closed => PopError::Closed,

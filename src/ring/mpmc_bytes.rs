@@ -14,7 +14,7 @@
 //! (a scribbling peer) is consumed and reported as [`SendError::Corrupted`] /
 //! [`PopError::Corrupted`], never read out of bounds.
 
-use super::mpmc::{mpmc_capacity, mpmc_layout, Core, MpmcMeta, Stop};
+use super::mpmc::{mpmc_capacity, mpmc_layout, pop_error, Core, MpmcMeta, Stop};
 use super::spsc::RingHead;
 use super::PopError;
 use crate::error::{Error, Result};
@@ -405,15 +405,6 @@ fn send_error(e: Stop) -> SendError {
         Stop::Closed => SendError::Closed,
         Stop::Timeout => SendError::Timeout,
         Stop::Corrupted => SendError::Corrupted,
-    }
-}
-
-fn pop_error(e: Stop) -> PopError {
-    match e {
-        Stop::Wait(_) => PopError::Empty,
-        Stop::Closed => PopError::Closed,
-        Stop::Timeout => PopError::Timeout,
-        Stop::Corrupted => PopError::Corrupted,
     }
 }
 
