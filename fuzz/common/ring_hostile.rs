@@ -16,7 +16,9 @@
 //! - between operations ([`Op`]), any word of the ring's memory is overwritten (set, nudged by a
 //!   small delta, or copied from another word): positions, control words, futex words, waiter
 //!   counts, side claims, per-slot sequences, items. Word indices are taken modulo the object's
-//!   size, with no knowledge of the layout, so the check survives layout changes.
+//!   size, with no knowledge of the layout, so the check survives layout changes;
+//! - in the segment, `inspect::describe` (the CLI's `stat`) reads the entry before the open and
+//!   after the scribbles.
 //!
 //! Operations may fail (`Corrupted`, `Closed`, `Full`, `Empty`, `Timeout`, a side that cannot be
 //! claimed) or return wrong values; they must never panic, touch memory out of bounds, or wait
@@ -817,6 +819,8 @@ fn in_segment<C: Ring + ?Sized, O: Ring + ?Sized>(input: &Input, ops: &[Op], out
         }
         SizePatch::Set(v) => put(7, v),
     }
+    // The CLI's `stat` describes the entry under the patched tag (with its own view).
+    let _ = shmkit::inspect::describe(&seg, &entry).map(|s| s.len());
     let kind_ok = entry.tag.kind == O::element().kind;
     let h = match seg.open_entry_as::<O>(&entry) {
         Ok(h) => h,
@@ -836,4 +840,10 @@ fn in_segment<C: Ring + ?Sized, O: Ring + ?Sized>(input: &Input, ops: &[Op], out
         words: (core::mem::size_of_val::<O>(&h) / 8).max(1),
     };
     h.exercise(&mem, ops, out);
+    // And again after the scribbles.
+    if let Ok(list) = seg.entries() {
+        for e in &list {
+            let _ = shmkit::inspect::describe(&seg, e).map(|s| s.len());
+        }
+    }
 }
