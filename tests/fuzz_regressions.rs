@@ -1,15 +1,24 @@
-//! Replays the `segment_open` fuzz target's saved inputs under plain `cargo test` (no nightly).
+//! Replays the fuzz targets' saved inputs under plain `cargo test` (no nightly).
 //!
-//! The check itself lives in `fuzz/common/segment_open.rs`, included here and by the fuzz target
-//! with `#[path]`, so both run the same code. Inputs are decoded the way `libfuzzer-sys` decodes
-//! them (`Input::arbitrary_take_rest` over the raw bytes), so a file copied from
-//! `fuzz/artifacts/segment_open/` into `tests/fuzz-regressions/segment_open/` replays exactly.
-//! Each replay must return (no panic, no hang: the test has a time limit per input).
+//! Each check lives in `fuzz/common/<target>.rs`, included here and by the fuzz target with
+//! `#[path]`, so both run the same code. Inputs are decoded the way `libfuzzer-sys` decodes them
+//! (`Input::arbitrary_take_rest` over the raw bytes), so a file copied from
+//! `fuzz/artifacts/<target>/` into `tests/fuzz-regressions/<target>/` replays exactly; the seed
+//! corpora in `fuzz/seeds/<target>/` replay too. Each replay must return (no panic, no hang: the
+//! test has a time limit per input).
 #![cfg(not(feature = "loom"))]
 
 #[path = "../fuzz/common/segment_open.rs"]
 #[allow(dead_code)]
 mod segment_open;
+
+#[path = "../fuzz/common/ring_ops.rs"]
+#[allow(dead_code)]
+mod ring_ops;
+
+#[path = "../fuzz/common/ring_hostile.rs"]
+#[allow(dead_code)]
+mod ring_hostile;
 
 use arbitrary::{Arbitrary, Unstructured};
 use segment_open::{Base, Create, Holder, Input, Kind, Lookup, Name, Outcome, Patch};
@@ -19,8 +28,17 @@ use std::time::Duration;
 /// Longest a single input may take (each wait in it is bounded at 1 ms).
 const PER_INPUT: Duration = Duration::from_secs(10);
 
-fn replay_dir(dir: &str) -> usize {
+/// Replays every file in `dir` through `run`; returns how many files there were (0 when the
+/// directory does not exist and `required` is false).
+fn replay_dir<I, O>(dir: &str, required: bool, run: fn(&I) -> O) -> usize
+where
+    I: for<'a> Arbitrary<'a> + Send + 'static,
+    O: Send + 'static,
+{
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    if !required && !dir.exists() {
+        return 0;
+    }
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -29,10 +47,10 @@ fn replay_dir(dir: &str) -> usize {
     files.sort();
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
-        let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+        let Ok(input) = I::arbitrary_take_rest(Unstructured::new(&bytes)) else {
             continue; // libfuzzer-sys skips inputs that do not decode, and so do we
         };
-        if run_bounded(input).is_none() {
+        if run_bounded(input, run).is_none() {
             panic!(
                 "{} did not finish in {PER_INPUT:?}: a wait is not bounded",
                 f.display()
@@ -44,10 +62,10 @@ fn replay_dir(dir: &str) -> usize {
 
 /// Runs one input on its own thread; `None` if it does not finish within [`PER_INPUT`] (the
 /// stuck thread is left behind and the test fails instead of hanging).
-fn run_bounded(input: Input) -> Option<Outcome> {
+fn run_bounded<I: Send + 'static, O: Send + 'static>(input: I, run: fn(&I) -> O) -> Option<O> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(segment_open::run(&input));
+        let _ = tx.send(run(&input));
     });
     match rx.recv_timeout(PER_INPUT) {
         Ok(out) => Some(out),
@@ -58,14 +76,39 @@ fn run_bounded(input: Input) -> Option<Outcome> {
 
 #[test]
 fn saved_crashes_replay_without_panic_or_hang() {
-    let n = replay_dir("tests/fuzz-regressions/segment_open");
+    let n = replay_dir(
+        "tests/fuzz-regressions/segment_open",
+        true,
+        segment_open::run,
+    );
     assert!(n > 0, "no regression inputs found");
+    // The ring targets have no saved crash of their own unless their directories exist.
+    replay_dir("tests/fuzz-regressions/ring_ops", false, ring_ops::run);
+    replay_dir(
+        "tests/fuzz-regressions/ring_hostile",
+        false,
+        ring_hostile::run,
+    );
 }
 
 #[test]
 fn seed_corpus_replays() {
-    let n = replay_dir("fuzz/seeds/segment_open");
-    assert!(n > 0, "no seed inputs found");
+    for (dir, n) in [
+        (
+            "fuzz/seeds/segment_open",
+            replay_dir("fuzz/seeds/segment_open", true, segment_open::run),
+        ),
+        (
+            "fuzz/seeds/ring_ops",
+            replay_dir("fuzz/seeds/ring_ops", true, ring_ops::run),
+        ),
+        (
+            "fuzz/seeds/ring_hostile",
+            replay_dir("fuzz/seeds/ring_hostile", true, ring_hostile::run),
+        ),
+    ] {
+        assert!(n > 0, "no seed inputs found in {dir}");
+    }
 }
 
 fn valid(objects: Vec<Create>) -> Base {
@@ -107,7 +150,7 @@ fn empty_state_with_pid_bits_is_an_error_not_a_hang() {
         set_len: None,
         lookups: vec![lookup("temp", true, Kind::Counter)],
     };
-    let out = run_bounded(input).expect("a wait is not bounded");
+    let out = run_bounded(input, segment_open::run).expect("a wait is not bounded");
     assert!(out.opened);
     assert_eq!(out.listed, None, "listing must report the corrupted entry");
     assert_eq!(out.objects_used, 0);
@@ -193,7 +236,7 @@ fn patched_states_and_offsets_are_bounded() {
             lookup("c", false, Kind::U8),      // Corrupted
         ],
     };
-    let out = run_bounded(input).expect("a wait is not bounded");
+    let out = run_bounded(input, segment_open::run).expect("a wait is not bounded");
     assert!(out.opened);
     assert_eq!(out.listed, Some(2), "a (being initialized) and c");
     assert_eq!(out.objects_used, 2);
@@ -229,5 +272,170 @@ fn patched_geometry_and_truncation_are_refused() {
         };
         let out = segment_open::run(&input);
         assert!(out.built && !out.opened, "{input:?} opened");
+    }
+}
+
+/// The ring model reaches every answer: pushes up to the (rounded) capacity, `Full`, a batch
+/// cut at the free room, `Timeout` on an empty ring, `Closed` for pushes at once and for pops
+/// after the drain, and re-claimed sides that carry the positions over.
+#[test]
+fn ring_ops_model_reaches_every_answer() {
+    use ring_ops::{Op, Side, Tiny, Which};
+    let ops = vec![
+        Op::TryPush(1),
+        Op::Push(2),
+        Op::TryPush(3),
+        Op::Query(Side::Consumer), // 3 of 4: neither empty nor full
+        Op::PushTimeout(4, Tiny(0)),
+        Op::TryPush(5), // Full (capacity 3 rounds to 4)
+        Op::Query(Side::Producer),
+        Op::PopInto(3),
+        Op::PushSlice { seed: 10, n: 5 }, // 3 of 5 fit
+        Op::Reclaim(Side::Producer),
+        Op::Reclaim(Side::Consumer),
+        Op::Pop,
+        Op::TryPop,
+        Op::PopTimeout(Tiny(3)),
+        Op::TryPop,
+        Op::TryPop,              // Empty
+        Op::PopTimeout(Tiny(3)), // Timeout
+        Op::TryPush(6),
+        Op::Close(Side::Consumer),
+        Op::TryPush(7), // Closed
+        Op::Query(Side::Ring),
+        Op::Pop,
+        Op::TryPop, // Closed
+    ];
+    for which in [Which::Spsc, Which::SpscWide, Which::Mpmc, Which::MpmcWide] {
+        let input = ring_ops::Input {
+            ring: which,
+            capacity: 2,
+            ops: ops.clone(),
+        };
+        let out = run_bounded(input, ring_ops::run).expect("a wait is not bounded");
+        assert_eq!(
+            out,
+            ring_ops::Outcome {
+                capacity: 4,
+                pushed: 4 + 3 + 1,
+                popped: 3 + 4 + 1,
+                // TryPush(5), the cut batch (MPMC: its failed try_push); the empty try_pop and
+                // the pop that timed out.
+                full: 2,
+                empty: 2,
+                // TryPush(7), the last TryPop, and the final drain's two checks are not counted.
+                closed: 2,
+            },
+            "{which:?}"
+        );
+    }
+}
+
+fn hostile_input(
+    created: ring_hostile::View,
+    place: ring_hostile::Place,
+    opened: ring_hostile::View,
+    tag: ring_hostile::TagPatch,
+    ops: Vec<ring_hostile::Op>,
+) -> ring_hostile::Input {
+    ring_hostile::Input {
+        created,
+        capacity: 3, // 4 slots
+        prefill: 2,
+        place,
+        opened,
+        tag,
+        ops,
+    }
+}
+
+/// Every word of a ring overwritten with a huge value (positions, control words, claims, slots):
+/// operations answer with errors, never panic or hang; an SPSC consumer reports `Corrupted`.
+#[test]
+fn ring_hostile_every_word_overwritten() {
+    use ring_hostile::{Op, Place, Side, TagPatch, Tiny, View};
+    let mut ops: Vec<Op> = (0..64)
+        .map(|w| Op::Set {
+            word: w,
+            value: 1 << 63 | u64::from(w),
+        })
+        .collect();
+    ops.extend([
+        Op::TryPop,
+        Op::PopInto(4),
+        Op::PopTimeout(Tiny(3)),
+        Op::TryPush(1),
+        Op::PushTimeout(2, Tiny(3)),
+        Op::PushSlice { seed: 3, n: 3 },
+        Op::Query,
+        Op::Reclaim(Side::Consumer),
+        Op::Reclaim(Side::Producer),
+        Op::TryPop,
+        Op::Close(Side::Ring),
+        Op::TryPop,
+    ]);
+    for place in [Place::Heap, Place::Segment] {
+        for view in [View::SpscU64, View::SpscWide, View::MpmcU64, View::MpmcWide] {
+            let input = hostile_input(view, place, view, TagPatch::default(), ops.clone());
+            let out = run_bounded(input, ring_hostile::run).expect("a wait is not bounded");
+            assert!(out.created && out.opened, "{place:?} {view:?}: {out:?}");
+            assert_eq!(out.capacity, 4);
+            assert_eq!(out.scribbled, 64);
+            if matches!(view, View::SpscU64 | View::SpscWide) {
+                assert!(out.corrupted > 0, "{place:?} {view:?}: {out:?}");
+            }
+        }
+    }
+}
+
+/// A tag a peer rewrote: a consistent one (another element size, with the size recorded to
+/// match) opens as that view; impossible dimensions, another kind, or a size that does not match
+/// the layout are refused, on the heap and in the segment alike.
+#[test]
+fn ring_hostile_patched_tags() {
+    use ring_hostile::{Op, Place, SizePatch, TagPatch, View};
+    let ops = vec![Op::TryPop, Op::TryPush(9), Op::Query];
+    let u8_view = TagPatch {
+        elem_size: Some(1),
+        elem_align: Some(1),
+        size: SizePatch::Fit,
+        ..TagPatch::default()
+    };
+    let wide_len = TagPatch {
+        len: Some(ring_hostile::Dim::Pow2(6)),
+        size: SizePatch::Fit,
+        ..TagPatch::default()
+    };
+    let huge_len = TagPatch {
+        len: Some(ring_hostile::Dim::Pow2(40)),
+        size: SizePatch::Fit,
+        ..TagPatch::default()
+    };
+    let stale_size = TagPatch {
+        len: Some(ring_hostile::Dim::Pow2(6)),
+        ..TagPatch::default()
+    };
+    let other_kind = TagPatch {
+        kind: Some(shmkit::Kind::MPMC.0),
+        ..TagPatch::default()
+    };
+    // (place, opened as, patch, opened?, capacity)
+    let cases = [
+        (Place::Heap, View::SpscU8, u8_view.clone(), true, 4),
+        (Place::Segment, View::SpscU8, u8_view, true, 4),
+        (Place::Heap, View::SpscU64, wide_len.clone(), true, 64),
+        (Place::Segment, View::SpscU64, wide_len, true, 64),
+        (Place::Heap, View::SpscU64, huge_len.clone(), false, 0),
+        (Place::Segment, View::SpscU64, huge_len, false, 0),
+        (Place::Segment, View::SpscU64, stale_size, false, 0),
+        (Place::Segment, View::SpscU64, other_kind, false, 0),
+    ];
+    for (place, opened, tag, ok, cap) in cases {
+        let what = format!("{place:?} {opened:?} {tag:?}");
+        let input = hostile_input(View::SpscU64, place, opened, tag, ops.clone());
+        let out = run_bounded(input, ring_hostile::run).expect("a wait is not bounded");
+        assert!(out.created, "{what}");
+        assert_eq!(out.opened, ok, "{what}: {out:?}");
+        assert_eq!(out.capacity, cap, "{what}");
     }
 }
