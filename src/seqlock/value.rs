@@ -4,7 +4,7 @@ use super::latch::Rotation;
 use super::writer::{self, Acquired, WriterLock};
 use super::{alloc_region, round_up, SLOT, STALL};
 use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
-use crate::words::{load_pod, store_pod, words_for_type};
+use crate::words::{load_bytes, load_pod, store_pod, words_for_type};
 use crate::Result;
 use bytemuck::Pod;
 use core::marker::PhantomData;
@@ -116,14 +116,28 @@ impl<T: Pod> SeqLock<T> {
     /// value).
     #[inline]
     pub fn read(&self) -> T {
-        self.latch().read(load_pod::<T>).0
+        self.read_versioned().0
+    }
+
+    /// Reads into a value in place (a large `T` is not moved around) and returns it with the
+    /// version read.
+    #[inline]
+    fn read_versioned(&self) -> (T, u64) {
+        let mut v = T::zeroed();
+        let ((), s) = self
+            .latch()
+            .read(|c| load_bytes(c, bytemuck::bytes_of_mut(&mut v)));
+        (v, s)
     }
 
     /// One attempt at reading: `None` when the writer lapped it (contention), instead of
     /// retrying.
     #[inline]
     pub fn try_read(&self) -> Option<T> {
-        self.latch().try_read(load_pod::<T>).map(|r| r.0)
+        let mut v = T::zeroed();
+        self.latch()
+            .try_read(|c| load_bytes(c, bytemuck::bytes_of_mut(&mut v)))
+            .map(|_| v)
     }
 
     /// Reads like [`read`](Self::read) and reports a writer that died in the middle of a write.
@@ -138,7 +152,7 @@ impl<T: Pod> SeqLock<T> {
     /// over.
     pub fn read_checked(&self) -> Result<T> {
         let r = self.latch();
-        let (v, s) = r.read(load_pod::<T>);
+        let (v, s) = self.read_versioned();
         // `begun` was stored before `published = s` (which we acquired): it reads `s`, or a later
         // write has begun.
         if self.begun().load(Ordering::Relaxed) == s {
