@@ -142,12 +142,12 @@ fn writer_lock_handover_loses_no_update() {
 fn dead_writer_repair_races_a_reader() {
     loom::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
-        // A writer from a process that cannot exist stopped between the odd and the even store.
+        // A writer from a process that cannot exist stopped mid-copy, before publishing.
         s.__abandon_write(&val(7), i32::MAX as u32 + 5).unwrap();
         let r = {
             let s = s.clone();
             thread::spawn(move || {
-                // Old value before the repair, new after: never the half-written one.
+                // Old value before the takeover's write, new after: never the half-written one.
                 let a = check(s.read());
                 assert!(a == 1 || a == 3, "read {a}");
                 match s.read_checked() {
@@ -159,7 +159,7 @@ fn dead_writer_repair_races_a_reader() {
         };
         let mut w = s.writer();
         assert!(w.took_over_from().is_some());
-        assert_eq!(w.get(), val(1), "repair restored the complete value");
+        assert_eq!(w.get(), val(1), "the takeover sees the last complete value");
         w.write(&val(3));
         drop(w);
         r.join().unwrap();

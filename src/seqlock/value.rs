@@ -412,7 +412,7 @@ mod tests {
         assert!(matches!(s.check_writer(), Err(Error::WriterDied { .. })));
         let mut w = s.try_writer().unwrap();
         assert_eq!(w.took_over_from(), Some(dead));
-        assert_eq!(w.get(), [1; 9], "the repair restored the complete value");
+        assert_eq!(w.get(), [1; 9], "the takeover sees the last complete value");
         w.write(&[3; 9]);
         drop(w);
         assert_eq!(s.read_checked().unwrap(), [3; 9]);
