@@ -182,8 +182,13 @@ mod bench {
         }
     }
 
+    /// Whether every word equals the first (the torn-read check every peer's reader makes). A
+    /// branch-free fold, which vectorizes: `all` with its early exit cost about as much as a
+    /// 4 KiB seqlock read itself, a floor that hid the differences between the peers.
+    #[inline]
     fn uniform(v: &[u64]) -> bool {
-        v.iter().all(|&x| x == v[0])
+        let first = v.first().copied().unwrap_or(0);
+        v.iter().fold(0, |acc, &x| acc | (x ^ first)) == 0
     }
 
     /// Paces a writer: `wait` returns at once when continuous, else spins on the clock until the

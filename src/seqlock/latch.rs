@@ -223,7 +223,7 @@ mod tests {
     /// `k = N − 1` on; at `k = N` the copy it read really was overwritten under it.
     #[test]
     fn lapped_exactly_after_n_minus_1_writes() {
-        for n in [2usize, 4, 8] {
+        for n in [2usize, 4, 8, 16] {
             for k in 0..=n {
                 let (published, copies) = (AtomicU64::new(0), words(4 * n));
                 let r = Rotation::new(&published, &copies, n, 4, 3);

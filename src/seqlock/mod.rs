@@ -41,13 +41,16 @@
 //!
 //! | object          | copies `N`                                  | bytes                                                        |
 //! | --------------- | ------------------------------------------- | ------------------------------------------------------------ |
-//! | `SeqLock<T>`    | [`copies_for`]: 8 up to 512 B, 4 above      | 384 + `N` × (`size_of::<T>()` rounded up to 128)             |
+//! | `SeqLock<T>`    | [`copies_for`]: 16 up to 512 B, 8 up to 64 KiB, 4 above | 384 + `N` × (`size_of::<T>()` rounded up to 128) |
 //! | `SeqArray<T>`   | [`ARRAY_COPIES`] = 2 per block              | 128 + per 512-byte block: 64 + 2 × 512 (≈ 2.1 × the data)    |
 //!
 //! (An array element takes a whole number of 8-byte words: a `u8` or an `f32` takes 8 bytes.)
-//! Small seqlocks get more copies because they are written in nanoseconds but read in about
-//! two cache misses; large ones are written and read at about the same speed, and 4 copies leave a
-//! reader three whole writes. Arrays keep two copies per block, as the former design did, because
+//! `N` must cover how much slower a read of a freshly written value is than a write: the reader
+//! pulls every cache line from the writer's core, the writer stores into lines it mostly owns
+//! (a 64-byte value: ~10 ns to write, ~3 cache misses to read; 4 KiB: ~0.3 µs against 1–2 µs).
+//! So a `SeqLock<[u64; 8]>` takes 384 + 16 × 128 = 2.4 KiB, a `SeqLock<[u64; 512]>` 384 + 8 × 4
+//! KiB ≈ 32.4 KiB. For a value of 8 bytes or less, [`AtomicValue`](crate::AtomicValue) needs no
+//! copies at all. Arrays keep two copies per block, as the former design did, because
 //! they are often large and their blocks are small and seldom all hot: a block's reader is
 //! disturbed only when the same block is published again during its read. A write to a block
 //! fills the block's other copy with the words changed by the previous write of that block (kept
