@@ -2,8 +2,8 @@
 //!
 //! [`SeqLock<T>`] holds one plain value of any size, [`SeqArray<T>`] a fixed-length array. Readers
 //! copy the data out without writing shared memory at all, so any number of readers in any number
-//! of processes cost the writer nothing; a reader never sees a half-written value; writers never
-//! wait for readers.
+//! of processes cost the writer no lock traffic (only the cache transfers of the versions they
+//! actually read); a reader never sees a half-written value; writers never wait for readers.
 //!
 //! # Design
 //!
