@@ -1,10 +1,13 @@
 //! Seqlock benchmarks, every peer in the same run.
 //!
 //! - `seqlock-read`: a reader takes snapshots of a 64-byte and a 4 KiB value while a writer
-//!   rewrites it continuously. shmkit and the process-shared peers run reader and writer in
+//!   rewrites it continuously (ids `64B`, `4KiB`), and while a writer rewrites it at a realistic
+//!   rate, one write every 10 µs paced by spinning on the clock (ids `64B-write-every-10us`,
+//!   `4KiB-write-every-10us`). shmkit and the process-shared peers run reader and writer in
 //!   separate PROCESSES (this binary re-executed with a role); the in-process peers use threads.
 //!   Only the reader's loop is timed, by the reader itself, started by a command word in shared
-//!   memory (`iter_custom`).
+//!   memory (`iter_custom`). (Python's writer cannot rewrite 4 KiB in 10 µs: paced, it writes as
+//!   fast as it can.)
 //! - `seqlock-write`: the writer's throughput on a `SeqLock`, alone and with a reader process
 //!   reading continuously.
 //!
@@ -36,6 +39,10 @@ mod bench {
     const SEG: &str = "SHMKIT_BENCH_SEQLOCK_SEG";
     const WORDS: &str = "SHMKIT_BENCH_SEQLOCK_WORDS";
     const RAW: &str = "SHMKIT_BENCH_SEQLOCK_RAW";
+    const PACE: &str = "SHMKIT_BENCH_SEQLOCK_PACE_NS";
+
+    /// The realistic writer rate of the paced `seqlock-read` cases.
+    const PACED: Duration = Duration::from_micros(10);
 
     pub fn main() {
         if let Ok(role) = std::env::var(ROLE) {
@@ -45,8 +52,10 @@ mod bench {
         let mut c = Criterion::default().configure_from_args();
         {
             let mut g = c.benchmark_group("seqlock-read");
-            read_group::<8>(&mut g, "64B");
-            read_group::<512>(&mut g, "4KiB");
+            read_group::<8>(&mut g, "64B", None);
+            read_group::<512>(&mut g, "4KiB", None);
+            read_group::<8>(&mut g, "64B-write-every-10us", Some(PACED));
+            read_group::<512>(&mut g, "4KiB-write-every-10us", Some(PACED));
             g.finish();
         }
         {
@@ -67,6 +76,8 @@ mod bench {
         seg: Segment,
         children: Vec<Child>,
         raw_file: Option<String>,
+        /// The writers' pace (`None`: continuous).
+        pace: Option<Duration>,
     }
 
     impl Procs {
@@ -83,6 +94,7 @@ mod bench {
                 seg,
                 children: Vec::new(),
                 raw_file: None,
+                pace: None,
             }
         }
 
@@ -97,6 +109,9 @@ mod bench {
                 .env(WORDS, words.to_string());
             if let Some(f) = &self.raw_file {
                 cmd.env(RAW, f);
+            }
+            if let Some(p) = self.pace {
+                cmd.env(PACE, p.as_nanos().to_string());
             }
             self.children.push(cmd.spawn().expect("spawn bench child"));
         }
@@ -167,8 +182,51 @@ mod bench {
         }
     }
 
+    /// Whether every word equals the first (the torn-read check every peer's reader makes). A
+    /// branch-free fold, which vectorizes: `all` with its early exit cost about as much as a
+    /// 4 KiB seqlock read itself, a floor that hid the differences between the peers.
+    #[inline]
     fn uniform(v: &[u64]) -> bool {
-        v.iter().all(|&x| x == v[0])
+        let first = v.first().copied().unwrap_or(0);
+        v.iter().fold(0, |acc, &x| acc | (x ^ first)) == 0
+    }
+
+    /// Paces a writer: `wait` returns at once when continuous, else spins on the clock until the
+    /// next write is due (one write every `every`; a writer that fell behind starts afresh).
+    struct Pacer {
+        every: Option<Duration>,
+        next: Instant,
+    }
+
+    impl Pacer {
+        fn new(every: Option<Duration>) -> Self {
+            Pacer {
+                every,
+                next: Instant::now(),
+            }
+        }
+
+        /// The pace a child was started with (`PACE`, nanoseconds).
+        fn from_env() -> Self {
+            let every = std::env::var(PACE)
+                .ok()
+                .map(|ns| Duration::from_nanos(ns.parse().expect("pace in ns")));
+            Pacer::new(every)
+        }
+
+        #[inline]
+        fn wait(&mut self) {
+            let Some(every) = self.every else { return };
+            self.next += every;
+            let mut now = Instant::now();
+            while now < self.next {
+                std::hint::spin_loop();
+                now = Instant::now();
+            }
+            if now > self.next + every {
+                self.next = now;
+            }
+        }
     }
 
     fn shmkit_writer<const N: usize>(seg: &Segment)
@@ -178,10 +236,12 @@ mod bench {
         let v = seg.seqlock::<[u64; N]>("v", [0; N]).unwrap();
         let stop = seg.counter("stop").unwrap();
         let mut w = v.writer();
+        let mut pace = Pacer::from_env();
         seg.counter("ready").unwrap().inc();
         let mut k = 0u64;
         while stop.load() == 0 {
             k += 1;
+            pace.wait();
             w.write(&[k; N]);
         }
     }
@@ -249,12 +309,13 @@ mod bench {
 
     // ---------- seqlock-read ----------
 
-    fn read_group<const N: usize>(g: &mut Group<'_>, label: &str)
+    fn read_group<const N: usize>(g: &mut Group<'_>, label: &str, pace: Option<Duration>)
     where
         [u64; N]: bytemuck::Pod,
     {
         {
             let mut p = Procs::new("read");
+            p.pace = pace;
             p.seg.seqlock::<[u64; N]>("v", [0; N]).unwrap();
             p.spawn("writer", N);
             p.spawn("reader", N);
@@ -267,6 +328,7 @@ mod bench {
             g,
             "std-rwlock-threads",
             label,
+            pace,
             std::sync::RwLock::new([0u64; N]),
             |l, v| *l.write().unwrap() = v,
             |l| *l.read().unwrap(),
@@ -275,19 +337,21 @@ mod bench {
             g,
             "parking_lot-rwlock-threads",
             label,
+            pace,
             parking_lot::RwLock::new([0u64; N]),
             |l, v| *l.write() = v,
             |l| *l.read(),
         );
-        raw::bench(g, label, N);
-        python_peer(g, label, N);
+        raw::bench(g, label, N, pace);
+        python_peer(g, label, N, pace);
     }
 
-    /// A writer thread rewrites the value continuously; the bench thread reads it.
+    /// A writer thread rewrites the value (continuously or paced); the bench thread reads it.
     fn threads_peer<const N: usize, L: Send + Sync + 'static>(
         g: &mut Group<'_>,
         id: &str,
         label: &str,
+        pace: Option<Duration>,
         lock: L,
         write: fn(&L, [u64; N]),
         read: fn(&L) -> [u64; N],
@@ -297,9 +361,11 @@ mod bench {
         let w = {
             let (lock, stop) = (lock.clone(), stop.clone());
             std::thread::spawn(move || {
+                let mut pace = Pacer::new(pace);
                 let mut k = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     k += 1;
+                    pace.wait();
                     write(&lock, [k; N]);
                 }
             })
@@ -351,8 +417,9 @@ mod bench {
             unsafe { RwLock::from_existing(base, base.add(DATA)).unwrap().0 }
         }
 
-        pub fn bench(g: &mut Group<'_>, label: &str, words: usize) {
+        pub fn bench(g: &mut Group<'_>, label: &str, words: usize, pace: Option<Duration>) {
             let mut p = Procs::new("raw");
+            p.pace = pace;
             let path = format!("/dev/shm/{}-raw", p.name);
             let mut m = map(&path, words, true);
             let base = m.as_mut_ptr();
@@ -378,10 +445,12 @@ mod bench {
             let mut m = map(&std::env::var(RAW).unwrap(), words, false);
             let lock = open(&mut m);
             let stop = seg.counter("stop").unwrap();
+            let mut pace = Pacer::from_env();
             seg.counter("ready").unwrap().inc();
             let mut k = 0u64;
             while stop.load() == 0 {
                 k += 1;
+                pace.wait();
                 let g = lock.lock().unwrap();
                 let data = (*g).cast::<u64>();
                 for i in 0..words {
@@ -433,7 +502,7 @@ mod bench {
         }
     }
 
-    fn python_peer(g: &mut Group<'_>, label: &str, words: usize) {
+    fn python_peer(g: &mut Group<'_>, label: &str, words: usize, pace: Option<Duration>) {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/benches/python/seqlock_peer.py"
@@ -441,6 +510,7 @@ mod bench {
         let child = Command::new("python3")
             .arg(script)
             .arg(words.to_string())
+            .arg(pace.map_or(0, |p| p.as_nanos()).to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn();

@@ -1,6 +1,8 @@
 //! loom models of the seqlock family: no torn value is ever observed (an invariant across the
-//! words of the value), writers hand the lock over without losing an update, and the latch's
-//! edge cases (a writer dead mid-write and its repair; independent blocks of an array).
+//! words of the value), writers hand the lock over without losing an update, and the rotating
+//! latch's edge cases: a reader lapped by `N` writes (under loom a `SeqLock` keeps `N = 4`
+//! copies, an array block 2), a writer dead mid-copy and the takeover, and an array block whose
+//! next copy is brought up to date from the previous write's changed range.
 //!
 //! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_seqlock`.
 #![cfg(feature = "loom")]
@@ -63,6 +65,58 @@ fn reader_across_two_writes_is_monotonic() {
     });
 }
 
+/// A reader that starts at version 0 while the writer completes `N` more writes: the `N`-th
+/// rewrites the very copy the reader is copying. The reader gets a whole value or retries.
+#[test]
+fn reader_lapped_by_n_writes_is_never_torn() {
+    assert_eq!(
+        shmkit::seqlock::copies_for(16),
+        4,
+        "the model assumes N = 4"
+    );
+    loom::model(|| {
+        let s = Arc::new(SeqLock::new(val(0)));
+        let r = {
+            let s = s.clone();
+            thread::spawn(move || {
+                if let Some(v) = s.try_read() {
+                    check(v);
+                }
+            })
+        };
+        let mut w = s.writer();
+        for k in 1..=4 {
+            w.write(&val(k));
+        }
+        drop(w);
+        r.join().unwrap();
+        assert_eq!(s.read(), val(4));
+    });
+}
+
+/// A reader that keeps reading (retrying when lapped) while the writer goes once around the
+/// rotation: every value is whole and versions never go back.
+#[test]
+fn reader_across_a_full_rotation_is_monotonic() {
+    loom::model(|| {
+        let s = Arc::new(SeqLock::new(val(0)));
+        let r = {
+            let s = s.clone();
+            thread::spawn(move || {
+                let a = check(s.read());
+                let b = check(s.read());
+                assert!(b >= a, "went back in time");
+            })
+        };
+        let mut w = s.writer();
+        for k in 1..=4 {
+            w.write(&val(k));
+        }
+        drop(w);
+        r.join().unwrap();
+    });
+}
+
 #[test]
 fn writer_lock_handover_loses_no_update() {
     loom::model(|| {
@@ -88,12 +142,12 @@ fn writer_lock_handover_loses_no_update() {
 fn dead_writer_repair_races_a_reader() {
     loom::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
-        // A writer from a process that cannot exist stopped between the odd and the even store.
+        // A writer from a process that cannot exist stopped mid-copy, before publishing.
         s.__abandon_write(&val(7), i32::MAX as u32 + 5).unwrap();
         let r = {
             let s = s.clone();
             thread::spawn(move || {
-                // Old value before the repair, new after: never the half-written one.
+                // Old value before the takeover's write, new after: never the half-written one.
                 let a = check(s.read());
                 assert!(a == 1 || a == 3, "read {a}");
                 match s.read_checked() {
@@ -105,7 +159,7 @@ fn dead_writer_repair_races_a_reader() {
         };
         let mut w = s.writer();
         assert!(w.took_over_from().is_some());
-        assert_eq!(w.get(), val(1), "repair restored the complete value");
+        assert_eq!(w.get(), val(1), "the takeover sees the last complete value");
         w.write(&val(3));
         drop(w);
         r.join().unwrap();
@@ -136,6 +190,59 @@ fn array_blocks_are_independent_and_never_torn() {
         a.set(1, val(4)).unwrap();
         r.join().unwrap();
         assert_eq!(b.snapshot(), [2, 0, 0]);
+    });
+}
+
+/// One block of two elements (array copies: 2): each write fills the block's other copy, which
+/// holds the version before the current one, from the previous write's changed range. A reader
+/// of the whole block sees only published states, and no write is lost.
+#[test]
+fn array_block_rotation_catches_up() {
+    loom::model(|| {
+        let a = Arc::new(SeqArray::<u64>::new(2));
+        let r = {
+            let a = a.clone();
+            thread::spawn(move || {
+                let mut x = [0u64; 2];
+                a.read_range(0, &mut x).unwrap();
+                assert!(
+                    matches!(x, [0, 0] | [1, 0] | [1, 1] | [2, 1]),
+                    "not a published state: {x:?}"
+                );
+            })
+        };
+        let mut w = a.writer();
+        w.set(0, 1).unwrap();
+        w.set(1, 1).unwrap();
+        w.set(0, 2).unwrap();
+        drop(w);
+        r.join().unwrap();
+        assert_eq!(a.snapshot(), [2, 1]);
+    });
+}
+
+/// A writer killed mid-copy of a `SeqLock`; the next writer takes over and goes on writing
+/// (into the copy the dead one left half written, then beyond) while a reader reads.
+#[test]
+fn killed_writer_mid_copy_then_takeover_and_rotation() {
+    loom::model(|| {
+        let s = Arc::new(SeqLock::new(val(1)));
+        s.__abandon_write(&val(9), i32::MAX as u32 + 5).unwrap();
+        let r = {
+            let s = s.clone();
+            thread::spawn(move || {
+                let a = check(s.read());
+                assert!((1..=3).contains(&a), "read {a}");
+            })
+        };
+        let mut w = s.writer();
+        assert!(w.took_over_from().is_some());
+        w.write(&val(2));
+        w.write(&val(3));
+        drop(w);
+        r.join().unwrap();
+        assert_eq!(s.read(), val(3));
+        assert_eq!(s.version(), 2);
     });
 }
 

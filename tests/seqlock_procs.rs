@@ -151,7 +151,7 @@ fn negate(seg: &Segment) {
         .unwrap();
 }
 
-// ---- 3. a writer killed with SIGKILL between the odd and the even store ----
+// ---- 3. a writer killed with SIGKILL in the middle of a write (copy half written, unpublished) ----
 
 #[test]
 fn killed_writer_is_reported_and_recovered() {
@@ -186,7 +186,7 @@ fn killed_writer_is_reported_and_recovered() {
     println!("WriterDied reported {:?} after SIGKILL", killed.elapsed());
     kids.wait_ok(r, Duration::from_secs(10));
     assert!(matches!(v.check_writer(), Err(Error::WriterDied { pid }) if pid == wpid));
-    // A new writer takes over, repairs the half-written copy and publishes.
+    // A new writer takes over (the half-written copy was never published) and publishes.
     let mut nw = v.try_writer().unwrap();
     assert_eq!(nw.took_over_from(), Some(wpid));
     assert_eq!(nw.get(), [2; 64]);

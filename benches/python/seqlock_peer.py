@@ -1,7 +1,9 @@
 """Peer for benches/seqlock.rs: multiprocessing.Array with its lock.
 
 A writer process rewrites the whole array continuously (`arr[:] = ...`, which takes the array's
-lock); this process reads snapshots (`arr[:]`, which takes the lock too). Protocol on stdin/stdout:
+lock), or once every PACE_NS nanoseconds (second argument, 0 = continuous; paced by spinning on
+the clock); this process reads snapshots (`arr[:]`, which takes the lock too). Protocol on
+stdin/stdout:
 prints "ready", then for each line holding a number N takes N snapshots and prints the
 nanoseconds they took; "quit" stops.
 """
@@ -11,19 +13,28 @@ import sys
 import time
 
 
-def writer(arr, stop):
+def writer(arr, stop, pace_ns):
     n = len(arr)
     k = 0
+    due = time.perf_counter_ns()
     while not stop.value:
         k += 1
+        if pace_ns:
+            due += pace_ns
+            now = time.perf_counter_ns()
+            while now < due:
+                now = time.perf_counter_ns()
+            if now > due + pace_ns:
+                due = now
         arr[:] = [k] * n
 
 
 def main():
     words = int(sys.argv[1])
+    pace_ns = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     arr = mp.Array("Q", words)  # lock=True: an RLock around every access
     stop = mp.Value("b", 0, lock=False)
-    p = mp.Process(target=writer, args=(arr, stop), daemon=True)
+    p = mp.Process(target=writer, args=(arr, stop, pace_ns), daemon=True)
     p.start()
     print("ready", flush=True)
     try:

@@ -1,6 +1,8 @@
-//! SeqArray operations from arbitrary input, checked against a `Vec` model; then the same array
-//! type placed over arbitrary bytes (as a corrupted or hostile segment would leave it) and read:
-//! errors are allowed, panics and out-of-bounds accesses are not.
+//! SeqArray operations from arbitrary input, checked against a `Vec` model (every write goes
+//! around the blocks' rotating copies, so a lost or resurrected write shows), SeqLock operations
+//! checked against a plain value (writers dying mid-write and being taken over included); then
+//! the same types placed over arbitrary bytes (as a corrupted or hostile segment would leave
+//! them) and read: errors are allowed, panics and out-of-bounds accesses are not.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -27,9 +29,23 @@ enum Op {
 }
 
 #[derive(Arbitrary, Debug)]
+enum LockOp {
+    Write(u64),
+    Update(u64),
+    Read,
+    TryRead,
+    ReadChecked,
+    /// A writer dies half-way through writing this value; the next writer takes over.
+    Abandon(u64),
+    Batch(Vec<u64>),
+    CheckWriter,
+}
+
+#[derive(Arbitrary, Debug)]
 struct Input {
     len: u16,
     ops: Vec<Op>,
+    lock_ops: Vec<LockOp>,
     /// Bytes to fill a second array's memory with.
     garbage: Vec<u8>,
     garbage_len: u8,
@@ -138,6 +154,58 @@ fn model_ops(len: usize, ops: &[Op]) {
     assert_eq!(a.snapshot(), m);
 }
 
+/// A value whose words must agree (a torn or mixed-up copy shows).
+fn lv(x: u64) -> [u64; 3] {
+    [x, !x, x.wrapping_mul(3)]
+}
+
+fn lock_ops(ops: &[LockOp]) {
+    let s = SeqLock::new(lv(0));
+    let (mut m, mut writes, mut dead) = (0u64, 0u64, false);
+    for op in ops.iter().take(128) {
+        match *op {
+            LockOp::Write(x) => {
+                s.write(&lv(x));
+                (m, writes, dead) = (x, writes + 1, false);
+            }
+            LockOp::Update(x) => {
+                let got = s.update(|v| *v = lv(v[0].wrapping_add(x)));
+                (m, writes, dead) = (m.wrapping_add(x), writes + 1, false);
+                assert_eq!(got, lv(m));
+            }
+            LockOp::Read => assert_eq!(s.read(), lv(m)),
+            // Single-threaded: nothing overlaps the read.
+            LockOp::TryRead => assert_eq!(s.try_read(), Some(lv(m))),
+            LockOp::ReadChecked => match s.read_checked() {
+                Ok(v) => {
+                    assert!(!dead, "a dead writer mid-write was not reported");
+                    assert_eq!(v, lv(m));
+                }
+                Err(Error::WriterDied { pid }) => assert!(dead && pid == DEAD),
+                Err(e) => panic!("unexpected error {e}"),
+            },
+            LockOp::Abandon(x) => {
+                s.__abandon_write(&lv(x), DEAD).unwrap();
+                dead = true;
+                assert_eq!(s.read(), lv(m), "readers keep the last complete value");
+            }
+            LockOp::Batch(ref xs) => {
+                let mut w = s.writer();
+                assert_eq!(w.took_over_from().is_some(), dead);
+                dead = false;
+                assert_eq!(w.get(), lv(m));
+                for &x in xs.iter().take(16) {
+                    w.write(&lv(x));
+                    (m, writes) = (x, writes + 1);
+                }
+            }
+            LockOp::CheckWriter => assert_eq!(s.check_writer().is_err(), dead),
+        }
+        assert_eq!(s.version(), writes, "one version per completed write");
+    }
+    assert_eq!(s.read(), lv(m));
+}
+
 /// Overwrites every byte of the object behind `b` (lock word included) with `bytes`, cycled.
 fn scribble<T: ?Sized>(b: &mut Box<T>, bytes: &[u8]) {
     if bytes.is_empty() {
@@ -164,7 +232,7 @@ fn hostile(len: usize, bytes: &[u8], reads: &[u16]) {
     }
     let _ = a.snapshot();
     let _ = a.check_writer();
-    // A lock word naming a dead process is taken over and every block repaired; one naming a
+    // A lock word naming a dead process is taken over and every block resynchronized; one naming a
     // live process is busy. Either way, no panic and no hang.
     if let Ok(mut w) = a.try_writer() {
         if len > 0 {
@@ -187,5 +255,6 @@ fn hostile(len: usize, bytes: &[u8], reads: &[u16]) {
 
 fuzz_target!(|input: Input| {
     model_ops(input.len as usize % 300, &input.ops);
+    lock_ops(&input.lock_ops);
     hostile(input.garbage_len as usize, &input.garbage, &input.reads);
 });

@@ -1,10 +1,10 @@
 //! [`SeqArray<T>`]: a fixed-length array of plain values, striped into independently versioned
 //! latch blocks.
 
-use super::alloc_region;
-use super::latch::Block;
+use super::latch::{copy_words, Rotation};
 use super::writer::{self, Acquired, WriterLock};
-use crate::sync::AtomicU64;
+use super::{alloc_region, round_up, LINE};
+use crate::sync::{AtomicU64, Ordering};
 use crate::words::{load_pod, store_pod, words_for_type};
 use crate::{Error, Result};
 use bytemuck::Pod;
@@ -18,14 +18,25 @@ const BLOCK_WORDS: usize = 64;
 #[cfg(feature = "loom")]
 const BLOCK_WORDS: usize = 2;
 
+/// Number of rotating copies of each block of a [`SeqArray`] (see the
+/// [module docs](crate::seqlock#memory) for the choice).
+pub const ARRAY_COPIES: usize = 2;
+
+/// Copies per block (a power of two).
+const N: usize = ARRAY_COPIES;
+/// Header words of a block: its `published` version and one "changed range" word per copy,
+/// padded to a cache line.
+const H: usize = round_up(1 + N, LINE);
+
 /// A fixed-length array of `T` shared between threads and processes: every element is read and
 /// written without tearing, readers never block writers and writers never wait for readers.
 ///
 /// Each element takes a whole number of 8-byte words (a `u8` takes 8 bytes, an `f32` 8, an
-/// `f64` 8, a `[f32; 3]` 16), kept twice (see the [module docs](crate::seqlock)). The array is cut
-/// into blocks of about 512 bytes, each with its own version: a reader of one element or a small
-/// range retries only when *its* block is being written, so a writer hammering one end of a large
-/// array does not starve readers of the other end. Operations spanning several blocks
+/// `f64` 8, a `[f32; 3]` 16), kept in [`ARRAY_COPIES`] rotating copies (see the
+/// [module docs](crate::seqlock)). The array is cut into blocks of about 512 bytes, each with its
+/// own version: a reader of one element or a small range retries only when *its* block is
+/// published again during the read, so a writer hammering one end of a large array does not
+/// starve readers of the other end. Operations spanning several blocks
 /// ([`snapshot`](Self::snapshot), [`write_from`](Self::write_from), …) are atomic block by
 /// block, not as a whole.
 ///
@@ -45,8 +56,85 @@ const BLOCK_WORDS: usize = 2;
 pub struct SeqArray<T> {
     _t: PhantomData<fn() -> T>,
     lock: WriterLock,
-    /// The blocks, one after the other: each a sequence word and two copies of its elements.
+    /// The blocks, one after the other, each (offsets in words, from local lengths):
+    ///
+    /// | words                | what                                                          |
+    /// | -------------------- | ------------------------------------------------------------- |
+    /// | `0`                  | `published`: the block's version                              |
+    /// | `1 + c`, `c < N`     | `changed[c]`: words the version in copy `c` changed (`start << 32 \| end`) |
+    /// | `H + c·S ..`         | copy `c`: the block's elements (`S` = data words rounded up to a line; exact for a short last block) |
     words: [AtomicU64],
+}
+
+/// One block: its latch and the writer's record of what each copy's version changed.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    latch: Rotation<'a>,
+    changed: &'a [AtomicU64],
+    width: usize,
+}
+
+impl<'a> Block<'a> {
+    /// The range a `changed` word names, clamped to the block (the word is shared memory).
+    fn range(&self, c: usize) -> (usize, usize) {
+        let w = self.changed[c].load(Ordering::Relaxed);
+        let end = ((w & 0xffff_ffff) as usize).min(self.width);
+        let start = ((w >> 32) as usize).min(end);
+        (start, end)
+    }
+
+    /// Writes the next version of the block: the words `a..b` come from `f`, the others from the
+    /// current version. The next copy holds the version before the current one, so only the
+    /// words that the current version changed are copied over (besides `a..b`).
+    #[inline]
+    fn write(&self, a: usize, b: usize, f: impl FnOnce(&[AtomicU64])) {
+        self.latch.write(|u, cur, next| {
+            self.fill(u, cur, next, a, b, f);
+        });
+    }
+
+    /// Brings `next` (the copy of version `u`) up to the current version outside `a..b`, lets
+    /// `f` store `a..b` and records `a..b` as what version `u` changed.
+    #[inline]
+    fn fill(
+        &self,
+        u: u64,
+        cur: &[AtomicU64],
+        next: &[AtomicU64],
+        a: usize,
+        b: usize,
+        f: impl FnOnce(&[AtomicU64]),
+    ) {
+        let me = u as usize % N;
+        // The versions between the one `next` holds (u − N) and the current one (u − 1) are
+        // recorded in the other copies' `changed` words.
+        let (mut lo, mut hi) = (self.width, 0);
+        for c in (0..N).filter(|&c| c != me) {
+            let (s, e) = self.range(c);
+            if s < e {
+                lo = lo.min(s);
+                hi = hi.max(e);
+            }
+        }
+        let cut = a.clamp(lo, hi.max(lo));
+        copy_words(&next[lo.min(cut)..cut], &cur[lo.min(cut)..cut]);
+        let from = b.clamp(lo, hi.max(lo));
+        if from < hi {
+            copy_words(&next[from..hi], &cur[from..hi]);
+        }
+        f(next);
+        self.changed[me].store((a as u64) << 32 | b as u64, Ordering::Relaxed);
+    }
+
+    /// After a takeover from a dead writer: resynchronizes the version and makes the next copy
+    /// (which the dead writer may have half written, outside any recorded range) equal to the
+    /// current one again. Readers are not disturbed: they read the current copy, and a reader
+    /// of the next copy's old version is lapped and retries.
+    fn recover(&self) {
+        self.latch.resync();
+        let (_, cur, next) = self.latch.begin();
+        copy_words(next, cur);
+    }
 }
 
 impl<T: Pod> SeqArray<T> {
@@ -58,8 +146,10 @@ impl<T: Pod> SeqArray<T> {
     } else {
         BLOCK_WORDS / Self::E
     };
+    /// Words from one copy of a full block to the next.
+    const S: usize = round_up(Self::B * Self::E, LINE);
     /// Words of a full block.
-    const BW: usize = Block::words(Self::B * Self::E);
+    const BW: usize = H + N * Self::S;
 
     /// Words after the lock for `len` elements (`None` on overflow). Strictly increasing in
     /// `len`, so [`len`](Self::len) can recover the length from the local word count.
@@ -69,7 +159,7 @@ impl<T: Pod> SeqArray<T> {
         if rem == 0 {
             Some(full)
         } else {
-            full.checked_add(Block::words(rem * Self::E))
+            full.checked_add(H + N * rem * Self::E)
         }
     }
 
@@ -82,8 +172,8 @@ impl<T: Pod> SeqArray<T> {
         let raw = alloc_region(n) as *mut Self;
         // SAFETY: `alloc_region` returned a heap allocation of `region_layout(n)`, the layout of
         // `Self` with n words (repr(C): a zero-sized marker, the lock, the words), initialized
-        // to a free lock and zero words (every block idle, copies equal), from the global
-        // allocator: what `Box` owns and frees.
+        // to a free lock and zero words (every block at version 0, copies equal, nothing
+        // changed), from the global allocator: what `Box` owns and frees.
         unsafe { Box::from_raw(raw) }
     }
 
@@ -96,7 +186,7 @@ impl<T: Pod> SeqArray<T> {
         let rem = if rest == 0 || Self::E == 0 {
             0
         } else {
-            (rest - 1) / (2 * Self::E)
+            (rest - H) / (N * Self::E)
         };
         full * Self::B + rem
     }
@@ -111,11 +201,15 @@ impl<T: Pod> SeqArray<T> {
     #[inline]
     fn block(&self, k: usize, len: usize) -> Block<'_> {
         let elems = (len - k * Self::B).min(Self::B);
+        let width = elems * Self::E;
+        let stride = if elems == Self::B { Self::S } else { width };
         let at = k * Self::BW;
-        Block::new(
-            &self.words[at..at + Block::words(elems * Self::E)],
-            elems * Self::E,
-        )
+        let words = &self.words[at..at + H + N * stride];
+        Block {
+            latch: Rotation::new(&words[0], &words[H..], N, stride, width),
+            changed: &words[1..1 + N],
+            width,
+        }
     }
 
     /// The words of element `j` within a block's copy.
@@ -153,6 +247,7 @@ impl<T: Pod> SeqArray<T> {
         let j = index % Self::B;
         Ok(self
             .block(index / Self::B, len)
+            .latch
             .read(|c| load_pod::<T>(Self::elem(c, j)))
             .0)
     }
@@ -165,6 +260,7 @@ impl<T: Pod> SeqArray<T> {
         let j = index % Self::B;
         Ok(self
             .block(index / Self::B, len)
+            .latch
             .try_read(|c| load_pod::<T>(Self::elem(c, j)))
             .map(|r| r.0))
     }
@@ -180,7 +276,7 @@ impl<T: Pod> SeqArray<T> {
         for chunk in self.chunks(start, out.len()) {
             let j0 = i % Self::B;
             let dst = &mut out[i - start..i - start + chunk];
-            self.block(i / Self::B, len).read(|c| {
+            self.block(i / Self::B, len).latch.read(|c| {
                 for (j, d) in dst.iter_mut().enumerate() {
                     *d = load_pod(Self::elem(c, j0 + j));
                 }
@@ -308,8 +404,9 @@ impl<T: Pod> SeqArray<T> {
     }
 
     /// Test hook: takes the writer lock in the name of process `owner_pid` and abandons a write
-    /// of `v` to element `index` between the odd and the even store of its block, as a writer
-    /// killed there would. The lock stays held.
+    /// of `v` to element `index` before it is published, with the block's next copy brought up
+    /// to date and half of the element's words written, as a writer killed there would. The lock
+    /// stays held.
     ///
     /// # Errors
     /// [`Error::WriterBusy`](crate::Error::WriterBusy), [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
@@ -324,13 +421,14 @@ impl<T: Pod> SeqArray<T> {
         let w = self.wrap(self.lock.try_acquire_as(id)?);
         core::mem::forget(w);
         let b = self.block(index / Self::B, len);
-        let scratch: Vec<AtomicU64> = b
-            .current()
-            .iter()
-            .map(|x| AtomicU64::new(x.load(crate::sync::Ordering::Relaxed)))
-            .collect();
-        store_pod(Self::elem(&scratch, index % Self::B), &v);
-        b.write_abandoned(&scratch);
+        let j = index % Self::B;
+        let scratch: Vec<AtomicU64> = (0..Self::E).map(|_| AtomicU64::new(0)).collect();
+        store_pod(&scratch, &v);
+        let half = Self::E.div_ceil(2);
+        let (u, cur, next) = b.latch.begin();
+        b.fill(u, cur, next, j * Self::E, (j + 1) * Self::E, |c| {
+            copy_words(&Self::elem(c, j)[..half], &scratch[..half]);
+        });
         Ok(())
     }
 }
@@ -351,7 +449,7 @@ impl<T: Pod> ArrayWriter<'_, T> {
         self.array.check_index(index)?;
         let b = self.array.block(index / SeqArray::<T>::B, self.len);
         Ok(load_pod(SeqArray::<T>::elem(
-            b.current(),
+            b.latch.current(),
             index % SeqArray::<T>::B,
         )))
     }
@@ -362,10 +460,12 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     pub fn set(&mut self, index: usize, v: T) -> Result<()> {
         self.array.check_index(index)?;
-        let j = index % SeqArray::<T>::B;
+        let (j, e) = (index % SeqArray::<T>::B, SeqArray::<T>::E);
         self.array
             .block(index / SeqArray::<T>::B, self.len)
-            .write(|c| store_pod(SeqArray::<T>::elem(c, j), &v));
+            .write(j * e, (j + 1) * e, |c| {
+                store_pod(SeqArray::<T>::elem(c, j), &v)
+            });
         Ok(())
     }
 
@@ -375,7 +475,9 @@ impl<T: Pod> ArrayWriter<'_, T> {
         for chunk in self.array.chunks(start, src.len()) {
             let j0 = i % SeqArray::<T>::B;
             let part = &src[i - start..i - start + chunk];
-            self.array.block(i / SeqArray::<T>::B, self.len).write(|c| {
+            let e = SeqArray::<T>::E;
+            let block = self.array.block(i / SeqArray::<T>::B, self.len);
+            block.write(j0 * e, (j0 + chunk) * e, |c| {
                 for (j, v) in part.iter().enumerate() {
                     store_pod(SeqArray::<T>::elem(c, j0 + j), v);
                 }
@@ -409,7 +511,7 @@ impl<T: Pod> ArrayWriter<'_, T> {
         let mut vals: Vec<T> = (range.clone())
             .map(|i| {
                 let b = self.array.block(i / SeqArray::<T>::B, self.len);
-                load_pod(SeqArray::<T>::elem(b.current(), i % SeqArray::<T>::B))
+                load_pod(SeqArray::<T>::elem(b.latch.current(), i % SeqArray::<T>::B))
             })
             .collect();
         f(&mut vals);
@@ -417,8 +519,8 @@ impl<T: Pod> ArrayWriter<'_, T> {
         Ok(())
     }
 
-    /// The pid of a dead writer whose lock this writer took over (its half-done write was
-    /// repaired), like `EOWNERDEAD`.
+    /// The pid of a dead writer whose lock this writer took over (its unpublished write was
+    /// discarded), like `EOWNERDEAD`.
     pub fn took_over_from(&self) -> Option<u32> {
         self.took_over_from
     }
@@ -440,15 +542,14 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqArray<T> {
 mod object {
     use super::*;
     use crate::segment::object::{Kind, Object, TypeTag};
-    use crate::seqlock::{fat, region_layout};
-    use crate::sync::Ordering;
+    use crate::seqlock::{fat, region_layout, LAYOUT_VERSION};
     use crate::{Handle, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
     impl<T: Pod> SeqArray<T> {
         fn words_for_tag(tag: &TypeTag) -> Option<usize> {
-            if tag.elem_size as usize != core::mem::size_of::<T>() {
+            if tag.elem_size as usize != core::mem::size_of::<T>() || tag.extra != LAYOUT_VERSION {
                 return None;
             }
             Self::words_for_len(usize::try_from(tag.len).ok()?)
@@ -463,8 +564,10 @@ mod object {
         fn element() -> TypeTag {
             TypeTag::of::<T>(Kind::SEQ_ARRAY)
         }
+        /// `extra` holds the latch layout version: an object of another layout (another shmkit
+        /// build) is a type mismatch, never misread.
         fn tag(len: &usize) -> TypeTag {
-            Self::element().with_dims(*len as u64, 0)
+            Self::element().with_dims(*len as u64, LAYOUT_VERSION)
         }
         fn layout(tag: &TypeTag) -> Option<Layout> {
             region_layout(Self::words_for_tag(tag)?)
@@ -474,7 +577,8 @@ mod object {
             // holds Self with words_for_tag(tag) words; every bit pattern is valid.
             let a = unsafe { Self::cast(ptr, tag).as_ref() };
             a.lock.init_free();
-            // All zero: every block idle (sequence 0) with equal, zeroed copies.
+            // All zero: every block at version 0 with equal, zeroed copies and nothing recorded
+            // as changed.
             for w in &a.words {
                 w.store(0, Ordering::Relaxed);
             }
@@ -557,10 +661,52 @@ mod tests {
         assert!(all.iter().all(|&x| x == 9));
     }
 
+    /// Writes of single elements and ranges, then reads after each: the copy being filled is
+    /// brought up to date from the changed ranges, so no earlier write is lost or resurrected.
+    #[test]
+    fn rotation_keeps_every_write() {
+        fn run<T: Pod + PartialEq + core::fmt::Debug>(len: usize, mk: impl Fn(u64) -> T) {
+            let a = SeqArray::<T>::new(len);
+            let mut m = vec![T::zeroed(); len];
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for step in 0..2000u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x % len as u64) as usize;
+                match step % 5 {
+                    0..=2 => {
+                        a.set(i, mk(step)).unwrap();
+                        m[i] = mk(step);
+                    }
+                    3 => {
+                        let end = (i + (x >> 20) as usize % 90).min(len);
+                        let mut w = a.writer();
+                        w.update_range(i..end, |xs| xs.iter_mut().for_each(|v| *v = mk(step)))
+                            .unwrap();
+                        m[i..end].iter_mut().for_each(|v| *v = mk(step));
+                        assert_eq!(w.get(i).unwrap(), m[i]);
+                    }
+                    _ => assert_eq!(a.get(i).unwrap(), m[i], "step {step}"),
+                }
+                if step % 97 == 0 {
+                    assert_eq!(a.snapshot(), m, "step {step}");
+                }
+            }
+            assert_eq!(a.snapshot(), m);
+        }
+        run::<u64>(300, |k| k);
+        run::<[u32; 3]>(100, |k| [k as u32, !(k as u32), 7]);
+        run::<u8>(5, |k| k as u8);
+    }
+
     #[test]
     fn dead_writer_mid_block_is_repaired() {
         let a = SeqArray::<u64>::new(300);
         a.write_from(&[5; 300]).unwrap();
+        // The block's last write changed element 131 only: the copy the dead writer scribbled on
+        // is caught up from that range alone, so only the repair removes its 77.
+        a.set(131, 5).unwrap();
         let dead = i32::MAX as u32 + 11;
         a.__abandon_set(130, 77, dead).unwrap();
         assert_eq!(a.get(130).unwrap(), 5, "the old value stays readable");
@@ -571,6 +717,12 @@ mod tests {
         w.set(131, 6).unwrap();
         drop(w);
         assert_eq!(a.get(131).unwrap(), 6);
+        // The next copy of the block was made whole again: more writes there lose nothing.
+        for k in 0..5 {
+            a.set(129, k).unwrap();
+        }
+        assert_eq!(a.get(130).unwrap(), 5);
+        a.set(129, 5).unwrap();
         assert!(a
             .snapshot()
             .iter()

@@ -1,104 +1,135 @@
-//! The two-copy latch: one versioned block of words that readers can always read consistently,
-//! even while a writer is in the middle of a write or after it died there.
+//! The rotating latch: `N` copies of a value and one published version number. Readers always
+//! read a complete copy that the writer is not touching, even while a writer is in the middle of a
+//! write or after it died there.
 //!
-//! A block is `1 + 2·W` words: a sequence word, then two copies of the data (`copy0`, `copy1`,
-//! `W` words each). A write goes through three phases; the sequence word's value modulo 4 says
-//! which copy is stable for readers:
+//! # The protocol
 //!
-//! | `seq % 4` | writer is…                          | readers read | copies            |
-//! | --------- | ----------------------------------- | ------------ | ----------------- |
-//! | 0         | idle                                | `copy0`      | equal             |
-//! | 1         | writing `copy0`                     | `copy1`      | `copy1` = old     |
-//! | 2         | writing `copy1`                     | `copy0`      | `copy0` = new     |
-//! | 3         | (never written; corrupted memory)   | `copy0`      | unknown           |
+//! A latch is a `published` word (the version `v`, the number of completed writes) and `N` copies
+//! (`N` a power of two). Version `v` lives in copy `v mod N`.
 //!
-//! A write: `seq = 4k+1` (Release) and `fence(Release)`, data into `copy0`, `seq = 4k+2`
-//! (Release) and `fence(Release)`, data into `copy1`, `seq = 4k+4` (Release). A read (Boehm's protocol):
-//! `s = seq` (Acquire), relaxed loads of the stable copy, `fence(Acquire)`, `seq` again (Relaxed);
-//! the read is good iff both loads saw `s`. Why it is sound: a data store made after any later
-//! bump is preceded by that bump and a release fence; a reader that saw such a store synchronizes
-//! through its acquire fence and then sees the bump, so its second load differs. The copy a reader
-//! picks at `s` is written only after the bump that follows `s`, and its last writes came before
-//! the release store of `s`, which the reader acquired.
+//! ```text
+//! writer, version u = v + 1          reader
+//! ─────────────────────────          ──────────────────────────────────────
+//! fence(Release)                     v1 = published.load(Acquire)
+//! relaxed stores into copy u mod N   relaxed loads from copy v1 mod N
+//! published.store(u, Release)        fence(Acquire)
+//!                                    v2 = published.load(Relaxed)
+//!                                    good iff v2 − v1 ≤ N − 2 (wrapping)
+//! ```
 //!
-//! Because one copy is always stable, a writer that stops (descheduled, or killed) never blocks
-//! readers: they keep getting the last complete value. A writer that takes over after a dead one
-//! calls [`recover`](Block::recover), which copies the stable copy over the torn one and sets the
-//! sequence to the next multiple of 4, restoring "idle, copies equal".
+//! Why it is sound (Boehm's fence pattern, with a window of `N − 1` versions instead of one):
 //!
-//! All data is moved with relaxed atomic word loads and stores ([`crate::words`]); no plain read
-//! of shared bytes is ever made.
+//! - *Complete.* `published = v1` was stored with Release after every store of version `v1`'s
+//!   copy; the reader acquired it, so its loads see those stores or later ones.
+//! - *Not torn.* The only later stores to copy `v1 mod N` belong to versions `v1 + N`,
+//!   `v1 + 2N`, …, and the writer makes them after its fence(Release), which follows its store
+//!   `published = v1 + N − 1`. If a reader's load saw one of them, that fence synchronizes with
+//!   the reader's fence(Acquire), so the store `published = v1 + N − 1` happens before the
+//!   reader's second load, which then returns at least `v1 + N − 1`: the check fails and the
+//!   attempt is dropped. (Versions never go back: only the lock holder stores them, each one
+//!   `+1`.)
+//!
+//! # Why rotating copies
+//!
+//! - **Readers get a long window.** A reader of version `v1` is disturbed only when the writer
+//!   *starts* version `v1 + N`, i.e. after `N − 1` whole further writes, not by the write that
+//!   runs next to it. With a writer rewriting a 4 KiB value continuously, a reader copying 64
+//!   cache lines that the other core keeps stealing would otherwise retry again and again.
+//! - **The writer writes lines nobody is reading.** It fills a copy that readers left `N − 1`
+//!   versions ago; the lines readers poll are the `published` word (one store per write) and the
+//!   copy they read, which holds still. No per-copy sequence word is needed: the single version
+//!   number says both which copy is current and whether the window was exceeded.
+//! - **A dead writer never blocks readers.** A writer that stops (descheduled, or killed) before
+//!   its `published` store leaves the last complete version readable forever. The next writer
+//!   simply writes the same version again into the same copy: the torn copy was never published.
+//!   It first reads `published` with a read-modify-write ([`resync`](Rotation::resync)), which
+//!   always returns the latest value, so it never reuses the copy readers are reading.
+//!
+//! All data is moved with relaxed atomic word loads and stores ([`crate::words`]); no plain or
+//! volatile read of shared bytes is ever made. Every index taken from shared memory is masked
+//! with the local `N − 1`, so hostile memory gives wrong values, never an out-of-bounds access.
 
 use crate::sync::{fence, AtomicU64, Ordering};
 
-/// One latch block: a view into `1 + 2·w` words of shared memory.
+/// One latch: a view into shared words, with its geometry from local (trusted) numbers.
 #[derive(Clone, Copy)]
-pub(crate) struct Block<'a> {
-    seq: &'a AtomicU64,
-    copy0: &'a [AtomicU64],
-    copy1: &'a [AtomicU64],
+pub(crate) struct Rotation<'a> {
+    published: &'a AtomicU64,
+    /// `N` copies, `stride` words apart (the last one may be exactly `width` words).
+    copies: &'a [AtomicU64],
+    stride: usize,
+    width: usize,
+    /// `N − 1`.
+    mask: u64,
 }
 
-impl<'a> Block<'a> {
-    /// Words a block of `w` data words takes.
-    #[inline]
-    pub(crate) const fn words(w: usize) -> usize {
-        1 + 2 * w
-    }
+/// Retries of a read made at once before a retry first backs off.
+const EAGER_RETRIES: u32 = 8;
 
-    /// The block in `words` (exactly `1 + 2·w` words, split locally).
+impl<'a> Rotation<'a> {
+    /// The latch made of `published` and the `n` copies in `copies` (`n` a power of two ≥ 2,
+    /// `copies.len() ≥ (n − 1)·stride + width`, `width ≤ stride`).
     ///
     /// # Panics
-    /// If `words.len() != 1 + 2·w` (a local bug: callers slice with local lengths).
+    /// On a violated precondition (a local bug: callers compute every length locally).
     #[inline]
-    pub(crate) fn new(words: &'a [AtomicU64], w: usize) -> Self {
-        assert_eq!(words.len(), Self::words(w), "latch block of the wrong size");
-        let (seq, data) = words.split_at(1);
-        let (copy0, copy1) = data.split_at(w);
-        Block {
-            seq: &seq[0],
-            copy0,
-            copy1,
+    pub(crate) fn new(
+        published: &'a AtomicU64,
+        copies: &'a [AtomicU64],
+        n: usize,
+        stride: usize,
+        width: usize,
+    ) -> Self {
+        debug_assert!(n >= 2 && n.is_power_of_two());
+        debug_assert!(width <= stride || n == 1);
+        assert!(
+            copies.len() >= (n - 1) * stride + width,
+            "latch copies of the wrong size"
+        );
+        Rotation {
+            published,
+            copies,
+            stride,
+            width,
+            mask: (n - 1) as u64,
         }
     }
 
-    /// The sequence word's current value (Acquire).
+    /// The copy that holds version `v`.
     #[inline]
-    pub(crate) fn seq(&self) -> u64 {
-        self.seq.load(Ordering::Acquire)
+    fn copy(&self, v: u64) -> &'a [AtomicU64] {
+        let at = (v & self.mask) as usize * self.stride;
+        &self.copies[at..at + self.width]
     }
 
-    /// Sets a fresh block to "idle": sequence 0. The caller has stored the initial data into both
-    /// copies (or zeros).
+    /// The published version (Acquire): the number of completed writes, wrapping.
+    #[inline]
+    pub(crate) fn version(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// Sets a fresh latch to version 0 (the caller stored the initial value into copy 0, or
+    /// zeroed all copies).
     pub(crate) fn init(&self) {
-        self.seq.store(0, Ordering::Release);
+        self.published.store(0, Ordering::Release);
     }
 
-    /// The copy readers use at sequence `s`.
-    #[inline]
-    fn stable(&self, s: u64) -> &'a [AtomicU64] {
-        if s & 3 == 1 {
-            self.copy1
-        } else {
-            self.copy0
-        }
-    }
-
-    /// One read attempt: runs `f` on the stable copy and returns its result with the sequence
-    /// seen, or `None` when a write overlapped (the result may be torn and is dropped).
+    /// One read attempt: runs `f` on the current copy and returns its result with the version
+    /// read, or `None` when the writer may have started overwriting that copy during the read (the
+    /// result may be torn and is dropped).
     ///
     /// `f` must only load from the words (relaxed) and must not panic on any bit pattern.
     #[inline]
     pub(crate) fn try_read<R>(&self, f: impl FnOnce(&[AtomicU64]) -> R) -> Option<(R, u64)> {
-        let s1 = self.seq.load(Ordering::Acquire);
-        let r = f(self.stable(s1));
+        let v1 = self.published.load(Ordering::Acquire);
+        let r = f(self.copy(v1));
         fence(Ordering::Acquire);
-        let s2 = self.seq.load(Ordering::Relaxed);
-        (s1 == s2).then_some((r, s1))
+        let v2 = self.published.load(Ordering::Relaxed);
+        (v2.wrapping_sub(v1) < self.mask).then_some((r, v1))
     }
 
-    /// Reads until an attempt succeeds. Retries only while writes overlap the read: never
-    /// because a writer stopped or died.
+    /// Reads until an attempt succeeds. Retries only while the writer laps the reader (`N − 1`
+    /// writes during one read): never because a writer stopped or died.
     #[inline]
     pub(crate) fn read<R>(&self, mut f: impl FnMut(&[AtomicU64]) -> R) -> (R, u64) {
         if let Some(r) = self.try_read(&mut f) {
@@ -110,10 +141,14 @@ impl<'a> Block<'a> {
     #[cold]
     fn read_slow<R>(&self, mut f: impl FnMut(&[AtomicU64]) -> R) -> (R, u64) {
         let mut spin = crate::sync::Spin::new();
+        let mut retries = 0u32;
         loop {
-            // Under loom every spin hint is a scheduling point: one yield per retry is enough.
-            if cfg!(feature = "loom") {
-                crate::sync::yield_now();
+            // The newest copy is complete and has a whole window ahead of it: retry at once. Only
+            // a reader lapped again and again (it keeps being descheduled mid-read) backs off.
+            // Under loom every hint is a scheduling point: one yield per retry.
+            retries = retries.saturating_add(1);
+            if cfg!(feature = "loom") || retries <= EAGER_RETRIES {
+                crate::sync::spin_hint();
             } else {
                 spin.snooze();
             }
@@ -123,67 +158,116 @@ impl<'a> Block<'a> {
         }
     }
 
-    /// The writer's view of the current value: `copy0` (the caller holds the writer lock and the
-    /// block is idle, so nobody else writes it).
+    /// The writer's view of the current value (the caller holds the writer lock: nobody else
+    /// writes, and it read `published` after acquiring the lock).
     #[inline]
     pub(crate) fn current(&self) -> &'a [AtomicU64] {
-        self.copy0
+        self.copy(self.published.load(Ordering::Relaxed))
     }
 
-    /// Bumps the sequence to `to`: a release store (publishing the data stored before) and a
-    /// release fence (keeping the data stores after it behind it).
+    /// Writes the next version. `f(u, current, next)` gets the new version number, the current
+    /// copy (to read from) and the copy of version `u` (to fill completely: it holds version
+    /// `u − N`); then `u` is published. The caller holds the writer lock.
     #[inline]
-    fn bump(&self, to: u64) {
-        self.seq.store(to, Ordering::Release);
-        fence(Ordering::Release);
+    pub(crate) fn write<R>(&self, f: impl FnOnce(u64, &'a [AtomicU64], &'a [AtomicU64]) -> R) -> R {
+        let (u, cur, next) = self.begin();
+        let r = f(u, cur, next);
+        self.published.store(u, Ordering::Release);
+        r
     }
 
-    /// Writes through the three phases; `f` stores the new data into the copy it is given and is
-    /// called twice (once per copy) with the same effect. The caller holds the writer lock and
-    /// the block is idle (`seq % 4 == 0`, as after [`recover`](Block::recover)).
+    /// The first half of a write (the second is the release store of `u`): returns the next
+    /// version `u`, the current copy and the copy of `u`, after the fence that keeps the stores
+    /// into it behind the store of the current version. Test hooks and the repair after a
+    /// takeover use it alone (a write that is never published).
     #[inline]
-    pub(crate) fn write(&self, mut f: impl FnMut(&[AtomicU64])) {
-        let s = self.seq.load(Ordering::Relaxed) & !3;
-        self.bump(s.wrapping_add(1));
-        f(self.copy0);
-        self.bump(s.wrapping_add(2));
-        f(self.copy1);
-        self.seq.store(s.wrapping_add(4), Ordering::Release);
-    }
-
-    /// Test hook: starts a write and abandons it between the odd and the even store, with
-    /// `copy0` half written (its first `⌈w/2⌉` words new, the rest old), as a writer killed there
-    /// would leave it. `scratch` holds the complete new data (`w` words, private memory).
-    pub(crate) fn write_abandoned(&self, scratch: &[AtomicU64]) {
-        let s = self.seq.load(Ordering::Relaxed) & !3;
-        self.bump(s.wrapping_add(1));
-        let half = self.copy0.len().div_ceil(2);
-        for (d, v) in self.copy0.iter().zip(scratch).take(half) {
-            d.store(v.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-    }
-
-    /// Repairs a block a dead writer may have left mid-write (the caller holds the writer lock):
-    /// copies the stable copy over the other one and sets the sequence to the next multiple of 4.
-    /// Harmless on an idle block. Readers are never disturbed: they keep reading the stable copy
-    /// until the final store.
-    pub(crate) fn recover(&self) {
-        let s = self.seq.load(Ordering::Acquire);
-        if s & 3 == 0 {
-            // Idle: a write completed its last phase; the copies are equal.
-            return;
-        }
-        // Readers that see one of the stores below must then see the sequence move on (or at
-        // least the dead writer's last bump, which we acquired): pair with their acquire fence.
+    pub(crate) fn begin(&self) -> (u64, &'a [AtomicU64], &'a [AtomicU64]) {
+        let v = self.published.load(Ordering::Relaxed);
+        let u = v.wrapping_add(1);
+        // Keeps the stores into copy `u` behind the store `published = v = u − 1`, the one a
+        // lapped reader must then see: see the module docs.
         fence(Ordering::Release);
-        let (from, to) = if s & 3 == 1 {
-            (self.copy1, self.copy0)
-        } else {
-            (self.copy0, self.copy1)
-        };
-        for (d, v) in to.iter().zip(from) {
-            d.store(v.load(Ordering::Relaxed), Ordering::Relaxed);
+        (u, self.copy(v), self.copy(u))
+    }
+
+    /// After taking the lock over from a dead writer: reads `published` with a
+    /// read-modify-write, which returns the latest value (the dead writer never released the
+    /// lock, so a plain load might not see its last store), and makes it visible to this
+    /// writer's later relaxed loads. Returns it.
+    pub(crate) fn resync(&self) -> u64 {
+        self.published.fetch_add(0, Ordering::AcqRel)
+    }
+}
+
+/// Copies `src` into `dst` word by word (relaxed; equal lengths).
+#[inline]
+pub(crate) fn copy_words(dst: &[AtomicU64], src: &[AtomicU64]) {
+    for (d, s) in dst.iter().zip(src) {
+        d.store(s.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+
+    fn words(n: usize) -> Vec<AtomicU64> {
+        (0..n).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    fn fill(c: &[AtomicU64], x: u64) {
+        c.iter().for_each(|w| w.store(x, Ordering::Relaxed));
+    }
+
+    /// A read overlapped by `k` whole writes succeeds for `k ≤ N − 2` and is dropped from
+    /// `k = N − 1` on; at `k = N` the copy it read really was overwritten under it.
+    #[test]
+    fn lapped_exactly_after_n_minus_1_writes() {
+        for n in [2usize, 4, 8, 16] {
+            for k in 0..=n {
+                let (published, copies) = (AtomicU64::new(0), words(4 * n));
+                let r = Rotation::new(&published, &copies, n, 4, 3);
+                r.init();
+                r.write(|u, _, next| fill(next, u));
+                let got = r.try_read(|c| {
+                    let first = c[0].load(Ordering::Relaxed);
+                    for _ in 0..k {
+                        r.write(|u, _, next| fill(next, u));
+                    }
+                    (first, c[2].load(Ordering::Relaxed))
+                });
+                match got {
+                    Some(((a, b), v)) => {
+                        assert!(k + 2 <= n, "n {n}: a read lapped by {k} writes succeeded");
+                        assert_eq!((a, b, v), (1, 1, 1));
+                    }
+                    None => assert!(k + 1 >= n, "n {n}: {k} writes made a read retry"),
+                }
+                if k == n {
+                    // What the check protects against: the copy changed under the reader.
+                    assert_eq!(copies[4 * (1 % n)].load(Ordering::Relaxed), 1 + n as u64);
+                }
+                assert_eq!(r.version(), 1 + k as u64);
+                assert_eq!(
+                    r.read(|c| c[1].load(Ordering::Relaxed)),
+                    (1 + k as u64, 1 + k as u64)
+                );
+            }
         }
-        self.seq.store((s & !3).wrapping_add(4), Ordering::Release);
+    }
+
+    /// Hostile versions (anything, wrapping) select a copy in bounds and never stop a read of
+    /// memory that holds still.
+    #[test]
+    fn hostile_versions_stay_in_bounds() {
+        let (published, copies) = (AtomicU64::new(0), words(8 * 3 + 2));
+        let r = Rotation::new(&published, &copies, 8, 3, 2);
+        for v in [u64::MAX, u64::MAX - 1, 1 << 63, 12345] {
+            published.store(v, Ordering::Relaxed);
+            assert_eq!(r.read(|c| c.len()), (2, v));
+            r.write(|u, _, next| fill(next, u));
+            assert_eq!(r.version(), v.wrapping_add(1));
+            assert_eq!(r.current()[1].load(Ordering::Relaxed), v.wrapping_add(1));
+        }
     }
 }

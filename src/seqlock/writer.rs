@@ -15,7 +15,7 @@
 //!
 //! A waiting writer spins, then yields, and checks the holder's liveness (a read of
 //! `/proc/<pid>/stat`) after [`FIRST_CHECK`] failed attempts and every [`CHECK_EVERY`] after that;
-//! a dead holder is replaced by one CAS (`dead → me`), and the winner repairs the data (see
+//! a dead holder is replaced by one CAS (`dead → me`), and the winner resynchronizes the data (see
 //! [`latch`](super::latch)) before writing.
 
 use crate::process;
@@ -42,7 +42,7 @@ static_assertions::assert_eq_align!(WriterLock, CachePadded<u64>);
 /// What acquiring the lock found.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Acquired {
-    /// The pid of a dead holder whose lock was taken over (the data must be repaired).
+    /// The pid of a dead holder whose lock was taken over (the data must be resynchronized).
     pub took_over_from: Option<u32>,
 }
 
