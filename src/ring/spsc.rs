@@ -647,6 +647,9 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// `Closed` once the ring is closed and drained; `Corrupted` when the shared tail is
     /// impossible.
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize, PopError> {
+        if out.is_empty() {
+            return Ok(0);
+        }
         let r = self.ring;
         let mut n = 0;
         for v in out.iter_mut() {
