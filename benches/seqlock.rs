@@ -8,8 +8,14 @@
 //!   Only the reader's loop is timed, by the reader itself, started by a command word in shared
 //!   memory (`iter_custom`). (Python's writer cannot rewrite 4 KiB in 10 µs: paced, it writes as
 //!   fast as it can.)
-//! - `seqlock-write`: the writer's throughput on a `SeqLock`, alone and with a reader process
-//!   reading continuously.
+//! - `seqlock-read`, ids `64B-2-readers` and `4KiB-2-readers`: the many-readers case a seqlock is
+//!   for. Two readers (one timed, one reading continuously next to it) while a writer rewrites
+//!   the value every 100 µs, *sleeping* in between so that the two readers have the two CPUs of
+//!   this machine. A lock's readers write the lock word, so two of them bounce its cache line
+//!   between the cores; a seqlock's readers write nothing.
+//! - `seqlock-write`: the writer's throughput, alone and with one reader reading continuously
+//!   (`shmkit-seqlock` and `raw_sync-rwlock` in processes, the RwLocks in threads): a seqlock
+//!   writer never waits for readers, a lock's writer waits for every reader to leave.
 //!
 //! Peers: `std-rwlock-threads`, `parking_lot-rwlock-threads`, `raw_sync-rwlock` (a process-shared
 //! pthread rwlock over a shared file mapping), `python-mp-array-lock` (`multiprocessing.Array`
@@ -39,10 +45,44 @@ mod bench {
     const SEG: &str = "SHMKIT_BENCH_SEQLOCK_SEG";
     const WORDS: &str = "SHMKIT_BENCH_SEQLOCK_WORDS";
     const RAW: &str = "SHMKIT_BENCH_SEQLOCK_RAW";
-    const PACE: &str = "SHMKIT_BENCH_SEQLOCK_PACE_NS";
+    const PACE: &str = "SHMKIT_BENCH_SEQLOCK_PACE";
 
     /// The realistic writer rate of the paced `seqlock-read` cases.
-    const PACED: Duration = Duration::from_micros(10);
+    const PACED: Pace = Pace::Spin(Duration::from_micros(10));
+    /// The writer of the two-reader cases: it sleeps between writes, leaving both CPUs to the
+    /// readers.
+    const SLEEPY: Pace = Pace::Sleep(Duration::from_micros(100));
+
+    /// How a writer paces its writes.
+    #[derive(Clone, Copy, Debug)]
+    enum Pace {
+        /// As fast as it can.
+        Continuous,
+        /// One write per period, spinning on the clock in between (keeps its CPU).
+        Spin(Duration),
+        /// A write, then a sleep of the period (gives its CPU away).
+        Sleep(Duration),
+    }
+
+    impl Pace {
+        /// The form passed to a child (`PACE`) and to the Python peer.
+        fn encode(self) -> String {
+            match self {
+                Pace::Continuous => "0".into(),
+                Pace::Spin(d) => d.as_nanos().to_string(),
+                Pace::Sleep(d) => format!("sleep:{}", d.as_nanos()),
+            }
+        }
+
+        fn decode(s: &str) -> Self {
+            let ns = |x: &str| Duration::from_nanos(x.parse().expect("pace in ns"));
+            match s.strip_prefix("sleep:") {
+                Some(x) => Pace::Sleep(ns(x)),
+                None if s == "0" => Pace::Continuous,
+                None => Pace::Spin(ns(s)),
+            }
+        }
+    }
 
     pub fn main() {
         if let Ok(role) = std::env::var(ROLE) {
@@ -52,10 +92,12 @@ mod bench {
         let mut c = Criterion::default().configure_from_args();
         {
             let mut g = c.benchmark_group("seqlock-read");
-            read_group::<8>(&mut g, "64B", None);
-            read_group::<512>(&mut g, "4KiB", None);
-            read_group::<8>(&mut g, "64B-write-every-10us", Some(PACED));
-            read_group::<512>(&mut g, "4KiB-write-every-10us", Some(PACED));
+            read_group::<8>(&mut g, "64B", Pace::Continuous, 1);
+            read_group::<512>(&mut g, "4KiB", Pace::Continuous, 1);
+            read_group::<8>(&mut g, "64B-write-every-10us", PACED, 1);
+            read_group::<512>(&mut g, "4KiB-write-every-10us", PACED, 1);
+            read_group::<8>(&mut g, "64B-2-readers", SLEEPY, 2);
+            read_group::<512>(&mut g, "4KiB-2-readers", SLEEPY, 2);
             g.finish();
         }
         {
@@ -76,8 +118,8 @@ mod bench {
         seg: Segment,
         children: Vec<Child>,
         raw_file: Option<String>,
-        /// The writers' pace (`None`: continuous).
-        pace: Option<Duration>,
+        /// The writers' pace.
+        pace: Pace,
     }
 
     impl Procs {
@@ -94,7 +136,7 @@ mod bench {
                 seg,
                 children: Vec::new(),
                 raw_file: None,
-                pace: None,
+                pace: Pace::Continuous,
             }
         }
 
@@ -110,9 +152,7 @@ mod bench {
             if let Some(f) = &self.raw_file {
                 cmd.env(RAW, f);
             }
-            if let Some(p) = self.pace {
-                cmd.env(PACE, p.as_nanos().to_string());
-            }
+            cmd.env(PACE, self.pace.encode());
             self.children.push(cmd.spawn().expect("spawn bench child"));
         }
 
@@ -178,6 +218,7 @@ mod bench {
             ("readloop", 512) => shmkit_readloop::<512>(&seg),
             ("raw-writer", _) => raw::writer(&seg, words),
             ("raw-reader", _) => raw::reader(&seg, words),
+            ("raw-readloop", _) => raw::readloop(&seg, words),
             _ => panic!("unknown bench role {role} / {words}"),
         }
     }
@@ -191,32 +232,34 @@ mod bench {
         v.iter().fold(0, |acc, &x| acc | (x ^ first)) == 0
     }
 
-    /// Paces a writer: `wait` returns at once when continuous, else spins on the clock until the
-    /// next write is due (one write every `every`; a writer that fell behind starts afresh).
+    /// Paces a writer: `wait` returns at once when continuous, spins on the clock until the next
+    /// write is due (one write every period; a writer that fell behind starts afresh), or sleeps
+    /// for the period.
     struct Pacer {
-        every: Option<Duration>,
+        pace: Pace,
         next: Instant,
     }
 
     impl Pacer {
-        fn new(every: Option<Duration>) -> Self {
+        fn new(pace: Pace) -> Self {
             Pacer {
-                every,
+                pace,
                 next: Instant::now(),
             }
         }
 
-        /// The pace a child was started with (`PACE`, nanoseconds).
+        /// The pace a child was started with (`PACE`).
         fn from_env() -> Self {
-            let every = std::env::var(PACE)
-                .ok()
-                .map(|ns| Duration::from_nanos(ns.parse().expect("pace in ns")));
-            Pacer::new(every)
+            Pacer::new(Pace::decode(&std::env::var(PACE).expect("pace")))
         }
 
         #[inline]
         fn wait(&mut self) {
-            let Some(every) = self.every else { return };
+            let every = match self.pace {
+                Pace::Continuous => return,
+                Pace::Sleep(d) => return std::thread::sleep(d),
+                Pace::Spin(d) => d,
+            };
             self.next += every;
             let mut now = Instant::now();
             while now < self.next {
@@ -286,11 +329,28 @@ mod bench {
         let v = seg.seqlock::<[u64; N]>("v", [0; N]).unwrap();
         serve(seg, |n| {
             for _ in 0..n {
-                let x = v.read();
-                assert!(uniform(&x), "torn read");
-                black_box(x);
+                check(v.read());
             }
         });
+    }
+
+    /// What every peer's reader does with a snapshot: checks it is not torn, and keeps it.
+    #[inline]
+    fn check<const N: usize>(x: [u64; N]) {
+        assert!(uniform(&x), "torn read");
+        black_box(x);
+    }
+
+    /// Runs `read` (one snapshot, checked) until the `stop` control word is set: the reader that
+    /// runs next to the timed one, or against the timed writer.
+    fn read_until_stopped(seg: &Segment, mut read: impl FnMut()) {
+        let stop = seg.counter("stop").unwrap();
+        seg.counter("ready").unwrap().inc();
+        while stop.load() == 0 {
+            for _ in 0..64 {
+                read();
+            }
+        }
     }
 
     fn shmkit_readloop<const N: usize>(seg: &Segment)
@@ -298,18 +358,14 @@ mod bench {
         [u64; N]: bytemuck::Pod,
     {
         let v = seg.seqlock::<[u64; N]>("v", [0; N]).unwrap();
-        let stop = seg.counter("stop").unwrap();
-        seg.counter("ready").unwrap().inc();
-        while stop.load() == 0 {
-            for _ in 0..64 {
-                black_box(v.read());
-            }
-        }
+        read_until_stopped(seg, || check(v.read()));
     }
 
     // ---------- seqlock-read ----------
 
-    fn read_group<const N: usize>(g: &mut Group<'_>, label: &str, pace: Option<Duration>)
+    /// One `seqlock-read` case for every peer: a writer at `pace`, `readers` readers of which the
+    /// first is timed.
+    fn read_group<const N: usize>(g: &mut Group<'_>, label: &str, pace: Pace, readers: usize)
     where
         [u64; N]: bytemuck::Pod,
     {
@@ -319,7 +375,10 @@ mod bench {
             p.seg.seqlock::<[u64; N]>("v", [0; N]).unwrap();
             p.spawn("writer", N);
             p.spawn("reader", N);
-            p.wait_ready(2);
+            for _ in 1..readers {
+                p.spawn("readloop", N);
+            }
+            p.wait_ready(1 + readers as u64);
             g.bench_function(BenchmarkId::new("shmkit-seqlock", label), |b| {
                 b.iter_custom(|iters| p.measure(iters))
             });
@@ -328,7 +387,7 @@ mod bench {
             g,
             "std-rwlock-threads",
             label,
-            pace,
+            (pace, readers),
             std::sync::RwLock::new([0u64; N]),
             |l, v| *l.write().unwrap() = v,
             |l| *l.read().unwrap(),
@@ -337,52 +396,113 @@ mod bench {
             g,
             "parking_lot-rwlock-threads",
             label,
-            pace,
+            (pace, readers),
             parking_lot::RwLock::new([0u64; N]),
             |l, v| *l.write() = v,
             |l| *l.read(),
         );
-        raw::bench(g, label, N, pace);
-        python_peer(g, label, N, pace);
+        raw::bench(g, label, N, pace, readers);
+        python_peer(g, label, N, pace, readers);
     }
 
-    /// A writer thread rewrites the value (continuously or paced); the bench thread reads it.
+    /// Background threads, stopped and joined on drop.
+    struct Threads {
+        stop: Arc<AtomicBool>,
+        handles: Vec<std::thread::JoinHandle<()>>,
+    }
+
+    impl Threads {
+        fn new() -> Self {
+            Threads {
+                stop: Arc::new(AtomicBool::new(false)),
+                handles: Vec::new(),
+            }
+        }
+
+        /// Runs `f` over and over on a new thread until dropped.
+        fn spawn(&mut self, mut f: impl FnMut() + Send + 'static) {
+            let stop = self.stop.clone();
+            self.handles.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    f();
+                }
+            }));
+        }
+    }
+
+    impl Drop for Threads {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            for h in self.handles.drain(..) {
+                let _ = h.join();
+            }
+        }
+    }
+
+    /// A writer thread rewrites the value at `pace`, `readers − 1` threads read it
+    /// continuously, and the bench thread reads it.
     fn threads_peer<const N: usize, L: Send + Sync + 'static>(
         g: &mut Group<'_>,
         id: &str,
         label: &str,
-        pace: Option<Duration>,
+        (pace, readers): (Pace, usize),
         lock: L,
         write: fn(&L, [u64; N]),
         read: fn(&L) -> [u64; N],
     ) {
         let lock = Arc::new(lock);
-        let stop = Arc::new(AtomicBool::new(false));
-        let w = {
-            let (lock, stop) = (lock.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut pace = Pacer::new(pace);
-                let mut k = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    k += 1;
-                    pace.wait();
-                    write(&lock, [k; N]);
-                }
-            })
-        };
+        let mut bg = Threads::new();
+        {
+            let (lock, mut pace, mut k) = (lock.clone(), Pacer::new(pace), 0u64);
+            bg.spawn(move || {
+                k += 1;
+                pace.wait();
+                write(&lock, [k; N]);
+            });
+        }
+        for _ in 1..readers {
+            let lock = lock.clone();
+            bg.spawn(move || check(read(&lock)));
+        }
         g.bench_function(BenchmarkId::new(id, label), |b| {
             b.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    let x = read(&lock);
-                    assert!(uniform(&x));
-                    black_box(x);
+                    check(read(&lock));
                 }
                 t.elapsed()
             })
         });
-        stop.store(true, Ordering::Relaxed);
-        w.join().unwrap();
+    }
+
+    /// The writer's side for a lock peer in threads: the bench thread writes, `readers` threads
+    /// read continuously.
+    fn threads_write_peer<const N: usize, L: Send + Sync + 'static>(
+        g: &mut Group<'_>,
+        id: &str,
+        label: &str,
+        readers: usize,
+        lock: L,
+        write: fn(&L, [u64; N]),
+        read: fn(&L) -> [u64; N],
+    ) {
+        let lock = Arc::new(lock);
+        let mut bg = Threads::new();
+        for _ in 0..readers {
+            let lock = lock.clone();
+            bg.spawn(move || check(read(&lock)));
+        }
+        let mut k = 0u64;
+        g.bench_function(BenchmarkId::new(id, label), |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    k += 1;
+                    write(&lock, black_box([k; N]));
+                }
+                t.elapsed()
+            })
+        });
     }
 
     // ---------- raw_sync: a process-shared pthread rwlock over a shared file mapping ----------
@@ -417,28 +537,93 @@ mod bench {
             unsafe { RwLock::from_existing(base, base.add(DATA)).unwrap().0 }
         }
 
-        pub fn bench(g: &mut Group<'_>, label: &str, words: usize, pace: Option<Duration>) {
+        /// A fresh mapping with an initialized process-shared rwlock, its control segment and
+        /// the lock's handle in this process; `None` (with a message) when the lock cannot be
+        /// initialized here.
+        fn setup(
+            label: &str,
+            words: usize,
+        ) -> Option<(Procs, memmap2::MmapMut, Box<dyn LockImpl>)> {
             let mut p = Procs::new("raw");
-            p.pace = pace;
             let path = format!("/dev/shm/{}-raw", p.name);
             let mut m = map(&path, words, true);
+            p.raw_file = Some(path);
             let base = m.as_mut_ptr();
             assert!(RwLock::size_of(Some(base)) <= DATA);
             // SAFETY: fresh zeroed mapping large enough for the lock (checked) and the data.
-            if let Err(e) = unsafe { RwLock::new(base, base.add(DATA)) } {
-                println!(
-                "raw_sync-rwlock/{label}: skipped, the pthread rwlock failed to initialize: {e}"
-            );
-                return;
+            match unsafe { RwLock::new(base, base.add(DATA)) } {
+                Ok((lock, _)) => Some((p, m, lock)),
+                Err(e) => {
+                    println!("raw_sync-rwlock/{label}: skipped, the pthread rwlock failed to initialize: {e}");
+                    None
+                }
             }
-            p.raw_file = Some(path);
+        }
+
+        pub fn bench(g: &mut Group<'_>, label: &str, words: usize, pace: Pace, readers: usize) {
+            let Some((mut p, m, lock)) = setup(label, words) else {
+                return;
+            };
+            p.pace = pace;
             p.spawn("raw-writer", words);
             p.spawn("raw-reader", words);
-            p.wait_ready(2);
+            for _ in 1..readers {
+                p.spawn("raw-readloop", words);
+            }
+            p.wait_ready(1 + readers as u64);
             g.bench_function(BenchmarkId::new("raw_sync-rwlock", label), |b| {
                 b.iter_custom(|iters| p.measure(iters))
             });
-            drop(m);
+            drop(p);
+            drop((lock, m));
+        }
+
+        /// The writer's throughput: this process writes, `readers` reader processes read
+        /// continuously.
+        pub fn write_bench(g: &mut Group<'_>, id: &str, words: usize, readers: usize) {
+            let Some((mut p, m, lock)) = setup(id, words) else {
+                return;
+            };
+            for _ in 0..readers {
+                p.spawn("raw-readloop", words);
+            }
+            p.wait_ready(readers as u64);
+            let mut k = 0u64;
+            g.bench_function(BenchmarkId::new("raw_sync-rwlock", id), |b| {
+                b.iter_custom(|iters| {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        k += 1;
+                        write(&*lock, words, black_box(k));
+                    }
+                    t.elapsed()
+                })
+            });
+            drop(p);
+            drop((lock, m));
+        }
+
+        /// Fills the data with `k` under the write lock.
+        #[inline]
+        fn write(lock: &dyn LockImpl, words: usize, k: u64) {
+            let g = lock.lock().unwrap();
+            let data = (*g).cast::<u64>();
+            for i in 0..words {
+                // SAFETY: the write lock is held; `data` points to `words` u64s in the mapping.
+                unsafe { data.add(i).write(k) };
+            }
+        }
+
+        /// Copies the data out under the read lock and checks it.
+        #[inline]
+        fn read(lock: &dyn LockImpl, buf: &mut [u64]) {
+            let g = lock.rlock().unwrap();
+            let data = (*g).cast::<u64>();
+            // SAFETY: the read lock is held; `data` points to `buf.len()` u64s in the mapping.
+            unsafe { core::ptr::copy_nonoverlapping(data, buf.as_mut_ptr(), buf.len()) };
+            drop(g);
+            assert!(uniform(buf), "torn read");
+            black_box(&buf);
         }
 
         pub fn writer(seg: &Segment, words: usize) {
@@ -451,12 +636,7 @@ mod bench {
             while stop.load() == 0 {
                 k += 1;
                 pace.wait();
-                let g = lock.lock().unwrap();
-                let data = (*g).cast::<u64>();
-                for i in 0..words {
-                    // SAFETY: the write lock is held; `data` points to `words` u64s in the mapping.
-                    unsafe { data.add(i).write(k) };
-                }
+                write(&*lock, words, k);
             }
         }
 
@@ -466,15 +646,16 @@ mod bench {
             let mut buf = vec![0u64; words];
             serve(seg, |n| {
                 for _ in 0..n {
-                    let g = lock.rlock().unwrap();
-                    let data = (*g).cast::<u64>();
-                    // SAFETY: the read lock is held; `data` points to `words` u64s in the mapping.
-                    unsafe { core::ptr::copy_nonoverlapping(data, buf.as_mut_ptr(), words) };
-                    drop(g);
-                    assert!(uniform(&buf));
-                    black_box(&buf);
+                    read(&*lock, &mut buf);
                 }
             });
+        }
+
+        pub fn readloop(seg: &Segment, words: usize) {
+            let mut m = map(&std::env::var(RAW).unwrap(), words, false);
+            let lock = open(&mut m);
+            let mut buf = vec![0u64; words];
+            read_until_stopped(seg, || read(&*lock, &mut buf));
         }
     }
 
@@ -502,7 +683,7 @@ mod bench {
         }
     }
 
-    fn python_peer(g: &mut Group<'_>, label: &str, words: usize, pace: Option<Duration>) {
+    fn python_peer(g: &mut Group<'_>, label: &str, words: usize, pace: Pace, readers: usize) {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/benches/python/seqlock_peer.py"
@@ -510,7 +691,8 @@ mod bench {
         let child = Command::new("python3")
             .arg(script)
             .arg(words.to_string())
-            .arg(pace.map_or(0, |p| p.as_nanos()).to_string())
+            .arg(pace.encode())
+            .arg(readers.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn();
@@ -547,29 +729,50 @@ mod bench {
         [u64; N]: bytemuck::Pod,
     {
         for readers in [0usize, 1] {
-            let mut p = Procs::new("write");
-            let v = p.seg.seqlock::<[u64; N]>("v", [0; N]).unwrap();
-            for _ in 0..readers {
-                p.spawn("readloop", N);
-            }
-            p.wait_ready(readers as u64);
-            let mut w = v.writer();
-            let mut k = 0u64;
             let id = if readers == 0 {
                 format!("{label}-no-readers")
             } else {
-                format!("{label}-{readers}-reader-process")
+                format!("{label}-{readers}-reader")
             };
-            g.bench_function(BenchmarkId::new("shmkit-seqlock", id), |b| {
-                b.iter_custom(|iters| {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        k += 1;
-                        w.write(black_box(&[k; N]));
-                    }
-                    t.elapsed()
-                })
-            });
+            {
+                let mut p = Procs::new("write");
+                let v = p.seg.seqlock::<[u64; N]>("v", [0; N]).unwrap();
+                for _ in 0..readers {
+                    p.spawn("readloop", N);
+                }
+                p.wait_ready(readers as u64);
+                let mut w = v.writer();
+                let mut k = 0u64;
+                g.bench_function(BenchmarkId::new("shmkit-seqlock", &id), |b| {
+                    b.iter_custom(|iters| {
+                        let t = Instant::now();
+                        for _ in 0..iters {
+                            k += 1;
+                            w.write(black_box(&[k; N]));
+                        }
+                        t.elapsed()
+                    })
+                });
+            }
+            threads_write_peer::<N, _>(
+                g,
+                "std-rwlock-threads",
+                &id,
+                readers,
+                std::sync::RwLock::new([0u64; N]),
+                |l, v| *l.write().unwrap() = v,
+                |l| *l.read().unwrap(),
+            );
+            threads_write_peer::<N, _>(
+                g,
+                "parking_lot-rwlock-threads",
+                &id,
+                readers,
+                parking_lot::RwLock::new([0u64; N]),
+                |l, v| *l.write() = v,
+                |l| *l.read(),
+            );
+            raw::write_bench(g, &id, N, readers);
         }
     }
 }

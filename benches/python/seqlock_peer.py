@@ -1,9 +1,10 @@
 """Peer for benches/seqlock.rs: multiprocessing.Array with its lock.
 
 A writer process rewrites the whole array continuously (`arr[:] = ...`, which takes the array's
-lock), or once every PACE_NS nanoseconds (second argument, 0 = continuous; paced by spinning on
-the clock); this process reads snapshots (`arr[:]`, which takes the lock too). Protocol on
-stdin/stdout:
+lock), or once every PACE_NS nanoseconds (second argument: 0 = continuous, a number = paced by
+spinning on the clock, `sleep:NS` = a write, then a sleep of NS); this process reads snapshots
+(`arr[:]`, which takes the lock too), next to READERS − 1 reader processes reading continuously
+(third argument, default 1). Protocol on stdin/stdout:
 prints "ready", then for each line holding a number N takes N snapshots and prints the
 nanoseconds they took; "quit" stops.
 """
@@ -13,13 +14,17 @@ import sys
 import time
 
 
-def writer(arr, stop, pace_ns):
+def writer(arr, stop, pace):
     n = len(arr)
     k = 0
+    sleep = pace.startswith("sleep:")
+    pace_ns = int(pace.removeprefix("sleep:"))
     due = time.perf_counter_ns()
     while not stop.value:
         k += 1
-        if pace_ns:
+        if sleep:
+            time.sleep(pace_ns / 1e9)
+        elif pace_ns:
             due += pace_ns
             now = time.perf_counter_ns()
             while now < due:
@@ -29,13 +34,24 @@ def writer(arr, stop, pace_ns):
         arr[:] = [k] * n
 
 
+def reader(arr, stop):
+    while not stop.value:
+        snap = arr[:]
+        assert snap[0] == snap[-1]
+
+
 def main():
     words = int(sys.argv[1])
-    pace_ns = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    pace = sys.argv[2] if len(sys.argv) > 2 else "0"
+    readers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     arr = mp.Array("Q", words)  # lock=True: an RLock around every access
     stop = mp.Value("b", 0, lock=False)
-    p = mp.Process(target=writer, args=(arr, stop, pace_ns), daemon=True)
-    p.start()
+    procs = [mp.Process(target=writer, args=(arr, stop, pace), daemon=True)]
+    procs += [
+        mp.Process(target=reader, args=(arr, stop), daemon=True) for _ in range(readers - 1)
+    ]
+    for p in procs:
+        p.start()
     print("ready", flush=True)
     try:
         for line in sys.stdin:
@@ -51,9 +67,10 @@ def main():
             print(ns, flush=True)
     finally:
         stop.value = 1
-        p.join(5)
-        if p.is_alive():
-            p.kill()
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
 
 
 if __name__ == "__main__":
