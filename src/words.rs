@@ -11,6 +11,7 @@
 
 use crate::sync::{AtomicU64, Ordering};
 use bytemuck::Pod;
+use core::mem::MaybeUninit;
 
 /// Number of 8-byte words needed to hold `bytes` bytes.
 #[inline]
@@ -66,6 +67,39 @@ pub fn load_bytes(src: &[AtomicU64], dst: &mut [u8]) {
         let len = rest.len();
         rest.copy_from_slice(&src[n - 1].load(Ordering::Relaxed).to_ne_bytes()[..len]);
     }
+}
+
+/// Loads one plain value from `src` into `dst` without zeroing it first, and returns it
+/// initialized. For large values: a `T::zeroed()` then [`load_bytes`] costs a memset of the whole
+/// value on top of the copy, and returning it by value often a memcpy more.
+///
+/// Calling it again on the same `dst` (a retried read) simply overwrites it.
+///
+/// # Panics
+/// If `src` has fewer than `words_for_type::<T>()` words.
+#[inline]
+pub fn load_uninit<'a, T: Pod>(src: &[AtomicU64], dst: &'a mut MaybeUninit<T>) -> &'a mut T {
+    let len = core::mem::size_of::<T>();
+    let (full, rest) = (len / 8, len % 8);
+    assert!(src.len() >= words_for(len), "load_uninit: source too small");
+    let p = dst.as_mut_ptr().cast::<u8>();
+    for (i, w) in src[..full].iter().enumerate() {
+        // SAFETY: `i·8 + 8 ≤ full·8 ≤ len`: the 8 bytes lie inside `dst`; `[u8; 8]` has
+        // alignment 1, so the write needs no alignment.
+        unsafe {
+            p.add(i * 8)
+                .cast::<[u8; 8]>()
+                .write(w.load(Ordering::Relaxed).to_ne_bytes())
+        };
+    }
+    if rest != 0 {
+        let last = src[full].load(Ordering::Relaxed).to_ne_bytes();
+        // SAFETY: the last `rest` bytes of `dst` (`full·8 + rest = len`), from a local array of 8.
+        unsafe { core::ptr::copy_nonoverlapping(last.as_ptr(), p.add(full * 8), rest) };
+    }
+    // SAFETY: every one of the `len` bytes of `dst` was written above, and `T: Pod` is valid for
+    // every bit pattern.
+    unsafe { dst.assume_init_mut() }
 }
 
 /// Stores one plain value into `dst` (at least `words_for_type::<T>()` words).
@@ -127,6 +161,19 @@ mod tests {
             load_bytes(&words, &mut back);
             assert_eq!(back, src, "len {len}");
         }
+    }
+
+    #[test]
+    fn load_uninit_matches_load_pod() {
+        let words: Vec<AtomicU64> = (0..3)
+            .map(|i| AtomicU64::new(0x0102_0304_0506_0708 * (i + 1)))
+            .collect();
+        let mut a = MaybeUninit::<[u8; 19]>::uninit();
+        assert_eq!(*load_uninit(&words, &mut a), load_pod::<[u8; 19]>(&words));
+        let mut b = MaybeUninit::<[u64; 3]>::uninit();
+        assert_eq!(*load_uninit(&words, &mut b), load_pod::<[u64; 3]>(&words));
+        let mut z = MaybeUninit::<()>::uninit();
+        load_uninit(&words[..0], &mut z);
     }
 
     #[test]

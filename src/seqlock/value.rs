@@ -4,10 +4,11 @@ use super::latch::Rotation;
 use super::writer::{self, Acquired, WriterLock};
 use super::{alloc_region, round_up, SLOT, STALL};
 use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
-use crate::words::{load_bytes, load_pod, store_pod, words_for_type};
+use crate::words::{load_pod, load_uninit, store_pod, words_for_type};
 use crate::Result;
 use bytemuck::Pod;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 
 /// A `T` of any size shared between threads and processes: readers take consistent snapshots
 /// without writing shared memory, writers never wait for readers.
@@ -71,6 +72,10 @@ pub const fn copies_for(bytes: usize) -> usize {
     }
 }
 
+/// Values up to this size are read by value out of the read attempt (fastest for small values);
+/// larger ones are read in place (no copy of the whole value out of the attempt).
+const INLINE_READ: usize = 256;
+
 impl<T: Pod> SeqLock<T> {
     /// Data words of one copy.
     const E: usize = words_for_type::<T>();
@@ -129,21 +134,36 @@ impl<T: Pod> SeqLock<T> {
     /// version read.
     #[inline]
     fn read_versioned(&self) -> (T, u64) {
-        let mut v = T::zeroed();
-        let ((), s) = self
-            .latch()
-            .read(|c| load_bytes(c, bytemuck::bytes_of_mut(&mut v)));
-        (v, s)
+        let mut v = MaybeUninit::uninit();
+        if core::mem::size_of::<T>() <= INLINE_READ {
+            // Small: copied out by value (registers, a few stores).
+            return self.latch().read(|c| *load_uninit(c, &mut v));
+        }
+        let ((), s) = self.latch().read(|c| {
+            load_uninit(c, &mut v);
+        });
+        // SAFETY: `read` returns after a complete call of the closure, and `load_uninit`
+        // initializes every byte of `v`.
+        (unsafe { v.assume_init() }, s)
     }
 
     /// One attempt at reading: `None` when the writer lapped it (contention), instead of
     /// retrying.
     #[inline]
     pub fn try_read(&self) -> Option<T> {
-        let mut v = T::zeroed();
-        self.latch()
-            .try_read(|c| load_bytes(c, bytemuck::bytes_of_mut(&mut v)))
-            .map(|_| v)
+        let mut v = MaybeUninit::uninit();
+        if core::mem::size_of::<T>() <= INLINE_READ {
+            return self
+                .latch()
+                .try_read(|c| *load_uninit(c, &mut v))
+                .map(|(v, _)| v);
+        }
+        self.latch().try_read(|c| {
+            load_uninit(c, &mut v);
+        })?;
+        // SAFETY: `try_read` returned `Some`, so the closure ran to completion, and
+        // `load_uninit` initializes every byte of `v`.
+        Some(unsafe { v.assume_init() })
     }
 
     /// Reads like [`read`](Self::read) and reports a writer that died in the middle of a write.
@@ -383,6 +403,28 @@ mod tests {
         let z = SeqLock::new(());
         z.write(&());
         z.read();
+    }
+
+    /// Both read paths (by value up to `INLINE_READ`, in place above) with a size that is not
+    /// a whole number of words.
+    #[test]
+    fn large_odd_size_round_trip() {
+        type Odd = [[[u8; 3]; 3]; 31]; // 279 bytes
+        const { assert!(core::mem::size_of::<Odd>() > INLINE_READ) };
+        let fill = |f: fn(usize) -> u8| -> Odd {
+            let mut v: Odd = bytemuck::Zeroable::zeroed();
+            for (i, b) in bytemuck::bytes_of_mut(&mut v).iter_mut().enumerate() {
+                *b = f(i);
+            }
+            v
+        };
+        let init = fill(|i| i as u8);
+        let s = SeqLock::new(init);
+        assert_eq!(s.read(), init);
+        let next = fill(|i| !(i as u8));
+        s.write(&next);
+        assert_eq!(s.try_read(), Some(next));
+        assert_eq!(s.read_checked().unwrap(), next);
     }
 
     #[test]
