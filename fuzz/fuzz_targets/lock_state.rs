@@ -22,8 +22,14 @@ struct Bytes {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    TryLock { repair: bool, write: bool },
-    LockTimeout { ms: u8, repair: bool },
+    TryLock {
+        repair: bool,
+        write: bool,
+    },
+    LockTimeout {
+        ms: u8,
+        repair: bool,
+    },
     /// Overwrite the shared bytes (between operations).
     Scribble(Bytes),
     /// Take the lock, then let a peer overwrite the word before the unlock.

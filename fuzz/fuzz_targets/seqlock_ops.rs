@@ -14,17 +14,41 @@ const DEAD: u32 = i32::MAX as u32 + 1;
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Set { i: u16, v: u32 },
-    Get { i: u16 },
-    TryGet { i: u16 },
-    ReadRange { start: u16, n: u16 },
-    ReadInto { n: u16 },
-    WriteFrom { seed: u32, n: u16 },
-    UpdateRange { start: u16, end: u16, add: u32 },
+    Set {
+        i: u16,
+        v: u32,
+    },
+    Get {
+        i: u16,
+    },
+    TryGet {
+        i: u16,
+    },
+    ReadRange {
+        start: u16,
+        n: u16,
+    },
+    ReadInto {
+        n: u16,
+    },
+    WriteFrom {
+        seed: u32,
+        n: u16,
+    },
+    UpdateRange {
+        start: u16,
+        end: u16,
+        add: u32,
+    },
     Snapshot,
     /// A writer dies half-way through setting `i`; the next writer takes over.
-    AbandonSet { i: u16, v: u32 },
-    WriterBatch { sets: Vec<(u16, u32)> },
+    AbandonSet {
+        i: u16,
+        v: u32,
+    },
+    WriterBatch {
+        sets: Vec<(u16, u32)>,
+    },
     CheckWriter,
 }
 
@@ -113,7 +137,9 @@ fn model_ops(len: usize, ops: &[Op]) {
                 let (s, e) = (start as usize, end as usize);
                 let bad = s > e || e > len;
                 oob(
-                    a.update_range(s..e, |xs| xs.iter_mut().for_each(|x| *x = x.wrapping_add(add))),
+                    a.update_range(s..e, |xs| {
+                        xs.iter_mut().for_each(|x| *x = x.wrapping_add(add))
+                    }),
                     bad,
                 );
                 if !bad {
@@ -223,7 +249,11 @@ fn scribble<T: ?Sized>(b: &mut Box<T>, bytes: &[u8]) {
 fn hostile(len: usize, bytes: &[u8], reads: &[u16]) {
     let mut a = SeqArray::<[u16; 3]>::new(len);
     scribble(&mut a, bytes);
-    assert_eq!(a.len(), len, "the length is local, not read from shared memory");
+    assert_eq!(
+        a.len(),
+        len,
+        "the length is local, not read from shared memory"
+    );
     for &i in reads.iter().take(64) {
         let _ = a.get(i as usize);
         let _ = a.try_get(i as usize);
