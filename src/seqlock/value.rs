@@ -72,10 +72,6 @@ pub const fn copies_for(bytes: usize) -> usize {
     }
 }
 
-/// Values up to this size are read by value out of the read attempt (fastest for small values);
-/// larger ones are read in place (no copy of the whole value out of the attempt).
-const INLINE_READ: usize = 256;
-
 impl<T: Pod> SeqLock<T> {
     /// Data words of one copy.
     const E: usize = words_for_type::<T>();
@@ -135,10 +131,6 @@ impl<T: Pod> SeqLock<T> {
     #[inline]
     fn read_versioned(&self) -> (T, u64) {
         let mut v = MaybeUninit::uninit();
-        if core::mem::size_of::<T>() <= INLINE_READ {
-            // Small: copied out by value (registers, a few stores).
-            return self.latch().read(|c| *load_uninit(c, &mut v));
-        }
         let ((), s) = self.latch().read(|c| {
             load_uninit(c, &mut v);
         });
@@ -152,12 +144,6 @@ impl<T: Pod> SeqLock<T> {
     #[inline]
     pub fn try_read(&self) -> Option<T> {
         let mut v = MaybeUninit::uninit();
-        if core::mem::size_of::<T>() <= INLINE_READ {
-            return self
-                .latch()
-                .try_read(|c| *load_uninit(c, &mut v))
-                .map(|(v, _)| v);
-        }
         self.latch().try_read(|c| {
             load_uninit(c, &mut v);
         })?;
@@ -405,12 +391,10 @@ mod tests {
         z.read();
     }
 
-    /// Both read paths (by value up to `INLINE_READ`, in place above) with a size that is not
-    /// a whole number of words.
+    /// A value larger than a copy's 128-byte slot and not a whole number of words.
     #[test]
     fn large_odd_size_round_trip() {
         type Odd = [[[u8; 3]; 3]; 31]; // 279 bytes
-        const { assert!(core::mem::size_of::<Odd>() > INLINE_READ) };
         let fill = |f: fn(usize) -> u8| -> Odd {
             let mut v: Odd = bytemuck::Zeroable::zeroed();
             for (i, b) in bytemuck::bytes_of_mut(&mut v).iter_mut().enumerate() {
