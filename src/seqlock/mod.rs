@@ -57,6 +57,33 @@
 //! in a per-copy "changed range" word) plus the new data, so setting one element writes a few
 //! words, not the whole block.
 //!
+//! # When a seqlock beats a lock, and when it cannot
+//!
+//! `cargo bench --bench seqlock` runs every case against `std` and `parking_lot` RwLocks, a
+//! process-shared pthread rwlock and Python's `multiprocessing.Array` in the same run. On the
+//! 2-CPU machine this crate is developed on (a noisy VM: ratios move by 2× between runs):
+//!
+//! - **Small values that are read more often than written** are the case a seqlock is for. A
+//!   read is a dozen loads and writes nothing shared: 6–16 ns per 64-byte snapshot, about 3×
+//!   faster than an uncontended RwLock (two read-modify-writes of the lock word), and 10–30×
+//!   faster once two readers run at once, because a lock's readers bounce the lock word's cache
+//!   line between them while a seqlock's readers do not disturb each other at all.
+//! - **The writer never waits.** With a reader reading continuously, a 64-byte write takes about
+//!   40 ns (the writer re-acquires the cache lines the reader pulled), 2–10× less than a lock's
+//!   writer, which waits for the readers to leave (a process-shared pthread rwlock: ~13 µs).
+//!   Not waiting does not make it free: no design can publish data to a reader without the
+//!   cache-line transfers.
+//! - **Large values cost what copying them costs.** Rust's memory model allows reads that race
+//!   with writes only through atomics, and it has no atomic `memcpy`, so a snapshot is copied 8
+//!   bytes at a time (about 0.3 ns per word here, against about 0.1 ns per word for a vectorized
+//!   `memcpy` under a lock). A single reader of a 4 KiB value is therefore 0.5–1.5× as fast as
+//!   under a lock, not faster; two readers are on par with the lock. Choose a seqlock for large
+//!   values because the writer never waits and a dead writer never blocks anyone, not for read
+//!   speed.
+//! - **A writer that never pauses** makes every read pull freshly written lines from the
+//!   writer's core. Lock and seqlock pay the same transfers, so the difference shrinks to between
+//!   0.9× and 4× from run to run.
+//!
 //! # Bounds for a writer that died
 //!
 //! - Readers ([`SeqLock::read`], [`SeqArray::get`] …) are never delayed by a dead writer: the
