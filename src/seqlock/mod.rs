@@ -65,7 +65,7 @@
 //!
 //! - **Small values that are read more often than written** are the case a seqlock is for. A
 //!   read is a dozen loads and writes nothing shared: 6–16 ns per 64-byte snapshot, about 3×
-//!   faster than an uncontended RwLock (two read-modify-writes of the lock word), and 10–30×
+//!   faster than an uncontended RwLock (two read-modify-writes of the lock word), and 10–20×
 //!   faster once two readers run at once, because a lock's readers bounce the lock word's cache
 //!   line between them while a seqlock's readers do not disturb each other at all.
 //! - **The writer never waits.** With a reader reading continuously, a 64-byte write takes about
@@ -76,10 +76,11 @@
 //! - **Large values cost what copying them costs.** Rust's memory model allows reads that race
 //!   with writes only through atomics, and it has no atomic `memcpy`, so a snapshot is copied 8
 //!   bytes at a time (about 0.3 ns per word here, against about 0.1 ns per word for a vectorized
-//!   `memcpy` under a lock). A single reader of a 4 KiB value is therefore 0.5–1.5× as fast as
-//!   under a lock, not faster; two readers are on par with the lock. Choose a seqlock for large
-//!   values because the writer never waits and a dead writer never blocks anyone, not for read
-//!   speed.
+//!   `memcpy` under a lock). A 4 KiB snapshot therefore takes about twice as long as under an
+//!   uncontended lock (0.5–0.7× the speed with a writer every 10 µs, 0.6–1.3× with two readers);
+//!   only against a writer that never pauses is it faster (1.3–1.6×). Choose a seqlock for
+//!   large values because the writer never waits and a dead writer never blocks anyone, not for
+//!   read speed.
 //! - **A writer that never pauses** makes every read pull freshly written lines from the
 //!   writer's core. Lock and seqlock pay the same transfers, so the difference shrinks to between
 //!   0.9× and 4× from run to run.
