@@ -77,10 +77,10 @@
 //!   with writes only through atomics, and it has no atomic `memcpy`, so a snapshot is copied 8
 //!   bytes at a time (about 0.3 ns per word here, against about 0.1 ns per word for a vectorized
 //!   `memcpy` under a lock). A 4 KiB snapshot therefore takes about twice as long as under an
-//!   uncontended lock (0.5–0.7× the speed with a writer every 10 µs, 0.6–1.3× with two readers);
-//!   only against a writer that never pauses is it faster (1.3–1.6×). Choose a seqlock for
-//!   large values because the writer never waits and a dead writer never blocks anyone, not for
-//!   read speed.
+//!   uncontended lock (0.47–0.65× the speed with a writer every 10 µs, 0.6–1.3× with two
+//!   readers); only against a writer that never pauses is it faster (1.3–1.6×). Choose a
+//!   seqlock for large values because the writer never waits and a dead writer never blocks
+//!   anyone, not for read speed.
 //! - **A writer that never pauses** makes every read pull freshly written lines from the
 //!   writer's core. Lock and seqlock pay the same transfers, so the difference shrinks to between
 //!   0.9× and 4× from run to run.
