@@ -74,6 +74,11 @@ pub mod asym {
 
     #[cfg(not(feature = "loom"))]
     fn membarrier(cmd: libc::c_int) -> libc::c_long {
+        // Miri cannot run this system call (it models fences, not membarrier): report it
+        // missing, as an old kernel would, so that both sides use fences.
+        if cfg!(miri) {
+            return -1;
+        }
         // SAFETY: membarrier takes two integer arguments and touches no user memory.
         unsafe {
             libc::syscall(
@@ -106,6 +111,10 @@ pub mod asym {
     fn init() -> u8 {
         static AT_FORK: std::sync::Once = std::sync::Once::new();
         AT_FORK.call_once(|| {
+            // Miri runs no `fork` (and has no `pthread_atfork`).
+            if cfg!(miri) {
+                return;
+            }
             // SAFETY: registers a handler that only does an atomic store (async-signal-safe).
             unsafe {
                 libc::pthread_atfork(None, None, Some(after_fork_in_child));

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Miri over the unit tests of heap-placed primitives: the unsafe code (word copies, the seqlock
+# regions and their fat pointers, ring slots) checked for undefined behaviour, on the algorithms'
+# own single-process tests.
+#
+#   bash .ci/miri.sh
+#
+# Left out, because Miri cannot run them: file-backed mappings (every `in_a_segment` test and the
+# segment layer), `kill(pid, 0)` liveness checks, and threaded stress tests that take minutes
+# under the interpreter. Under Miri, `sync::asym` falls back to fences (no membarrier). Needs the
+# nightly toolchain's `miri` component; installs it when missing, and says so and exits 0 when it
+# cannot (as the fuzz smoke does without nightly).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[miri] %s\n' "$*"; }
+
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+	if ! rustup +nightly component add miri rust-src >/dev/null 2>&1; then
+		say "SKIPPED: the nightly miri component is not available here."
+		exit 0
+	fi
+fi
+
+# Identity checks read /proc (pid start times): isolation off.
+export MIRIFLAGS="-Zmiri-disable-isolation"
+cargo +nightly miri test --lib -- \
+	words:: \
+	seqlock::latch:: seqlock::value:: seqlock::writer:: \
+	seqlock::array::tests::dead_writer seqlock::array::tests::ops_against \
+	ring::spsc::tests::fifo ring::spsc::tests::hostile ring::spsc::tests::batches_wrap \
+	ring::spsc::tests::close_drains ring::spsc::tests::claims \
+	ring::mpmc::tests::fifo ring::mpmc::tests::hostile ring::mpmc::tests::close_drains \
+	ring::mpmc_bytes::tests::corrupted ring::mpmc_bytes::tests::messages_of_every_length \
+	ring::bytes::tests::close_drains ring::bytes::tests::corrupted ring::bytes::tests::empty_max \
+	ring::bytes::tests::recv_slice ring::bytes::tests::full_then ring::bytes::tests::dims \
+	ring::bytes::tests::layout ring::bytes::tests::one_handle \
+	ring::pipe::tests::both_directions ring::pipe::tests::close_drains \
+	ring::pipe::tests::slice_receive ring::pipe::tests::layout ring::pipe::tests::one_connection \
+	counter::tests::counter_ops value::tests::ints_wrap \
+	lock::mutex::tests::layout lock::mutex::tests::lock_try_timeout \
+	lock::raw::tests::try_lock_gives_up \
+	--skip threads_never_tear --skip in_a_segment
