@@ -222,7 +222,8 @@ fn batches_wrap_around_partially() {
 
 #[test]
 fn batches_between_threads_in_order() {
-    const N: u32 = 100_000;
+    // Under miri (data-race detector, weak-memory emulation) a shorter run.
+    const N: u32 = if cfg!(miri) { 500 } else { 100_000 };
     let r = SpscRing::<u32>::new(64).unwrap();
     let (mut tx, mut rx) = r.split().unwrap();
     std::thread::scope(|s| {
