@@ -111,9 +111,7 @@ pub fn store_pod<T: Pod>(dst: &[AtomicU64], value: &T) {
 /// Loads one plain value from `src` (at least `words_for_type::<T>()` words).
 #[inline]
 pub fn load_pod<T: Pod>(src: &[AtomicU64]) -> T {
-    let mut v = T::zeroed();
-    load_bytes(src, bytemuck::bytes_of_mut(&mut v));
-    v
+    *load_uninit(src, &mut MaybeUninit::uninit())
 }
 
 /// Stores a slice of plain values into consecutive words (`words_for(size_of_val(values))`).
@@ -164,14 +162,21 @@ mod tests {
     }
 
     #[test]
-    fn load_uninit_matches_load_pod() {
+    fn load_uninit_matches_load_bytes() {
         let words: Vec<AtomicU64> = (0..3)
             .map(|i| AtomicU64::new(0x0102_0304_0506_0708 * (i + 1)))
             .collect();
+        // The reference: `load_bytes` into a zeroed value (`load_pod` itself uses `load_uninit`).
+        fn reference<T: Pod>(words: &[AtomicU64]) -> T {
+            let mut v = T::zeroed();
+            load_bytes(words, bytemuck::bytes_of_mut(&mut v));
+            v
+        }
         let mut a = MaybeUninit::<[u8; 19]>::uninit();
-        assert_eq!(*load_uninit(&words, &mut a), load_pod::<[u8; 19]>(&words));
+        assert_eq!(*load_uninit(&words, &mut a), reference::<[u8; 19]>(&words));
         let mut b = MaybeUninit::<[u64; 3]>::uninit();
-        assert_eq!(*load_uninit(&words, &mut b), load_pod::<[u64; 3]>(&words));
+        assert_eq!(*load_uninit(&words, &mut b), reference::<[u64; 3]>(&words));
+        assert_eq!(load_pod::<[u16; 5]>(&words), reference::<[u16; 5]>(&words));
         let mut z = MaybeUninit::<()>::uninit();
         load_uninit(&words[..0], &mut z);
     }
