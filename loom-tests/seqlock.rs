@@ -143,7 +143,7 @@ fn dead_writer_repair_races_a_reader() {
     loom::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
         // A writer from a process that cannot exist stopped mid-copy, before publishing.
-        s.__abandon_write(&val(7), i32::MAX as u32 + 5).unwrap();
+        s.__abandon_write(&val(7), (1 << 22) - 5).unwrap();
         let r = {
             let s = s.clone();
             thread::spawn(move || {
@@ -227,7 +227,7 @@ fn array_block_rotation_catches_up() {
 fn killed_writer_mid_copy_then_takeover_and_rotation() {
     loom::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
-        s.__abandon_write(&val(9), i32::MAX as u32 + 5).unwrap();
+        s.__abandon_write(&val(9), (1 << 22) - 5).unwrap();
         let r = {
             let s = s.clone();
             thread::spawn(move || {
@@ -251,7 +251,7 @@ fn array_dead_writer_in_one_block() {
     loom::model(|| {
         let a = Arc::new(SeqArray::<u64>::new(3));
         a.write_from(&[5, 5, 5]).unwrap();
-        a.__abandon_set(2, 9, i32::MAX as u32 + 9).unwrap();
+        a.__abandon_set(2, 9, (1 << 22) - 9).unwrap();
         let r = {
             let a = a.clone();
             thread::spawn(move || {

@@ -48,6 +48,8 @@
 
 pub mod counter;
 pub mod error;
+#[doc(hidden)]
+pub mod hooks;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 pub mod lock;

@@ -16,7 +16,8 @@ fn main() {
 
 #[cfg(not(feature = "loom"))]
 mod imp {
-    use shmkit::{Counter, Segment};
+    use shmkit::ring::RecvError;
+    use shmkit::{Counter, Error, PipeEnd, Segment};
     use std::time::{Duration, Instant};
 
     const SIZE: u64 = 1 << 20;
@@ -66,6 +67,19 @@ mod imp {
                     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
                     "child {pid} failed: wait status {status:#x}"
                 );
+            }
+        }
+    }
+
+    impl Forked {
+        /// SIGKILLs and reaps every child.
+        fn kill_all(&mut self) {
+            for pid in self.pids.drain(..) {
+                // SAFETY: kill and waitpid on our own, not yet reaped, child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
             }
         }
     }
@@ -139,8 +153,76 @@ mod imp {
         assert_eq!(sharded.sum(), KIDS * ADDS);
     }
 
+    /// A forked child is a process of its own: its claims (ring side, seqlock writer, pipe end,
+    /// mutex) stand while it lives, and fall to the parent once it is killed. Before the process
+    /// identity was recomputed after fork, the child inherited the parent's cached start time
+    /// and the parent took every claim of the live child (issue 10, item 1).
+    fn claims_of_live_fork_children_stand() {
+        // Start times have a resolution of one clock tick (10 ms): a child forked within the
+        // tick its parent started in has the parent's start time, which would hide the bug.
+        std::thread::sleep(Duration::from_millis(50));
+        let seg = Segment::anonymous(SIZE).unwrap();
+        let ring = seg.spsc::<u64>("ring", 16).unwrap();
+        let sl = seg.seqlock::<u64>("sl", 0).unwrap();
+        let pipe = seg.pipe("pipe", 1024, 64).unwrap();
+        let m = seg.mutex::<u64>("m", 0).unwrap();
+        let ready = seg.counter("ready").unwrap();
+        let child = seg.counter("child").unwrap();
+        let mut kids = Forked::new();
+        kids.fork(|| {
+            let _p = ring.producer().unwrap();
+            let _w = sl.writer();
+            let _end = pipe.end(PipeEnd::A).unwrap();
+            let _g = m.lock().unwrap();
+            child.store(u64::from(std::process::id()));
+            ready.inc();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        let deadline = Instant::now() + TIMEOUT;
+        while ready.load() == 0 {
+            assert!(Instant::now() < deadline, "child never took its claims");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let pid = child.load() as u32;
+        // Alive: every claim stands, however often it is checked.
+        for _ in 0..3 {
+            assert!(
+                matches!(ring.producer(), Err(Error::RingSideTaken { pid: p, .. }) if p == pid),
+                "the parent took the producer side of a live child"
+            );
+            assert!(
+                matches!(sl.try_writer(), Err(Error::WriterBusy { pid: p }) if p == pid),
+                "the parent took the seqlock writer of a live child"
+            );
+            assert!(matches!(m.try_lock(), Err(e) if !e.is_owner_died()));
+        }
+        let mut b = pipe.end(PipeEnd::B).unwrap();
+        assert_eq!(b.peer(), Some(pid));
+        assert_eq!(
+            b.recv_timeout(Some(Duration::from_millis(100))),
+            Err(RecvError::Timeout),
+            "a live child's pipe end read as closed"
+        );
+        // Dead: every claim can be taken.
+        kids.kill_all();
+        ring.producer().unwrap();
+        drop(sl.try_writer().unwrap());
+        assert_eq!(b.peer(), None);
+        assert_eq!(
+            b.recv_timeout(Some(Duration::from_secs(5))),
+            Err(RecvError::Closed)
+        );
+        assert!(m.lock().unwrap_err().is_owner_died());
+    }
+
     pub fn main() {
-        let tests: [(&str, fn()); 2] = [
+        let tests: [(&str, fn()); 3] = [
+            (
+                "claims_of_live_fork_children_stand",
+                claims_of_live_fork_children_stand,
+            ),
             ("child_increments_parent_sees", child_increments_parent_sees),
             (
                 "four_children_race_on_one_counter",

@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use shmkit::{Error, SeqArray, SeqLock};
 
 /// A pid no process can have: a writer "killed" under it is dead.
-const DEAD: u32 = i32::MAX as u32 + 1;
+const DEAD: u32 = (1 << 22) - 1; // above any pid in use (pids are below 2²²)
 
 #[derive(Arbitrary, Debug)]
 enum Op {

@@ -39,27 +39,17 @@ pub(crate) struct Me {
 #[cfg(not(feature = "loom"))]
 mod ident {
     use super::Me;
-    use crate::sync::{AtomicU64, Ordering};
     use std::cell::Cell;
-    use std::sync::Once;
-
-    /// Bumped in the child after every `fork()`, so thread-local identities cached before the
-    /// fork are recomputed (the child has another pid and tid).
-    static FORKS: AtomicU64 = AtomicU64::new(0);
-    static AT_FORK: Once = Once::new();
-
-    extern "C" fn after_fork_in_child() {
-        FORKS.fetch_add(1, Ordering::Relaxed);
-    }
 
     thread_local! {
         static CACHE: Cell<Option<(u64, Me)>> = const { Cell::new(None) };
     }
 
-    /// This thread's identity; cached per thread (no system call on the lock fast path).
+    /// This thread's identity; cached per thread (no system call on the lock fast path) and
+    /// recomputed after `fork()` ([`crate::process::fork_generation`]).
     #[inline]
     pub(crate) fn me() -> Me {
-        let gen = FORKS.load(Ordering::Relaxed);
+        let gen = crate::process::fork_generation();
         match CACHE.with(|c| c.get()) {
             Some((g, m)) if g == gen => m,
             _ => refresh(),
@@ -68,19 +58,13 @@ mod ident {
 
     #[cold]
     fn refresh() -> Me {
-        AT_FORK.call_once(|| {
-            // SAFETY: registers a handler that only does an atomic add (async-signal-safe); no
-            // pointers are passed.
-            unsafe {
-                libc::pthread_atfork(None, None, Some(after_fork_in_child));
-            }
-        });
-        let gen = FORKS.load(Ordering::Relaxed);
-        let pid = crate::process::pid();
+        // `process::me` registers the fork handler: read the generation after it.
+        let id = crate::process::me();
+        let gen = crate::process::fork_generation();
         let m = Me {
             tid: crate::sync::thread_id(),
-            pid,
-            start: crate::process::start_time_of(pid).unwrap_or(0),
+            pid: id.pid,
+            start: id.start,
         };
         CACHE.with(|c| c.set(Some((gen, m))));
         m

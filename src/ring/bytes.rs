@@ -210,8 +210,8 @@ impl ByteRing {
     pub fn holders(&self) -> (u32, u32) {
         let c = &self.h.ctl;
         (
-            c.producer.load(Ordering::Acquire) as u32,
-            c.consumer.load(Ordering::Acquire) as u32,
+            crate::process::word_pid(c.producer.load(Ordering::Acquire)),
+            crate::process::word_pid(c.consumer.load(Ordering::Acquire)),
         )
     }
 

@@ -86,8 +86,8 @@ pub(super) const READING: u64 = 3;
 /// Owner field of a claim made by a process that found no free registry entry.
 pub(super) const NO_OWNER: u64 = (1 << 30) - 1;
 /// Marks a registry entry whose new holder is still reaping the slots of the dead previous one
-/// (bit 31 of the pid half: real pids are below 2²²).
-const SWEEPING: u64 = 1 << 31;
+/// (the owner word's flag bit, never set in an identity).
+const SWEEPING: u64 = crate::process::FLAG;
 
 /// Loop iterations after which a push or pop gives up with `Corrupted`: legitimately a call
 /// moves past at most a few positions that others claimed meanwhile.
@@ -126,7 +126,7 @@ pub(super) struct MpmcMeta {
     /// Items lost with a process that died while holding their slot.
     pub(super) lost: AtomicU64,
     _reserved: [AtomicU64; 7],
-    /// `start_time_low32 << 32 | pid` of each registered process (0: free entry).
+    /// The owner word ([`crate::process`]) of each registered process (0: free entry).
     pub(super) registry: [AtomicU64; REGISTRY_ENTRIES],
 }
 
@@ -178,20 +178,21 @@ fn entry_alive(e: u64) -> bool {
     e == 0 || super::wait::holder_alive(e & !SWEEPING)
 }
 
-/// The pid a loom model writes into a registry entry to stage a dead process.
+/// The owner word a loom model writes into a registry entry to stage a dead process (no real
+/// identity has it: its pid field is 0).
 #[cfg(feature = "loom")]
-pub const LOOM_DEAD_PID: u32 = 0x7FFF_FFFE;
+pub const LOOM_DEAD_WORD: u64 = 1 << 32;
 
-/// Under loom every model thread is this live process; entries naming [`LOOM_DEAD_PID`] are dead.
+/// Under loom every model thread is this live process; entries naming [`LOOM_DEAD_WORD`] are
+/// dead.
 #[cfg(feature = "loom")]
 fn entry_alive(e: u64) -> bool {
-    (e & !SWEEPING) as u32 != LOOM_DEAD_PID
+    e & !SWEEPING != LOOM_DEAD_WORD
 }
 
 /// This process's registry value.
 fn my_entry() -> u64 {
-    let me = crate::lock::owner::me();
-    ((me.start & 0xFFFF_FFFF) << 32) | u64::from(me.pid)
+    crate::process::my_word()
 }
 
 /// Where a push or pop attempt stopped.
@@ -893,8 +894,7 @@ impl<T: Pod> MpmcRing<T> {
         head: u64,
         tail: u64,
     ) {
-        let dead = u64::from(LOOM_DEAD_PID) | (1 << 32);
-        self.m.registry[1].store(dead, Ordering::Relaxed);
+        self.m.registry[1].store(LOOM_DEAD_WORD, Ordering::Relaxed);
         let st = if writing { WRITING } else { READING };
         self.slots[slot * stride::<T>()].store(state_word(lap, st, 1), Ordering::Relaxed);
         self.h.head.store(head, Ordering::Relaxed);

@@ -28,7 +28,7 @@ use std::time::Duration;
 /// The claims of both ends and the shared `max_msg`.
 #[repr(C)]
 struct Ends {
-    /// End A's claim: `start_time_low32 << 32 | pid`, 0 when free.
+    /// End A's claim: the holder's owner word ([`crate::process`]), 0 when free.
     a: AtomicU64,
     /// End B's claim, same encoding.
     b: AtomicU64,
@@ -202,8 +202,8 @@ impl Pipe {
     /// next claim takes the end over.
     pub fn holders(&self) -> (u32, u32) {
         (
-            self.ends.a.load(Ordering::Acquire) as u32,
-            self.ends.b.load(Ordering::Acquire) as u32,
+            crate::process::word_pid(self.ends.a.load(Ordering::Acquire)),
+            crate::process::word_pid(self.ends.b.load(Ordering::Acquire)),
         )
     }
 
@@ -353,7 +353,7 @@ impl Connection<'_> {
     /// ~10 ms of waiting, like Python's `EOFError` and `BrokenPipeError`).
     pub fn peer(&self) -> Option<u32> {
         let w = self.peer.load(Ordering::Acquire);
-        (w != 0 && holder_alive(w)).then_some(w as u32)
+        (w != 0 && holder_alive(w)).then_some(crate::process::word_pid(w))
     }
 
     /// Sends `msg` to the other end if there is room now, without waiting.

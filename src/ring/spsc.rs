@@ -62,7 +62,7 @@ pub(super) struct Control {
     /// Non-zero while the producer is (about to be) asleep on `space`.
     pub(super) space_waiting: AtomicU32,
     pub(super) _reserved: AtomicU32,
-    /// Producer claim: `start_time_low32 << 32 | pid`, 0 when free.
+    /// Producer claim: the holder's owner word ([`crate::process`]), 0 when free.
     pub(super) producer: AtomicU64,
     /// Consumer claim, same encoding.
     pub(super) consumer: AtomicU64,
@@ -302,8 +302,8 @@ impl<T: Pod> SpscRing<T> {
     pub fn holders(&self) -> (u32, u32) {
         let c = &self.h.ctl;
         (
-            c.producer.load(Ordering::Acquire) as u32,
-            c.consumer.load(Ordering::Acquire) as u32,
+            crate::process::word_pid(c.producer.load(Ordering::Acquire)),
+            crate::process::word_pid(c.consumer.load(Ordering::Acquire)),
         )
     }
 

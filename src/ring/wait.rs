@@ -36,19 +36,15 @@ pub(crate) fn spin(round: u32) -> bool {
     true
 }
 
-/// The claim word of this process.
+/// The claim word of this process: its owner word ([`crate::process`]).
 pub(crate) fn my_claim() -> u64 {
-    ((crate::process::start_time() & 0xFFFF_FFFF) << 32) | u64::from(crate::process::pid())
+    crate::process::my_word()
 }
 
-/// Whether the holder recorded in claim word `w` is still running.
+/// Whether the holder recorded in claim word `w` is still running (the crate's one liveness
+/// rule, [`crate::process::word_alive`]).
 pub(crate) fn holder_alive(w: u64) -> bool {
-    let pid = w as u32;
-    let start = w >> 32;
-    if !crate::process::pid_alive(pid) {
-        return false;
-    }
-    start == 0 || crate::process::start_time_of(pid).is_none_or(|s| s & 0xFFFF_FFFF == start)
+    crate::process::word_alive(w)
 }
 
 pub(crate) fn claim(word: &AtomicU64, side: &'static str) -> Result<()> {
@@ -58,7 +54,7 @@ pub(crate) fn claim(word: &AtomicU64, side: &'static str) -> Result<()> {
         if cur != 0 && (cur == me || holder_alive(cur)) {
             return Err(Error::RingSideTaken {
                 side,
-                pid: cur as u32,
+                pid: crate::process::word_pid(cur),
             });
         }
         match word.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Acquire) {

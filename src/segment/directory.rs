@@ -5,8 +5,10 @@
 //!
 //! # Entry states
 //!
-//! The low byte of `state` is the state; bits 32..64 hold the pid of the process that last claimed
-//! the entry, set in the same CAS as the state (a claim and its owner are never two steps).
+//! The low byte of `state` is the state; bits 8..28 hold the pid-namespace tag and bits 32..64 the
+//! pid of the process that last claimed the entry, set in the same CAS as the state (a claim and
+//! its owner are never two steps). Liveness follows the crate's one rule
+//! ([`process::record_alive`]): a claimer in another pid namespace is never judged by its pid.
 //!
 //! | state     | meaning                                                     | next                    |
 //! |-----------|-------------------------------------------------------------|-------------------------|
@@ -149,13 +151,14 @@ enum Seen {
     /// The entry is empty.
     Empty,
     /// The entry is being claimed; name not yet visible.
-    Claimed { pid: u32, start: u64 },
+    Claimed { pid: u32, start: u64, ns: u32 },
     /// Name visible; `ready` tells whether the object is initialized.
     Named {
         name_matches: bool,
         ready: bool,
         pid: u32,
         start: u64,
+        ns: u32,
     },
     /// Abandoned.
     Dead,
@@ -206,6 +209,7 @@ impl<'a> Directory<'a> {
     fn look(&self, i: usize, s: u64, name: &[u8]) -> Result<Seen> {
         let e = &self.entries[i];
         let pid = (s >> 32) as u32;
+        let ns = ((s >> 8) & 0xF_FFFF) as u32;
         let state = s & 0xff;
         let start = || e.claimer_start.load(Ordering::Relaxed);
         Ok(match state {
@@ -221,12 +225,14 @@ impl<'a> Directory<'a> {
             CLAIMED => Seen::Claimed {
                 pid,
                 start: start(),
+                ns,
             },
             NAMED | READY => Seen::Named {
                 name_matches: self.name_of(i)? == name,
                 ready: state == READY,
                 pid,
                 start: start(),
+                ns,
             },
             DEAD => Seen::Dead,
             other => {
@@ -307,6 +313,7 @@ impl<'a> Directory<'a> {
         seen: u64,
         pid: u32,
         start: u64,
+        ns: u32,
         deadline: &Deadline,
     ) -> Result<bool> {
         let e = &self.entries[i];
@@ -314,14 +321,14 @@ impl<'a> Directory<'a> {
         let mut rounds = 0u32;
         while e.state.load(Ordering::Acquire) == seen {
             rounds += 1;
-            if rounds % 64 == 0 && !process::owner_alive(pid, start) {
+            if rounds % 64 == 0 && !process::record_alive(pid, start, ns) {
                 return Ok(true);
             }
             if deadline.expired() {
                 // Before giving up, look at the holder once more: with a short wait the
                 // deadline can pass before the periodic check above ever ran, and a dead
                 // holder must be reported (or taken over), not waited for.
-                if !process::owner_alive(pid, start) {
+                if !process::record_alive(pid, start, ns) {
                     return Ok(true);
                 }
                 return Err(Error::Timeout {
@@ -408,7 +415,7 @@ impl<'a> Directory<'a> {
     ) -> Result<(u32, u64)> {
         validate_object_name(name)?;
         let name_b = name.as_bytes();
-        let me = (process::pid() as u64) << 32;
+        let me = ((process::pid() as u64) << 32) | (u64::from(process::my_ns_tag()) << 8);
         let deadline = Deadline::after(Some(self.wait));
         let mut init = Some(init);
         let mut i = 0usize;
@@ -445,8 +452,8 @@ impl<'a> Directory<'a> {
                     e.state.store(me | READY, Ordering::Release);
                     return Ok((i as u32, offset));
                 }
-                Seen::Claimed { pid, start } => {
-                    if self.wait_on(i, raw, pid, start, &deadline)? {
+                Seen::Claimed { pid, start, ns } => {
+                    if self.wait_on(i, raw, pid, start, ns, &deadline)? {
                         // The claimer died before publishing a name: abandon the entry.
                         let _ = e.state.compare_exchange(
                             raw,
@@ -461,6 +468,7 @@ impl<'a> Directory<'a> {
                     ready,
                     pid,
                     start,
+                    ns,
                 } => {
                     let (found, offset, size) = self.tag_of(i)?;
                     if &found != tag {
@@ -474,7 +482,7 @@ impl<'a> Directory<'a> {
                     if ready {
                         return Ok((i as u32, offset));
                     }
-                    if self.wait_on(i, raw, pid, start, &deadline)? {
+                    if self.wait_on(i, raw, pid, start, ns, &deadline)? {
                         // The creator died while initializing: take the entry over and
                         // initialize the object again (initialization writes all of it).
                         //
@@ -524,8 +532,8 @@ impl<'a> Directory<'a> {
                     name_matches: false,
                     ..
                 } => i += 1,
-                Seen::Claimed { pid, start } => {
-                    if self.wait_on(i, raw, pid, start, &deadline)? {
+                Seen::Claimed { pid, start, ns } => {
+                    if self.wait_on(i, raw, pid, start, ns, &deadline)? {
                         i += 1; // dead before naming it: not our object
                     }
                 }
@@ -542,8 +550,9 @@ impl<'a> Directory<'a> {
                     ready: false,
                     pid,
                     start,
+                    ns,
                 } => {
-                    if self.wait_on(i, raw, pid, start, &deadline)? {
+                    if self.wait_on(i, raw, pid, start, ns, &deadline)? {
                         return Err(Error::CreatorDied {
                             what: format!("object {name:?}"),
                             pid,

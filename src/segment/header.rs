@@ -10,8 +10,8 @@
 //! 40      dir_capacity     at creation                 1..=MAX_DIR_CAPACITY
 //! 48      arena_offset     at creation                 == arena_offset_for(dir_capacity) <= size
 //! 56      checksum         at creation                 FNV-1a of the fields 8..56
-//! 64      creator_pid      first (before the magic)    liveness while not ready
-//! 72      creator_start    first                       pid-reuse guard
+//! 64      creator          first (before the magic)    owner word (crate::process): liveness
+//! 72      creator_start    first                       full start time: pid-reuse guard
 //! 80      created_unix_ns  at creation                 shown by tools
 //! 128     alloc_next       bump pointer (own line)     in [arena_offset, size] at every use
 //! ```
@@ -145,7 +145,7 @@ impl Header {
     /// whoever sees it ready sees every other field.
     pub fn initialize(&self, g: &Geometry) {
         self.creator_pid
-            .store(crate::process::pid() as u64, Ordering::Relaxed);
+            .store(crate::process::my_word(), Ordering::Relaxed);
         self.creator_start
             .store(crate::process::start_time(), Ordering::Relaxed);
         self.magic.store(MAGIC, Ordering::Relaxed);
@@ -173,11 +173,20 @@ pub enum State {
     Ready(Geometry),
     /// Magic (or nothing yet) present, but the ready word not yet written.
     Initializing {
-        /// Creator pid recorded in the header (0 if none yet).
-        pid: u32,
+        /// Creator's owner word recorded in the header (0 if none yet).
+        word: u64,
         /// Creator start time recorded (0 if none).
         start: u64,
     },
+}
+
+/// Whether the creator recorded as owner word `word` with full start time `start` still runs:
+/// the crate's liveness rule on the word, and the full start time where one was recorded.
+pub fn creator_alive(word: u64, start: u64) -> bool {
+    crate::process::word_alive(word)
+        && (start == 0
+            || crate::process::word_is_foreign(word)
+            || crate::process::owner_alive(crate::process::word_pid(word), start))
 }
 
 /// Validates the header at the start of a mapping of `file_len` bytes.
@@ -188,7 +197,7 @@ pub fn validate(h: &Header, file_len: u64, path: &Path) -> Result<State> {
         let creator = h.creator_pid.load(Ordering::Relaxed);
         if magic == 0 && vs == 0 {
             return Ok(State::Initializing {
-                pid: creator as u32,
+                word: creator,
                 start: h.creator_start.load(Ordering::Relaxed),
             });
         }
@@ -199,7 +208,7 @@ pub fn validate(h: &Header, file_len: u64, path: &Path) -> Result<State> {
     }
     if vs == 0 {
         return Ok(State::Initializing {
-            pid: h.creator_pid.load(Ordering::Relaxed) as u32,
+            word: h.creator_pid.load(Ordering::Relaxed),
             start: h.creator_start.load(Ordering::Relaxed),
         });
     }

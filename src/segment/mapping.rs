@@ -142,8 +142,9 @@ fn wait_ready(h: &Header, len: u64, path: &Path, wait: Duration) -> Result<Geome
     loop {
         match header::validate(h, len, path)? {
             State::Ready(g) => return Ok(g),
-            State::Initializing { pid, start } => {
-                if pid != 0 && !crate::process::owner_alive(pid, start) {
+            State::Initializing { word, start } => {
+                let pid = crate::process::word_pid(word);
+                if word != 0 && !header::creator_alive(word, start) {
                     return Err(Error::CreatorDied {
                         what: format!("segment {}", path.display()),
                         pid,

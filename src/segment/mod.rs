@@ -30,7 +30,7 @@ pub use handle::Handle;
 /// The first 8 bytes of every shmkit segment (`"SHMKIT\0\x01"` read as a little-endian u64).
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// The segment format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[cfg(not(feature = "loom"))]
 pub use self::imp::*;
@@ -349,7 +349,7 @@ mod imp {
             use crate::sync::Ordering;
             let h = self.header();
             (
-                h.creator_pid.load(Ordering::Relaxed) as u32,
+                crate::process::word_pid(h.creator_pid.load(Ordering::Relaxed)),
                 h.created_unix_ns.load(Ordering::Relaxed),
             )
         }
@@ -359,8 +359,8 @@ mod imp {
         pub fn creator_alive(&self) -> bool {
             use crate::sync::Ordering;
             let h = self.header();
-            crate::process::owner_alive(
-                h.creator_pid.load(Ordering::Relaxed) as u32,
+            header::creator_alive(
+                h.creator_pid.load(Ordering::Relaxed),
                 h.creator_start.load(Ordering::Relaxed),
             )
         }

@@ -707,7 +707,7 @@ mod tests {
         // The block's last write changed element 131 only: the copy the dead writer scribbled on
         // is caught up from that range alone, so only the repair removes its 77.
         a.set(131, 5).unwrap();
-        let dead = i32::MAX as u32 + 11;
+        let dead = (1 << 22) - 11; // above any pid in use (pids are below 2²²)
         a.__abandon_set(130, 77, dead).unwrap();
         assert_eq!(a.get(130).unwrap(), 5, "the old value stays readable");
         assert!(matches!(a.check_writer(), Err(Error::WriterDied { pid }) if pid == dead));

@@ -2,16 +2,17 @@
 //!
 //! One `AtomicU64`, the owner word:
 //!
-//! | value                              | meaning                                     |
-//! | ---------------------------------- | ------------------------------------------- |
-//! | `0`                                | free                                        |
-//! | `pid << 32 \| (start_time as u32)` | held by the process `pid` started at `start` |
+//! | value        | meaning                                                              |
+//! | ------------ | -------------------------------------------------------------------- |
+//! | `0`          | free                                                                 |
+//! | owner word   | held by that process (pid, start tag, pid namespace: [`crate::process`]) |
 //!
 //! The claim and the owner's identity go in one CAS (`0 → me`), so a writer killed at any point
-//! leaves either a free lock or a lock naming it: never a lock nobody can identify. The start time
-//! (clock ticks since boot, cut to 32 bits) tells a reused pid from the original holder; a cut start
-//! time of 0 leaves the decision to the pid alone. Threads of one process share an identity: the
-//! CAS still admits one of them at a time, and a live process is never taken for dead.
+//! leaves either a free lock or a lock naming it: never a lock nobody can identify. The liveness
+//! rule is the crate's one ([`process::word_alive`]): a reused pid is told apart by its start time,
+//! and a holder in another pid namespace is never taken for dead. Threads of one process share an
+//! identity: the CAS still admits one of them at a time, and a live process is never taken for
+//! dead.
 //!
 //! A waiting writer spins, then yields, and checks the holder's liveness (a read of
 //! `/proc/<pid>/stat`) after [`FIRST_CHECK`] failed attempts and every [`CHECK_EVERY`] after that;
@@ -46,36 +47,30 @@ pub(crate) struct Acquired {
     pub took_over_from: Option<u32>,
 }
 
-/// Packs an identity into an owner word (never 0 for a real pid).
+/// The owner word of process `pid` started at `start`, in this pid namespace (never 0 for a
+/// real pid).
 pub(crate) fn pack(pid: u32, start: u64) -> u64 {
-    (pid as u64) << 32 | (start as u32) as u64
+    process::Identity {
+        pid,
+        start,
+        pid_ns: process::me().pid_ns,
+    }
+    .word()
 }
 
 /// The pid of an owner word.
 pub(crate) fn pid_of(word: u64) -> u32 {
-    (word >> 32) as u32
+    process::word_pid(word)
 }
 
 /// This process's owner word.
 pub(crate) fn me() -> u64 {
-    pack(process::pid(), process::start_time())
+    process::my_word()
 }
 
-/// Whether the process named by owner word `word` still runs.
+/// Whether the process named by owner word `word` still runs (the crate's one liveness rule).
 pub(crate) fn alive(word: u64) -> bool {
-    let pid = pid_of(word);
-    if !process::pid_alive(pid) {
-        return false;
-    }
-    let start = word as u32;
-    if start == 0 {
-        return true;
-    }
-    match process::start_time_of(pid) {
-        Some(s) => s as u32 == start,
-        // The process vanished between the two checks.
-        None => false,
-    }
+    process::word_alive(word)
 }
 
 impl WriterLock {
@@ -202,7 +197,7 @@ mod tests {
         l.check().unwrap();
         l.release();
         // A pid that cannot exist is dead: its lock is taken over.
-        let dead = pack(i32::MAX as u32 + 7, 1);
+        let dead = pack((1 << 22) - 3, 1);
         l.try_acquire_as(dead).unwrap();
         assert!(matches!(l.check(), Err(Error::WriterDied { pid }) if pid == pid_of(dead)));
         let a = l.acquire_as(me());
