@@ -187,7 +187,7 @@ impl Barrier {
             self.lock.mark_consistent(&me);
         }
         let r = f(self);
-        self.lock.unlock(&me, true);
+        self.lock.unlock(&me);
         r
     }
 

@@ -16,7 +16,8 @@ use std::time::Duration;
 /// Waiting releases the mutex and retakes it before returning, also after a timeout. If the
 /// mutex's owner died in the meantime, the wait returns [`LockError::OwnerDied`] with the guard
 /// (see [`Mutex`](crate::Mutex)); a guard that came from `OwnerDied` and was not marked consistent
-/// makes the mutex not recoverable when the wait releases it.
+/// is released by the wait with the mutex still inconsistent, so the wait (or another locker)
+/// gets `OwnerDied` again when it retakes it.
 ///
 /// ```
 /// use std::sync::Arc;

@@ -36,12 +36,13 @@ pub type LockResult<G> = Result<G, LockError<G>>;
 /// Like `std`'s `PoisonError`, [`OwnerDied`](LockError::OwnerDied) is a success in disguise: the
 /// caller holds the lock and must decide whether the data left by the dead owner can be repaired.
 /// Converting it into [`crate::Error`] (for example with `?`) drops the guard unrepaired, which
-/// makes the lock [not recoverable](crate::Error::NotRecoverable) for everyone: the POSIX
-/// `EOWNERDEAD` contract.
+/// leaves the lock *inconsistent*, not broken: the next locker gets `OwnerDied` again, until
+/// someone repairs the data and calls `mark_consistent` (Rust's poison convention; POSIX would
+/// make the lock `ENOTRECOVERABLE` here, for every process, for good).
 pub enum LockError<G> {
     /// The previous owner died holding the lock. You hold it now (the guard); its data may be
-    /// half-updated. Repair it and call `mark_consistent`, or drop the guard to declare the lock
-    /// not recoverable.
+    /// half-updated. Repair it and call `mark_consistent`; dropping the guard without that hands
+    /// `OwnerDied` to the next locker; `mark_not_recoverable` declares the data beyond repair.
     OwnerDied(G),
     /// The lock was not taken: [`NotRecoverable`](crate::Error::NotRecoverable),
     /// [`WouldBlock`](crate::Error::WouldBlock) (`try_` calls), [`Timeout`](crate::Error::Timeout)
@@ -88,8 +89,8 @@ impl<G> fmt::Display for LockError<G> {
 impl<G> std::error::Error for LockError<G> {}
 
 impl<G> From<LockError<G>> for Error {
-    /// Drops an `OwnerDied` guard unrepaired (the lock becomes not recoverable) and reports
-    /// [`Error::OwnerDied`].
+    /// Drops an `OwnerDied` guard unrepaired (the lock stays inconsistent: the next locker gets
+    /// `OwnerDied` too) and reports [`Error::OwnerDied`].
     fn from(e: LockError<G>) -> Error {
         match e {
             LockError::OwnerDied(g) => {

@@ -63,8 +63,8 @@ pub(crate) struct RawMutex {
     /// | `0 / 0 / 0`                     | unlocked                                                |
     /// | `w / 0 / tid`                   | locked by thread `tid`; `w`: a waiter may sleep         |
     /// | `w / 1 / tid`                   | locked by `tid`, which took it from a dead owner and has not called `mark_consistent` yet |
-    /// | `w / d / 0x3fff_ffff`           | not recoverable: an `OwnerDied` guard was dropped unrepaired; every lock fails |
-    /// | `w / d / 0` (never written)     | unlocked; taken like `0`, keeping `d` (a hostile peer's value) |
+    /// | `w / 1 / 0`                     | unlocked but inconsistent: an `OwnerDied` guard was dropped unrepaired; the next locker gets `OwnerDied` too |
+    /// | `w / d / 0x3fff_ffff`           | not recoverable: a holder gave up on the data ([`RawMutex::give_up`]); every lock fails |
     ///
     /// Claiming and naming the owner is one CAS, so a kill at any point leaves a lock that names
     /// a (dead) owner. A waiter that finds the named owner dead takes the lock over with one CAS
@@ -228,42 +228,58 @@ impl RawMutex {
         Some(Acquired::OwnerDied)
     }
 
-    /// Releases the lock held by `me`. `consistent == false` (an `OwnerDied` acquisition never
-    /// repaired) makes it permanently not recoverable and wakes every waiter to tell them.
+    /// Releases the lock held by `me`. The owner-died mark stays on the word: a lock taken from
+    /// a dead owner and released without [`mark_consistent`](Self::mark_consistent) is handed
+    /// to the next locker as `OwnerDied` again (Rust's poison convention, not POSIX's
+    /// `ENOTRECOVERABLE`).
     #[inline(always)]
-    pub(crate) fn unlock(&self, me: &Me, consistent: bool) {
-        if consistent
-            && self
-                .state
-                .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
+    pub(crate) fn unlock(&self, me: &Me) {
+        if self
+            .state
+            .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
         {
             return;
         }
-        self.unlock_slow(me, consistent);
+        self.unlock_slow(me);
     }
 
     #[cold]
-    fn unlock_slow(&self, me: &Me, consistent: bool) {
-        let new = if consistent { 0 } else { NOT_RECOVERABLE };
+    fn unlock_slow(&self, me: &Me) {
+        if let Some(old) = self.release_with(me, |cur| cur & OWNER_DIED) {
+            if old & WAITERS != 0 {
+                futex_wake(&self.state, 1);
+            }
+        }
+    }
+
+    /// Releases the lock held by `me` and makes it permanently not recoverable (POSIX
+    /// `ENOTRECOVERABLE`): every present and future lock fails. Wakes every waiter to tell them.
+    pub(crate) fn give_up(&self, me: &Me) {
+        if self
+            .release_with(me, |cur| (cur & OWNER_DIED) | NOT_RECOVERABLE)
+            .is_some()
+        {
+            futex_wake(&self.state, u32::MAX);
+        }
+    }
+
+    /// Replaces the word by `new(cur)` if `me` owns it; returns the word it replaced (`None`:
+    /// not ours any more, because a peer judged us dead or scribbled on the word; then it is
+    /// left alone).
+    fn release_with(&self, me: &Me, new: impl Fn(u32) -> u32) -> Option<u32> {
         let mut cur = self.state.load(Ordering::Relaxed);
         loop {
             if cur & TID_MASK != me.tid {
-                // Not ours any more (a peer judged us dead or scribbled on the word): leave it.
-                return;
+                return None;
             }
             match self
                 .state
-                .compare_exchange(cur, new, Ordering::Release, Ordering::Relaxed)
+                .compare_exchange(cur, new(cur), Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) => break,
+                Ok(_) => return Some(cur),
                 Err(now) => cur = now,
             }
-        }
-        if !consistent {
-            futex_wake(&self.state, u32::MAX);
-        } else if cur & WAITERS != 0 {
-            futex_wake(&self.state, 1);
         }
     }
 
@@ -329,7 +345,7 @@ mod tests {
         assert_eq!(how, Acquired::OwnerDied);
         assert!(r.state().owner_died);
         r.mark_consistent(&me);
-        r.unlock(&me, true);
+        r.unlock(&me);
         assert_eq!(r.state.load(Ordering::Relaxed), 0);
     }
 

@@ -12,10 +12,13 @@ use std::time::Duration;
 /// Like Python's `RLock` it protects code, not data (put shared data in atomics or a
 /// [`Mutex`](crate::Mutex)).
 ///
-/// It is robust like [`Mutex`](crate::Mutex): the lock word names the owner thread, a lock whose
-/// owner died is handed to the next thread with [`LockError::OwnerDied`], and dropping that guard
-/// (the last one) without [`mark_consistent`](ReentrantGuard::mark_consistent) makes the lock
-/// not recoverable. The depth of the dead owner is forgotten: the new owner starts at depth 1.
+/// It is robust like [`Mutex`](crate::Mutex), with the same poison convention: the lock word
+/// names the owner thread, a lock whose owner died is handed to the next thread with
+/// [`LockError::OwnerDied`], and releasing it (the last guard) without
+/// [`mark_consistent`](ReentrantGuard::mark_consistent) hands `OwnerDied` to the next locker
+/// again; only [`mark_not_recoverable`](ReentrantGuard::mark_not_recoverable) makes the lock
+/// permanently unusable. The depth of the dead owner is forgotten: the new owner starts at
+/// depth 1.
 ///
 /// ```
 /// let m = shmkit::ReentrantMutex::new();
@@ -139,6 +142,16 @@ impl ReentrantGuard<'_> {
     pub fn is_consistent(&self) -> bool {
         !self.mutex.raw.owner_died_marked()
     }
+
+    /// Declares the protected state beyond repair and releases the lock whatever the depth: every
+    /// present and future lock fails with [`NotRecoverable`](crate::Error::NotRecoverable).
+    /// Other guards of this thread still alive release nothing when dropped.
+    pub fn mark_not_recoverable(self) {
+        let m = self.mutex;
+        core::mem::forget(self);
+        m.depth.store(0, Ordering::Relaxed);
+        m.raw.give_up(&me());
+    }
 }
 
 impl Drop for ReentrantGuard<'_> {
@@ -150,8 +163,7 @@ impl Drop for ReentrantGuard<'_> {
             return;
         }
         m.depth.store(0, Ordering::Relaxed);
-        let consistent = !m.raw.owner_died_marked();
-        m.raw.unlock(&me(), consistent);
+        m.raw.unlock(&me());
     }
 }
 

@@ -192,7 +192,7 @@ impl Semaphore {
             self.lock.mark_consistent(&me);
         }
         let r = f(self);
-        self.lock.unlock(&me, true);
+        self.lock.unlock(&me);
         r
     }
 
