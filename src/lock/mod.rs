@@ -15,7 +15,7 @@ mod raw;
 mod reentrant;
 mod semaphore;
 
-pub use barrier::{Barrier, PARTY_SLOTS};
+pub use barrier::{Barrier, MAX_PARTIES, PARTY_SLOTS};
 pub use condvar::Condvar;
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
@@ -23,7 +23,7 @@ pub use mutex::{Mutex, MutexGuard};
 pub use owner::sim;
 pub use raw::LockState;
 pub use reentrant::{ReentrantGuard, ReentrantMutex};
-pub use semaphore::{Semaphore, HOLDER_SLOTS};
+pub use semaphore::{Semaphore, HOLDER_SLOTS, MAX_PERMITS};
 
 use crate::Error;
 use core::fmt;

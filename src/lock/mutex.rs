@@ -293,6 +293,7 @@ impl<T: Pod> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         if self.dirty {
             store_pod(&self.mutex.data, &self.value);
+            crate::hooks::at("mutex.unlock.written");
         }
         self.mutex.raw.unlock(&self.me);
     }

@@ -157,6 +157,46 @@ impl OwnerMeta {
     }
 }
 
+/// This process's owner word for the claims of the semaphore and barrier slots
+/// ([`crate::process::my_word`]). Under loom every model thread is a process of its own, so that
+/// a model can kill one ([`sim::die`]) and check that the others recover its claims.
+#[inline]
+pub(crate) fn claim_word() -> u64 {
+    #[cfg(not(feature = "loom"))]
+    return crate::process::my_word();
+    #[cfg(feature = "loom")]
+    // pid = the model thread's id, start tag 1: never 0, never FLAG.
+    return u64::from(crate::sync::thread_id()) | (1 << 22);
+}
+
+/// Whether the holder of claim word `w` lives, by the crate's one liveness rule
+/// ([`crate::process::word_alive`]: a holder in another pid namespace is alive). Under loom: not
+/// marked dead with [`sim::die`].
+pub(crate) fn claim_alive(w: u64) -> bool {
+    #[cfg(not(feature = "loom"))]
+    return crate::process::word_alive(w);
+    #[cfg(feature = "loom")]
+    return w & !crate::process::FLAG != 0
+        && !sim::is_dead(crate::process::word_pid(w & !crate::process::FLAG));
+}
+
+/// A named point between two steps of a multi-step protocol (`<family>.<op>.<where>`).
+///
+/// With the `test-hooks` feature a process may be killed or stopped here ([`crate::hooks::at`]).
+/// Under loom, a model thread that armed this point with [`sim::die_at`] dies here: the call
+/// returns `true` and the caller must return at once, abandoning its operation exactly as a
+/// process killed at this instruction would. Otherwise `false` (and nothing at all without
+/// either feature).
+#[inline(always)]
+#[must_use]
+pub(crate) fn step(point: &'static str) -> bool {
+    crate::hooks::at(point);
+    #[cfg(feature = "loom")]
+    return sim::reached(point);
+    #[cfg(not(feature = "loom"))]
+    false
+}
+
 #[cfg(not(feature = "loom"))]
 mod alive {
     /// Whether thread `tid` lives; `rec` is its recorded (pid, start time) when known.
@@ -204,17 +244,45 @@ pub mod sim {
     std::thread_local! {
         // Per OS thread: loom runs a model's threads as coroutines on the test's thread.
         static DEAD: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+        // Model threads armed to die at a named step: (thread, point).
+        static ARMED: RefCell<Vec<(u32, &'static str)>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// Forgets every simulated death (call at the start of each model iteration).
+    /// Forgets every simulated death and armed point (call at the start of each model
+    /// iteration).
     pub fn reset() {
         DEAD.with(|d| d.borrow_mut().clear());
+        ARMED.with(|a| a.borrow_mut().clear());
     }
 
     /// Marks the calling model thread dead.
     pub fn die() {
         let me = crate::sync::thread_id();
         DEAD.with(|d| d.borrow_mut().push(me));
+    }
+
+    /// Arms the calling model thread to die when it reaches the named step of a protocol (the
+    /// names of the `test-hooks` kill points, e.g. `semaphore.acquire.committed`): the operation
+    /// returns at once from there, and the thread counts as dead. The thread must do nothing
+    /// more with the object afterwards (check [`is_dead_me`]).
+    pub fn die_at(point: &'static str) {
+        let me = crate::sync::thread_id();
+        ARMED.with(|a| a.borrow_mut().push((me, point)));
+    }
+
+    /// Whether the calling model thread has died (at an armed step, or by [`die`]).
+    pub fn is_dead_me() -> bool {
+        is_dead(crate::sync::thread_id())
+    }
+
+    /// The calling thread reached `point`: dies there if armed for it.
+    pub(crate) fn reached(point: &'static str) -> bool {
+        let me = crate::sync::thread_id();
+        let armed = ARMED.with(|a| a.borrow().iter().any(|&(t, p)| t == me && p == point));
+        if armed {
+            die();
+        }
+        armed
     }
 
     /// Whether model thread `tid` was marked dead.

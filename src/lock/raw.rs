@@ -115,6 +115,7 @@ impl RawMutex {
             .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
+            crate::hooks::at("mutex.lock.claimed");
             self.meta.record(&me);
             return Ok((me, Acquired::Clean));
         }
@@ -147,6 +148,7 @@ impl RawMutex {
                     .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
+                    crate::hooks::at("mutex.lock.claimed");
                     self.meta.record(&me);
                     return Ok(if cur & OWNER_DIED != 0 {
                         Acquired::OwnerDied
@@ -224,6 +226,7 @@ impl RawMutex {
         self.state
             .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
+        crate::hooks::at("mutex.lock.claimed");
         self.meta.record(me);
         Some(Acquired::OwnerDied)
     }
