@@ -406,3 +406,58 @@ fn mutex_calls_return_in_time_behind_a_stopped_owner() {
     kids.wait_ok(k, Duration::from_secs(30));
     assert_eq!(*m.lock().unwrap(), 1);
 }
+
+#[test]
+fn condvar_wait_timeout_returns_in_time_behind_a_stopped_owner() {
+    // The parent waits on a condvar; the wait releases the mutex, the child takes it and is
+    // stopped holding it. The wait cannot retake the mutex and must still return in time
+    // (with Timeout, without the guard) instead of waiting for the child for ever.
+    let guard = SegGuard::new("cvstop");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
+    let m = seg.mutex("m", 0u64).unwrap();
+    let cv = seg.condvar("cv").unwrap();
+    let mut kids = Children::new();
+    let g = m.lock().unwrap();
+    let k = spawn_hooked(
+        &mut kids,
+        "mutex_bump",
+        guard.name(),
+        "stop",
+        "mutex.unlock.written",
+    );
+    common::wait_until(
+        "the child to wait for the mutex",
+        Duration::from_secs(30),
+        || m.state().waiters,
+    );
+    // Long enough for the child to take the mutex and stop before the wait tries to retake it.
+    let wait = Duration::from_millis(500);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (took, r) = std::thread::scope(|s| {
+        // Watchdog: if the wait is still blocked after 10 s, resume the child so that the test
+        // fails instead of hanging.
+        s.spawn(|| {
+            let t = Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if t.elapsed() > Duration::from_secs(10) {
+                    resume(&kids, k);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        let t = Instant::now();
+        let r = cv.wait_timeout(g, wait).map(|(g, timed_out)| {
+            drop(g);
+            timed_out
+        });
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (t.elapsed(), r.map_err(|e| format!("{e:?}")))
+    });
+    assert!(took < wait + SLACK, "the wait took {took:?}");
+    assert!(matches!(&r, Err(e) if e.contains("Timeout")), "{r:?}");
+    stopped_at(&kids, k, "mutex.unlock.written");
+    resume(&kids, k);
+    kids.wait_ok(k, Duration::from_secs(30));
+    assert_eq!(*m.lock().unwrap(), 1);
+}

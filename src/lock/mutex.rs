@@ -257,13 +257,14 @@ impl<T: Pod> MutexGuard<'_, T> {
         self.mutex.raw.unlock(&self.me);
     }
 
-    /// Retakes the lock after [`release`](Self::release) (waiting as long as needed) and
-    /// reloads the value. `Ok(false)`: taken over from a dead owner (not consistent).
-    pub(crate) fn reacquire(&mut self) -> Result<bool, crate::Error> {
+    /// Retakes the lock after [`release`](Self::release), waiting at most `timeout` (`None`: as
+    /// long as needed), and reloads the value. `Ok(false)`: taken over from a dead owner (not
+    /// consistent). On an error the lock is not held.
+    pub(crate) fn reacquire(&mut self, timeout: Option<Duration>) -> Result<bool, crate::Error> {
         let (me, how) = self
             .mutex
             .raw
-            .lock(Wait::For(None))
+            .lock(Wait::For(timeout))
             .map_err(|f| f.into_error("mutex"))?;
         self.me = me;
         self.consistent = how == Acquired::Clean;
