@@ -218,7 +218,7 @@ impl<T: Pod> MutexGuard<'_, T> {
     /// Declares the data repaired after [`LockError::OwnerDied`]: the mutex returns to normal use.
     /// Does nothing on a guard that was acquired normally.
     pub fn mark_consistent(&mut self) {
-        if !self.consistent {
+        if !self.consistent && self.me.is_current() {
             self.mutex.raw.mark_consistent(&self.me);
             self.consistent = true;
         }
@@ -233,7 +233,9 @@ impl<T: Pod> MutexGuard<'_, T> {
         let me = self.me;
         let mutex = self.mutex;
         core::mem::forget(self);
-        mutex.raw.give_up(&me);
+        if me.is_current() {
+            mutex.raw.give_up(&me);
+        }
     }
 
     /// `false` for a guard from [`LockError::OwnerDied`] until
@@ -250,6 +252,9 @@ impl<T: Pod> MutexGuard<'_, T> {
     /// Writes the value back (if changed) and releases the lock, keeping the guard for a later
     /// [`reacquire`](Self::reacquire): for condition variables.
     pub(crate) fn release(&mut self) {
+        if !self.me.is_current() {
+            return; // a forked child's copy: the lock is the parent's
+        }
         if self.dirty {
             store_pod(&self.mutex.data, &self.value);
             self.dirty = false;
@@ -292,6 +297,11 @@ impl<T: Pod> DerefMut for MutexGuard<'_, T> {
 impl<T: Pod> Drop for MutexGuard<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
+        if !self.me.is_current() {
+            // A copy inherited by a `fork()`ed child: the lock (and the right to write the data)
+            // belongs to the thread of the parent that took it. Do nothing.
+            return;
+        }
         if self.dirty {
             store_pod(&self.mutex.data, &self.value);
             crate::hooks::at("mutex.unlock.written");

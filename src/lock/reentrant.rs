@@ -1,7 +1,7 @@
 //! [`ReentrantMutex`]: a robust, process-shared lock that its owner thread may take again
 //! (Python's `RLock`).
 
-use super::owner::me;
+use super::owner::{me, Me};
 use super::raw::{Acquired, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
 use crate::sync::{AtomicU64, Ordering};
@@ -98,16 +98,18 @@ impl ReentrantMutex {
             self.depth.store(d.saturating_add(1), Ordering::Relaxed);
             return Ok(ReentrantGuard {
                 mutex: self,
+                me,
                 _not_send: PhantomData,
             });
         }
-        let (_, how) = self
+        let (me, how) = self
             .raw
             .lock(wait)
             .map_err(|f| LockError::Error(f.into_error("reentrant mutex")))?;
         self.depth.store(1, Ordering::Relaxed);
         let g = ReentrantGuard {
             mutex: self,
+            me,
             _not_send: PhantomData,
         };
         match how {
@@ -129,13 +131,17 @@ impl core::fmt::Debug for ReentrantMutex {
 /// One level of a held [`ReentrantMutex`]. Not `Send`.
 pub struct ReentrantGuard<'a> {
     mutex: &'a ReentrantMutex,
+    /// The owner, as of the lock (inert in a `fork()`ed child).
+    me: Me,
     _not_send: PhantomData<*const ()>,
 }
 
 impl ReentrantGuard<'_> {
     /// Declares the protected state repaired after [`LockError::OwnerDied`].
     pub fn mark_consistent(&mut self) {
-        self.mutex.raw.mark_consistent(&me());
+        if self.me.is_current() {
+            self.mutex.raw.mark_consistent(&self.me);
+        }
     }
 
     /// `false` while the owner-died mark is on the lock.
@@ -147,15 +153,20 @@ impl ReentrantGuard<'_> {
     /// present and future lock fails with [`NotRecoverable`](crate::Error::NotRecoverable).
     /// Other guards of this thread still alive release nothing when dropped.
     pub fn mark_not_recoverable(self) {
-        let m = self.mutex;
+        let (m, me) = (self.mutex, self.me);
         core::mem::forget(self);
-        m.depth.store(0, Ordering::Relaxed);
-        m.raw.give_up(&me());
+        if me.is_current() {
+            m.depth.store(0, Ordering::Relaxed);
+            m.raw.give_up(&me);
+        }
     }
 }
 
 impl Drop for ReentrantGuard<'_> {
     fn drop(&mut self) {
+        if !self.me.is_current() {
+            return; // a copy inherited by a `fork()`ed child: the lock is the parent's
+        }
         let m = self.mutex;
         let d = m.depth.load(Ordering::Relaxed);
         if d > 1 {
@@ -163,7 +174,7 @@ impl Drop for ReentrantGuard<'_> {
             return;
         }
         m.depth.store(0, Ordering::Relaxed);
-        m.raw.unlock(&me());
+        m.raw.unlock(&self.me);
     }
 }
 
