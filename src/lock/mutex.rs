@@ -1,6 +1,6 @@
 //! [`Mutex<T>`]: a robust, process-shared futex mutex around plain data.
 
-use super::owner::Me;
+use super::owner::Held;
 use super::raw::{Acquired, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
 use crate::sync::AtomicU64;
@@ -204,7 +204,7 @@ unsafe fn init_in_place<T: Pod>(p: *mut u8, n: usize, value: T) {
 /// just before the unlock. Not `Send`: the lock belongs to the thread that took it.
 pub struct MutexGuard<'a, T: Pod> {
     mutex: &'a Mutex<T>,
-    me: Me,
+    me: Held,
     value: T,
     dirty: bool,
     consistent: bool,

@@ -46,25 +46,56 @@ pub(crate) fn ns_tag8(tag20: u32) -> u32 {
     }
 }
 
-/// The calling thread's identity.
+/// The calling thread's identity (cached per thread).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Me {
     /// Its lock-word owner field: thread id (or loom model id) and namespace tag; never 0, never
     /// [`NOT_RECOVERABLE`].
     pub owner: u32,
+    /// The fork generation it was computed in (truncated).
+    pub gen: u32,
     /// Its process's owner word ([`crate::process::my_word`]).
     pub proc: u64,
-    /// The fork generation it was computed in: a guard taken before a `fork()` is inert in the
-    /// child ([`Me::is_current`]).
-    pub gen: u64,
+    /// Its [`OwnerMeta`] record word: `owner << 32 | fold(proc)`.
+    pub record: u64,
 }
 
 impl Me {
-    /// Whether this identity belongs to the calling process (false in a `fork()`ed child, for an
-    /// identity its parent computed: there the lock it names is the parent's).
+    pub(crate) fn new(owner: u32, proc: u64, gen: u32) -> Me {
+        Me {
+            owner,
+            gen,
+            proc,
+            record: (u64::from(owner) << 32) | u64::from(fold(proc)),
+        }
+    }
+
+    /// What a guard keeps of it.
+    #[inline]
+    pub(crate) fn held(&self) -> Held {
+        Held {
+            owner: self.owner,
+            gen: self.gen,
+        }
+    }
+}
+
+/// The owner of a held lock, as its guard keeps it (8 bytes: guards stay small).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    /// The lock-word owner field.
+    pub owner: u32,
+    /// The fork generation the lock was taken in: a guard taken before a `fork()` is inert in
+    /// the child ([`Held::is_current`]).
+    pub gen: u32,
+}
+
+impl Held {
+    /// Whether the lock was taken by the calling process (false in a `fork()`ed child, for a
+    /// guard its parent took: there the lock is the parent's thread's).
     #[inline]
     pub(crate) fn is_current(&self) -> bool {
-        self.gen == ident::generation()
+        self.gen == ident::generation() as u32
     }
 }
 
@@ -87,7 +118,7 @@ mod ident {
     /// recomputed after `fork()` ([`crate::process::fork_generation`]).
     #[inline]
     pub(crate) fn me() -> Me {
-        let gen = generation();
+        let gen = generation() as u32;
         match CACHE.with(|c| c.get()) {
             Some(m) if m.gen == gen => m,
             _ => refresh(),
@@ -98,13 +129,10 @@ mod ident {
     fn refresh() -> Me {
         // `process::me` registers the fork handler: read the generation after it.
         let proc = crate::process::my_word();
-        let gen = generation();
+        let gen = generation() as u32;
         let tid = crate::sync::thread_id() & super::TID_MASK;
-        let m = Me {
-            owner: tid | (super::ns_tag8(crate::process::my_ns_tag()) << super::NS_SHIFT),
-            proc,
-            gen,
-        };
+        let owner = tid | (super::ns_tag8(crate::process::my_ns_tag()) << super::NS_SHIFT);
+        let m = Me::new(owner, proc, gen);
         CACHE.with(|c| c.set(Some(m)));
         m
     }
@@ -121,11 +149,7 @@ mod ident {
 
     /// This model thread's identity: each model thread is a process of its own.
     pub(crate) fn me() -> Me {
-        Me {
-            owner: crate::sync::thread_id(),
-            proc: super::claim_word(),
-            gen: 0,
-        }
+        Me::new(crate::sync::thread_id(), super::claim_word(), 0)
     }
 }
 
@@ -170,14 +194,13 @@ impl OwnerMeta {
     /// Records `me` as the owner (after the CAS that made it so).
     #[inline]
     pub(crate) fn record(&self, me: &Me) {
-        let owner = (u64::from(me.owner) << 32) | u64::from(fold(me.proc));
-        if self.owner.load(Ordering::Relaxed) == owner
+        if self.owner.load(Ordering::Relaxed) == me.record
             && self.proc.load(Ordering::Relaxed) == me.proc
         {
             return; // the same thread relocking: the record is already right
         }
         self.proc.store(me.proc, Ordering::Relaxed);
-        self.owner.store(owner, Ordering::Release);
+        self.owner.store(me.record, Ordering::Release);
     }
 
     /// The process owner word recorded for lock-word owner `owner`, if the record is about it

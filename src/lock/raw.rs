@@ -1,7 +1,8 @@
 //! [`RawMutex`]: the robust futex lock word behind [`Mutex`](super::Mutex), without data.
 
 use super::owner::{
-    me, Me, OwnerMeta, LIVENESS_PERIOD, NOT_RECOVERABLE, OWNER_DIED, OWNER_MASK, TID_MASK, WAITERS,
+    me, Held, Me, OwnerMeta, LIVENESS_PERIOD, NOT_RECOVERABLE, OWNER_DIED, OWNER_MASK, TID_MASK,
+    WAITERS,
 };
 use crate::sync::{futex_wait, futex_wake, AtomicU32, Deadline, Ordering, Spin};
 use crate::Error;
@@ -110,7 +111,7 @@ impl RawMutex {
 
     /// Takes the lock for the calling thread.
     #[inline(always)]
-    pub(crate) fn lock(&self, wait: Wait) -> Result<(Me, Acquired), Fail> {
+    pub(crate) fn lock(&self, wait: Wait) -> Result<(Held, Acquired), Fail> {
         let me = me();
         if self
             .state
@@ -119,9 +120,9 @@ impl RawMutex {
         {
             crate::hooks::at("mutex.lock.claimed");
             self.meta.record(&me);
-            return Ok((me, Acquired::Clean));
+            return Ok((me.held(), Acquired::Clean));
         }
-        self.lock_slow(me, wait).map(|a| (me, a))
+        self.lock_slow(me, wait).map(|a| (me.held(), a))
     }
 
     #[cold]
@@ -238,7 +239,7 @@ impl RawMutex {
     /// to the next locker as `OwnerDied` again (Rust's poison convention, not POSIX's
     /// `ENOTRECOVERABLE`).
     #[inline(always)]
-    pub(crate) fn unlock(&self, me: &Me) {
+    pub(crate) fn unlock(&self, me: &Held) {
         if self
             .state
             .compare_exchange(me.owner, 0, Ordering::Release, Ordering::Relaxed)
@@ -250,7 +251,7 @@ impl RawMutex {
     }
 
     #[cold]
-    fn unlock_slow(&self, me: &Me) {
+    fn unlock_slow(&self, me: &Held) {
         if let Some(old) = self.release_with(me, |cur| cur & OWNER_DIED) {
             if old & WAITERS != 0 {
                 futex_wake(&self.state, 1);
@@ -260,7 +261,7 @@ impl RawMutex {
 
     /// Releases the lock held by `me` and makes it permanently not recoverable (POSIX
     /// `ENOTRECOVERABLE`): every present and future lock fails. Wakes every waiter to tell them.
-    pub(crate) fn give_up(&self, me: &Me) {
+    pub(crate) fn give_up(&self, me: &Held) {
         if self
             .release_with(me, |cur| (cur & OWNER_DIED) | NOT_RECOVERABLE)
             .is_some()
@@ -272,7 +273,7 @@ impl RawMutex {
     /// Replaces the word by `new(cur)` if `me` owns it; returns the word it replaced (`None`:
     /// not ours any more, because a peer judged us dead or scribbled on the word; then it is
     /// left alone).
-    fn release_with(&self, me: &Me, new: impl Fn(u32) -> u32) -> Option<u32> {
+    fn release_with(&self, me: &Held, new: impl Fn(u32) -> u32) -> Option<u32> {
         let mut cur = self.state.load(Ordering::Relaxed);
         loop {
             if cur & OWNER_MASK != me.owner {
@@ -289,7 +290,7 @@ impl RawMutex {
     }
 
     /// Clears the owner-died mark of a lock held by `me` (the data was repaired).
-    pub(crate) fn mark_consistent(&self, me: &Me) {
+    pub(crate) fn mark_consistent(&self, me: &Held) {
         let mut cur = self.state.load(Ordering::Relaxed);
         while cur & OWNER_MASK == me.owner && cur & OWNER_DIED != 0 {
             match self.state.compare_exchange(
@@ -373,11 +374,7 @@ mod tests {
     fn stale_record_of_a_reused_pid_is_not_taken_for_the_owner() {
         // The record names this very process but with another start time: not us, not alive.
         let r = RawMutex::new();
-        let fake = Me {
-            owner: owner_field(dead_tid()),
-            proc: reused_pid_word(),
-            gen: me().gen,
-        };
+        let fake = Me::new(owner_field(dead_tid()), reused_pid_word(), 0);
         r.state.store(fake.owner | WAITERS, Ordering::Relaxed);
         r.meta.record(&fake);
         let (_, how) = r.lock(Wait::For(Some(Duration::from_secs(5)))).unwrap();
@@ -440,22 +437,14 @@ mod tests {
         let r = RawMutex::new();
         let owner = owner_field(tid);
         r.state.store(owner, Ordering::Relaxed);
-        r.meta.record(&Me {
-            owner,
-            proc: foreign_ns.word(),
-            gen: 0,
-        });
+        r.meta.record(&Me::new(owner, foreign_ns.word(), 0));
         assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::WouldBlock);
         // The same record in our namespace: dead, taken over.
-        r.meta.record(&Me {
-            owner,
-            proc: crate::process::Identity {
-                pid_ns: id.pid_ns,
-                ..foreign_ns
-            }
-            .word(),
-            gen: 0,
-        });
+        let local = crate::process::Identity {
+            pid_ns: id.pid_ns,
+            ..foreign_ns
+        };
+        r.meta.record(&Me::new(owner, local.word(), 0));
         assert_eq!(r.lock(Wait::Try).unwrap().1, Acquired::OwnerDied);
     }
 

@@ -1,7 +1,7 @@
 //! [`ReentrantMutex`]: a robust, process-shared lock that its owner thread may take again
 //! (Python's `RLock`).
 
-use super::owner::{me, Me};
+use super::owner::{me, Held};
 use super::raw::{Acquired, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
 use crate::sync::{AtomicU64, Ordering};
@@ -98,7 +98,7 @@ impl ReentrantMutex {
             self.depth.store(d.saturating_add(1), Ordering::Relaxed);
             return Ok(ReentrantGuard {
                 mutex: self,
-                me,
+                me: me.held(),
                 _not_send: PhantomData,
             });
         }
@@ -132,7 +132,7 @@ impl core::fmt::Debug for ReentrantMutex {
 pub struct ReentrantGuard<'a> {
     mutex: &'a ReentrantMutex,
     /// The owner, as of the lock (inert in a `fork()`ed child).
-    me: Me,
+    me: Held,
     _not_send: PhantomData<*const ()>,
 }
 
