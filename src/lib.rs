@@ -46,6 +46,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+// Say it here, once, rather than let the build fail deep inside on a missing libc item: the
+// waits sleep on shared futex words, process identity comes from /proc, anonymous segments are
+// sealed memfds and the MPMC and SPSC handshakes use membarrier.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "shmkit needs Linux: shared futex words, /proc (process start times), memfd_create with \
+     seals and membarrier; this target has none of them"
+);
+
 pub mod counter;
 pub mod error;
 #[doc(hidden)]
@@ -73,3 +82,35 @@ pub use segment::object::{Kind, Object, TypeTag};
 pub use segment::{Backing, Handle, Segment, SegmentOptions};
 pub use seqlock::{SeqArray, SeqLock};
 pub use value::AtomicValue;
+
+/// The `bytemuck` crate that shmkit builds on, for its other items (`bytes_of`, `cast_slice`,
+/// `AnyBitPattern` …) and as the path the derives need (see [`Pod`]).
+pub use bytemuck;
+/// Plain data that may cross processes, and its derive; re-exported from `bytemuck` so that a
+/// crate using shmkit needs no `bytemuck` dependency of its own.
+///
+/// The derives name their crate `::bytemuck` unless told otherwise: a crate without its own
+/// `bytemuck` dependency points them at this re-export with `#[bytemuck(crate = "shmkit::bytemuck")]`.
+///
+/// ```
+/// use shmkit::{Pod, Segment, Zeroable};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+/// #[bytemuck(crate = "shmkit::bytemuck")]
+/// #[repr(C)]
+/// struct Job {
+///     id: u64,
+///     cost: f64,
+/// }
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// let last = seg.seqlock("last", Job::zeroed())?;
+/// last.write(&Job { id: 7, cost: 2.5 });
+/// assert_eq!(last.read(), Job { id: 7, cost: 2.5 });
+/// # Ok(()) }
+/// ```
+pub use bytemuck::Pod;
+/// Types for which all-zero bytes are a valid value, and its derive; re-exported from `bytemuck`
+/// like [`Pod`] (whose example shows the derive).
+pub use bytemuck::Zeroable;
