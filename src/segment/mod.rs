@@ -57,7 +57,23 @@ mod imp {
     /// Longest segment name, in bytes.
     pub const SEGMENT_NAME_MAX: usize = 200;
 
-    /// How a segment is backed.
+    /// How a segment is backed, as [`Segment::backing`] reports it.
+    ///
+    /// ```
+    /// use shmkit::{Backing, Segment};
+    ///
+    /// # fn main() -> shmkit::Result<()> {
+    /// let anon = Segment::anonymous(1 << 16)?;
+    /// assert_eq!(anon.backing(), Backing::Anonymous);
+    /// assert_eq!(anon.path(), None);
+    ///
+    /// let name = format!("shmkit-doc-backing-{}", std::process::id());
+    /// let named = Segment::create(&name, 1 << 16)?;
+    /// assert_eq!(named.backing(), Backing::Named);
+    /// assert!(named.path().unwrap().starts_with("/dev/shm"));
+    /// named.unlink()?;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Backing {
         /// A file in `/dev/shm`.
@@ -70,11 +86,27 @@ mod imp {
 
     /// Options for creating and opening segments; [`Segment`]'s constructors use the defaults.
     ///
-    /// ```no_run
-    /// # fn main() -> shmkit::Result<()> {
+    /// ```
     /// use shmkit::SegmentOptions;
-    /// let seg = SegmentOptions::new().mode(0o640).dir_capacity(256).create("stats", 1 << 20)?;
-    /// # seg.unlink()?; Ok(()) }
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> shmkit::Result<()> {
+    /// let name = format!("shmkit-doc-options-{}", std::process::id());
+    /// let opts = SegmentOptions::new()
+    ///     .mode(0o640) // readable by the group too (exactly this, whatever the umask)
+    ///     .dir_capacity(256) // room for 256 named objects
+    ///     .wait_timeout(Duration::from_secs(1)); // give up on a stuck creator after 1 s
+    /// let seg = opts.create(&name, 1 << 20)?;
+    /// assert_eq!(seg.dir_capacity(), 256);
+    /// let mode = std::fs::metadata(seg.path().unwrap()).unwrap().permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o640);
+    ///
+    /// // The same options open it (the mode and capacity only apply to creation).
+    /// let again = opts.open(&name)?;
+    /// assert_eq!(again.size(), seg.size());
+    /// seg.unlink()?;
+    /// # Ok(()) }
     /// ```
     #[derive(Clone, Debug)]
     pub struct SegmentOptions {
