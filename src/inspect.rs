@@ -3,8 +3,8 @@
 //! Each object kind contributes one arm to [`describe`]; it opens the object with the tag found
 //! in the directory (validated like any open) and prints its current state in one line.
 
+use crate::object::Kind;
 use crate::segment::directory::EntryInfo;
-use crate::segment::object::Kind;
 use crate::{AtomicValue, Counter, Result, Segment, ShardedCounter};
 
 /// A one-line description of the current state of the object `entry` in `seg`.

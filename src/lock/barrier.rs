@@ -333,7 +333,7 @@ impl core::fmt::Debug for Barrier {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::{Handle, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;

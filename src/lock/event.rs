@@ -144,7 +144,7 @@ impl core::fmt::Debug for Event {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::{Handle, Result, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;

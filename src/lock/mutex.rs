@@ -292,7 +292,7 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for MutexGuard<'_, T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::words::words_for;
     use crate::{Handle, Result, Segment};
     use core::ptr::NonNull;

@@ -158,7 +158,7 @@ impl Drop for ReentrantGuard<'_> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::{Handle, Result, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;

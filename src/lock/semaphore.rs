@@ -340,7 +340,7 @@ impl core::fmt::Debug for Semaphore {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::{Handle, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;

@@ -993,7 +993,7 @@ impl<T: Pod> core::fmt::Debug for MpmcRing<T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::words::words_for;
     use core::alloc::Layout;
     use core::ptr::NonNull;

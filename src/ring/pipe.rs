@@ -497,8 +497,8 @@ impl Drop for Connection<'_> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
+    use crate::object::{Kind, Object, TypeTag};
     use crate::ring::bytes::dims_valid;
-    use crate::segment::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 

@@ -767,7 +767,7 @@ impl<T: Pod> Drop for Consumer<'_, T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::words::words_for;
     use core::alloc::Layout;
     use core::ptr::NonNull;

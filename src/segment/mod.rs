@@ -23,7 +23,6 @@ pub(crate) mod header;
 mod mapping;
 
 pub mod directory;
-pub mod object;
 
 #[cfg(not(feature = "loom"))]
 pub use handle::Handle;
@@ -40,9 +39,9 @@ mod imp {
     use super::directory::{DirEntry, Directory, EntryInfo};
     use super::header::{self, Geometry, Header};
     use super::mapping;
-    use super::object::{Object, TypeTag};
     use super::Handle;
     use crate::error::{Error, Result};
+    use crate::object::{Object, TypeTag};
     use memmap2::MmapRaw;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;

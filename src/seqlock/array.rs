@@ -541,7 +541,7 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqArray<T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::seqlock::{fat, region_layout, LAYOUT_VERSION};
     use crate::{Handle, Segment};
     use core::alloc::Layout;
