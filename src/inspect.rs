@@ -171,3 +171,55 @@ fn describe_mpmc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+    use crate::ring::PipeEnd;
+    use crate::Segment;
+
+    fn line_of(seg: &Segment, name: &str) -> String {
+        let entry = seg
+            .entries()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == name)
+            .unwrap();
+        describe(seg, &entry).unwrap()
+    }
+
+    #[test]
+    fn byte_ring_line() {
+        let seg = Segment::anonymous(1 << 16).unwrap();
+        let r = seg.byte_ring("r", 1000, 200).unwrap();
+        let (mut tx, mut rx) = r.split().unwrap();
+        tx.send(b"in a segment").unwrap();
+        assert_eq!(rx.recv().unwrap(), b"in a segment");
+        let line = line_of(&seg, "r");
+        assert!(
+            line.contains("0/1024 bytes used") && line.contains("max_msg 200"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn pipe_line() {
+        let seg = Segment::anonymous(1 << 16).unwrap();
+        let p = seg.pipe("p", 512, 64).unwrap();
+        let mut a = p.end(PipeEnd::A).unwrap();
+        let b = seg.pipe("p", 512, 64).unwrap();
+        let mut b = b.end(PipeEnd::B).unwrap();
+        a.send(b"hi").unwrap();
+        assert_eq!(b.recv().unwrap(), b"hi");
+        b.send(b"hey").unwrap();
+        let line = line_of(&seg, "p");
+        let me = std::process::id();
+        assert!(
+            line.contains("B->A 16 bytes used")
+                && line.contains("capacity 512")
+                && line.contains(&format!("end A pid {me}")),
+            "{line}"
+        );
+        let _ = a.recv();
+    }
+}

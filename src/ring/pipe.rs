@@ -543,20 +543,6 @@ mod object {
             unsafe { NonNull::new_unchecked(p) }
         }
     }
-
-    impl crate::Segment {
-        /// Finds or creates the [`Pipe`] `name` of `capacity` bytes per direction (rounded up to
-        /// a power of two, at least 16) for messages of up to `max_msg` bytes. An existing pipe
-        /// must have the same rounded capacity and `max_msg`, else [`Error::TypeMismatch`].
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] (see [`Pipe::new`]); as
-        /// [`Segment::object`](crate::Segment::object).
-        pub fn pipe(&self, name: &str, capacity: u64, max_msg: u64) -> Result<crate::Handle<Pipe>> {
-            let cap = byte_dims(capacity, max_msg)?;
-            self.object::<Pipe>(name, (cap, max_msg))
-        }
-    }
 }
 
 #[cfg(all(test, not(feature = "loom")))]

@@ -21,6 +21,8 @@ mod handle;
 pub(crate) mod header;
 #[cfg(not(feature = "loom"))]
 mod mapping;
+#[cfg(not(feature = "loom"))]
+mod typed;
 
 pub mod directory;
 
@@ -499,26 +501,6 @@ mod imp {
             // SAFETY: the object at `ptr` was placed and checked by the directory for the
             // layout of `tag`, initialized (READY), and P is an Object (all atomics).
             unsafe { Handle::new(self.clone(), P::cast(ptr, tag), index) }
-        }
-
-        /// Finds or creates the [`Counter`](crate::Counter) `name` (starting at 0).
-        pub fn counter(&self, name: &str) -> Result<Handle<crate::Counter>> {
-            self.object::<crate::Counter>(name, 0)
-        }
-
-        /// Finds or creates the [`ShardedCounter`](crate::ShardedCounter) `name`.
-        pub fn sharded_counter(&self, name: &str) -> Result<Handle<crate::ShardedCounter>> {
-            self.object::<crate::ShardedCounter>(name, ())
-        }
-
-        /// Finds or creates the [`AtomicValue`](crate::AtomicValue) `name`, starting at `init`
-        /// when created (an existing value keeps its contents).
-        pub fn value<T: bytemuck::Pod + Send + Sync>(
-            &self,
-            name: &str,
-            init: T,
-        ) -> Result<Handle<crate::AtomicValue<T>>> {
-            self.object::<crate::AtomicValue<T>>(name, init)
         }
     }
 }
