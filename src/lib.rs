@@ -48,6 +48,7 @@
 
 pub mod counter;
 pub mod error;
+mod format;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 pub mod lock;
