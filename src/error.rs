@@ -316,7 +316,7 @@ impl fmt::Display for Error {
                 "{} is not a shmkit segment (first bytes {:#018x}, expected shmkit's magic {:#018x})",
                 path.display(),
                 found_magic,
-                crate::segment::MAGIC
+                crate::format::MAGIC
             ),
             Error::VersionMismatch {
                 path,

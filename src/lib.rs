@@ -57,11 +57,13 @@ compile_error!(
 
 pub mod counter;
 pub mod error;
+mod format;
 #[doc(hidden)]
 pub mod hooks;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 pub mod lock;
+pub mod object;
 pub mod process;
 pub mod ring;
 pub mod segment;
@@ -75,9 +77,9 @@ pub use error::{Error, Result};
 pub use lock::{
     Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, ReentrantMutex, Semaphore,
 };
+pub use object::{Kind, Object, TypeTag};
 pub use ring::{ByteRing, Connection, Pipe, PipeEnd};
 pub use ring::{Consumer, MpmcRing, Producer, SpscRing};
-pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]
 pub use segment::{Backing, Handle, Segment, SegmentOptions};
 pub use seqlock::{SeqArray, SeqLock};

@@ -203,7 +203,7 @@ float_arith!(f32, f64);
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 

@@ -21,16 +21,14 @@ mod handle;
 pub(crate) mod header;
 #[cfg(not(feature = "loom"))]
 mod mapping;
+#[cfg(not(feature = "loom"))]
+mod typed;
 
 pub mod directory;
-pub mod object;
 
+pub use crate::format::{FORMAT_VERSION, MAGIC};
 #[cfg(not(feature = "loom"))]
 pub use handle::Handle;
-/// The first 8 bytes of every shmkit segment (`"SHMKIT\0\x01"` read as a little-endian u64).
-pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
-/// The segment format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
 
 #[cfg(not(feature = "loom"))]
 pub use self::imp::*;
@@ -40,9 +38,9 @@ mod imp {
     use super::directory::{DirEntry, Directory, EntryInfo};
     use super::header::{self, Geometry, Header};
     use super::mapping;
-    use super::object::{Object, TypeTag};
     use super::Handle;
     use crate::error::{Error, Result};
+    use crate::object::{Object, TypeTag};
     use memmap2::MmapRaw;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
@@ -532,26 +530,6 @@ mod imp {
             // SAFETY: the object at `ptr` was placed and checked by the directory for the
             // layout of `tag`, initialized (READY), and P is an Object (all atomics).
             unsafe { Handle::new(self.clone(), P::cast(ptr, tag), index) }
-        }
-
-        /// Finds or creates the [`Counter`](crate::Counter) `name` (starting at 0).
-        pub fn counter(&self, name: &str) -> Result<Handle<crate::Counter>> {
-            self.object::<crate::Counter>(name, 0)
-        }
-
-        /// Finds or creates the [`ShardedCounter`](crate::ShardedCounter) `name`.
-        pub fn sharded_counter(&self, name: &str) -> Result<Handle<crate::ShardedCounter>> {
-            self.object::<crate::ShardedCounter>(name, ())
-        }
-
-        /// Finds or creates the [`AtomicValue`](crate::AtomicValue) `name`, starting at `init`
-        /// when created (an existing value keeps its contents).
-        pub fn value<T: bytemuck::Pod + Send + Sync>(
-            &self,
-            name: &str,
-            init: T,
-        ) -> Result<Handle<crate::AtomicValue<T>>> {
-            self.object::<crate::AtomicValue<T>>(name, init)
         }
     }
 }

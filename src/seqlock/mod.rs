@@ -110,8 +110,6 @@ pub(crate) mod latch;
 mod writer;
 
 mod array;
-#[cfg(not(feature = "loom"))]
-pub(crate) mod describe;
 mod value;
 
 pub use array::{ArrayWriter, SeqArray, ARRAY_COPIES};
