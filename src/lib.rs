@@ -13,7 +13,7 @@
 //!   create the same name at once, one creates and all see one object.
 //! - **Shared memory is untrusted.** Every shared byte is accessed through atomics, every offset
 //!   and length read from it is validated against local copies, and only types valid for every bit
-//!   pattern ([`bytemuck::Pod`]) cross processes.
+//!   pattern ([`Pod`], re-exported from bytemuck with its derive) cross processes.
 //! - **Process death is expected.** A process killed while creating a segment or an object is
 //!   detected (pid plus start time) and reported or taken over, never waited on forever.
 //!
@@ -116,3 +116,8 @@ pub use bytemuck::Pod;
 /// Types for which all-zero bytes are a valid value, and its derive; re-exported from `bytemuck`
 /// like [`Pod`] (whose example shows the derive).
 pub use bytemuck::Zeroable;
+
+/// The README's Rust examples, compiled (and, unless marked `no_run`, run) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,6 +1,7 @@
-//! Enforces DESIGN.md's first rule: every atomic, fence and futex call comes from the shim in
-//! `src/sync/`, so that the `loom` feature swaps all of them. (clippy's `disallowed-types` cannot
-//! express "except through this one module": it sees through the re-export and flags every use.)
+//! Enforces rule 2 of ARCHITECTURE.md's "Rules for shared memory": every atomic, fence and futex
+//! call comes from the shim in `src/sync/`, so that the `loom` feature swaps all of them.
+//! (clippy's `disallowed-types` cannot express "except through this one module": it sees through
+//! the re-export and flags every use.)
 
 use std::path::Path;
 
