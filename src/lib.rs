@@ -114,7 +114,15 @@ pub use bytemuck;
 /// ```
 pub use bytemuck::Pod;
 /// Types for which all-zero bytes are a valid value, and its derive; re-exported from `bytemuck`
-/// like [`Pod`] (whose example shows the derive).
+/// like [`Pod`] (whose example shows the derive on a struct).
+///
+/// ```
+/// use shmkit::{AtomicValue, Zeroable};
+///
+/// let v = AtomicValue::new(<[u16; 4]>::zeroed()); // 8 bytes: one atomic word
+/// v.store([1, 2, 3, 4]);
+/// assert_eq!(v.load(), [1, 2, 3, 4]);
+/// ```
 pub use bytemuck::Zeroable;
 
 /// The README's Rust examples, compiled (and, unless marked `no_run`, run) by `cargo test --doc`.

@@ -247,6 +247,31 @@ mod imp {
     }
 
     /// A mapped segment. Cheap to clone (the clones share one mapping, unmapped with the last).
+    ///
+    /// Named segments live in `/dev/shm` and are found by name; file-backed ones anywhere (and
+    /// survive restarts); anonymous ones are shared with `fork()`ed children only. Objects in a
+    /// segment are found or created by name and type (`seg.counter`, `seg.value`, `seg.mpmc` …).
+    ///
+    /// ```
+    /// use shmkit::Segment;
+    ///
+    /// # fn main() -> shmkit::Result<()> {
+    /// let name = format!("shmkit-doc-segment-{}", std::process::id());
+    /// let seg = Segment::open_or_create(&name, 1 << 20)?; // one process creates, all share
+    /// seg.counter("requests")?.add(2);
+    ///
+    /// // Another process (here: the same one) opens it by name and sees the same objects.
+    /// let other = Segment::open(&name)?;
+    /// assert_eq!(other.counter("requests")?.load(), 2);
+    /// let names: Vec<String> = other.entries()?.into_iter().map(|e| e.name).collect();
+    /// assert_eq!(names, ["requests"]);
+    ///
+    /// // The name stays in /dev/shm until removed; mappings stay valid after.
+    /// seg.unlink()?;
+    /// assert!(matches!(Segment::open(&name), Err(shmkit::Error::NotFound { .. })));
+    /// assert_eq!(other.counter("requests")?.load(), 2);
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct Segment {
         inner: Arc<Inner>,
