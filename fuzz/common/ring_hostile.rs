@@ -25,8 +25,8 @@
 //! longer than their timeout (at most 1 ms, plus slack for a loaded machine).
 
 use arbitrary::Arbitrary;
+use shmkit::object::{Object, TypeTag};
 use shmkit::ring::{MpmcRing, PopError, PushError, SpscRing};
-use shmkit::segment::object::{Object, TypeTag};
 use shmkit::SegmentOptions;
 use std::alloc::Layout;
 use std::fmt::Debug;

@@ -38,7 +38,7 @@ use crossbeam_utils::CachePadded;
 use std::time::Duration;
 
 /// Rounds a requested capacity and checks `max_msg` against it: the byte capacity to use.
-pub(super) fn byte_dims(capacity: u64, max_msg: u64) -> Result<u64> {
+pub(crate) fn byte_dims(capacity: u64, max_msg: u64) -> Result<u64> {
     let cap = round_capacity(capacity)
         .ok_or(Error::InvalidCapacity {
             requested: capacity,
@@ -534,7 +534,7 @@ impl Drop for ByteReceiver<'_> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -573,25 +573,6 @@ mod object {
             let p = ByteRing::fat(ptr.as_ptr(), n);
             // SAFETY: derived from a non-null pointer.
             unsafe { NonNull::new_unchecked(p) }
-        }
-    }
-
-    impl crate::Segment {
-        /// Finds or creates the [`ByteRing`] `name` of `capacity` bytes (rounded up to a power
-        /// of two, at least 16) for messages of up to `max_msg` bytes. An existing ring must
-        /// have the same rounded capacity and `max_msg`, else [`Error::TypeMismatch`].
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] (see [`ByteRing::new`]); as
-        /// [`Segment::object`](crate::Segment::object).
-        pub fn byte_ring(
-            &self,
-            name: &str,
-            capacity: u64,
-            max_msg: u64,
-        ) -> Result<crate::Handle<ByteRing>> {
-            let cap = byte_dims(capacity, max_msg)?;
-            self.object::<ByteRing>(name, (cap, max_msg))
         }
     }
 }

@@ -767,7 +767,7 @@ impl<T: Pod> Drop for Consumer<'_, T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::words::words_for;
     use core::alloc::Layout;
     use core::ptr::NonNull;
@@ -813,27 +813,6 @@ mod object {
             let p = SpscRing::<T>::fat(ptr.as_ptr(), n);
             // SAFETY: derived from a non-null pointer.
             unsafe { NonNull::new_unchecked(p) }
-        }
-    }
-
-    impl crate::Segment {
-        /// Finds or creates the [`SpscRing`] `name` with room for `capacity` items, rounded up
-        /// to a power of two (an existing ring must have the same element type and rounded
-        /// capacity).
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`];
-        /// as [`Segment::object`](crate::Segment::object).
-        pub fn spsc<T: Pod + Send + Sync>(
-            &self,
-            name: &str,
-            capacity: u64,
-        ) -> Result<crate::Handle<SpscRing<T>>> {
-            let cap = round_capacity(capacity).ok_or(Error::InvalidCapacity {
-                requested: capacity,
-                reason: "a ring holds 1 to 2^32 items",
-            })?;
-            self.object::<SpscRing<T>>(name, cap)
         }
     }
 }
