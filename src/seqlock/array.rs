@@ -2,7 +2,7 @@
 //! latch blocks.
 
 use super::latch::{copy_words, Rotation};
-use super::writer::{self, Acquired, WriterLock};
+use super::writer::{self, Acquired, Wait, WriterLock};
 use super::{alloc_region, round_up, LINE};
 use crate::sync::{AtomicU64, Ordering};
 use crate::words::{load_pod, store_pod, words_for_type};
@@ -10,6 +10,7 @@ use crate::{Error, Result};
 use bytemuck::Pod;
 use core::marker::PhantomData;
 use core::ops::Range;
+use std::time::Duration;
 
 /// Target number of data words in one block (512 bytes).
 #[cfg(not(feature = "loom"))]
@@ -322,13 +323,26 @@ impl<T: Pod> SeqArray<T> {
         v
     }
 
-    /// Sets element `index`. Takes the writer lock for this one write.
+    /// Sets element `index`. Takes the writer lock for this one write, waiting as
+    /// [`SeqLock::write`](super::SeqLock::write) does.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds);
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
+    /// lock already.
     pub fn set(&self, index: usize, v: T) -> Result<()> {
         self.check_index(index)?;
-        self.writer().set(index, v)
+        self.writer()?.set(index, v)
+    }
+
+    /// Like [`set`](Self::set), waiting at most `timeout` for the writer lock.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set); [`Error::Timeout`](crate::Error::Timeout) when a live writer kept
+    /// the lock for all of `timeout`.
+    pub fn set_timeout(&self, index: usize, v: T, timeout: Duration) -> Result<()> {
+        self.check_index(index)?;
+        self.writer_timeout(timeout)?.set(index, v)
     }
 
     /// Replaces the whole array with `src` (block by block).
@@ -344,7 +358,7 @@ impl<T: Pod> SeqArray<T> {
                 found: src.len(),
             });
         }
-        self.writer().write_from(src)
+        self.writer()?.write_from(src)
     }
 
     /// Applies `f` to the elements of `range` and writes them back, atomically with respect to
@@ -355,7 +369,7 @@ impl<T: Pod> SeqArray<T> {
     pub fn update_range(&self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
         Self::range_count(&range, self.len())
             .and_then(|count| self.check_range(range.start, count))?;
-        self.writer().update_range(range, f)
+        self.writer()?.update_range(range, f)
     }
 
     /// The number of elements of `range`, or the error for a reversed one.
@@ -376,17 +390,38 @@ impl<T: Pod> SeqArray<T> {
         self.lock.check()
     }
 
-    /// Takes the writer lock until the returned handle is dropped (a single-writer handle).
-    pub fn writer(&self) -> ArrayWriter<'_, T> {
-        self.wrap(self.lock.acquire_as(writer::me()))
+    /// Takes the writer lock until the returned handle is dropped (a single-writer handle),
+    /// waiting as [`SeqLock::writer`](super::SeqLock::writer) does.
+    ///
+    /// # Errors
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
+    /// lock already.
+    pub fn writer(&self) -> Result<ArrayWriter<'_, T>> {
+        self.writer_waiting(Wait::For(None))
+    }
+
+    /// Like [`writer`](Self::writer), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout), [`Error::WouldDeadlock`](crate::Error::WouldDeadlock).
+    pub fn writer_timeout(&self, timeout: Duration) -> Result<ArrayWriter<'_, T>> {
+        self.writer_waiting(Wait::For(Some(timeout)))
     }
 
     /// Like [`writer`](Self::writer), without waiting.
     ///
     /// # Errors
-    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock;
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread does.
     pub fn try_writer(&self) -> Result<ArrayWriter<'_, T>> {
-        Ok(self.wrap(self.lock.try_acquire_as(writer::me())?))
+        self.writer_waiting(Wait::Try)
+    }
+
+    fn writer_waiting(&self, wait: Wait) -> Result<ArrayWriter<'_, T>> {
+        match self.lock.acquire(wait) {
+            Ok(a) => Ok(self.wrap(a)),
+            Err(f) => Err(f.into_error(wait)),
+        }
     }
 
     fn wrap(&self, a: Acquired) -> ArrayWriter<'_, T> {
@@ -418,7 +453,8 @@ impl<T: Pod> SeqArray<T> {
         } else {
             writer::pack(owner_pid, 0)
         };
-        let w = self.wrap(self.lock.try_acquire_as(id)?);
+        let a = (self.lock.acquire_as(id, 0, Wait::Try)).map_err(|f| f.into_error(Wait::Try))?;
+        let w = self.wrap(a);
         core::mem::forget(w);
         let b = self.block(index / Self::B, len);
         let j = index % Self::B;
@@ -528,7 +564,8 @@ impl<T: Pod> ArrayWriter<'_, T> {
 
 impl<T: Pod> Drop for ArrayWriter<'_, T> {
     fn drop(&mut self) {
-        self.array.lock.release();
+        // Frees the lock only if this process holds it (not in a forked child).
+        self.array.lock.release(writer::me());
     }
 }
 
@@ -681,7 +718,7 @@ mod tests {
                     }
                     3 => {
                         let end = (i + (x >> 20) as usize % 90).min(len);
-                        let mut w = a.writer();
+                        let mut w = a.writer().unwrap();
                         w.update_range(i..end, |xs| xs.iter_mut().for_each(|v| *v = mk(step)))
                             .unwrap();
                         m[i..end].iter_mut().for_each(|v| *v = mk(step));
@@ -711,7 +748,7 @@ mod tests {
         a.__abandon_set(130, 77, dead).unwrap();
         assert_eq!(a.get(130).unwrap(), 5, "the old value stays readable");
         assert!(matches!(a.check_writer(), Err(Error::WriterDied { pid }) if pid == dead));
-        let mut w = a.writer();
+        let mut w = a.writer().unwrap();
         assert_eq!(w.took_over_from(), Some(dead));
         assert_eq!(w.get(130).unwrap(), 5);
         w.set(131, 6).unwrap();
