@@ -46,6 +46,23 @@ fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
+/// Writes a file with mode 0600 whatever the umask: a file others may write is refused as
+/// untrusted before its contents are looked at.
+fn write_private(
+    path: impl AsRef<std::path::Path>,
+    bytes: impl AsRef<[u8]>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes.as_ref())
+}
+
 /// Writes a valid file segment at `path` (with a counter in it) and returns its bytes.
 fn valid_file(path: &Path) -> Vec<u8> {
     {
@@ -149,7 +166,7 @@ fn garbage_file_is_not_a_shmkit_segment() {
             x.to_le_bytes()
         })
         .collect();
-    std::fs::write(&path, &bytes).unwrap();
+    write_private(&path, &bytes).unwrap();
     match Segment::open_file(&path) {
         Err(Error::NotAShmkitSegment { found_magic, .. }) => {
             assert_eq!(found_magic, read_u64(&bytes, 0));
@@ -157,26 +174,26 @@ fn garbage_file_is_not_a_shmkit_segment() {
         other => panic!("expected NotAShmkitSegment, got {other:?}"),
     }
     // A short text file too.
-    std::fs::write(&path, b"hello, shared memory\n").unwrap();
+    write_private(&path, b"hello, shared memory\n").unwrap();
     assert!(matches!(
         Segment::open_file(&path),
         Err(Error::NotAShmkitSegment { .. })
     ));
     // Shorter than the magic and not a prefix of it: not ours, rather than "truncated".
-    std::fs::write(&path, b"hello").unwrap();
+    write_private(&path, b"hello").unwrap();
     assert!(matches!(
         Segment::open_file(&path),
         Err(Error::NotAShmkitSegment { .. })
     ));
     // A prefix of the magic, cut short: truncated.
-    std::fs::write(&path, b"SHMK").unwrap();
+    write_private(&path, b"SHMK").unwrap();
     assert!(matches!(
         Segment::open_file(&path),
         Err(Error::Truncated { actual: 4, .. })
     ));
     // And the same in /dev/shm, by name; `Segment::file` refuses it as well.
     let g = SegGuard::new("garbage");
-    std::fs::write(g.path(), &bytes).unwrap();
+    write_private(g.path(), &bytes).unwrap();
     assert!(matches!(
         Segment::open(g.name()),
         Err(Error::NotAShmkitSegment { .. })
@@ -192,7 +209,7 @@ fn truncated_file_is_truncated() {
     let dir = TempDir::new("truncated");
     let path = dir.join("t.shm");
     let bytes = valid_file(&path);
-    std::fs::write(&path, &bytes[..SIZE as usize / 4]).unwrap();
+    write_private(&path, &bytes[..SIZE as usize / 4]).unwrap();
     match Segment::open_file(&path) {
         Err(Error::Truncated {
             expected, actual, ..
@@ -203,7 +220,7 @@ fn truncated_file_is_truncated() {
         other => panic!("expected Truncated, got {other:?}"),
     }
     // Cut inside the header, after the magic.
-    std::fs::write(&path, &bytes[..100]).unwrap();
+    write_private(&path, &bytes[..100]).unwrap();
     match Segment::open_file(&path) {
         Err(Error::Truncated {
             expected, actual, ..
@@ -227,7 +244,7 @@ fn other_format_version_is_version_mismatch() {
         OFF_VERSION_STATE,
         (vs & !0xffff_ffff) | (FORMAT_VERSION as u64 + 1),
     );
-    std::fs::write(&path, &bytes).unwrap();
+    write_private(&path, &bytes).unwrap();
     match Segment::open_file(&path) {
         Err(e @ Error::VersionMismatch { .. }) => {
             let Error::VersionMismatch {
@@ -261,14 +278,14 @@ fn corrupted_header_fields_are_corrupted() {
     for (field, off, v) in cases {
         let mut bytes = good.clone();
         patch_u64(&mut bytes, off, v);
-        std::fs::write(&path, &bytes).unwrap();
+        write_private(&path, &bytes).unwrap();
         match Segment::open_file(&path) {
             Err(Error::Corrupted { what, .. }) => assert!(!what.is_empty(), "{field}"),
             other => panic!("{field}: expected Corrupted, got {other:?}"),
         }
     }
     // The unpatched file still opens (the patches, not the file, made the errors).
-    std::fs::write(&path, &good).unwrap();
+    write_private(&path, &good).unwrap();
     let seg = Segment::open_file(&path).unwrap();
     assert_eq!(seg.open_object::<Counter>("c").unwrap().load(), 5);
 }
@@ -482,7 +499,7 @@ fn unfinished_file_started(path: &Path, pid: u32, start: u64) {
     patch_u64(&mut bytes, 0, shmkit::segment::MAGIC);
     patch_u64(&mut bytes, OFF_CREATOR_PID, pid as u64);
     patch_u64(&mut bytes, OFF_CREATOR_START, start);
-    std::fs::write(path, &bytes).unwrap();
+    write_private(path, &bytes).unwrap();
 }
 
 /// As above, with no start time recorded (the pid alone decides liveness).
@@ -573,7 +590,7 @@ fn corrupted_directory_is_corrupted_never_a_panic() {
     for (field, off, v) in cases {
         let mut bytes = good.clone();
         patch_u64(&mut bytes, off, v);
-        std::fs::write(&path, &bytes).unwrap();
+        write_private(&path, &bytes).unwrap();
         // The header is fine, so the segment opens; the directory is checked when used.
         let seg = Segment::open_file(&path).unwrap();
         match seg.open_object::<Counter>("c") {
@@ -588,7 +605,7 @@ fn corrupted_directory_is_corrupted_never_a_panic() {
     // A wild allocation pointer: new objects are refused, existing ones still work.
     let mut bytes = good.clone();
     patch_u64(&mut bytes, ALLOC_NEXT, 3);
-    std::fs::write(&path, &bytes).unwrap();
+    write_private(&path, &bytes).unwrap();
     let seg = Segment::open_file(&path).unwrap();
     assert_eq!(seg.free_bytes(), 0);
     match seg.counter("new") {

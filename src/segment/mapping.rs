@@ -13,7 +13,7 @@ use crate::segment::header::{self, Geometry, Header, State};
 use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,8 +75,42 @@ pub(crate) fn create_file(path: &Path, g: &Geometry, mode: u32) -> Result<MmapRa
     result
 }
 
-/// Opens an existing segment at `path`, waiting up to `wait` for a creator to finish.
-pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometry)> {
+/// Whose segments an opener uses (from [`SegmentOptions`](super::SegmentOptions)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trust {
+    /// Owners trusted besides this process's effective uid and root.
+    pub owners: Vec<u32>,
+    /// Whether group- or world-writable segments are accepted.
+    pub shared: bool,
+}
+
+impl Trust {
+    /// Checks the owner and mode of an opened segment file (from `fstat` on its descriptor, so
+    /// what is checked is what gets mapped).
+    pub(crate) fn check(&self, meta: &std::fs::Metadata, path: &Path) -> Result<()> {
+        let owner = meta.uid();
+        let mode = meta.mode() & 0o7777;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let reason = if owner != me && owner != 0 && !self.owners.contains(&owner) {
+            "owned by another user"
+        } else if mode & 0o022 != 0 && !self.shared {
+            "writable by group or others"
+        } else {
+            return Ok(());
+        };
+        Err(Error::UntrustedSegment {
+            path: path.to_path_buf(),
+            owner_uid: owner,
+            mode,
+            reason,
+        })
+    }
+}
+
+/// Opens an existing segment at `path` if `trust` accepts its owner and mode, waiting up to
+/// `wait` for a creator to finish.
+pub(crate) fn open_file(path: &Path, wait: Duration, trust: &Trust) -> Result<(MmapRaw, Geometry)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -98,6 +132,8 @@ pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometr
             found_magic: 0,
         });
     }
+    // Before reading a byte of it: whose is it?
+    trust.check(&meta, path)?;
     let len = meta.len();
     if len < header::HEADER_SIZE {
         // Too short for a header: a truncated segment if what is there starts like one,
