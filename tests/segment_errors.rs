@@ -543,6 +543,59 @@ fn unfinished_header_of_dead_creator_is_creator_died() {
     );
 }
 
+/// An all-zero file looks like a segment whose creator has not yet recorded itself: it is
+/// reported as not a segment after a short grace (200 ms from its last change), not after the
+/// whole 5 s wait for a creator.
+#[test]
+fn all_zero_file_is_not_a_segment_promptly() {
+    let g = SegGuard::new("zeros");
+    let dir = TempDir::new("zeros");
+    let file = dir.join("z.shm");
+    write_private(g.path(), vec![0u8; SIZE as usize]).unwrap();
+    write_private(&file, vec![0u8; SIZE as usize]).unwrap();
+    let not_a_segment = |r: shmkit::Result<Segment>, what: &str| match r {
+        Err(Error::NotAShmkitSegment { found_magic: 0, .. }) => {}
+        other => panic!("{what}: expected NotAShmkitSegment, got {other:?}"),
+    };
+    // Fresh (just written): the grace, then the error.
+    let t = Instant::now();
+    not_a_segment(Segment::open(g.name()), "open, fresh");
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "open of a fresh zero file took {took:?}"
+    );
+    // Older than the grace: at once, by every way of opening.
+    std::thread::sleep(Duration::from_millis(300));
+    for (what, open) in [
+        (
+            "open",
+            Box::new(|| Segment::open(g.name())) as Box<dyn Fn() -> _>,
+        ),
+        (
+            "open_or_create",
+            Box::new(|| Segment::open_or_create(g.name(), SIZE)),
+        ),
+        ("open_file", Box::new(|| Segment::open_file(&file))),
+        ("file", Box::new(|| Segment::file(&file, SIZE))),
+    ] {
+        let t = Instant::now();
+        not_a_segment(open(), what);
+        let took = t.elapsed();
+        assert!(took < Duration::from_millis(500), "{what} took {took:?}");
+    }
+    // The magic alone, never made ready and with no creator: corrupted, as promptly.
+    let mut bytes = vec![0u8; SIZE as usize];
+    patch_u64(&mut bytes, 0, shmkit::segment::MAGIC);
+    write_private(&file, &bytes).unwrap();
+    let t = Instant::now();
+    match Segment::open_file(&file) {
+        Err(Error::Corrupted { what, .. }) => assert!(what.contains("no creator"), "{what}"),
+        other => panic!("expected Corrupted, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}
+
 #[test]
 fn unfinished_header_of_live_creator_is_initialization_not_finished() {
     let dir = TempDir::new("unfinished");

@@ -158,7 +158,17 @@ pub(crate) fn open_file(path: &Path, wait: Duration, trust: &Trust) -> Result<(M
         });
     }
     let head = map(&file, header::HEADER_SIZE, path)?;
-    let geometry = wait_ready(header_of(&head), len, path, wait)?;
+    // When the file last changed (data or status: ftruncate, chmod, link), for telling a file
+    // that stays all zero from one a creator is about to fill.
+    let changed = [meta.modified().ok(), meta.created().ok()]
+        .into_iter()
+        .flatten()
+        .chain(std::time::UNIX_EPOCH.checked_add(Duration::new(
+            meta.ctime().max(0) as u64,
+            meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+        )))
+        .max();
+    let geometry = wait_ready(header_of(&head), len, path, wait, changed)?;
     drop(head);
     let map = map(&file, geometry.size, path)?;
     // Validate again on the full mapping: the file may have been replaced between the two maps
@@ -172,14 +182,47 @@ pub(crate) fn open_file(path: &Path, wait: Duration, trust: &Trust) -> Result<(M
     }
 }
 
-fn wait_ready(h: &Header, len: u64, path: &Path, wait: Duration) -> Result<Geometry> {
+/// How long a file with no creator recorded may stay all zero before it is reported as not a
+/// segment: a creator records itself first of all, right after sizing the file (and shmkit's
+/// own creators publish a name only once the header is complete, so they never show this state
+/// at all).
+pub(crate) const ZERO_GRACE: Duration = Duration::from_millis(200);
+
+fn wait_ready(
+    h: &Header,
+    len: u64,
+    path: &Path,
+    wait: Duration,
+    changed: Option<std::time::SystemTime>,
+) -> Result<Geometry> {
     let deadline = Deadline::after(Some(wait));
+    // A file unchanged for longer than the grace is judged at once; a fresh one gets the grace.
+    let fresh_for = changed
+        .and_then(|t| t.elapsed().ok())
+        .map_or(ZERO_GRACE, |age| ZERO_GRACE.saturating_sub(age));
+    let zero_deadline = Deadline::after(Some(fresh_for.min(wait)));
     let mut spin = Spin::new();
     loop {
         match header::validate(h, len, path)? {
             State::Ready(g) => return Ok(g),
             State::Initializing { word, start } => {
                 let pid = crate::process::word_pid(word);
+                if word == 0 && start == 0 && zero_deadline.expired() {
+                    // No creator ever recorded itself: all zero is not a segment; the magic
+                    // without a creator is no state a creator leaves.
+                    let magic = h.magic.load(crate::sync::Ordering::Relaxed);
+                    return Err(if magic == 0 {
+                        Error::NotAShmkitSegment {
+                            path: path.to_path_buf(),
+                            found_magic: 0,
+                        }
+                    } else {
+                        Error::corrupted(
+                            path,
+                            "the header has the magic but no creator and is not ready",
+                        )
+                    });
+                }
                 if word != 0 && !header::creator_alive(word, start) {
                     return Err(Error::CreatorDied {
                         what: format!("segment {}", path.display()),
