@@ -23,6 +23,11 @@
 //! it, waits until its name is visible, and finds the winner's object. A creator that died in
 //! `NAMED` is replaced by the next opener, who re-runs the (complete) initialization; one that died
 //! in `CLAIMED` leaves a `DEAD` entry and the name free for the next creator.
+//!
+//! Test points ([`crate::hooks`], feature `test-hooks`, named by the object):
+//! `directory.create.claimed` (entry claimed, name written, space allocated, not yet published),
+//! `directory.create.named` (published as `NAMED`, not yet initialized) and
+//! `directory.create.takeover` (won the entry of a dead creator, not yet re-initialized).
 
 use crate::error::{Error, Result};
 use crate::process;
@@ -445,9 +450,9 @@ impl<'a> Directory<'a> {
                     };
                     e.offset.store(offset, Ordering::Relaxed);
                     e.size.store(layout.size() as u64, Ordering::Relaxed);
-                    test_stall_hook("claimed", name);
+                    crate::hooks::at_named("directory.create.claimed", name);
                     e.state.store(me | NAMED, Ordering::Release);
-                    test_stall_hook("named", name);
+                    crate::hooks::at_named("directory.create.named", name);
                     (init.take().expect("init runs once"))(offset);
                     e.state.store(me | READY, Ordering::Release);
                     return Ok((i as u32, offset));
@@ -500,7 +505,7 @@ impl<'a> Directory<'a> {
                             .compare_exchange(raw, me | NAMED, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                         {
-                            test_stall_hook("takeover", name);
+                            crate::hooks::at_named("directory.create.takeover", name);
                             e.claimer_start
                                 .store(process_start_time(), Ordering::Relaxed);
                             (init.take().expect("init runs once"))(offset);
@@ -608,38 +613,6 @@ impl<'a> Directory<'a> {
         Ok(out)
     }
 }
-
-/// Environment variable of the test hook `test_stall_hook` (for shmkit's own tests).
-#[doc(hidden)]
-pub const TEST_STALL_INIT_VAR: &str = "SHMKIT_TEST_STALL_INIT";
-
-/// Test hook for the cross-process tests of creator death (`tests/object_takeover.rs`): the
-/// creator of object `name` sleeps forever at `stage` when the environment variable
-/// `SHMKIT_TEST_STALL_INIT` is `<stage>:<name>`, so that a test can kill it there. Stages:
-/// `claimed` (entry claimed, name written, space allocated, not yet published) and `named`
-/// (published as `NAMED`, not yet initialized), `takeover` (won the entry of a dead creator, not
-/// yet re-initialized). Checked only on the (rare) creation path,
-/// never when opening.
-#[cfg(not(feature = "loom"))]
-#[cold]
-fn test_stall_hook(stage: &str, name: &str) {
-    let Some(v) = std::env::var_os(TEST_STALL_INIT_VAR) else {
-        return;
-    };
-    let v = v.as_encoded_bytes();
-    if v.len() == stage.len() + 1 + name.len()
-        && v.starts_with(stage.as_bytes())
-        && v[stage.len()] == b':'
-        && v.ends_with(name.as_bytes())
-    {
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    }
-}
-
-#[cfg(feature = "loom")]
-fn test_stall_hook(_stage: &str, _name: &str) {}
 
 #[cfg(not(feature = "loom"))]
 fn process_start_time() -> u64 {
