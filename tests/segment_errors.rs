@@ -667,3 +667,57 @@ fn corrupted_directory_is_corrupted_never_a_panic() {
     }
     assert_eq!(seg.counter("c").unwrap().load(), 5);
 }
+
+/// Two directory entries whose objects share bytes (a hostile directory aliasing them) are
+/// refused, whichever of the two is looked up, and a rewound allocation pointer cannot place a
+/// new object over an existing one.
+#[test]
+fn overlapping_directory_entries_are_corrupted() {
+    use std::os::unix::fs::FileExt;
+    const E1: u64 = 256 + 256; // entry 1
+    const OFFSET: u64 = 48;
+    const ALLOC_NEXT: u64 = 128;
+    fn overlap<T: std::fmt::Debug>(r: shmkit::Result<T>, what: &str) {
+        match r {
+            Err(Error::Corrupted { what: w, .. }) => assert!(w.contains("overlaps"), "{what}: {w}"),
+            other => panic!("{what}: expected Corrupted, got {other:?}"),
+        }
+    }
+    let dir = TempDir::new("overlap");
+    let path = dir.join("o.shm");
+    let seg = Segment::file(&path, SIZE).unwrap();
+    // a spans several 128-byte lines, so b can also be moved into its middle, aligned.
+    let seqlock = |seg: &Segment| seg.seqlock::<[u64; 8]>("a", [7; 8]);
+    seqlock(&seg).unwrap();
+    seg.counter("b").unwrap().add(9);
+    let entries = seg.entries().unwrap();
+    drop(seg);
+    let (a, b) = (&entries[0], &entries[1]);
+    assert_eq!((a.name.as_str(), b.name.as_str()), ("a", "b"));
+    assert!(a.size > 256, "{a:?}");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // b's object moved onto the start, then into the middle of a's (aligned, in the arena).
+    for at in [a.offset, a.offset + 128] {
+        f.write_all_at(&at.to_le_bytes(), E1 + OFFSET).unwrap();
+        let seg = Segment::open_file(&path).unwrap();
+        overlap(seg.open_object::<shmkit::SeqLock<[u64; 8]>>("a"), "open a");
+        overlap(seg.open_object::<Counter>("b"), "open b");
+        overlap(seqlock(&seg), "find-or-create a");
+        overlap(seg.counter("b"), "find-or-create b");
+    }
+    // Restored: both open again, untouched.
+    f.write_all_at(&b.offset.to_le_bytes(), E1 + OFFSET)
+        .unwrap();
+    let seg = Segment::open_file(&path).unwrap();
+    assert_eq!(seqlock(&seg).unwrap().read(), [7; 8]);
+    assert_eq!(seg.counter("b").unwrap().load(), 9);
+    // The allocation pointer rewound onto a's object: a new object is refused, a intact.
+    f.write_all_at(&a.offset.to_le_bytes(), ALLOC_NEXT).unwrap();
+    overlap(seg.counter("new"), "create over a");
+    assert_eq!(seqlock(&seg).unwrap().read(), [7; 8]);
+    assert_eq!(seg.counter("b").unwrap().load(), 9);
+}

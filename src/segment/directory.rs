@@ -289,7 +289,8 @@ impl<'a> Directory<'a> {
         Ok((tag, offset, size))
     }
 
-    /// Checks that `[offset, offset + size)` lies in the arena and is aligned for `layout`.
+    /// Checks that `[offset, offset + size)` lies in the arena, is aligned for `layout` and
+    /// shares no byte with another published object ([`check_disjoint`](Self::check_disjoint)).
     fn check_placement(&self, i: usize, offset: u64, size: u64, layout: Layout) -> Result<()> {
         let end = offset.checked_add(size);
         if offset < self.arena_start
@@ -305,6 +306,33 @@ impl<'a> Directory<'a> {
                 layout.size(),
                 layout.align()
             )));
+        }
+        self.check_disjoint(i, offset, size)
+    }
+
+    /// Checks that the object of entry `i`, `[offset, offset + size)`, shares no byte with the
+    /// object of any other published (`NAMED` or `READY`) entry: a directory written by a
+    /// hostile or broken peer could otherwise hand two names the same memory. One pass over the
+    /// entries (up to the first empty one, where every lookup stops too), O(capacity) per lookup.
+    /// Entries being claimed or abandoned are skipped: their space is not anyone's object.
+    fn check_disjoint(&self, i: usize, offset: u64, size: u64) -> Result<()> {
+        let end = offset.saturating_add(size);
+        for (j, e) in self.entries.iter().enumerate() {
+            let s = e.state.load(Ordering::Acquire);
+            if s == EMPTY {
+                break;
+            }
+            if j == i || !matches!(s & 0xff, NAMED | READY) {
+                continue;
+            }
+            let o = e.offset.load(Ordering::Relaxed);
+            let oe = o.saturating_add(e.size.load(Ordering::Relaxed));
+            if o < end && offset < oe {
+                return Err(self.corrupted(format!(
+                    "directory entry {i} places its object at [{offset}, {end}), which overlaps \
+                     the object of entry {j} at [{o}, {oe})"
+                )));
+            }
         }
         Ok(())
     }
@@ -448,6 +476,12 @@ impl<'a> Directory<'a> {
                             return Err(err);
                         }
                     };
+                    // A sane bump pointer never hands out space of a published object; a
+                    // scribbled one might: refuse rather than initialize over it.
+                    if let Err(err) = self.check_disjoint(i, offset, layout.size() as u64) {
+                        e.state.store(me | DEAD, Ordering::Release);
+                        return Err(err);
+                    }
                     e.offset.store(offset, Ordering::Relaxed);
                     e.size.store(layout.size() as u64, Ordering::Relaxed);
                     crate::hooks::at_named("directory.create.claimed", name);
