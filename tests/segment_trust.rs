@@ -1,5 +1,6 @@
 //! Whose segments a process uses: opening checks the owner and mode of the opened file (another
-//! user's segment, or one others may write, is `UntrustedSegment` unless the caller opts in).
+//! user's segment, or one others may write, is `UntrustedSegment` unless the caller opts in),
+//! and creating cannot be blocked by squatting the names a creator builds its file under.
 //!
 //! The cross-user case needs root (CI runs as root): a child re-executed as uid 65534 squats the
 //! name. Elsewhere the test prints why it skipped and returns.
@@ -7,7 +8,7 @@
 
 mod common;
 
-use common::{ChildCtx, Children, SegGuard, TIMEOUT};
+use common::{ChildCtx, Children, Gate, SegGuard, TIMEOUT};
 use shmkit::{Error, Segment, SegmentOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -28,6 +29,13 @@ fn xproc_child() {
                 .create(&ctx.seg, SIZE)
                 .unwrap();
             seg.counter("bait").unwrap().add(1);
+        }
+        // seg: gate segment; args: target name. Creates the target once the gate opens.
+        "create_on_go" => {
+            let gate_seg = ctx.open();
+            Gate::new(&gate_seg).arrive_and_wait();
+            let seg = Segment::create(ctx.arg_str(0), SIZE).unwrap();
+            seg.counter("made").unwrap().add(1);
         }
         other => panic!("unknown role {other}"),
     });
@@ -199,4 +207,49 @@ fn own_segment_writable_by_others_is_refused_without_opt_in() {
         assert_eq!(seg.counter("c").unwrap().load(), 5, "mode {mode:o}");
         shared.open_or_create(g.name(), SIZE).unwrap();
     }
+}
+
+/// Removes the files it names on drop.
+struct Squats(Vec<std::path::PathBuf>);
+
+impl Drop for Squats {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A squatter who knows a creator's pid takes every temporary name that creator would have
+/// built its segment under (`.<name>.shmkit-init.<pid>.<n>` for the first values of its
+/// per-process counter), as plain files and as symbolic links. The creator still creates.
+#[test]
+fn squatted_temporary_names_do_not_block_create() {
+    let gate_g = SegGuard::new("squat-gate");
+    let target = SegGuard::new("squat-target");
+    let gate_seg = Segment::create(gate_g.name(), SIZE).unwrap();
+    let gate = Gate::new(&gate_seg);
+    let mut kids = Children::new();
+    let k = kids.spawn("create_on_go", gate_g.name(), &[&target.name()]);
+    let pid = kids.pid(k);
+    let mut squats = Squats(Vec::new());
+    for n in 0..64 {
+        let p = std::path::Path::new(shmkit::segment::SHM_DIR)
+            .join(format!(".{}.shmkit-init.{pid}.{n}", target.name()));
+        if n % 2 == 0 {
+            std::fs::write(&p, b"squatted").unwrap();
+        } else {
+            std::os::unix::fs::symlink("/dev/null", &p).unwrap();
+        }
+        squats.0.push(p);
+    }
+    gate.release(1, TIMEOUT, &mut kids);
+    kids.wait_ok(k, TIMEOUT);
+    let seg = Segment::open(target.name()).unwrap();
+    assert_eq!(seg.counter("made").unwrap().load(), 1);
+    assert_eq!(
+        std::fs::read(&squats.0[0]).unwrap(),
+        b"squatted",
+        "squat untouched"
+    );
 }

@@ -1,24 +1,24 @@
 //! Creating, opening and mapping the files behind segments.
 //!
 //! Creation never exposes a half-initialized segment under its final name: the creator builds the
-//! segment in a private temporary file (`.<name>.shmkit-init.<pid>.<n>`, `O_CREAT|O_EXCL|O_NOFOLLOW`,
-//! mode set with `fchmod` so the umask does not apply), writes the header, and then `link(2)`s it to
-//! the final name, which fails with `EEXIST` if another creator got there first. So of many
-//! concurrent `open_or_create` calls exactly one creates, and every other one opens a complete
-//! segment. A creator killed mid-way leaves only its temporary file behind (`shmkit ls --all`
-//! shows such leftovers and `shmkit rm` removes them).
+//! segment in a file nobody can find or predict (an `O_TMPFILE` file with no name at all, or a
+//! random temporary name: see [`publish`](super::publish)), sets its mode with `fchmod` (so the
+//! umask does not apply), sizes it, writes the header, and then links it to the final name, which
+//! fails with `EEXIST` if another creator got there first. So of many concurrent
+//! `open_or_create` calls exactly one creates, and every other one opens a complete segment.
+//!
+//! Opening checks the file's owner and mode before reading it ([`Trust`]); a file that stays
+//! all zero (nobody's segment in the making) is reported after [`ZERO_GRACE`].
 
 use crate::error::{Error, Result};
 use crate::segment::header::{self, Geometry, Header, State};
-use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
+use crate::segment::publish::{Draft, Method};
+use crate::sync::{Deadline, Spin};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Makes temporary file names unique within this process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Maps `len` bytes of `file` shared, read-write.
 pub(crate) fn map(file: &File, len: u64, path: &Path) -> Result<MmapRaw> {
@@ -37,42 +37,27 @@ fn header_of(map: &MmapRaw) -> &Header {
 
 /// Builds a new segment at `path` with `mode` and geometry `g`; fails with `AlreadyExists`.
 pub(crate) fn create_file(path: &Path, g: &Geometry, mode: u32) -> Result<MmapRaw> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    let base = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidName {
-            name: path.display().to_string(),
-            reason: "a segment path must end in a file name",
-        })?
-        .to_string_lossy();
-    let tmp = dir.join(format!(
-        ".{base}.shmkit-init.{}.{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("creating {}", tmp.display()), path, e))?;
-    let result = (|| {
-        // The umask applied to open's mode; set exactly what was asked for.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(format!("setting the mode of {}", tmp.display()), path, e))?;
-        file.set_len(g.size)
-            .map_err(|e| Error::io(format!("sizing {}", tmp.display()), path, e))?;
-        let map = map(&file, g.size, path)?;
-        header_of(&map).initialize(g);
-        std::fs::hard_link(&tmp, path)
-            .map_err(|e| Error::io(format!("publishing {}", path.display()), path, e))?;
-        Ok(map)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result
+    create_file_with(path, g, mode, Method::Unnamed)
+}
+
+/// [`create_file`], choosing how the file is kept out of sight until it is complete.
+pub(crate) fn create_file_with(
+    path: &Path,
+    g: &Geometry,
+    mode: u32,
+    method: Method,
+) -> Result<MmapRaw> {
+    let draft = Draft::new(path, mode, method)?;
+    let file = draft.file();
+    // The umask applied to open's mode; set exactly what was asked for.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(format!("setting the mode of {}", path.display()), path, e))?;
+    file.set_len(g.size)
+        .map_err(|e| Error::io(format!("sizing {}", path.display()), path, e))?;
+    let map = map(file, g.size, path)?;
+    header_of(&map).initialize(g);
+    draft.publish(path)?;
+    Ok(map)
 }
 
 /// Whose segments an opener uses (from [`SegmentOptions`](super::SegmentOptions)).

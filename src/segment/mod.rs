@@ -36,6 +36,8 @@ mod handle;
 pub(crate) mod header;
 #[cfg(not(feature = "loom"))]
 mod mapping;
+#[cfg(not(feature = "loom"))]
+mod publish;
 
 pub mod directory;
 pub mod object;
