@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::segment::header::{self, Geometry, Header, State};
-use crate::segment::publish::{Draft, Method};
+use crate::segment::publish::Draft;
 use crate::sync::{Deadline, Spin};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
@@ -37,17 +37,7 @@ fn header_of(map: &MmapRaw) -> &Header {
 
 /// Builds a new segment at `path` with `mode` and geometry `g`; fails with `AlreadyExists`.
 pub(crate) fn create_file(path: &Path, g: &Geometry, mode: u32) -> Result<MmapRaw> {
-    create_file_with(path, g, mode, Method::Unnamed)
-}
-
-/// [`create_file`], choosing how the file is kept out of sight until it is complete.
-pub(crate) fn create_file_with(
-    path: &Path,
-    g: &Geometry,
-    mode: u32,
-    method: Method,
-) -> Result<MmapRaw> {
-    let draft = Draft::new(path, mode, method)?;
+    let draft = Draft::new(path, mode, true)?;
     let file = draft.file();
     // The umask applied to open's mode; set exactly what was asked for.
     file.set_permissions(std::fs::Permissions::from_mode(mode))

@@ -21,16 +21,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// How a new file is kept out of sight until it is complete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Method {
-    /// `O_TMPFILE`, then `linkat` through `/proc/self/fd` (falls back to [`Method::RandomName`]
-    /// where the file system or the system lacks either).
-    Unnamed,
-    /// A temporary file with an unpredictable name, then `link`.
-    RandomName,
-}
-
 /// Attempts at a random name before giving up (each collision is a 2⁻⁶⁴ chance, or a squatter
 /// who can read our random numbers).
 const NAME_ATTEMPTS: u32 = 16;
@@ -38,14 +28,15 @@ const NAME_ATTEMPTS: u32 = 16;
 /// A segment file being built, not yet under its name.
 pub(crate) struct Draft {
     file: File,
-    /// The temporary name, for [`Method::RandomName`] (removed on drop).
+    /// The temporary name, when the random-name way was taken (removed on drop).
     tmp: Option<PathBuf>,
 }
 
 impl Draft {
     /// Creates the file that will become `path`, with `mode` (the umask applies here; the
-    /// caller sets the exact mode with `fchmod`).
-    pub(crate) fn new(path: &Path, mode: u32, method: Method) -> Result<Draft> {
+    /// caller sets the exact mode with `fchmod`): unnamed if `unnamed` and the system allows,
+    /// else under a random name (see the module docs).
+    pub(crate) fn new(path: &Path, mode: u32, unnamed: bool) -> Result<Draft> {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -57,7 +48,7 @@ impl Draft {
                 reason: "a segment path must end in a file name",
             })?
             .to_string_lossy();
-        if method == Method::Unnamed && Path::new("/proc/self/fd").is_dir() {
+        if unnamed && Path::new("/proc/self/fd").is_dir() {
             match OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -126,7 +117,7 @@ impl Draft {
         &self.file
     }
 
-    /// Whether the file has a temporary name (the [`Method::RandomName`] way was taken).
+    /// The file's temporary name, if the random-name way was taken.
     #[cfg(test)]
     pub(crate) fn tmp(&self) -> Option<&Path> {
         self.tmp.as_deref()
@@ -211,20 +202,20 @@ mod tests {
 
     #[test]
     fn both_methods_publish_once_and_leave_nothing_else() {
-        for method in [Method::Unnamed, Method::RandomName] {
-            for dir in [scratch(&format!("{method:?}")), PathBuf::from("/dev/shm")] {
-                let path = dir.join(format!("shmkit-publish-{method:?}-{}", std::process::id()));
+        for unnamed in [true, false] {
+            for dir in [scratch(&format!("{unnamed}")), PathBuf::from("/dev/shm")] {
+                let path = dir.join(format!("shmkit-publish-{unnamed}-{}", std::process::id()));
                 let _ = std::fs::remove_file(&path);
-                let d = Draft::new(&path, 0o600, method).unwrap();
+                let d = Draft::new(&path, 0o600, unnamed).unwrap();
                 // An unnamed draft has no name at all; a named one a random, unguessable one.
-                assert_eq!(d.tmp().is_some(), method == Method::RandomName);
-                let d2 = Draft::new(&path, 0o600, method).unwrap();
+                assert_eq!(d.tmp().is_none(), unnamed);
+                let d2 = Draft::new(&path, 0o600, unnamed).unwrap();
                 let tmps: Vec<PathBuf> = [d.tmp(), d2.tmp()]
                     .into_iter()
                     .flatten()
                     .map(Path::to_path_buf)
                     .collect();
-                if method == Method::RandomName {
+                if !unnamed {
                     assert_ne!(tmps[0], tmps[1]);
                 }
                 std::io::Write::write_all(&mut d.file(), b"complete").unwrap();
@@ -239,7 +230,7 @@ mod tests {
                 std::fs::remove_file(&path).unwrap();
                 if dir != Path::new("/dev/shm") {
                     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-                    assert!(left.is_empty(), "{method:?} left {left:?}");
+                    assert!(left.is_empty(), "unnamed {unnamed}: left {left:?}");
                     std::fs::remove_dir(&dir).unwrap();
                 }
             }
