@@ -119,6 +119,13 @@ fn xproc_child() {
                 std::thread::sleep(TIMEOUT);
                 panic!("send_k_then_hold was not killed");
             }
+            // Claims the receiving side, says so, then holds it until killed (receives nothing).
+            "hold_receiver" => {
+                let _rx = ring.receiver().unwrap();
+                seg.counter("ready").unwrap().store(1);
+                std::thread::sleep(TIMEOUT);
+                panic!("hold_receiver was not killed");
+            }
             other => panic!("unknown role {other}"),
         }
     });
@@ -276,4 +283,52 @@ fn killed_senders_side_is_taken_over_and_nothing_is_lost() {
     assert_eq!(rx.try_recv(), Err(RecvError::Empty));
     tx.send(b"after takeover").unwrap();
     assert_eq!(rx.recv().unwrap(), b"after takeover");
+}
+
+/// A receiver blocked in `recv` whose sender is SIGKILLed: it drains what the sender sent, then
+/// gets `Closed` promptly (issue 10, item 6: it used to block for ever).
+#[test]
+fn blocked_recv_drains_then_reports_a_killed_sender() {
+    let (g, seg) = setup("bytes_dead_sender");
+    let ring = seg.byte_ring("q", CAP, MAX).unwrap();
+    let mut rx = ring.receiver().unwrap();
+    let mut kids = Children::new();
+    let k = kids.spawn("send_k_then_hold", g.name(), &[&3]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the sender child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    // Bounded only so that a regression fails instead of hanging the suite.
+    let wait = Some(Duration::from_secs(20));
+    let mut want = Vec::new();
+    for i in 0..3 {
+        fill(i, &mut want);
+        assert_eq!(rx.recv_timeout(wait).as_ref(), Ok(&want), "message {i}");
+    }
+    let r = rx.recv_timeout(wait);
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(RecvError::Closed));
+    common::assert_noticed_death("recv", killed, returned);
+    kids.kill(k);
+}
+
+/// A sender blocked in `send` on a full ring whose receiver is SIGKILLed: `Closed` promptly
+/// instead of waiting for ever.
+#[test]
+fn blocked_send_reports_a_killed_receiver() {
+    let (g, seg) = setup("bytes_dead_receiver");
+    let ring = seg.byte_ring("q", CAP, MAX).unwrap();
+    let mut tx = ring.sender().unwrap();
+    while tx.try_send(&[1; MAX as usize]).is_ok() {}
+    let mut kids = Children::new();
+    let k = kids.spawn("hold_receiver", g.name(), &[]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the receiver child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    let r = tx.send_timeout(&[2; MAX as usize], Some(Duration::from_secs(20)));
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(SendError::Closed));
+    common::assert_noticed_death("send", killed, returned);
+    kids.kill(k);
 }

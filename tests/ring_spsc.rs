@@ -109,6 +109,18 @@ fn xproc_child() {
                 std::thread::sleep(TIMEOUT);
                 panic!("pop_k_then_hold was not killed");
             }
+            // args: k. Claims the producer side, pushes k items (0, 1, …), says so, then holds
+            // the side until killed (bounded).
+            "push_k_then_hold" => {
+                let k: u64 = ctx.arg(0);
+                let mut tx = ring.producer().unwrap();
+                for i in 0..k {
+                    tx.push(i).unwrap();
+                }
+                seg.counter("ready").unwrap().store(1);
+                std::thread::sleep(TIMEOUT);
+                panic!("push_k_then_hold was not killed");
+            }
             other => panic!("unknown role {other}"),
         }
     });
@@ -280,4 +292,56 @@ fn consumer_killed_between_pops_is_taken_over_and_nothing_is_lost() {
     assert_eq!(rx.try_pop(), Err(PopError::Empty));
     tx.push(10).unwrap();
     assert_eq!(rx.pop(), Ok(10));
+}
+
+/// A consumer blocked in `pop` whose producer is SIGKILLed: it drains what the producer pushed,
+/// then gets `Closed` promptly (issue 10, item 6: it used to block for ever).
+#[test]
+fn blocked_pop_drains_then_reports_a_killed_producer() {
+    let (g, seg) = setup("spsc_dead_producer");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut kids = Children::new();
+    let k = kids.spawn("push_k_then_hold", g.name(), &[&3]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the producer child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    // Bounded only so that a regression fails instead of hanging the suite.
+    let wait = Some(Duration::from_secs(20));
+    for i in 0..3 {
+        assert_eq!(rx.pop_timeout(wait), Ok(i), "what the producer pushed");
+    }
+    let r = rx.pop_timeout(wait);
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(PopError::Closed));
+    common::assert_noticed_death("pop", killed, returned);
+    kids.kill(k);
+    // The side is taken over by a new producer, and the consumer waits for it again.
+    let mut tx = ring.producer().unwrap();
+    tx.push(7).unwrap();
+    assert_eq!(rx.pop_timeout(wait), Ok(7));
+}
+
+/// A producer blocked in `push` on a full ring whose consumer is SIGKILLed: `Closed(value)`
+/// promptly instead of waiting for ever.
+#[test]
+fn blocked_push_reports_a_killed_consumer() {
+    let (g, seg) = setup("spsc_dead_consumer");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut tx = ring.producer().unwrap();
+    for i in 0..CAP {
+        tx.try_push(i).unwrap();
+    }
+    let mut kids = Children::new();
+    let k = kids.spawn("pop_k_then_hold", g.name(), &[&0]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the consumer child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    let r = tx.push_timeout(99, Some(Duration::from_secs(20)));
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(PushError::Closed(99)));
+    common::assert_noticed_death("push", killed, returned);
+    kids.kill(k);
 }

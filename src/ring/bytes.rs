@@ -12,8 +12,8 @@
 //! | 4.. | `capacity / 8` `AtomicU64` words of records | sender, then receiver |
 //!
 //! Lines 0–2 are the [`SpscRing`](super::SpscRing)'s head, with the same waiting protocol
-//! (spin, then a shared futex, no system call while nobody sleeps) and the same per-process side
-//! claims (a live holder makes a second claim fail with [`Error::RingSideTaken`]; a dead
+//! (spin, then a shared futex, no system call while nobody sleeps; a blocked side rechecks its
+//! peer's liveness every few milliseconds) and the same per-process side claims (a live holder makes a second claim fail with [`Error::RingSideTaken`]; a dead
 //! holder's side is taken over). How records are laid out and validated is described in the
 //! private `lane` module: a length header word, the payload padded to whole words, a padding
 //! record where a message would cross the end of the area; every header and position read from
@@ -236,6 +236,7 @@ impl ByteRing {
         Ok(ByteSender {
             tx: Tx::new(lane),
             claim: &self.h.ctl.producer,
+            peer: &self.h.ctl.consumer,
             #[cfg(feature = "serde")]
             scratch: Vec::new(),
         })
@@ -252,6 +253,7 @@ impl ByteRing {
         Ok(ByteReceiver {
             rx: Rx::new(lane),
             claim: &self.h.ctl.consumer,
+            peer: &self.h.ctl.producer,
             #[cfg(feature = "serde")]
             scratch: Vec::new(),
         })
@@ -304,6 +306,8 @@ impl core::fmt::Debug for ByteRing {
 pub struct ByteSender<'a> {
     tx: Tx<'a>,
     claim: &'a AtomicU64,
+    /// The receiver's claim: a blocked send gives up when its holder died.
+    peer: &'a AtomicU64,
     #[cfg(feature = "serde")]
     scratch: Vec<u8>,
 }
@@ -313,6 +317,8 @@ pub struct ByteSender<'a> {
 pub struct ByteReceiver<'a> {
     rx: Rx<'a>,
     claim: &'a AtomicU64,
+    /// The sender's claim: a blocked receive drains and reports `Closed` when its holder died.
+    peer: &'a AtomicU64,
     #[cfg(feature = "serde")]
     scratch: Vec<u8>,
 }
@@ -327,12 +333,14 @@ impl ByteSender<'_> {
         self.tx.try_send(msg)
     }
 
-    /// Sends `msg`, waiting as long as there is no room for it.
+    /// Sends `msg`, waiting as long as there is no room for it. While it waits it rechecks,
+    /// every few milliseconds, that the receiving side's holder is alive.
     ///
     /// # Errors
-    /// `Closed` (at once, or when the ring is closed while waiting), `TooLarge`, `Corrupted`.
+    /// `Closed` (at once, when the ring is closed while waiting, or when the receiver died
+    /// holding its side while the ring is full), `TooLarge`, `Corrupted`.
     pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.tx.send_timeout(msg, None)
+        self.tx.send_timeout(msg, None, self.peer)
     }
 
     /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
@@ -340,7 +348,7 @@ impl ByteSender<'_> {
     /// # Errors
     /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        self.tx.send_timeout(msg, timeout)
+        self.tx.send_timeout(msg, timeout, self.peer)
     }
 
     /// Encodes `value` with postcard into a buffer this handle reuses and sends it (waiting for
@@ -353,7 +361,7 @@ impl ByteSender<'_> {
     #[cfg(feature = "serde")]
     pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
         super::codec::encode(value, &mut self.scratch)?;
-        Ok(self.tx.send_timeout(&self.scratch, None)?)
+        Ok(self.tx.send_timeout(&self.scratch, None, self.peer)?)
     }
 
     /// Bytes in use in the ring now (see [`ByteRing::len`]).
@@ -403,10 +411,12 @@ impl ByteReceiver<'_> {
         self.rx.try_recv_into(&mut v).map(|_| v)
     }
 
-    /// Receives the oldest message, waiting as long as there is none.
+    /// Receives the oldest message, waiting as long as there is none. While it waits it
+    /// rechecks, every few milliseconds, that the sending side's holder is alive.
     ///
     /// # Errors
-    /// `Closed` once the ring is closed and drained; `Corrupted`.
+    /// `Closed` once the ring is closed and drained, or once the sender died holding its side
+    /// and every message it sent was received; `Corrupted`.
     pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
         self.recv_timeout(None)
     }
@@ -448,7 +458,7 @@ impl ByteReceiver<'_> {
         buf: &mut Vec<u8>,
         timeout: Option<Duration>,
     ) -> Result<usize, RecvError> {
-        self.rx.wait(timeout, |rx| rx.try_recv_into(buf))
+        self.rx.wait(timeout, self.peer, |rx| rx.try_recv_into(buf))
     }
 
     /// Receives the oldest message into the front of `buf` without waiting; returns its
@@ -471,14 +481,15 @@ impl ByteReceiver<'_> {
         buf: &mut [u8],
         timeout: Option<Duration>,
     ) -> Result<usize, RecvError> {
-        self.rx.wait(timeout, |rx| rx.try_recv_slice(buf))
+        self.rx
+            .wait(timeout, self.peer, |rx| rx.try_recv_slice(buf))
     }
 
     /// Waits at most `timeout` until a receive would not block; `true` when a message is ready
     /// or the ring is closed and drained (the next receive returns `Closed`), like Python's
     /// `Connection.poll`.
     pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        self.rx.poll(timeout)
+        self.rx.poll(timeout, self.peer)
     }
 
     /// Receives the next message (waiting for it) into a buffer this handle reuses and decodes
@@ -490,7 +501,7 @@ impl ByteReceiver<'_> {
     #[cfg(feature = "serde")]
     pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
         let buf = &mut self.scratch;
-        self.rx.wait(None, |rx| rx.try_recv_into(buf))?;
+        self.rx.wait(None, self.peer, |rx| rx.try_recv_into(buf))?;
         super::codec::decode(&self.scratch)
     }
 

@@ -61,11 +61,11 @@
 //! panic.
 
 use super::spsc::{slot_words, RingHead};
-use super::wait::{arm_many, disarm_many, spin, wake};
+use super::wait::{block, wake, Look, Sleeper};
 use super::{round_capacity, PopError, PushError, MAX_CAPACITY};
 use crate::error::{Error, Result};
 use crate::sync::asym::{heavy_barrier, light_barrier};
-use crate::sync::{fence, futex_wait, AtomicU32, AtomicU64, Deadline, Ordering};
+use crate::sync::{fence, AtomicU64, Deadline, Ordering};
 use crate::words::{load_pod, store_pod};
 use bytemuck::Pod;
 use core::marker::PhantomData;
@@ -98,10 +98,6 @@ const ITER_LIMIT: u32 = 16;
 /// Re-reads of the hint after finding a word that fits no state of the position (a stale hint
 /// does so once or twice) before giving up with `Corrupted`.
 const STALE_LIMIT: u32 = 64;
-
-/// Longest single sleep of a blocking call: it then re-checks the ring and the liveness of a
-/// slot's owner (a peer killed between publishing and waking can not leave a sleeper forever).
-const RECHECK: Duration = Duration::from_millis(10);
 
 #[inline]
 pub(super) const fn state_word(lap: u32, state: u64, owner: u64) -> u64 {
@@ -523,51 +519,21 @@ impl<'a> Core<'a> {
         Err(Stop::Corrupted)
     }
 
-    /// Runs `attempt` until it stops waiting: spins, then sleeps on `word` (announcing itself on
-    /// `waiting`), reaping a dead process's slot that is in the way after the spin phase.
+    /// Runs `attempt` until it stops waiting, through the ring family's wait loop: spins, then
+    /// sleeps on the futex of `at`; once per recheck period it reaps the slot in the way if
+    /// its owner died.
     pub(super) fn wait_loop<R>(
         &self,
         timeout: Option<Duration>,
-        waiting: &AtomicU32,
-        word: &AtomicU32,
+        at: Sleeper<'_>,
         mut attempt: impl FnMut() -> core::result::Result<R, Stop>,
     ) -> core::result::Result<R, Stop> {
-        let deadline = Deadline::after(timeout);
-        let mut round = 0;
-        let mut armed: Option<u32> = None;
-        loop {
-            let blocked = match attempt() {
-                Err(Stop::Wait(b)) => b,
-                other => {
-                    if armed.is_some() {
-                        disarm_many(waiting);
-                    }
-                    return other;
-                }
-            };
-            if let Some(seq) = armed.take() {
-                if !deadline.expired() {
-                    let t = deadline.remaining().map_or(RECHECK, |r| r.min(RECHECK));
-                    futex_wait(word, seq, Some(t));
-                }
-                disarm_many(waiting);
-                continue;
-            }
-            if deadline.expired() {
-                return Err(Stop::Timeout);
-            }
-            if spin(round) {
-                round += 1;
-                continue;
-            }
-            // Done spinning: before sleeping, reap the slot in the way if its owner died.
-            if let Some((i, s)) = blocked {
-                if self.reap_if_dead(i, s) {
-                    continue;
-                }
-            }
-            armed = Some(arm_many(waiting, word));
-        }
+        block(at, Deadline::after(timeout), |due| match attempt() {
+            Err(Stop::Wait(Some((i, s)))) if due && self.reap_if_dead(i, s) => Look::Again,
+            Err(Stop::Wait(_)) => Look::Wait,
+            other => Look::Ready(other),
+        })
+        .unwrap_or(Err(Stop::Timeout))
     }
 
     pub(super) fn push_with(
@@ -577,7 +543,7 @@ impl<'a> Core<'a> {
     ) -> core::result::Result<(), Stop> {
         let me = self.me();
         let c = &self.h.ctl;
-        self.wait_loop(timeout, &c.space_waiting, &c.space, || {
+        self.wait_loop(timeout, Sleeper::many(&c.space_waiting, &c.space), || {
             self.try_push_with(me, &write)
         })
     }
@@ -589,7 +555,7 @@ impl<'a> Core<'a> {
     ) -> core::result::Result<R, Stop> {
         let me = self.me();
         let c = &self.h.ctl;
-        self.wait_loop(timeout, &c.items_waiting, &c.items, || {
+        self.wait_loop(timeout, Sleeper::many(&c.items_waiting, &c.items), || {
             self.try_pop_with(me, &read)
         })
     }

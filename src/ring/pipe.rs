@@ -289,37 +289,6 @@ pub struct Connection<'a> {
     scratch: Vec<u8>,
 }
 
-/// Rate-limited check for "the other end's holder died" (it reads `/proc`): first after
-/// [`PEER_CHECK`] of waiting, then at most once per period.
-struct PeerWatch<'a> {
-    peer: &'a AtomicU64,
-    next: std::time::Instant,
-}
-
-/// How long a blocked call waits before it first checks the peer's liveness, and between checks.
-const PEER_CHECK: Duration = Duration::from_millis(10);
-
-impl<'a> PeerWatch<'a> {
-    fn new(peer: &'a AtomicU64) -> Self {
-        PeerWatch {
-            peer,
-            next: std::time::Instant::now() + PEER_CHECK,
-        }
-    }
-
-    /// Whether the other end was held by a process that is now dead (a released or never
-    /// claimed end is not "gone": another process may still take it).
-    fn gone(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        if now < self.next {
-            return false;
-        }
-        self.next = now + PEER_CHECK;
-        let w = self.peer.load(Ordering::Acquire);
-        w != 0 && !holder_alive(w)
-    }
-}
-
 impl Connection<'_> {
     /// Receives with `attempt`, waiting at most `timeout`; an empty direction whose sender died
     /// holding its end reads as closed (Python's `EOFError`).
@@ -328,18 +297,13 @@ impl Connection<'_> {
         timeout: Option<Duration>,
         mut attempt: impl FnMut(&mut Rx<'_>) -> Result<R, RecvError>,
     ) -> Result<R, RecvError> {
-        let mut watch = PeerWatch::new(self.peer);
-        self.rx.wait(timeout, |rx| match attempt(rx) {
-            Err(RecvError::Empty) if watch.gone() => Err(RecvError::Closed),
-            r => r,
-        })
+        self.rx.wait(timeout, self.peer, |rx| attempt(rx))
     }
 
     /// Sends, waiting at most `timeout` for room; a full direction whose receiver died holding
     /// its end fails with `Closed` (Python's `BrokenPipeError`).
     fn send_with(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        let mut watch = PeerWatch::new(self.peer);
-        self.tx.send_timeout_unless(msg, timeout, || watch.gone())
+        self.tx.send_timeout(msg, timeout, self.peer)
     }
 
     /// Which end this is.
@@ -350,7 +314,7 @@ impl Connection<'_> {
     /// The pid of the live process holding the other end, if any: `None` while the other end is
     /// free, or when its holder died without closing the pipe (blocking receives then drain
     /// what it sent and return `Closed`, blocking sends to it fail with `Closed`, within
-    /// ~10 ms of waiting, like Python's `EOFError` and `BrokenPipeError`).
+    /// ~10 ms of waiting, the ring family's recheck period, like Python's `EOFError` and `BrokenPipeError`).
     pub fn peer(&self) -> Option<u32> {
         let w = self.peer.load(Ordering::Acquire);
         (w != 0 && holder_alive(w)).then_some(crate::process::word_pid(w))
@@ -430,7 +394,7 @@ impl Connection<'_> {
     /// not block; `true` when a message is ready or the pipe is closed and drained (the next
     /// receive returns `Closed`), like Python's `Connection.poll`.
     pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        self.rx.poll(timeout)
+        self.rx.poll(timeout, self.peer)
     }
 
     /// Encodes `value` with postcard (into a buffer this connection reuses) and sends it,

@@ -30,7 +30,10 @@
 //! futex word. The other side, after publishing its position, issues a light barrier (a compiler
 //! barrier) and reads the flag: the pair acts as two `SeqCst` fences (see
 //! [`crate::sync::asym`]), so no wake-up is lost; and the flag is read (not written) on the fast
-//! path, so a push or pop makes neither a system call nor a fence while nobody sleeps.
+//! path, so a push or pop makes neither a system call nor a fence while nobody sleeps. A sleep
+//! lasts at most the recheck period (10 ms), after which a blocked side checks that its peer's
+//! holder is alive: a pop whose producer died drains what it pushed and fails with `Closed`, a
+//! push into a full ring whose consumer died fails with `Closed(value)`.
 //!
 //! # Claims
 //!
@@ -38,10 +41,10 @@
 //! claimer's pid and (the low 32 bits of) its start time, written in one CAS. Claiming a side
 //! that a live process holds is [`Error::RingSideTaken`]; a side whose holder died is taken over.
 
-use super::wait::{arm, claim, notify, release, spin, wake};
+use super::wait::{block, claim, notify, peer_gone, release, wake, Look, Sleeper};
 use super::{round_capacity, PopError, PushError, MAX_CAPACITY};
 use crate::error::{Error, Result};
-use crate::sync::{fence, futex_wait, AtomicU32, AtomicU64, Deadline, Ordering};
+use crate::sync::{fence, AtomicU32, AtomicU64, Deadline, Ordering};
 use crate::words::{load_pod, store_pod, words_for_type};
 use bytemuck::Pod;
 use core::marker::PhantomData;
@@ -499,43 +502,40 @@ impl<'a, T: Pod> Producer<'a, T> {
 
     /// Pushes `value`, waiting at most `timeout` (`None`: forever) while the ring is full.
     ///
+    /// While it waits it rechecks, every few milliseconds, that the consumer side's holder is
+    /// alive: a full ring whose consumer died holding its side fails with `Closed(value)`.
+    ///
     /// # Errors
     /// `Timeout(value)`, `Closed(value)`, `Corrupted(value)`.
     pub fn push_timeout(
         &mut self,
-        mut value: T,
+        value: T,
         timeout: Option<Duration>,
     ) -> Result<(), PushError<T>> {
         let deadline = Deadline::after(timeout);
-        let c = &self.ring.h.ctl;
-        let mut round = 0;
-        let mut armed: Option<u32> = None;
-        loop {
-            match self.try_push(value) {
-                Err(PushError::Full(v)) => value = v,
-                other => {
-                    if armed.is_some() {
-                        c.space_waiting.store(0, Ordering::Relaxed);
-                    }
-                    return other;
+        let ring = self.ring;
+        let c = &ring.h.ctl;
+        let mut value = Some(value);
+        let r = block(Sleeper::one(&c.space_waiting, &c.space), deadline, |due| {
+            let v = value.take().expect("the value is put back on every wait");
+            match self.try_push(v) {
+                Err(PushError::Full(v)) if due && peer_gone(&c.consumer) => {
+                    // The consumer died: nobody will make room (a new consumer may take the
+                    // side over later, but this call does not wait for one).
+                    Look::Ready(Err(PushError::Closed(v)))
                 }
-            }
-            if let Some(seq) = armed.take() {
-                if !deadline.expired() {
-                    futex_wait(&c.space, seq, deadline.remaining());
+                Err(PushError::Full(v)) => {
+                    value = Some(v);
+                    Look::Wait
                 }
-                c.space_waiting.store(0, Ordering::Relaxed);
-                continue;
+                other => Look::Ready(other),
             }
-            if deadline.expired() {
-                return Err(PushError::Timeout(value));
-            }
-            if spin(round) {
-                round += 1;
-                continue;
-            }
-            armed = Some(arm(&c.space_waiting, &c.space));
-        }
+        });
+        r.unwrap_or_else(|| {
+            Err(PushError::Timeout(
+                value.take().expect("the value is put back on every wait"),
+            ))
+        })
     }
 
     /// Items in the ring now.
@@ -684,42 +684,37 @@ impl<'a, T: Pod> Consumer<'a, T> {
 
     /// Pops the oldest item, waiting at most `timeout` (`None`: forever) while the ring is empty.
     ///
+    /// While it waits it rechecks, every few milliseconds, that the producer side's holder is
+    /// alive: once a producer that died holding its side has nothing left in the ring, the pop
+    /// fails with `Closed` (every item it pushed before dying is popped first).
+    ///
     /// # Errors
-    /// `Timeout`, `Closed` (closed and drained), `Corrupted`.
+    /// `Timeout`, `Closed` (closed and drained, or the producer died), `Corrupted`.
     pub fn pop_timeout(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
         let deadline = Deadline::after(timeout);
-        let c = &self.ring.h.ctl;
-        let mut round = 0;
-        let mut armed: Option<u32> = None;
-        loop {
+        let ring = self.ring;
+        let c = &ring.h.ctl;
+        block(Sleeper::one(&c.items_waiting, &c.items), deadline, |due| {
             match self.try_pop() {
                 Err(PopError::Empty) => {}
-                other => {
-                    if armed.is_some() {
-                        c.items_waiting.store(0, Ordering::Relaxed);
-                    }
-                    return other;
-                }
+                other => return Look::Ready(other),
             }
-            if let Some(seq) = armed.take() {
-                if !deadline.expired() {
-                    futex_wait(&c.items, seq, deadline.remaining());
-                }
-                c.items_waiting.store(0, Ordering::Relaxed);
-                continue;
-            }
-            if deadline.expired() {
-                return Err(PopError::Timeout);
-            }
-            if spin(round) {
-                round += 1;
-                continue;
+            if !due {
+                return Look::Wait;
             }
             if self.tail_corrupted() {
-                return Err(PopError::Corrupted);
+                return Look::Ready(Err(PopError::Corrupted));
             }
-            armed = Some(arm(&c.items_waiting, &c.items));
-        }
+            if peer_gone(&c.producer) {
+                // Drain what it published before it died, then report it gone.
+                return Look::Ready(match self.try_pop() {
+                    Err(PopError::Empty) => Err(PopError::Closed),
+                    other => other,
+                });
+            }
+            Look::Wait
+        })
+        .unwrap_or(Err(PopError::Timeout))
     }
 
     /// Items in the ring now.
