@@ -395,7 +395,8 @@ impl<'a> Core<'a> {
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     );
-                    test_hook::stall(test_hook::PUSH_CLAIMED);
+                    // A producer killed here leaves a claimed slot: consumers reap it.
+                    crate::hooks::at("mpmc.push.claimed");
                     write(item);
                     let full = state_word(l, FULL, 0);
                     sw.store(full, Ordering::Release);
@@ -474,7 +475,8 @@ impl<'a> Core<'a> {
                         Ordering::Relaxed,
                         Ordering::Relaxed,
                     );
-                    test_hook::stall(test_hook::POP_CLAIMED);
+                    // A consumer killed here leaves a claimed slot: producers reap it.
+                    crate::hooks::at("mpmc.pop.claimed");
                     let v = read(item);
                     sw.store(state_word(l.wrapping_add(1), EMPTY, 0), Ordering::Release);
                     light_barrier();
@@ -645,41 +647,6 @@ mod cache {
             c.set((e, (next + 1) % N));
         });
     }
-}
-
-/// Test hook: with `SHMKIT_TEST_STALL_RING=push` (or `pop`) a process parks for good right after
-/// it claimed a slot, so a test can kill it inside the claim/publish window.
-#[cfg(not(feature = "loom"))]
-pub mod test_hook {
-    use std::sync::OnceLock;
-
-    /// The environment variable read once per process.
-    pub const VAR: &str = "SHMKIT_TEST_STALL_RING";
-    pub(crate) const PUSH_CLAIMED: u8 = 1;
-    pub(crate) const POP_CLAIMED: u8 = 2;
-
-    #[inline]
-    pub(crate) fn stall(at: u8) {
-        static STAGE: OnceLock<u8> = OnceLock::new();
-        let stage = *STAGE.get_or_init(|| match std::env::var(VAR).as_deref() {
-            Ok("push") => PUSH_CLAIMED,
-            Ok("pop") => POP_CLAIMED,
-            _ => 0,
-        });
-        if stage == at {
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
-            }
-        }
-    }
-}
-
-#[cfg(feature = "loom")]
-mod test_hook {
-    pub(crate) const PUSH_CLAIMED: u8 = 1;
-    pub(crate) const POP_CLAIMED: u8 = 2;
-    #[inline]
-    pub(crate) fn stall(_: u8) {}
 }
 
 /// A bounded many-producer many-consumer queue of `T`s, shareable between processes.

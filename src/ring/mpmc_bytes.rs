@@ -5,7 +5,8 @@
 //! It is the [`MpmcRing`](super::MpmcRing) algorithm (per-slot state words, claims that record
 //! the claimer, reaping of slots held by dead processes, close that never strands a message) with
 //! slots of a fixed size: each slot holds a length word and up to `max_msg` bytes. Memory is
-//! therefore `capacity × (16 + max_msg rounded up to 8)` bytes plus a 1.2 KiB header; size
+//! therefore `capacity × (16 + max_msg rounded up to 8)` bytes (plus 8 when that is an even
+//! number of words) plus a 1.2 KiB header; size
 //! `max_msg` for the largest message you send, not the typical one. For a stream of messages of
 //! very different sizes between two processes, the single-producer byte ring's variable-size
 //! records waste less memory.
@@ -86,9 +87,12 @@ pub struct MpmcBytes {
     slots: [AtomicU64],
 }
 
-/// Words per slot for messages of up to `max_msg` bytes.
+/// Words per slot for messages of up to `max_msg` bytes: the state word, the length word and the
+/// message words, rounded up to an odd number. An odd stride makes the slot area's length alone
+/// (`capacity × stride` words, a power of two times an odd number) tell both dimensions, so a
+/// handle knows its geometry without reading shared memory (see [`MpmcBytes::geometry`]).
 fn stride(max_msg: u64) -> usize {
-    2 + words_for(max_msg as usize)
+    (2 + words_for(max_msg as usize)) | 1
 }
 
 fn bad_capacity(requested: u64) -> Error {
@@ -136,31 +140,34 @@ impl MpmcBytes {
         core::ptr::slice_from_raw_parts_mut(raw.cast::<AtomicU64>(), n) as *mut Self
     }
 
-    /// The largest message, as recorded in shared memory (clamped to what a slot can hold).
+    /// The largest message, as recorded in shared memory at creation (clamped to what a slot of
+    /// the local geometry can hold, so a scribbled value can shrink it, never overrun a slot).
     pub fn max_msg(&self) -> usize {
-        let (stride, _) = self.geometry();
+        let Some((_, stride)) = self.geometry() else {
+            return 0;
+        };
         let recorded = self.m.reserved(0).load(Ordering::Relaxed);
-        (recorded as usize).min(stride.saturating_sub(2) * 8)
+        recorded.min((stride as u64 - 2) * 8) as usize
     }
 
-    /// The slot stride from the recorded `max_msg`, and whether it fits the local slot area
-    /// (a scribbled `max_msg` makes every operation report `Corrupted`).
-    fn geometry(&self) -> (usize, bool) {
-        let recorded = self.m.reserved(0).load(Ordering::Relaxed);
-        if recorded > MAX_MSG_LIMIT {
-            return (2, false);
-        }
-        let s = stride(recorded);
+    /// The slot count and stride, from the local handle alone: the slot area holds
+    /// `capacity × stride` words, `capacity` a power of two and `stride` odd (see [`stride`]),
+    /// so they are its length's power-of-two factor and odd factor. Nothing is read from shared
+    /// memory: a peer cannot change the geometry under a handle. `None` for a view without a
+    /// usable slot area.
+    fn geometry(&self) -> Option<(u64, usize)> {
         let n = self.slots.len();
-        let ok = n % s == 0 && (n / s).is_power_of_two() && n / s >= 2;
-        (s, ok)
+        if n == 0 {
+            return None;
+        }
+        let tz = n.trailing_zeros();
+        let (cap, stride) = (1u64 << tz, n >> tz);
+        (cap >= 2 && stride >= 3 && stride <= self::stride(MAX_MSG_LIMIT)).then_some((cap, stride))
     }
 
     fn core(&self) -> Option<Core<'_>> {
-        match self.geometry() {
-            (s, true) => Some(Core::new(&self.h, &self.m, &self.slots, s)),
-            _ => None,
-        }
+        let (_, s) = self.geometry()?;
+        Some(Core::new(&self.h, &self.m, &self.slots, s))
     }
 
     /// Number of message slots (a power of two).
@@ -534,13 +541,40 @@ mod tests {
         assert_eq!(q.try_recv(), Err(PopError::Corrupted));
         q.send(b"ok").unwrap();
         assert_eq!(q.try_recv().unwrap(), b"ok");
-        // A scribbled max_msg makes the geometry impossible: errors, no panic.
-        for bad in [u64::MAX, 1 << 30, 7, 1000] {
+        // A scribbled max_msg cannot change the geometry (it is local): at most it shrinks the
+        // largest message accepted.
+        q.send(b"abc").unwrap();
+        for bad in [u64::MAX, 1 << 30, 7, 1000, 0] {
             q.m.reserved(0).store(bad, Ordering::Relaxed);
+            assert_eq!(q.capacity(), 2);
+            assert!(q.max_msg() <= 24, "clamped to the slot's room");
             let _ = q.try_send(b"zz");
-            let _ = q.try_recv();
             let _ = q.recv_timeout(Some(Duration::from_millis(1)));
-            assert!(q.capacity() <= 2);
+        }
+        q.m.reserved(0).store(16, Ordering::Relaxed);
+        while q.try_recv().is_ok() {}
+        q.send(b"abc").unwrap();
+        q.m.reserved(0).store(8, Ordering::Relaxed);
+        assert_eq!(
+            q.try_recv().unwrap(),
+            b"abc",
+            "slots still found where they are"
+        );
+        assert_eq!(
+            q.try_send(&[0; 9]),
+            Err(SendError::TooLarge { len: 9, max: 8 })
+        );
+    }
+
+    #[test]
+    fn geometry_is_local_for_every_dimension() {
+        for cap in [2u64, 4, 64] {
+            for max in [0u64, 1, 7, 8, 9, 15, 16, 17, 100, 4096] {
+                let q = MpmcBytes::new(cap, max).unwrap();
+                assert_eq!(q.geometry(), Some((cap, stride(max))));
+                assert!(stride(max) % 2 == 1 && (stride(max) - 2) * 8 >= max as usize);
+                assert_eq!(q.max_msg(), max as usize);
+            }
         }
     }
 
