@@ -201,11 +201,13 @@ pub enum Error {
         /// The holder's process id.
         pid: u32,
     },
-    /// Sending on a byte ring or pipe failed (from `send_value`, or `?` on a
-    /// [`SendError`](crate::ring::SendError)).
+    /// Pushing into a ring or sending on a byte ring, pipe or byte queue failed (from
+    /// `send_value`, or `?` on a [`SendError`](crate::ring::SendError) or a
+    /// [`PushError`](crate::ring::PushError)).
     Send(crate::ring::SendError),
-    /// Receiving from a byte ring or pipe failed (from `recv_value`, or `?` on a
-    /// [`RecvError`](crate::ring::RecvError)).
+    /// Popping from a ring or receiving from a byte ring, pipe or byte queue failed (from
+    /// `recv_value`, or `?` on a [`RecvError`](crate::ring::RecvError) or a
+    /// [`PopError`](crate::ring::PopError)).
     Recv(crate::ring::RecvError),
     /// serde refused to encode a value (feature `serde`).
     Encode {
@@ -382,18 +384,6 @@ impl fmt::Display for Error {
             Error::Decode { reason } => write!(f, "could not decode the message: {reason}"),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
-    }
-}
-
-impl From<crate::ring::SendError> for Error {
-    fn from(e: crate::ring::SendError) -> Self {
-        Error::Send(e)
-    }
-}
-
-impl From<crate::ring::RecvError> for Error {
-    fn from(e: crate::ring::RecvError) -> Self {
-        Error::Recv(e)
     }
 }
 

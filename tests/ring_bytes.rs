@@ -67,7 +67,7 @@ fn xproc_child() {
                 let (mut got, mut want) = (Vec::new(), Vec::new());
                 let mut next = 0u64;
                 loop {
-                    match rx.recv_into_timeout(&mut got, Some(TIMEOUT)) {
+                    match rx.recv_into_timeout(&mut got, TIMEOUT) {
                         Ok(len) => {
                             fill(next, &mut want);
                             assert_eq!(len, want.len(), "length of message {next}");
@@ -91,14 +91,14 @@ fn xproc_child() {
             "recv_until_closed" => {
                 let mut rx = ring.receiver().unwrap();
                 seg.counter("ready").unwrap().store(1);
-                assert_eq!(rx.recv_timeout(Some(TIMEOUT)), Err(RecvError::Closed));
+                assert_eq!(rx.recv_timeout(TIMEOUT), Err(RecvError::Closed));
             }
             // Fills the ring, then times a send that cannot succeed.
             "send_timeout" => {
                 let mut tx = ring.sender().unwrap();
                 while tx.try_send(&[1; MAX as usize]).is_ok() {}
                 let t = Instant::now();
-                let r = tx.send_timeout(&[2; MAX as usize], Some(Duration::from_millis(100)));
+                let r = tx.send_timeout(&[2; MAX as usize], Duration::from_millis(100));
                 let e = t.elapsed();
                 assert_eq!(r, Err(SendError::Timeout));
                 assert!(
@@ -199,7 +199,7 @@ fn blocking_recv_wakes_on_send_from_another_process() {
     let mut kids = Children::new();
     let t = Instant::now();
     kids.spawn("send_later", g.name(), &[&300]);
-    assert_eq!(rx.recv_timeout(Some(TIMEOUT)).unwrap(), b"woken");
+    assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), b"woken");
     let e = t.elapsed();
     assert!(
         e >= Duration::from_millis(250),
@@ -237,7 +237,7 @@ fn timeouts_return_on_time() {
     assert_eq!(n, CAP / (8 + 200), "the child filled the ring");
     let t = Instant::now();
     assert_eq!(
-        rx.recv_timeout(Some(Duration::from_millis(100))),
+        rx.recv_timeout(Duration::from_millis(100)),
         Err(RecvError::Timeout)
     );
     let e = t.elapsed();
@@ -298,7 +298,7 @@ fn blocked_recv_drains_then_reports_a_killed_sender() {
     common::wait_until("the sender child", TIMEOUT, || ready.load() == 1);
     let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
     // Bounded only so that a regression fails instead of hanging the suite.
-    let wait = Some(Duration::from_secs(20));
+    let wait = Duration::from_secs(20);
     let mut want = Vec::new();
     for i in 0..3 {
         fill(i, &mut want);
@@ -325,7 +325,7 @@ fn blocked_send_reports_a_killed_receiver() {
     let ready = seg.counter("ready").unwrap();
     common::wait_until("the receiver child", TIMEOUT, || ready.load() == 1);
     let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
-    let r = tx.send_timeout(&[2; MAX as usize], Some(Duration::from_secs(20)));
+    let r = tx.send_timeout(&[2; MAX as usize], Duration::from_secs(20));
     let returned = Instant::now();
     let killed = killer.join().unwrap();
     assert_eq!(r, Err(SendError::Closed));

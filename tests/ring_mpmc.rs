@@ -36,7 +36,7 @@ fn xproc_child() {
                 let mut last = vec![None::<u64>; producers];
                 let mut got = Vec::new();
                 loop {
-                    match q.pop_timeout(Some(TIMEOUT)) {
+                    match q.pop_timeout(TIMEOUT) {
                         Ok(x) => {
                             let (p, i) = ((x >> 32) as usize, x & 0xFFFF_FFFF);
                             assert!(p < producers, "item {x:#x} from no producer");
@@ -61,7 +61,7 @@ fn xproc_child() {
                 Gate::new(&seg).arrive_and_wait();
                 let mut i = 0u64;
                 loop {
-                    match q.push_timeout(id << 32 | i, Some(TIMEOUT)) {
+                    match q.push_timeout(id << 32 | i, TIMEOUT) {
                         Ok(()) => i += 1,
                         Err(shmkit::ring::PushError::Closed(_)) => break,
                         Err(e) => panic!("push: {e}"),
@@ -167,12 +167,12 @@ fn classic_queue_example_three_producers() {
         kids.spawn("queue_put", g.name(), &[&id]);
     }
     let mut got: Vec<String> = (0..3)
-        .map(|_| String::from_utf8(mq.recv_timeout(Some(TIMEOUT)).unwrap()).unwrap())
+        .map(|_| String::from_utf8(mq.recv_timeout(TIMEOUT).unwrap()).unwrap())
         .collect();
     kids.wait_all(TIMEOUT);
     got.sort();
     assert_eq!(got, [0, 1, 2].map(|i| format!("hello from producer {i}")));
-    assert_eq!(mq.try_recv(), Err(PopError::Empty));
+    assert_eq!(mq.try_recv(), Err(shmkit::ring::RecvError::Empty));
     let e = seg.entries().unwrap();
     let e = e.iter().find(|e| e.name == "mq").unwrap();
     assert_eq!(

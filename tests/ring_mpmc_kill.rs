@@ -85,7 +85,7 @@ fn producer_killed_inside_claim_window_loses_only_its_item() {
     let t = Instant::now();
     let got: Vec<u64> = (0..3)
         .map(|_| {
-            q.pop_timeout(Some(TIMEOUT))
+            q.pop_timeout(TIMEOUT)
                 .expect("pop past the dead producer's slot")
         })
         .collect();
@@ -125,7 +125,7 @@ fn consumer_killed_after_claim_does_not_block_producers() {
     );
     assert_eq!(q.positions().0, 1);
     let t = Instant::now();
-    q.push_timeout(4, Some(TIMEOUT))
+    q.push_timeout(4, TIMEOUT)
         .expect("push past the dead consumer's slot");
     assert!(
         t.elapsed() < Duration::from_secs(2),
@@ -149,7 +149,7 @@ fn byte_sender_killed_inside_claim_window_loses_only_its_message() {
     die_at(&mut kids, g.name(), "send_one", "mpmc.push.claimed", &[]);
     mq.send(b"after").unwrap();
     let t = Instant::now();
-    assert_eq!(mq.recv_timeout(Some(TIMEOUT)).unwrap(), b"after");
+    assert_eq!(mq.recv_timeout(TIMEOUT).unwrap(), b"after");
     assert!(
         t.elapsed() < Duration::from_secs(2),
         "took {:?}",

@@ -35,7 +35,7 @@ fn xproc_child() {
                 Gate::new(&seg).arrive_and_wait();
                 let mut next = 0u64;
                 loop {
-                    match rx.pop_timeout(Some(TIMEOUT)) {
+                    match rx.pop_timeout(TIMEOUT) {
                         Ok(v) => {
                             assert_eq!(v, next, "item out of order, lost or doubled");
                             next += 1;
@@ -56,11 +56,11 @@ fn xproc_child() {
                 let mut rx = ping.consumer().unwrap();
                 let mut tx = pong.producer().unwrap();
                 for i in 0..n {
-                    let v = rx.pop_timeout(Some(TIMEOUT)).expect("ping lost");
+                    let v = rx.pop_timeout(TIMEOUT).expect("ping lost");
                     if i % 3 == 0 {
                         std::thread::sleep(Duration::from_micros(200));
                     }
-                    tx.push_timeout(v + 1, Some(TIMEOUT)).expect("pong");
+                    tx.push_timeout(v + 1, TIMEOUT).expect("pong");
                 }
             }
             // args: delay_ms, value. Sleeps, then pushes one value.
@@ -73,7 +73,7 @@ fn xproc_child() {
             "pop_until_closed" => {
                 let mut rx = ring.consumer().unwrap();
                 seg.counter("ready").unwrap().store(1);
-                assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Err(PopError::Closed));
+                assert_eq!(rx.pop_timeout(TIMEOUT), Err(PopError::Closed));
             }
             // Fills the ring, then times a push that cannot succeed.
             "push_timeout" => {
@@ -82,7 +82,7 @@ fn xproc_child() {
                     tx.try_push(i).unwrap();
                 }
                 let t = Instant::now();
-                let r = tx.push_timeout(99, Some(Duration::from_millis(100)));
+                let r = tx.push_timeout(99, Duration::from_millis(100));
                 let e = t.elapsed();
                 assert_eq!(r, Err(PushError::Timeout(99)));
                 assert!(
@@ -103,7 +103,7 @@ fn xproc_child() {
                 let k: u64 = ctx.arg(0);
                 let mut rx = ring.consumer().unwrap();
                 for i in 0..k {
-                    assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(i));
+                    assert_eq!(rx.pop_timeout(TIMEOUT), Ok(i));
                 }
                 seg.counter("ready").unwrap().store(1);
                 std::thread::sleep(TIMEOUT);
@@ -172,8 +172,8 @@ fn ping_pong_through_sleeping_sides_loses_no_wake_up() {
         if i % 5 == 0 {
             std::thread::sleep(Duration::from_micros(150));
         }
-        tx.push_timeout(i * 2, Some(TIMEOUT)).unwrap();
-        assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(i * 2 + 1), "round {i}");
+        tx.push_timeout(i * 2, TIMEOUT).unwrap();
+        assert_eq!(rx.pop_timeout(TIMEOUT), Ok(i * 2 + 1), "round {i}");
     }
     kids.wait_all(TIMEOUT);
     eprintln!("spsc: {N} sleeping round trips in {:?}", t.elapsed());
@@ -187,7 +187,7 @@ fn blocking_pop_wakes_on_push_from_another_process() {
     let mut kids = Children::new();
     let t = Instant::now();
     kids.spawn("push_later", g.name(), &[&300, &42]);
-    assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(42));
+    assert_eq!(rx.pop_timeout(TIMEOUT), Ok(42));
     let e = t.elapsed();
     assert!(
         e >= Duration::from_millis(250),
@@ -222,7 +222,7 @@ fn timeouts_return_on_time() {
     }
     let t = Instant::now();
     assert_eq!(
-        rx.pop_timeout(Some(Duration::from_millis(100))),
+        rx.pop_timeout(Duration::from_millis(100)),
         Err(PopError::Timeout)
     );
     let e = t.elapsed();
@@ -307,7 +307,7 @@ fn blocked_pop_drains_then_reports_a_killed_producer() {
     common::wait_until("the producer child", TIMEOUT, || ready.load() == 1);
     let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
     // Bounded only so that a regression fails instead of hanging the suite.
-    let wait = Some(Duration::from_secs(20));
+    let wait = Duration::from_secs(20);
     for i in 0..3 {
         assert_eq!(rx.pop_timeout(wait), Ok(i), "what the producer pushed");
     }
@@ -338,7 +338,7 @@ fn blocked_push_reports_a_killed_consumer() {
     let ready = seg.counter("ready").unwrap();
     common::wait_until("the consumer child", TIMEOUT, || ready.load() == 1);
     let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
-    let r = tx.push_timeout(99, Some(Duration::from_secs(20)));
+    let r = tx.push_timeout(99, Duration::from_secs(20));
     let returned = Instant::now();
     let killed = killer.join().unwrap();
     assert_eq!(r, Err(PushError::Closed(99)));

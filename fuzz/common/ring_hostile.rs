@@ -453,7 +453,7 @@ impl<T: Item> Ring for SpscRing<T> {
                 Op::PushTimeout(v, t) => {
                     if let Some(tx) = tx.as_mut() {
                         bound = clock.timeout(t);
-                        push_result(tx.push_timeout(T::make(v), Some(bound)), out);
+                        push_result(tx.push_timeout(T::make(v), bound), out);
                     }
                 }
                 Op::PushSlice { seed, n } => {
@@ -492,7 +492,7 @@ impl<T: Item> Ring for SpscRing<T> {
                 Op::PopTimeout(t) => {
                     if let Some(rx) = rx.as_mut() {
                         bound = clock.timeout(t);
-                        pop_result(rx.pop_timeout(Some(bound)), out);
+                        pop_result(rx.pop_timeout(bound), out);
                     }
                 }
                 Op::Query => {
@@ -572,7 +572,7 @@ impl<T: Item> Ring for MpmcRing<T> {
                 Op::TryPush(v) => push_result(self.try_push(T::make(v)), out),
                 Op::PushTimeout(v, t) => {
                     bound = clock.timeout(t);
-                    push_result(self.push_timeout(T::make(v), Some(bound)), out);
+                    push_result(self.push_timeout(T::make(v), bound), out);
                 }
                 Op::PushSlice { seed, n } => {
                     for k in 0..u64::from(n % 80) {
@@ -597,7 +597,7 @@ impl<T: Item> Ring for MpmcRing<T> {
                 Op::TryPop => pop_result(self.try_pop(), out),
                 Op::PopTimeout(t) => {
                     bound = clock.timeout(t);
-                    pop_result(self.pop_timeout(Some(bound)), out);
+                    pop_result(self.pop_timeout(bound), out);
                 }
                 Op::Query => {
                     let n = self.len();

@@ -26,9 +26,9 @@
 //! `8 + round_up_8(len)` bytes; `max_msg` must be at most `capacity / 2 - 8`, which guarantees
 //! that an empty ring always has room for any allowed message.
 
+use super::error::{RecvError, SendError};
 pub use super::lane::max_msg_limit;
 use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
-use super::lane::{RecvError, SendError};
 use super::spsc::RingHead;
 use super::wait::{claim, release};
 use super::{round_capacity, MAX_CAPACITY};
@@ -343,16 +343,16 @@ impl ByteSender<'_> {
         self.tx.send_timeout(msg, None, self.peer)
     }
 
-    /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
+    /// Sends `msg`, waiting at most `timeout` for room.
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        self.tx.send_timeout(msg, timeout, self.peer)
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.tx.send_timeout(msg, Some(timeout), self.peer)
     }
 
-    /// Encodes `value` with postcard into a buffer this handle reuses and sends it (waiting for
-    /// room).
+    /// Encodes `value` with postcard into a buffer this handle reuses and sends it, waiting
+    /// for room.
     ///
     /// # Errors
     /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
@@ -360,8 +360,30 @@ impl ByteSender<'_> {
     /// `Closed`/`Corrupted`.
     #[cfg(feature = "serde")]
     pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.send_value_until(value, None)
+    }
+
+    /// [`send_value`](Self::send_value), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`send_value`](Self::send_value), and [`SendError::Timeout`].
+    #[cfg(feature = "serde")]
+    pub fn send_value_timeout<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.send_value_until(value, Some(timeout))
+    }
+
+    #[cfg(feature = "serde")]
+    fn send_value_until<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         super::codec::encode(value, &mut self.scratch)?;
-        Ok(self.tx.send_timeout(&self.scratch, None, self.peer)?)
+        Ok(self.tx.send_timeout(&self.scratch, timeout, self.peer)?)
     }
 
     /// Bytes in use in the ring now (see [`ByteRing::len`]).
@@ -418,14 +440,17 @@ impl ByteReceiver<'_> {
     /// `Closed` once the ring is closed and drained, or once the sender died holding its side
     /// and every message it sent was received; `Corrupted`.
     pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
-        self.recv_timeout(None)
+        let mut v = Vec::new();
+        self.rx
+            .wait(None, self.peer, |rx| rx.try_recv_into(&mut v))?;
+        Ok(v)
     }
 
-    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
+    /// Receives the oldest message, waiting at most `timeout`.
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `Corrupted`.
-    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
         self.recv_into_timeout(&mut v, timeout).map(|_| v)
     }
@@ -445,7 +470,7 @@ impl ByteReceiver<'_> {
     /// # Errors
     /// As [`recv`](Self::recv).
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.recv_into_timeout(buf, None)
+        self.rx.wait(None, self.peer, |rx| rx.try_recv_into(buf))
     }
 
     /// Receives the oldest message into `buf`, replacing its contents, waiting at most
@@ -456,9 +481,10 @@ impl ByteReceiver<'_> {
     pub fn recv_into_timeout(
         &mut self,
         buf: &mut Vec<u8>,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<usize, RecvError> {
-        self.rx.wait(timeout, self.peer, |rx| rx.try_recv_into(buf))
+        self.rx
+            .wait(Some(timeout), self.peer, |rx| rx.try_recv_into(buf))
     }
 
     /// Receives the oldest message into the front of `buf` without waiting; returns its
@@ -479,17 +505,17 @@ impl ByteReceiver<'_> {
     pub fn recv_slice_timeout(
         &mut self,
         buf: &mut [u8],
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<usize, RecvError> {
         self.rx
-            .wait(timeout, self.peer, |rx| rx.try_recv_slice(buf))
+            .wait(Some(timeout), self.peer, |rx| rx.try_recv_slice(buf))
     }
 
-    /// Waits at most `timeout` until a receive would not block; `true` when a message is ready
-    /// or the ring is closed and drained (the next receive returns `Closed`), like Python's
-    /// `Connection.poll`.
-    pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        self.rx.poll(timeout, self.peer)
+    /// Waits at most `timeout` (`Duration::ZERO`: just look) until a receive would not block;
+    /// `true` when a message is ready, or the ring is closed and drained, or its sender died
+    /// (the next receive drains and returns `Closed`), like Python's `Connection.poll`.
+    pub fn poll(&mut self, timeout: Duration) -> bool {
+        self.rx.poll(Some(timeout), self.peer)
     }
 
     /// Receives the next message (waiting for it) into a buffer this handle reuses and decodes
@@ -497,11 +523,32 @@ impl ByteReceiver<'_> {
     ///
     /// # Errors
     /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
-    /// (the message is consumed).
+    /// or nest deeper than 128 levels (the message is consumed).
     #[cfg(feature = "serde")]
     pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        self.recv_value_until(None)
+    }
+
+    /// [`recv_value`](Self::recv_value), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_value`](Self::recv_value), and [`RecvError::Timeout`].
+    #[cfg(feature = "serde")]
+    pub fn recv_value_timeout<T: serde::de::DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T> {
+        self.recv_value_until(Some(timeout))
+    }
+
+    #[cfg(feature = "serde")]
+    fn recv_value_until<T: serde::de::DeserializeOwned>(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<T> {
         let buf = &mut self.scratch;
-        self.rx.wait(None, self.peer, |rx| rx.try_recv_into(buf))?;
+        self.rx
+            .wait(timeout, self.peer, |rx| rx.try_recv_into(buf))?;
         super::codec::decode(&self.scratch)
     }
 

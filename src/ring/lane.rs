@@ -32,13 +32,11 @@
 //! unknown kind, a length above `max_msg`, a record that overruns the end of the area or the
 //! published tail — each is reported as `Corrupted`, never an out-of-bounds access or a panic.
 
+use super::error::{RecvError, SendError};
 use super::spsc::RingHead;
 use super::wait::{block, notify, peer_gone, Look, Sleeper};
-// One send error for every byte queue (the MPMC byte queue defines it; the variants are the same).
-pub use super::SendError;
 use crate::sync::{AtomicU64, Deadline, Ordering};
 use crate::words::{load_bytes, store_bytes, words_for};
-use core::fmt;
 use std::time::Duration;
 
 /// Smallest byte capacity (it holds messages of up to 0 bytes).
@@ -60,44 +58,6 @@ pub const fn max_msg_limit(capacity: u64) -> u64 {
 const fn record_size(len: u64) -> u64 {
     8 + (len.div_ceil(8) * 8)
 }
-
-/// Why no message was received.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum RecvError {
-    /// No message now (from the `try_` calls).
-    Empty,
-    /// The ring was closed and every message sent before has been received.
-    Closed,
-    /// No message arrived before the timeout.
-    Timeout,
-    /// The buffer given to `try_recv_slice` is shorter than the next message; the message stays
-    /// in the ring (receive it with a buffer of at least `needed` bytes).
-    TooSmall {
-        /// The next message's length in bytes.
-        needed: usize,
-    },
-    /// The ring's shared positions or a record header hold impossible values (another process
-    /// scribbled over them); nothing was consumed.
-    Corrupted,
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Empty => f.write_str("the byte ring is empty"),
-            RecvError::Closed => f.write_str("the byte ring is closed and drained"),
-            RecvError::Timeout => f.write_str("timed out waiting for a message"),
-            RecvError::TooSmall { needed } => {
-                write!(f, "buffer too small: the next message has {needed} bytes")
-            }
-            RecvError::Corrupted => {
-                f.write_str("the byte ring's shared positions or record headers are corrupted")
-            }
-        }
-    }
-}
-
-impl std::error::Error for RecvError {}
 
 /// A validated local view of one direction: its head and its byte area.
 #[derive(Clone, Copy)]

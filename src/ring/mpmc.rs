@@ -862,14 +862,18 @@ impl<T: Pod> MpmcRing<T> {
     /// # Errors
     /// `Closed(value)`, `Corrupted(value)`.
     pub fn push(&self, value: T) -> Result<(), PushError<T>> {
-        self.push_timeout(value, None)
+        self.push_until(value, None)
     }
 
-    /// Pushes `value`, waiting at most `timeout` (`None`: forever) while the ring is full.
+    /// Pushes `value`, waiting at most `timeout` while the ring is full.
     ///
     /// # Errors
     /// `Timeout(value)`, `Closed(value)`, `Corrupted(value)`.
-    pub fn push_timeout(&self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+        self.push_until(value, Some(timeout))
+    }
+
+    fn push_until(&self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
         self.core()
             .push_with(timeout, |item| store_pod(item, &value))
             .map_err(|e| push_error(e, value))
@@ -880,14 +884,18 @@ impl<T: Pod> MpmcRing<T> {
     /// # Errors
     /// `Closed` once closed and drained; `Corrupted`.
     pub fn pop(&self) -> Result<T, PopError> {
-        self.pop_timeout(None)
+        self.pop_until(None)
     }
 
-    /// Pops the oldest item, waiting at most `timeout` (`None`: forever) while the ring is empty.
+    /// Pops the oldest item, waiting at most `timeout` while the ring is empty.
     ///
     /// # Errors
     /// `Timeout`, `Closed` (closed and drained), `Corrupted`.
-    pub fn pop_timeout(&self, timeout: Option<Duration>) -> Result<T, PopError> {
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
+        self.pop_until(Some(timeout))
+    }
+
+    fn pop_until(&self, timeout: Option<Duration>) -> Result<T, PopError> {
         self.core()
             .pop_with(timeout, |item| load_pod(item))
             .map_err(pop_error)

@@ -13,11 +13,11 @@
 //!
 //! A length word read from shared memory is untrusted: a message whose length exceeds the slot
 //! (a scribbling peer) is consumed and reported as [`SendError::Corrupted`] /
-//! [`PopError::Corrupted`], never read out of bounds.
+//! [`RecvError::Corrupted`], never read out of bounds.
 
-use super::mpmc::{mpmc_capacity, mpmc_layout, pop_error, Core, MpmcMeta, Stop};
+use super::mpmc::{mpmc_capacity, mpmc_layout, Core, MpmcMeta, Stop};
 use super::spsc::RingHead;
-use super::PopError;
+use super::{RecvError, SendError};
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
 use crate::words::{load_bytes, store_bytes, words_for};
@@ -26,44 +26,6 @@ use std::time::Duration;
 
 /// Largest `max_msg` accepted (16 MiB): a slot is allocated for every message of the ring.
 pub const MAX_MSG_LIMIT: u64 = 1 << 24;
-
-/// Why a message was not sent (the caller still owns the bytes).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SendError {
-    /// The queue is full (from `try_send`).
-    Full,
-    /// The queue was closed: no send will ever succeed again.
-    Closed,
-    /// The queue stayed full until the timeout (from `send_timeout`).
-    Timeout,
-    /// The message is longer than the queue's `max_msg`.
-    TooLarge {
-        /// The message's length.
-        len: usize,
-        /// The queue's largest message.
-        max: usize,
-    },
-    /// The queue's shared words hold impossible values (another process scribbled over them);
-    /// nothing was sent.
-    Corrupted,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full => f.write_str("the queue is full"),
-            SendError::Closed => f.write_str("the queue is closed"),
-            SendError::Timeout => f.write_str("timed out waiting for room in the queue"),
-            SendError::TooLarge { len, max } => write!(
-                f,
-                "a message of {len} bytes is larger than the queue's maximum of {max}"
-            ),
-            SendError::Corrupted => f.write_str("the queue's shared words are corrupted"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
 
 /// A bounded many-producer many-consumer queue of byte messages of at most `max_msg` bytes,
 /// shareable between processes.
@@ -250,14 +212,22 @@ impl MpmcBytes {
     /// # Errors
     /// `Closed`, `TooLarge`, `Corrupted`.
     pub fn send(&self, msg: &[u8]) -> core::result::Result<(), SendError> {
-        self.send_timeout(msg, None)
+        self.send_until(msg, None)
     }
 
-    /// Sends `msg`, waiting at most `timeout` (`None`: forever) while the queue is full.
+    /// Sends `msg`, waiting at most `timeout` while the queue is full.
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
     pub fn send_timeout(
+        &self,
+        msg: &[u8],
+        timeout: Duration,
+    ) -> core::result::Result<(), SendError> {
+        self.send_until(msg, Some(timeout))
+    }
+
+    fn send_until(
         &self,
         msg: &[u8],
         timeout: Option<Duration>,
@@ -271,7 +241,7 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// `Empty`; `Closed` once closed and drained; `Corrupted`.
-    pub fn try_recv(&self) -> core::result::Result<Vec<u8>, PopError> {
+    pub fn try_recv(&self) -> core::result::Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
         self.try_recv_into(&mut v).map(|_| v)
     }
@@ -280,20 +250,18 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// `Closed` once closed and drained; `Corrupted`.
-    pub fn recv(&self) -> core::result::Result<Vec<u8>, PopError> {
-        self.recv_timeout(None)
+    pub fn recv(&self) -> core::result::Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_into_until(&mut v, None).map(|_| v)
     }
 
-    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
+    /// Receives the oldest message, waiting at most `timeout`.
     ///
     /// # Errors
     /// `Timeout`, `Closed` (closed and drained), `Corrupted`.
-    pub fn recv_timeout(
-        &self,
-        timeout: Option<Duration>,
-    ) -> core::result::Result<Vec<u8>, PopError> {
+    pub fn recv_timeout(&self, timeout: Duration) -> core::result::Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_into_timeout(&mut v, timeout).map(|_| v)
+        self.recv_into_until(&mut v, Some(timeout)).map(|_| v)
     }
 
     /// Like [`try_recv`](MpmcBytes::try_recv), into `buf` (cleared first; its capacity is
@@ -301,12 +269,12 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// As [`try_recv`](MpmcBytes::try_recv).
-    pub fn try_recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, PopError> {
-        let core = self.core().ok_or(PopError::Corrupted)?;
+    pub fn try_recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, RecvError> {
+        let core = self.core().ok_or(RecvError::Corrupted)?;
         let max = self.max_msg();
         let me = core.me();
         core.try_pop_with(me, |slot| read_msg(slot, max, buf))
-            .map_err(pop_error)?
+            .map_err(recv_error)?
     }
 
     /// Receives the oldest message into `buf` (cleared first; its capacity is reused), waiting
@@ -314,71 +282,91 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// As [`recv`](MpmcBytes::recv).
-    pub fn recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, PopError> {
-        self.recv_into_timeout(buf, None)
+    pub fn recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, RecvError> {
+        self.recv_into_until(buf, None)
     }
 
-    /// [`recv_into`](MpmcBytes::recv_into) waiting at most `timeout` (`None`: forever).
+    /// [`recv_into`](MpmcBytes::recv_into) waiting at most `timeout`.
     ///
     /// # Errors
     /// As [`recv_timeout`](MpmcBytes::recv_timeout).
     pub fn recv_into_timeout(
         &self,
         buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> core::result::Result<usize, RecvError> {
+        self.recv_into_until(buf, Some(timeout))
+    }
+
+    fn recv_into_until(
+        &self,
+        buf: &mut Vec<u8>,
         timeout: Option<Duration>,
-    ) -> core::result::Result<usize, PopError> {
-        let core = self.core().ok_or(PopError::Corrupted)?;
+    ) -> core::result::Result<usize, RecvError> {
+        let core = self.core().ok_or(RecvError::Corrupted)?;
         let max = self.max_msg();
         let cell = core::cell::RefCell::new(buf);
         core.pop_with(timeout, |slot| read_msg(slot, max, &mut cell.borrow_mut()))
-            .map_err(pop_error)?
+            .map_err(recv_error)?
     }
 }
 
 #[cfg(feature = "serde")]
 impl MpmcBytes {
     /// Encodes `value` (postcard, see the `serde` feature) and sends it as one message, waiting
-    /// at most `timeout` (`None`: forever) for room: Python's `Queue.put(obj)`.
+    /// for room: Python's `Queue.put(obj)`.
     ///
     /// # Errors
     /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
     /// [`SendError::TooLarge`] if the encoding is longer than [`max_msg`](Self::max_msg), or
-    /// `Timeout`/`Closed`/`Corrupted`.
-    pub fn send_value<T: serde::Serialize + ?Sized>(
+    /// `Closed`/`Corrupted`.
+    pub fn send_value<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let mut buf = Vec::new();
+        super::codec::encode(value, &mut buf)?;
+        Ok(self.send_until(&buf, None)?)
+    }
+
+    /// [`send_value`](Self::send_value), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`send_value`](Self::send_value), and [`SendError::Timeout`].
+    pub fn send_value_timeout<T: serde::Serialize + ?Sized>(
         &self,
         value: &T,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<()> {
         let mut buf = Vec::new();
         super::codec::encode(value, &mut buf)?;
-        Ok(self.send_timeout(&buf, timeout)?)
+        Ok(self.send_until(&buf, Some(timeout))?)
     }
 
-    /// Receives one message and decodes it as a `T`, waiting at most `timeout` (`None`:
-    /// forever): Python's `Queue.get()`.
+    /// Receives one message (waiting for it) and decodes it as a `T`: Python's `Queue.get()`.
     ///
     /// # Errors
-    /// [`Error::Recv`] (`Timeout`, `Closed`, `Corrupted`); [`Error::Decode`] if the message is
-    /// not a `T` (the message is consumed).
-    pub fn recv_value<T: serde::de::DeserializeOwned>(
+    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the message is not a `T`
+    /// or nests deeper than 128 levels (the message is consumed).
+    pub fn recv_value<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let mut buf = Vec::new();
+        self.recv_into_until(&mut buf, None)?;
+        super::codec::decode(&buf)
+    }
+
+    /// [`recv_value`](Self::recv_value), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_value`](Self::recv_value), and [`RecvError::Timeout`].
+    pub fn recv_value_timeout<T: serde::de::DeserializeOwned>(
         &self,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<T> {
         let mut buf = Vec::new();
-        self.recv_into_timeout(&mut buf, timeout)
-            .map_err(|e| Error::Recv(recv_error(e)))?;
+        self.recv_into_until(&mut buf, Some(timeout))?;
         super::codec::decode(&buf)
     }
 }
 
-#[cfg(feature = "serde")]
-fn recv_error(e: PopError) -> super::RecvError {
-    match e {
-        PopError::Empty => super::RecvError::Empty,
-        PopError::Closed => super::RecvError::Closed,
-        PopError::Timeout => super::RecvError::Timeout,
-        PopError::Corrupted => super::RecvError::Corrupted,
-    }
+fn recv_error(e: Stop) -> RecvError {
+    super::mpmc::pop_error(e).into()
 }
 
 /// Writes a message into a slot's payload: its length, then its bytes.
@@ -393,11 +381,11 @@ fn read_msg(
     slot: &[AtomicU64],
     max: usize,
     buf: &mut Vec<u8>,
-) -> core::result::Result<usize, PopError> {
+) -> core::result::Result<usize, RecvError> {
     let len = slot[0].load(Ordering::Relaxed);
     let room = (slot.len() - 1) * 8;
     if len > max as u64 || len > room as u64 {
-        return Err(PopError::Corrupted);
+        return Err(RecvError::Corrupted);
     }
     let len = len as usize;
     buf.clear();
@@ -529,7 +517,7 @@ mod tests {
         for i in 1..4u8 {
             assert_eq!(q.recv().unwrap(), [i; 3]);
         }
-        assert_eq!(q.recv(), Err(PopError::Closed));
+        assert_eq!(q.recv(), Err(RecvError::Closed));
     }
 
     #[test]
@@ -538,7 +526,7 @@ mod tests {
         q.send(b"abc").unwrap();
         // Scribble over the length word of slot 0 (state word, then the length).
         q.slots[1].store(1 << 40, Ordering::Relaxed);
-        assert_eq!(q.try_recv(), Err(PopError::Corrupted));
+        assert_eq!(q.try_recv(), Err(RecvError::Corrupted));
         q.send(b"ok").unwrap();
         assert_eq!(q.try_recv().unwrap(), b"ok");
         // A scribbled max_msg cannot change the geometry (it is local): at most it shrinks the
@@ -549,7 +537,7 @@ mod tests {
             assert_eq!(q.capacity(), 2);
             assert!(q.max_msg() <= 24, "clamped to the slot's room");
             let _ = q.try_send(b"zz");
-            let _ = q.recv_timeout(Some(Duration::from_millis(1)));
+            let _ = q.recv_timeout(Duration::from_millis(1));
         }
         q.m.reserved(0).store(16, Ordering::Relaxed);
         while q.try_recv().is_ok() {}
@@ -583,14 +571,18 @@ mod tests {
     fn serde_values_round_trip() {
         let q = MpmcBytes::new(4, 64).unwrap();
         let v = (42u32, None::<String>, "hello".to_string());
-        q.send_value(&v, None).unwrap();
-        let got: (u32, Option<String>, String) = q.recv_value(None).unwrap();
+        q.send_value(&v).unwrap();
+        let got: (u32, Option<String>, String) = q.recv_value().unwrap();
         assert_eq!(got, v);
-        q.send_value(&vec![7u8; 100], None).unwrap_err();
-        q.send_value(&1u8, None).unwrap();
+        q.send_value(&vec![7u8; 100]).unwrap_err();
+        q.send_value_timeout(&1u8, Duration::from_secs(1)).unwrap();
         assert!(matches!(
-            q.recv_value::<String>(None),
+            q.recv_value::<String>(),
             Err(Error::Decode { .. })
+        ));
+        assert!(matches!(
+            q.recv_value_timeout::<u8>(Duration::from_millis(1)),
+            Err(Error::Recv(RecvError::Timeout))
         ));
     }
 

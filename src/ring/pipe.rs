@@ -16,7 +16,8 @@
 //! on B→A; end B the reverse. Records, waiting and validation are those of the byte ring.
 
 use super::bytes::byte_dims;
-use super::lane::{Lane, RecvError, Rx, SendError, Tx, MIN_BYTE_CAPACITY};
+use super::error::{RecvError, SendError};
+use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
 use super::spsc::RingHead;
 use super::wait::{claim, holder_alive, release};
 use super::MAX_CAPACITY;
@@ -336,12 +337,12 @@ impl Connection<'_> {
         self.send_with(msg, None)
     }
 
-    /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
+    /// Sends `msg`, waiting at most `timeout` for room.
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        self.send_with(msg, timeout)
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.send_with(msg, Some(timeout))
     }
 
     /// Receives the oldest message from the other end, without waiting.
@@ -359,16 +360,18 @@ impl Connection<'_> {
     /// # Errors
     /// `Closed` once the pipe is closed and this direction drained; `Corrupted`.
     pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
-        self.recv_timeout(None)
+        let mut v = Vec::new();
+        self.recv_with(None, |rx| rx.try_recv_into(&mut v))?;
+        Ok(v)
     }
 
-    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
+    /// Receives the oldest message, waiting at most `timeout`.
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `Corrupted`.
-    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_with(timeout, |rx| rx.try_recv_into(&mut v))?;
+        self.recv_with(Some(timeout), |rx| rx.try_recv_into(&mut v))?;
         Ok(v)
     }
 
@@ -390,11 +393,12 @@ impl Connection<'_> {
         self.rx.try_recv_slice(buf)
     }
 
-    /// Waits at most `timeout` (`None`: forever; `Some(ZERO)`: just look) until a receive would
-    /// not block; `true` when a message is ready or the pipe is closed and drained (the next
-    /// receive returns `Closed`), like Python's `Connection.poll`.
-    pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        self.rx.poll(timeout, self.peer)
+    /// Waits at most `timeout` (`Duration::ZERO`: just look) until a receive would not block;
+    /// `true` when a message is ready, or the pipe is closed and drained, or the other end's
+    /// holder died (the next receive drains and returns `Closed`), like Python's
+    /// `Connection.poll`.
+    pub fn poll(&mut self, timeout: Duration) -> bool {
+        self.rx.poll(Some(timeout), self.peer)
     }
 
     /// Encodes `value` with postcard (into a buffer this connection reuses) and sends it,
@@ -405,9 +409,31 @@ impl Connection<'_> {
     /// `Closed`, `Corrupted`).
     #[cfg(feature = "serde")]
     pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.send_value_until(value, None)
+    }
+
+    /// [`send_value`](Self::send_value), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`send_value`](Self::send_value), and [`SendError::Timeout`].
+    #[cfg(feature = "serde")]
+    pub fn send_value_timeout<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.send_value_until(value, Some(timeout))
+    }
+
+    #[cfg(feature = "serde")]
+    fn send_value_until<T: serde::Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         let mut buf = core::mem::take(&mut self.scratch);
         let r =
-            super::codec::encode(value, &mut buf).and_then(|()| Ok(self.send_with(&buf, None)?));
+            super::codec::encode(value, &mut buf).and_then(|()| Ok(self.send_with(&buf, timeout)?));
         self.scratch = buf;
         r
     }
@@ -416,11 +442,31 @@ impl Connection<'_> {
     ///
     /// # Errors
     /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
-    /// (the message is consumed).
+    /// or nest deeper than 128 levels (the message is consumed).
     #[cfg(feature = "serde")]
     pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        self.recv_value_until(None)
+    }
+
+    /// [`recv_value`](Self::recv_value), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_value`](Self::recv_value), and [`RecvError::Timeout`].
+    #[cfg(feature = "serde")]
+    pub fn recv_value_timeout<T: serde::de::DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T> {
+        self.recv_value_until(Some(timeout))
+    }
+
+    #[cfg(feature = "serde")]
+    fn recv_value_until<T: serde::de::DeserializeOwned>(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<T> {
         let mut buf = core::mem::take(&mut self.scratch);
-        let r = self.recv_with(None, |rx| rx.try_recv_into(&mut buf));
+        let r = self.recv_with(timeout, |rx| rx.try_recv_into(&mut buf));
         let v = r
             .map_err(crate::Error::from)
             .and_then(|_| super::codec::decode(&buf));

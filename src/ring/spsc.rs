@@ -497,21 +497,22 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// # Errors
     /// `Closed(value)` (at once, or when the ring is closed while waiting), `Corrupted(value)`.
     pub fn push(&mut self, value: T) -> Result<(), PushError<T>> {
-        self.push_timeout(value, None)
+        self.push_until(value, None)
     }
 
-    /// Pushes `value`, waiting at most `timeout` (`None`: forever) while the ring is full.
+    /// Pushes `value`, waiting at most `timeout` while the ring is full.
     ///
     /// While it waits it rechecks, every few milliseconds, that the consumer side's holder is
     /// alive: a full ring whose consumer died holding its side fails with `Closed(value)`.
     ///
     /// # Errors
     /// `Timeout(value)`, `Closed(value)`, `Corrupted(value)`.
-    pub fn push_timeout(
-        &mut self,
-        value: T,
-        timeout: Option<Duration>,
-    ) -> Result<(), PushError<T>> {
+    pub fn push_timeout(&mut self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+        self.push_until(value, Some(timeout))
+    }
+
+    /// [`push_timeout`](Self::push_timeout) with `None` for no limit.
+    fn push_until(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
         let deadline = Deadline::after(timeout);
         let ring = self.ring;
         let c = &ring.h.ctl;
@@ -679,10 +680,10 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// # Errors
     /// `Closed` once the ring is closed and drained; `Corrupted`.
     pub fn pop(&mut self) -> Result<T, PopError> {
-        self.pop_timeout(None)
+        self.pop_until(None)
     }
 
-    /// Pops the oldest item, waiting at most `timeout` (`None`: forever) while the ring is empty.
+    /// Pops the oldest item, waiting at most `timeout` while the ring is empty.
     ///
     /// While it waits it rechecks, every few milliseconds, that the producer side's holder is
     /// alive: once a producer that died holding its side has nothing left in the ring, the pop
@@ -690,7 +691,12 @@ impl<'a, T: Pod> Consumer<'a, T> {
     ///
     /// # Errors
     /// `Timeout`, `Closed` (closed and drained, or the producer died), `Corrupted`.
-    pub fn pop_timeout(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
+    pub fn pop_timeout(&mut self, timeout: Duration) -> Result<T, PopError> {
+        self.pop_until(Some(timeout))
+    }
+
+    /// [`pop_timeout`](Self::pop_timeout) with `None` for no limit.
+    fn pop_until(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
         let deadline = Deadline::after(timeout);
         let ring = self.ring;
         let c = &ring.h.ctl;

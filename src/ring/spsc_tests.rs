@@ -77,7 +77,7 @@ fn timeouts_return_on_time() {
     let (mut tx, mut rx) = r.split().unwrap();
     let t = Instant::now();
     assert_eq!(
-        rx.pop_timeout(Some(Duration::from_millis(50))),
+        rx.pop_timeout(Duration::from_millis(50)),
         Err(PopError::Timeout)
     );
     let e = t.elapsed();
@@ -88,7 +88,7 @@ fn timeouts_return_on_time() {
     tx.push(7).unwrap();
     let t = Instant::now();
     assert_eq!(
-        tx.push_timeout(8, Some(Duration::from_millis(50))),
+        tx.push_timeout(8, Duration::from_millis(50)),
         Err(PushError::Timeout(8))
     );
     let e = t.elapsed();
@@ -96,7 +96,7 @@ fn timeouts_return_on_time() {
         e >= Duration::from_millis(50) && e < Duration::from_secs(5),
         "{e:?}"
     );
-    assert_eq!(rx.pop_timeout(Some(Duration::ZERO)), Ok(7));
+    assert_eq!(rx.pop_timeout(Duration::ZERO), Ok(7));
 }
 
 #[test]
@@ -162,8 +162,8 @@ fn hostile_positions_give_errors_not_panics() {
         for _ in 0..10 {
             let _ = rx.try_pop();
             let _ = tx.try_push([1, 2, 3]);
-            let _ = rx.pop_timeout(Some(Duration::from_millis(1)));
-            let _ = tx.push_timeout([4, 5, 6], Some(Duration::from_millis(1)));
+            let _ = rx.pop_timeout(Duration::from_millis(1));
+            let _ = tx.push_timeout([4, 5, 6], Duration::from_millis(1));
             let _ = tx.push_slice(&[[7, 8, 9]; 6]);
             let mut buf = [[0u64; 3]; 6];
             let _ = rx.pop_into(&mut buf);
