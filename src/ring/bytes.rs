@@ -27,9 +27,9 @@
 //! that an empty ring always has room for any allowed message.
 
 use super::error::{RecvError, SendError};
+use super::head::RingHead;
 pub use super::lane::max_msg_limit;
 use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
-use super::spsc::RingHead;
 use super::wait::{claim, release};
 use super::{round_capacity, MAX_CAPACITY};
 use crate::error::{Error, Result};
@@ -187,10 +187,7 @@ impl ByteRing {
 
     /// The raw positions (bytes ever consumed, bytes ever written) as found in shared memory.
     pub fn positions(&self) -> (u64, u64) {
-        (
-            self.h.head.load(Ordering::Acquire),
-            self.h.tail.load(Ordering::Acquire),
-        )
+        self.h.positions()
     }
 
     /// Whether the ring was closed.

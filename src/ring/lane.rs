@@ -33,7 +33,7 @@
 //! published tail — each is reported as `Corrupted`, never an out-of-bounds access or a panic.
 
 use super::error::{RecvError, SendError};
-use super::spsc::RingHead;
+use super::head::RingHead;
 use super::wait::{block, notify, peer_gone, Look, Sleeper};
 use crate::sync::{AtomicU64, Deadline, Ordering};
 use crate::words::{load_bytes, store_bytes, words_for};
@@ -100,16 +100,12 @@ impl<'a> Lane<'a> {
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.h.ctl.closed.load(Ordering::Acquire) != 0
+        self.h.is_closed()
     }
 
     /// Closes this direction and wakes both sides.
     pub(super) fn close(&self) {
-        let c = &self.h.ctl;
-        c.closed.store(1, Ordering::Release);
-        crate::sync::fence(Ordering::SeqCst);
-        super::wait::wake(&c.items);
-        super::wait::wake(&c.space);
+        self.h.close();
     }
 }
 

@@ -20,6 +20,7 @@ pub mod bytes;
 #[cfg(feature = "serde")]
 mod codec;
 mod error;
+mod head;
 mod lane;
 pub mod mpmc;
 pub mod mpmc_bytes;
@@ -39,12 +40,24 @@ pub use spsc::{Consumer, Producer, SpscRing};
 /// Largest ring capacity accepted (2³² items).
 pub const MAX_CAPACITY: u64 = 1 << 32;
 
+use crate::words::words_for_type;
+
 /// Rounds a requested capacity up to a power of two; `None` for 0 or above [`MAX_CAPACITY`].
 pub fn round_capacity(requested: u64) -> Option<u64> {
     if requested == 0 || requested > MAX_CAPACITY {
         return None;
     }
     Some(requested.next_power_of_two())
+}
+
+/// Words per item (at least one).
+pub(crate) const fn slot_words<T>() -> usize {
+    let w = words_for_type::<T>();
+    if w == 0 {
+        1
+    } else {
+        w
+    }
 }
 
 /// The capacity of a ring whose slot area holds `words` words of `stride` words per slot: the

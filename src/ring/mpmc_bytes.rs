@@ -15,8 +15,8 @@
 //! (a scribbling peer) is consumed and reported as [`SendError::Corrupted`] /
 //! [`RecvError::Corrupted`], never read out of bounds.
 
+use super::head::RingHead;
 use super::mpmc::{mpmc_capacity, mpmc_layout, Core, MpmcMeta, Stop};
-use super::spsc::RingHead;
 use super::{RecvError, SendError};
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
@@ -169,19 +169,13 @@ impl MpmcBytes {
 
     /// The raw position hints (receives claimed, sends claimed).
     pub fn positions(&self) -> (u64, u64) {
-        (
-            self.h.head.load(Ordering::Acquire),
-            self.h.tail.load(Ordering::Acquire),
-        )
+        self.h.positions()
     }
 
     /// Closes the queue: sends fail with `Closed` from now on; receives drain what is left and
     /// then fail with `Closed`. Every sleeper is woken.
     pub fn close(&self) {
-        match self.core() {
-            Some(c) => c.close(),
-            None => self.h.ctl.closed.store(1, Ordering::Release),
-        }
+        self.h.close();
     }
 
     fn check(&self, msg: &[u8]) -> core::result::Result<Core<'_>, SendError> {

@@ -17,8 +17,8 @@
 
 use super::bytes::byte_dims;
 use super::error::{RecvError, SendError};
+use super::head::RingHead;
 use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
-use super::spsc::RingHead;
 use super::wait::{claim, holder_alive, release};
 use super::MAX_CAPACITY;
 use crate::error::{Error, Result};

@@ -41,90 +41,15 @@
 //! claimer's pid and (the low 32 bits of) its start time, written in one CAS. Claiming a side
 //! that a live process holds is [`Error::RingSideTaken`]; a side whose holder died is taken over.
 
-use super::wait::{block, claim, notify, peer_gone, release, wake, Look, Sleeper};
-use super::{round_capacity, PopError, PushError, MAX_CAPACITY};
+use super::head::RingHead;
+use super::wait::{block, claim, notify, peer_gone, release, Look, Sleeper};
+use super::{round_capacity, slot_words, PopError, PushError, MAX_CAPACITY};
 use crate::error::{Error, Result};
-use crate::sync::{fence, AtomicU32, AtomicU64, Deadline, Ordering};
-use crate::words::{load_pod, store_pod, words_for_type};
+use crate::sync::{AtomicU64, Deadline, Ordering};
+use crate::words::{load_pod, store_pod};
 use bytemuck::Pod;
 use core::marker::PhantomData;
-use crossbeam_utils::CachePadded;
 use std::time::Duration;
-
-/// The rarely written line: close flag, side claims, futex words and waiter flags.
-#[repr(C)]
-pub(super) struct Control {
-    /// 0 = open, anything else = closed.
-    pub(super) closed: AtomicU32,
-    /// Futex word the consumer sleeps on; the producer bumps it to wake it.
-    pub(super) items: AtomicU32,
-    /// Futex word the producer sleeps on; the consumer bumps it to wake it.
-    pub(super) space: AtomicU32,
-    /// Non-zero while the consumer is (about to be) asleep on `items`.
-    pub(super) items_waiting: AtomicU32,
-    /// Non-zero while the producer is (about to be) asleep on `space`.
-    pub(super) space_waiting: AtomicU32,
-    pub(super) _reserved: AtomicU32,
-    /// Producer claim: the holder's owner word ([`crate::process`]), 0 when free.
-    pub(super) producer: AtomicU64,
-    /// Consumer claim, same encoding.
-    pub(super) consumer: AtomicU64,
-}
-
-/// The fixed part of a ring, before its slots.
-#[repr(C)]
-pub(super) struct RingHead {
-    pub(super) head: CachePadded<AtomicU64>,
-    pub(super) tail: CachePadded<AtomicU64>,
-    pub(super) ctl: CachePadded<Control>,
-}
-
-impl RingHead {
-    /// A fresh head: positions 0, open, no sleepers, no claims.
-    pub(super) fn fresh() -> Self {
-        RingHead {
-            head: CachePadded::new(AtomicU64::new(0)),
-            tail: CachePadded::new(AtomicU64::new(0)),
-            ctl: CachePadded::new(Control {
-                closed: AtomicU32::new(0),
-                items: AtomicU32::new(0),
-                space: AtomicU32::new(0),
-                items_waiting: AtomicU32::new(0),
-                space_waiting: AtomicU32::new(0),
-                _reserved: AtomicU32::new(0),
-                producer: AtomicU64::new(0),
-                consumer: AtomicU64::new(0),
-            }),
-        }
-    }
-
-    /// Resets a head in place (in shared memory, through its atomics) to the fresh state.
-    #[cfg(not(feature = "loom"))]
-    pub(super) fn reset(&self) {
-        self.head.store(0, Ordering::Relaxed);
-        self.tail.store(0, Ordering::Relaxed);
-        let c = &self.ctl;
-        for w in [
-            &c.closed,
-            &c.items,
-            &c.space,
-            &c.items_waiting,
-            &c.space_waiting,
-            &c._reserved,
-        ] {
-            w.store(0, Ordering::Relaxed);
-        }
-        c.producer.store(0, Ordering::Relaxed);
-        c.consumer.store(0, Ordering::Relaxed);
-    }
-}
-
-#[cfg(not(feature = "loom"))]
-static_assertions::assert_eq_size!(RingHead, [CachePadded<u64>; 3]);
-#[cfg(not(feature = "loom"))]
-static_assertions::assert_eq_align!(RingHead, CachePadded<u64>);
-#[cfg(not(feature = "loom"))]
-static_assertions::const_assert!(core::mem::size_of::<Control>() == 40);
 
 /// A bounded single-producer single-consumer queue of `T`s, shareable between processes.
 ///
@@ -164,16 +89,6 @@ pub struct SpscRing<T> {
 unsafe impl<T: Pod> Sync for SpscRing<T> {}
 // SAFETY: as above.
 unsafe impl<T: Pod> Send for SpscRing<T> {}
-
-/// Words per item (at least one).
-pub(super) const fn slot_words<T>() -> usize {
-    let w = words_for_type::<T>();
-    if w == 0 {
-        1
-    } else {
-        w
-    }
-}
 
 /// A consumer finding no item reads the shared `tail` (to report a corrupted one) on the first
 /// such poll and then once per this many.
@@ -261,10 +176,7 @@ impl<T: Pod> SpscRing<T> {
 
     /// The raw positions (items ever popped, items ever pushed) as found in shared memory.
     pub fn positions(&self) -> (u64, u64) {
-        (
-            self.h.head.load(Ordering::Acquire),
-            self.h.tail.load(Ordering::Acquire),
-        )
+        self.h.positions()
     }
 
     /// Number of items in the ring at the moment of the call (clamped to the capacity if the
@@ -287,17 +199,13 @@ impl<T: Pod> SpscRing<T> {
 
     /// Whether the ring was closed.
     pub fn is_closed(&self) -> bool {
-        self.h.ctl.closed.load(Ordering::Acquire) != 0
+        self.h.is_closed()
     }
 
     /// Closes the ring: pushes fail with `Closed` from now on, pops drain the remaining items and
     /// then fail with `Closed`. Sleepers on both sides are woken. Closing twice is harmless.
     pub fn close(&self) {
-        let c = &self.h.ctl;
-        c.closed.store(1, Ordering::Release);
-        fence(Ordering::SeqCst);
-        wake(&c.items);
-        wake(&c.space);
+        self.h.close();
     }
 
     /// The pids holding the producer and consumer sides (0 = free). A pid may be stale if its
