@@ -16,7 +16,7 @@ fn strict_model(f: impl Fn() + Sync + Send + 'static) {
 
 /// 32 bytes, messages of up to 8 bytes (records of 8 or 16 bytes).
 fn ring() -> Arc<ByteRing> {
-    Arc::from(ByteRing::new(32, 8).unwrap())
+    ByteRing::new(32, 8).unwrap()
 }
 
 #[test]

@@ -345,3 +345,31 @@ fn blocked_push_reports_a_killed_consumer() {
     common::assert_noticed_death("push", killed, returned);
     kids.kill(k);
 }
+
+/// The ends of a ring in a segment own a clone of its handle (issue 11, item 7):
+/// `seg.spsc(..)?.split()?` gives ends that move into threads and outlive the handle and the
+/// segment value they came from.
+#[test]
+fn segment_ends_move_into_threads_and_keep_the_mapping() {
+    let g = SegGuard::new("spsc_owned_ends");
+    let (mut tx, mut rx) = {
+        let seg = Segment::create(g.name(), SIZE).unwrap();
+        seg.spsc::<u64>("x", 16).unwrap().split().unwrap()
+    }; // the Segment and the Handle are gone; the ends keep the mapping
+    let producer = std::thread::spawn(move || {
+        for i in 0..10_000 {
+            tx.push(i).unwrap();
+        }
+        tx.close();
+    });
+    let consumer = std::thread::spawn(move || {
+        let mut next = 0;
+        while let Ok(v) = rx.pop() {
+            assert_eq!(v, next);
+            next += 1;
+        }
+        next
+    });
+    producer.join().unwrap();
+    assert_eq!(consumer.join().unwrap(), 10_000);
+}

@@ -412,6 +412,19 @@ fn pop_result<T>(r: Result<T, PopError>, out: &mut Outcome) {
     }
 }
 
+/// The producer side of a ring placed in memory this check owns. Every end is a local of
+/// `prefill` or `exercise`, dropped before they return, while the memory lives on.
+fn producer_of<T: Item>(r: &SpscRing<T>) -> shmkit::Result<shmkit::Producer<T>> {
+    // SAFETY: the end never outlives the call that holds `r` (see above).
+    unsafe { r.producer_kept(()) }
+}
+
+/// The consumer side, as [`producer_of`].
+fn consumer_of<T: Item>(r: &SpscRing<T>) -> shmkit::Result<shmkit::Consumer<T>> {
+    // SAFETY: as in `producer_of`.
+    unsafe { r.consumer_kept(()) }
+}
+
 /// A ring type the check knows how to fill and exercise.
 pub trait Ring: Object<Params = u64> {
     /// Pushes up to `n` items (stops at the first refusal).
@@ -422,7 +435,7 @@ pub trait Ring: Object<Params = u64> {
 
 impl<T: Item> Ring for SpscRing<T> {
     fn prefill(&self, n: usize) {
-        if let Ok(mut tx) = self.producer() {
+        if let Ok(mut tx) = producer_of(self) {
             for k in 0..n {
                 if tx.try_push(T::make(k as u64 + 1)).is_err() {
                     break;
@@ -436,8 +449,8 @@ impl<T: Item> Ring for SpscRing<T> {
         assert!(cap == 0 || cap.is_power_of_two(), "capacity {cap}");
         out.capacity = cap;
         let mut clock = Clock { waits: 0 };
-        let mut tx = self.producer().ok();
-        let mut rx = self.consumer().ok();
+        let mut tx = producer_of(self).ok();
+        let mut rx = consumer_of(self).ok();
         for op in ops {
             let start = Instant::now();
             let mut bound = Duration::ZERO;
@@ -527,14 +540,14 @@ impl<T: Item> Ring for SpscRing<T> {
                 }
                 Op::Reclaim(Side::Consumer) => {
                     drop(rx.take()); // release the side before claiming it again
-                    rx = self.consumer().ok();
+                    rx = consumer_of(self).ok();
                     if rx.is_none() {
                         out.refused += 1;
                     }
                 }
                 Op::Reclaim(_) => {
                     drop(tx.take()); // release the side before claiming it again
-                    tx = self.producer().ok();
+                    tx = producer_of(self).ok();
                     if tx.is_none() {
                         out.refused += 1;
                     }

@@ -449,7 +449,7 @@ fn run_spsc<T: Item>(req: u64, ops: &[Op]) -> Outcome {
 }
 
 /// Closes the ring and pops everything left: exactly the model's items, then `Closed`.
-fn drain_spsc<T: Item>(ring: &SpscRing<T>, mut rx: shmkit::Consumer<'_, T>, m: &mut Model<T>) {
+fn drain_spsc<T: Item>(ring: &SpscRing<T>, mut rx: shmkit::Consumer<T>, m: &mut Model<T>) {
     ring.close();
     m.closed = true;
     while !m.q.is_empty() {

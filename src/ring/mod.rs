@@ -24,6 +24,7 @@ mod head;
 mod lane;
 pub mod mpmc;
 pub mod mpmc_bytes;
+mod owned;
 pub mod pipe;
 pub mod spsc;
 mod wait;

@@ -65,13 +65,13 @@ fn bad_capacity(requested: u64) -> Error {
 }
 
 impl MpmcBytes {
-    /// A queue on the heap (for one process, tests and models) with room for `capacity`
+    /// A queue on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) with room for `capacity`
     /// messages (rounded up to a power of two, at least 2) of at most `max_msg` bytes.
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³², or `max_msg` above
     /// [`MAX_MSG_LIMIT`].
-    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64, max_msg: u64) -> Result<std::sync::Arc<Self>> {
         let cap = mpmc_capacity(capacity)
             .filter(|_| max_msg <= MAX_MSG_LIMIT)
             .ok_or_else(|| bad_capacity(capacity))?;
@@ -94,7 +94,7 @@ impl MpmcBytes {
             core::ptr::addr_of_mut!((*ptr).m).write(MpmcMeta::fresh());
             let q = Box::from_raw(ptr);
             q.m.reserved(0).store(max_msg, Ordering::Relaxed);
-            Ok(q)
+            Ok(std::sync::Arc::from(q))
         }
     }
 

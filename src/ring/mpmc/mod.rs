@@ -141,12 +141,12 @@ impl<T: Pod> MpmcRing<T> {
         "MpmcRing<T> needs a T of at least one byte"
     );
 
-    /// A ring on the heap (for one process, tests and models) with room for `capacity` items,
+    /// A ring on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) with room for `capacity` items,
     /// rounded up to a power of two (at least 2).
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`].
-    pub fn new(capacity: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64) -> Result<std::sync::Arc<Self>> {
         #[allow(clippy::let_unit_value)]
         let () = Self::SIZED;
         let cap = mpmc_capacity(capacity).ok_or_else(|| bad_capacity(capacity))?;
@@ -169,7 +169,9 @@ impl<T: Pod> MpmcRing<T> {
             for i in 0..n {
                 words.add(i).write(AtomicU64::new(0));
             }
-            Ok(Box::from_raw(ptr))
+            // An Arc, so that ends and threads can share and keep it (the value moves into
+            // the Arc's allocation before anyone else sees it).
+            Ok(std::sync::Arc::from(Box::from_raw(ptr)))
         }
     }
 

@@ -189,3 +189,25 @@ fn layout_is_pinned() {
         (7 * line + 128).next_multiple_of(line)
     );
 }
+
+/// Pipe connections own their pipe and move into threads (issue 11, item 7).
+#[test]
+fn connections_are_owned_and_move_into_threads() {
+    fn owned<E: Send + Sync + 'static>(_: &E) {}
+    let pipe = Pipe::new(256, 64).unwrap();
+    let mut a = pipe.end(PipeEnd::A).unwrap();
+    let mut b = pipe.end(PipeEnd::B).unwrap();
+    drop(pipe); // the connections keep it alive
+    owned(&a);
+    let t = std::thread::spawn(move || {
+        while let Ok(m) = b.recv() {
+            b.send(&[m[0] + 1]).unwrap();
+        }
+    });
+    for i in 0..100u8 {
+        a.send(&[i]).unwrap();
+        assert_eq!(a.recv().unwrap(), [i + 1]);
+    }
+    a.close();
+    t.join().unwrap();
+}

@@ -197,7 +197,7 @@ fn one_handle_per_side() {
 }
 
 /// A ring with `n` messages sent and not received, for scribbling on.
-fn loaded(n: u64) -> (Box<ByteRing>, u64) {
+fn loaded(n: u64) -> (std::sync::Arc<ByteRing>, u64) {
     let r = ByteRing::new(128, 40).unwrap();
     {
         let mut tx = r.sender().unwrap();
@@ -416,4 +416,22 @@ fn layout_is_pinned() {
         (4 * line + 16).next_multiple_of(line)
     );
     assert_eq!(core::mem::align_of_val(&*r), line);
+}
+
+/// Byte-ring ends own their ring and move into threads (issue 11, item 7).
+#[test]
+fn ends_are_owned_and_move_into_threads() {
+    fn owned<E: Send + Sync + 'static>(_: &E) {}
+    let (mut tx, mut rx) = ByteRing::new(256, 64).unwrap().split().unwrap();
+    owned(&tx);
+    owned(&rx);
+    let t = std::thread::spawn(move || {
+        for i in 0..500u32 {
+            tx.send(&i.to_le_bytes()).unwrap();
+        }
+    });
+    for i in 0..500u32 {
+        assert_eq!(rx.recv().unwrap(), i.to_le_bytes());
+    }
+    t.join().unwrap();
 }

@@ -42,6 +42,7 @@
 //! that a live process holds is [`Error::RingSideTaken`]; a side whose holder died is taken over.
 
 use super::head::RingHead;
+use super::owned::Keep;
 use super::wait::{block, claim, notify, peer_gone, release, Look, Sleeper};
 use super::{round_capacity, slot_words, PopError, PushError, MAX_CAPACITY};
 use crate::error::{Error, Result};
@@ -49,6 +50,8 @@ use crate::sync::{AtomicU64, Deadline, Ordering};
 use crate::words::{load_pod, store_pod};
 use bytemuck::Pod;
 use core::marker::PhantomData;
+use core::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A bounded single-producer single-consumer queue of `T`s, shareable between processes.
@@ -117,12 +120,12 @@ impl<T: Pod> SpscRing<T> {
         "SpscRing<T> needs a T of at least one byte"
     );
 
-    /// A ring on the heap (for one process, tests and models) with room for `capacity` items,
+    /// A ring on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) with room for `capacity` items,
     /// rounded up to a power of two.
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`].
-    pub fn new(capacity: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64) -> Result<std::sync::Arc<Self>> {
         #[allow(clippy::let_unit_value)]
         let () = Self::SIZED;
         let cap = round_capacity(capacity).ok_or(Error::InvalidCapacity {
@@ -146,7 +149,9 @@ impl<T: Pod> SpscRing<T> {
         // written before the Box is formed, and the Box frees it with the same layout.
         unsafe {
             Self::write_fresh(ptr, n);
-            Ok(Box::from_raw(ptr))
+            // An Arc, so that ends and threads can share and keep it (the value moves into
+            // the Arc's allocation before anyone else sees it).
+            Ok(std::sync::Arc::from(Box::from_raw(ptr)))
         }
     }
 
@@ -218,11 +223,47 @@ impl<T: Pod> SpscRing<T> {
         )
     }
 
-    /// Claims the producer side.
+    /// Claims the producer side; the [`Producer`] keeps this ring alive.
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
-    pub fn producer(&self) -> Result<Producer<'_, T>> {
+    pub fn producer(self: &Arc<Self>) -> Result<Producer<T>> {
+        // SAFETY: an Arc keeps its allocation alive, at one address, while any clone lives.
+        unsafe { self.producer_kept(Arc::clone(self)) }
+    }
+
+    /// Claims the consumer side; the [`Consumer`] keeps this ring alive.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+    pub fn consumer(self: &Arc<Self>) -> Result<Consumer<T>> {
+        // SAFETY: as in `producer`.
+        unsafe { self.consumer_kept(Arc::clone(self)) }
+    }
+
+    /// Claims both sides (for threads of one process, or to hand one side to a thread).
+    ///
+    /// # Errors
+    /// As [`producer`](SpscRing::producer) and [`consumer`](SpscRing::consumer).
+    pub fn split(self: &Arc<Self>) -> Result<(Producer<T>, Consumer<T>)> {
+        let p = self.producer()?;
+        let c = self.consumer()?;
+        Ok((p, c))
+    }
+
+    /// Claims the producer side of a ring whose memory `keeper` keeps alive (for rings placed
+    /// in memory of your own; [`producer`](Self::producer) and the segment handle's
+    /// `producer` call this with an `Arc` and a handle).
+    ///
+    /// # Safety
+    /// For as long as `keeper` lives, wherever it is moved, `self` stays valid for shared
+    /// access at its present address.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+    pub unsafe fn producer_kept(&self, keeper: impl Send + Sync + 'static) -> Result<Producer<T>> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
         self.check_capacity()?;
         claim(&self.h.ctl.producer, "producer")?;
         // Only the producer writes this flag: a holder that died asleep may have left it set.
@@ -240,39 +281,37 @@ impl<T: Pod> SpscRing<T> {
             tail = tail.wrapping_add(1);
         }
         Ok(Producer {
-            ring: self,
+            ring: NonNull::from(self),
             tail,
             head_cache: self.h.head.load(Ordering::Acquire),
-            cap: self.capacity() as u64,
+            cap,
+            _keep: keep,
         })
     }
 
-    /// Claims the consumer side.
+    /// Claims the consumer side of a ring whose memory `keeper` keeps alive (see
+    /// [`producer_kept`](Self::producer_kept)).
+    ///
+    /// # Safety
+    /// As [`producer_kept`](Self::producer_kept).
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
-    pub fn consumer(&self) -> Result<Consumer<'_, T>> {
+    pub unsafe fn consumer_kept(&self, keeper: impl Send + Sync + 'static) -> Result<Consumer<T>> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
         self.check_capacity()?;
         claim(&self.h.ctl.consumer, "consumer")?;
         // Only the consumer writes this flag: a holder that died asleep may have left it set.
         self.h.ctl.items_waiting.store(0, Ordering::Relaxed);
         let head = self.h.head.load(Ordering::Acquire);
         Ok(Consumer {
-            ring: self,
+            ring: NonNull::from(self),
             head,
             cap: self.capacity() as u64,
             empty_polls: 0,
+            _keep: keep,
         })
-    }
-
-    /// Claims both sides (for threads of one process).
-    ///
-    /// # Errors
-    /// As [`producer`](SpscRing::producer) and [`consumer`](SpscRing::consumer).
-    pub fn split(&self) -> Result<(Producer<'_, T>, Consumer<'_, T>)> {
-        let p = self.producer()?;
-        let c = self.consumer()?;
-        Ok((p, c))
     }
 
     fn check_capacity(&self) -> Result<()> {
@@ -305,36 +344,61 @@ impl<T: Pod> core::fmt::Debug for SpscRing<T> {
     }
 }
 
-/// The producer side of an [`SpscRing`]: the only handle, system-wide, that pushes. Dropping it
-/// releases the side (it does not close the ring).
-pub struct Producer<'a, T: Pod> {
-    ring: &'a SpscRing<T>,
+/// The producer side of an [`SpscRing`]: the only handle, system-wide, that pushes. It owns its
+/// ring (it keeps the heap ring or the segment mapping alive), so it is `Send + 'static`: move
+/// it into a thread or a struct. Dropping it releases the side (it does not close the ring).
+pub struct Producer<T: Pod> {
+    ring: NonNull<SpscRing<T>>,
     /// Our position: the only writer of `tail`, so the local copy is the truth.
     tail: u64,
     head_cache: u64,
     cap: u64,
+    /// Keeps `ring` alive; declared last, so it is dropped after everything that points in.
+    _keep: Keep,
 }
 
-/// The consumer side of an [`SpscRing`]: the only handle, system-wide, that pops. Dropping it
-/// releases the side (it does not close the ring).
-pub struct Consumer<'a, T: Pod> {
-    ring: &'a SpscRing<T>,
+/// The consumer side of an [`SpscRing`]: the only handle, system-wide, that pops. Like the
+/// [`Producer`] it owns its ring and is `Send + 'static`. Dropping it releases the side (it does
+/// not close the ring).
+pub struct Consumer<T: Pod> {
+    ring: NonNull<SpscRing<T>>,
     /// Our position: the only writer of `head`, so the local copy is the truth.
     head: u64,
     cap: u64,
     /// Consecutive polls that found no item (the shared `tail` is checked for corruption only
     /// every [`TAIL_CHECK_EVERY`] of them).
     empty_polls: u32,
+    /// Keeps `ring` alive; declared last, so it is dropped after everything that points in.
+    _keep: Keep,
 }
 
-impl<'a, T: Pod> Producer<'a, T> {
+// SAFETY: an end holds a shared pointer to a ring of atomics (Sync for T: Pod) and a keeper
+// that is Send + Sync; it hands out only `&SpscRing<T>`.
+unsafe impl<T: Pod> Send for Producer<T> {}
+// SAFETY: as above; its `&self` methods only read the ring.
+unsafe impl<T: Pod> Sync for Producer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Pod> Send for Consumer<T> {}
+// SAFETY: as for `Producer`.
+unsafe impl<T: Pod> Sync for Consumer<T> {}
+
+impl<T: Pod> Producer<T> {
+    /// The ring, for the duration of a call on this end (the lifetime is not tied to `self`,
+    /// so that a method may update the end's positions while it holds the ring).
+    #[inline]
+    fn r<'x>(&self) -> &'x SpscRing<T> {
+        // SAFETY: `_keep` keeps the ring alive at this address for as long as this end lives,
+        // and every caller uses the reference only within one call on the end.
+        unsafe { self.ring.as_ref() }
+    }
+
     /// Pushes `value` if there is room, without waiting.
     ///
     /// # Errors
     /// `Full(value)`, `Closed(value)`, or `Corrupted(value)` when the shared head is impossible.
     #[inline]
     pub fn try_push(&mut self, value: T) -> Result<(), PushError<T>> {
-        let r = self.ring;
+        let r = self.r();
         if r.h.ctl.closed.load(Ordering::Relaxed) != 0 {
             return Err(PushError::Closed(value));
         }
@@ -366,7 +430,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// # Errors
     /// `Closed(())`, or `Corrupted(())` when the shared head is impossible.
     pub fn push_slice(&mut self, items: &[T]) -> Result<usize, PushError<()>> {
-        let r = self.ring;
+        let r = self.r();
         if r.h.ctl.closed.load(Ordering::Relaxed) != 0 {
             return Err(PushError::Closed(()));
         }
@@ -422,7 +486,7 @@ impl<'a, T: Pod> Producer<'a, T> {
     /// [`push_timeout`](Self::push_timeout) with `None` for no limit.
     fn push_until(&mut self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
         let deadline = Deadline::after(timeout);
-        let ring = self.ring;
+        let ring = self.r();
         let c = &ring.h.ctl;
         let mut value = Some(value);
         let r = block(Sleeper::one(&c.space_waiting, &c.space), deadline, |due| {
@@ -449,17 +513,17 @@ impl<'a, T: Pod> Producer<'a, T> {
 
     /// Items in the ring now.
     pub fn len(&self) -> usize {
-        self.ring.len()
+        self.r().len()
     }
 
     /// Whether the ring is empty now.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.r().is_empty()
     }
 
     /// Whether the ring is full now (a pop in another process may change that at once).
     pub fn is_full(&self) -> bool {
-        self.ring.is_full()
+        self.r().is_full()
     }
 
     /// The ring's capacity.
@@ -469,27 +533,35 @@ impl<'a, T: Pod> Producer<'a, T> {
 
     /// Closes the ring (see [`SpscRing::close`]).
     pub fn close(&self) {
-        self.ring.close();
+        self.r().close();
     }
 
     /// Whether the ring was closed.
     pub fn is_closed(&self) -> bool {
-        self.ring.is_closed()
+        self.r().is_closed()
     }
 
     /// The ring this handle pushes into.
-    pub fn ring(&self) -> &'a SpscRing<T> {
-        self.ring
+    pub fn ring(&self) -> &SpscRing<T> {
+        self.r()
     }
 }
 
-impl<T: Pod> Drop for Producer<'_, T> {
+impl<T: Pod> Drop for Producer<T> {
     fn drop(&mut self) {
-        release(&self.ring.h.ctl.producer);
+        release(&self.r().h.ctl.producer);
     }
 }
 
-impl<'a, T: Pod> Consumer<'a, T> {
+impl<T: Pod> Consumer<T> {
+    /// The ring, for the duration of a call on this end (see [`Producer`]'s twin).
+    #[inline]
+    fn r<'x>(&self) -> &'x SpscRing<T> {
+        // SAFETY: `_keep` keeps the ring alive at this address for as long as this end lives,
+        // and every caller uses the reference only within one call on the end.
+        unsafe { self.ring.as_ref() }
+    }
+
     /// Pops the oldest item if there is one, without waiting.
     ///
     /// # Errors
@@ -497,7 +569,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// is impossible.
     #[inline]
     pub fn try_pop(&mut self) -> Result<T, PopError> {
-        let r = self.ring;
+        let r = self.r();
         let (stamp, item) = r.slot(self.head, self.cap);
         if stamp.load(Ordering::Acquire) != self.head.wrapping_add(1) {
             if let Some(e) = self.nothing_at_head() {
@@ -521,7 +593,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// line away from it and slow the very push it waits for.
     #[cold]
     fn nothing_at_head(&mut self) -> Option<PopError> {
-        let r = self.ring;
+        let r = self.r();
         if r.h.ctl.closed.load(Ordering::Acquire) != 0 {
             let (stamp, _) = r.slot(self.head, self.cap);
             if stamp.load(Ordering::Acquire) == self.head.wrapping_add(1) {
@@ -545,7 +617,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
 
     /// Whether the shared `tail` is impossible for our `head` (a scribbling peer).
     fn tail_corrupted(&self) -> bool {
-        let tail = self.ring.h.tail.load(Ordering::Acquire);
+        let tail = self.r().h.tail.load(Ordering::Acquire);
         tail.wrapping_sub(self.head) > self.cap
     }
 
@@ -559,7 +631,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
         if out.is_empty() {
             return Ok(0);
         }
-        let r = self.ring;
+        let r = self.r();
         let mut n = 0;
         for v in out.iter_mut() {
             let pos = self.head.wrapping_add(n as u64);
@@ -606,7 +678,7 @@ impl<'a, T: Pod> Consumer<'a, T> {
     /// [`pop_timeout`](Self::pop_timeout) with `None` for no limit.
     fn pop_until(&mut self, timeout: Option<Duration>) -> Result<T, PopError> {
         let deadline = Deadline::after(timeout);
-        let ring = self.ring;
+        let ring = self.r();
         let c = &ring.h.ctl;
         block(Sleeper::one(&c.items_waiting, &c.items), deadline, |due| {
             match self.try_pop() {
@@ -633,17 +705,17 @@ impl<'a, T: Pod> Consumer<'a, T> {
 
     /// Items in the ring now.
     pub fn len(&self) -> usize {
-        self.ring.len()
+        self.r().len()
     }
 
     /// Whether the ring is empty now (a push in another process may change that at once).
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.r().is_empty()
     }
 
     /// Whether the ring is full now.
     pub fn is_full(&self) -> bool {
-        self.ring.is_full()
+        self.r().is_full()
     }
 
     /// The ring's capacity.
@@ -653,23 +725,23 @@ impl<'a, T: Pod> Consumer<'a, T> {
 
     /// Closes the ring (see [`SpscRing::close`]).
     pub fn close(&self) {
-        self.ring.close();
+        self.r().close();
     }
 
     /// Whether the ring was closed.
     pub fn is_closed(&self) -> bool {
-        self.ring.is_closed()
+        self.r().is_closed()
     }
 
     /// The ring this handle pops from.
-    pub fn ring(&self) -> &'a SpscRing<T> {
-        self.ring
+    pub fn ring(&self) -> &SpscRing<T> {
+        self.r()
     }
 }
 
-impl<T: Pod> Drop for Consumer<'_, T> {
+impl<T: Pod> Drop for Consumer<T> {
     fn drop(&mut self) {
-        release(&self.ring.h.ctl.consumer);
+        release(&self.r().h.ctl.consumer);
     }
 }
 
@@ -745,8 +817,40 @@ mod object {
             self.object::<SpscRing<T>>(name, cap)
         }
     }
+
+    /// The ends of a ring in a segment own a clone of its handle, which keeps the mapping
+    /// alive: `seg.spsc::<u64>("x", 16)?.split()?` gives ends that outlive the handle.
+    impl<T: Pod + Send + Sync> crate::Handle<SpscRing<T>> {
+        /// Claims the producer side (see [`SpscRing::producer`]); the [`Producer`] keeps the
+        /// segment mapped.
+        ///
+        /// # Errors
+        /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+        pub fn producer(&self) -> Result<Producer<T>> {
+            // SAFETY: a handle derefs to one fixed address in its segment's mapping, which the
+            // handle's clone keeps mapped for as long as it lives.
+            unsafe { (**self).producer_kept(self.clone()) }
+        }
+
+        /// Claims the consumer side (see [`SpscRing::consumer`]); the [`Consumer`] keeps the
+        /// segment mapped.
+        ///
+        /// # Errors
+        /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+        pub fn consumer(&self) -> Result<Consumer<T>> {
+            // SAFETY: as in `producer`.
+            unsafe { (**self).consumer_kept(self.clone()) }
+        }
+
+        /// Claims both sides (see [`SpscRing::split`]).
+        ///
+        /// # Errors
+        /// As [`producer`](Self::producer) and [`consumer`](Self::consumer).
+        pub fn split(&self) -> Result<(Producer<T>, Consumer<T>)> {
+            Ok((self.producer()?, self.consumer()?))
+        }
+    }
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "spsc_tests.rs"]
 mod tests;

@@ -30,11 +30,14 @@ use super::error::{RecvError, SendError};
 use super::head::RingHead;
 pub use super::lane::max_msg_limit;
 use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
+use super::owned::Keep;
 use super::wait::{claim, release};
 use super::{round_capacity, MAX_CAPACITY};
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
+use core::ptr::NonNull;
 use crossbeam_utils::CachePadded;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Rounds a requested capacity and checks `max_msg` against it: the byte capacity to use.
@@ -120,13 +123,13 @@ fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
 }
 
 impl ByteRing {
-    /// A ring on the heap (for one process, tests and models) of `capacity` bytes (rounded up
+    /// A ring on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) of `capacity` bytes (rounded up
     /// to a power of two, at least 16) for messages of up to `max_msg` bytes.
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³² bytes, or a `max_msg` above
     /// `capacity / 2 - 8`.
-    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64, max_msg: u64) -> Result<std::sync::Arc<Self>> {
         let cap = byte_dims(capacity, max_msg)?;
         let layout = layout_of(cap).ok_or(Error::InvalidCapacity {
             requested: capacity,
@@ -150,7 +153,9 @@ impl ByteRing {
             for i in 0..n {
                 words.add(i).write(AtomicU64::new(0));
             }
-            Ok(Box::from_raw(ptr))
+            // An Arc, so that ends and threads can share and keep it (the value moves into
+            // the Arc's allocation before anyone else sees it).
+            Ok(std::sync::Arc::from(Box::from_raw(ptr)))
         }
     }
 
@@ -223,47 +228,86 @@ impl ByteRing {
         Ok(lane)
     }
 
-    /// Claims the sending side.
+    /// Claims the sending side; the [`ByteSender`] keeps this ring alive.
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] (side `sender`) if a live process (this one included) holds it.
-    pub fn sender(&self) -> Result<ByteSender<'_>> {
-        let lane = self.usable()?;
-        claim(&self.h.ctl.producer, "sender")?;
-        Ok(ByteSender {
-            tx: Tx::new(lane),
-            claim: &self.h.ctl.producer,
-            peer: &self.h.ctl.consumer,
-            #[cfg(feature = "serde")]
-            scratch: Vec::new(),
-        })
+    pub fn sender(self: &Arc<Self>) -> Result<ByteSender> {
+        // SAFETY: an Arc keeps its allocation alive, at one address, while any clone lives.
+        unsafe { self.sender_kept(Arc::clone(self)) }
     }
 
-    /// Claims the receiving side.
+    /// Claims the receiving side; the [`ByteReceiver`] keeps this ring alive.
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] (side `receiver`) if a live process (this one included) holds
     /// it.
-    pub fn receiver(&self) -> Result<ByteReceiver<'_>> {
-        let lane = self.usable()?;
-        claim(&self.h.ctl.consumer, "receiver")?;
-        Ok(ByteReceiver {
-            rx: Rx::new(lane),
-            claim: &self.h.ctl.consumer,
-            peer: &self.h.ctl.producer,
-            #[cfg(feature = "serde")]
-            scratch: Vec::new(),
-        })
+    pub fn receiver(self: &Arc<Self>) -> Result<ByteReceiver> {
+        // SAFETY: as in `sender`.
+        unsafe { self.receiver_kept(Arc::clone(self)) }
     }
 
-    /// Claims both sides (for threads of one process).
+    /// Claims both sides (for threads of one process, or to hand one side to a thread).
     ///
     /// # Errors
     /// As [`sender`](ByteRing::sender) and [`receiver`](ByteRing::receiver).
-    pub fn split(&self) -> Result<(ByteSender<'_>, ByteReceiver<'_>)> {
+    pub fn split(self: &Arc<Self>) -> Result<(ByteSender, ByteReceiver)> {
         let tx = self.sender()?;
         let rx = self.receiver()?;
         Ok((tx, rx))
+    }
+
+    /// Claims the sending side of a ring whose memory `keeper` keeps alive (for rings placed
+    /// in memory of your own; [`sender`](Self::sender) and the segment handle's `sender` call
+    /// this with an `Arc` and a handle).
+    ///
+    /// # Safety
+    /// For as long as `keeper` lives, wherever it is moved, `self` stays valid for shared
+    /// access at its present address.
+    ///
+    /// # Errors
+    /// As [`sender`](Self::sender).
+    pub unsafe fn sender_kept(&self, keeper: impl Send + Sync + 'static) -> Result<ByteSender> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
+        // SAFETY: `'static` stands for "as long as `keep` lives": the references stay inside
+        // the end, which drops `keep` last (its last field).
+        let this: &'static ByteRing = unsafe { NonNull::from(self).as_ref() };
+        let lane = this.usable()?;
+        claim(&this.h.ctl.producer, "sender")?;
+        Ok(ByteSender {
+            tx: Tx::new(lane),
+            claim: &this.h.ctl.producer,
+            peer: &this.h.ctl.consumer,
+            #[cfg(feature = "serde")]
+            scratch: Vec::new(),
+            _keep: keep,
+        })
+    }
+
+    /// Claims the receiving side of a ring whose memory `keeper` keeps alive (see
+    /// [`sender_kept`](Self::sender_kept)).
+    ///
+    /// # Safety
+    /// As [`sender_kept`](Self::sender_kept).
+    ///
+    /// # Errors
+    /// As [`receiver`](Self::receiver).
+    pub unsafe fn receiver_kept(&self, keeper: impl Send + Sync + 'static) -> Result<ByteReceiver> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
+        // SAFETY: as in `sender_kept`.
+        let this: &'static ByteRing = unsafe { NonNull::from(self).as_ref() };
+        let lane = this.usable()?;
+        claim(&this.h.ctl.consumer, "receiver")?;
+        Ok(ByteReceiver {
+            rx: Rx::new(lane),
+            claim: &this.h.ctl.consumer,
+            peer: &this.h.ctl.producer,
+            #[cfg(feature = "serde")]
+            scratch: Vec::new(),
+            _keep: keep,
+        })
     }
 
     /// One line for `shmkit stat`.
@@ -298,29 +342,37 @@ impl core::fmt::Debug for ByteRing {
     }
 }
 
-/// The sending side of a [`ByteRing`]: the only handle, system-wide, that sends. Dropping it
-/// releases the side (it does not close the ring).
-pub struct ByteSender<'a> {
-    tx: Tx<'a>,
-    claim: &'a AtomicU64,
+/// The sending side of a [`ByteRing`]: the only handle, system-wide, that sends. It owns its
+/// ring (it keeps the heap ring or the segment mapping alive), so it is `Send + 'static`.
+/// Dropping it releases the side (it does not close the ring).
+pub struct ByteSender {
+    // `'static` below stands for "as long as `_keep` lives" (see `ByteRing::sender_kept`).
+    tx: Tx<'static>,
+    claim: &'static AtomicU64,
     /// The receiver's claim: a blocked send gives up when its holder died.
-    peer: &'a AtomicU64,
+    peer: &'static AtomicU64,
     #[cfg(feature = "serde")]
     scratch: Vec<u8>,
+    /// Keeps the ring alive; declared last, so it is dropped after everything that points in.
+    _keep: Keep,
 }
 
-/// The receiving side of a [`ByteRing`]: the only handle, system-wide, that receives. Dropping
-/// it releases the side (it does not close the ring).
-pub struct ByteReceiver<'a> {
-    rx: Rx<'a>,
-    claim: &'a AtomicU64,
+/// The receiving side of a [`ByteRing`]: the only handle, system-wide, that receives. Like the
+/// [`ByteSender`] it owns its ring and is `Send + 'static`. Dropping it releases the side (it
+/// does not close the ring).
+pub struct ByteReceiver {
+    // `'static` below stands for "as long as `_keep` lives" (see `ByteRing::sender_kept`).
+    rx: Rx<'static>,
+    claim: &'static AtomicU64,
     /// The sender's claim: a blocked receive drains and reports `Closed` when its holder died.
-    peer: &'a AtomicU64,
+    peer: &'static AtomicU64,
     #[cfg(feature = "serde")]
     scratch: Vec<u8>,
+    /// Keeps the ring alive; declared last, so it is dropped after everything that points in.
+    _keep: Keep,
 }
 
-impl ByteSender<'_> {
+impl ByteSender {
     /// Sends `msg` if there is room for it now, without waiting.
     ///
     /// # Errors
@@ -414,13 +466,13 @@ impl ByteSender<'_> {
     }
 }
 
-impl Drop for ByteSender<'_> {
+impl Drop for ByteSender {
     fn drop(&mut self) {
         release(self.claim);
     }
 }
 
-impl ByteReceiver<'_> {
+impl ByteReceiver {
     /// Receives the oldest message if there is one, without waiting.
     ///
     /// # Errors
@@ -580,7 +632,7 @@ impl ByteReceiver<'_> {
     }
 }
 
-impl Drop for ByteReceiver<'_> {
+impl Drop for ByteReceiver {
     fn drop(&mut self) {
         release(self.claim);
     }
@@ -649,8 +701,38 @@ mod object {
             self.object::<ByteRing>(name, (cap, max_msg))
         }
     }
+
+    /// The ends of a byte ring in a segment own a clone of its handle, which keeps the mapping
+    /// alive.
+    impl crate::Handle<ByteRing> {
+        /// Claims the sending side (see [`ByteRing::sender`]).
+        ///
+        /// # Errors
+        /// As [`ByteRing::sender`].
+        pub fn sender(&self) -> Result<ByteSender> {
+            // SAFETY: a handle derefs to one fixed address in its segment's mapping, which the
+            // handle's clone keeps mapped for as long as it lives.
+            unsafe { (**self).sender_kept(self.clone()) }
+        }
+
+        /// Claims the receiving side (see [`ByteRing::receiver`]).
+        ///
+        /// # Errors
+        /// As [`ByteRing::receiver`].
+        pub fn receiver(&self) -> Result<ByteReceiver> {
+            // SAFETY: as in `sender`.
+            unsafe { (**self).receiver_kept(self.clone()) }
+        }
+
+        /// Claims both sides (see [`ByteRing::split`]).
+        ///
+        /// # Errors
+        /// As [`sender`](Self::sender) and [`receiver`](Self::receiver).
+        pub fn split(&self) -> Result<(ByteSender, ByteReceiver)> {
+            Ok((self.sender()?, self.receiver()?))
+        }
+    }
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "bytes_tests.rs"]
 mod tests;

@@ -259,3 +259,29 @@ fn batches_between_threads_in_order() {
         assert_eq!(next, N);
     });
 }
+
+/// The ends own their ring (issue 11, item 7): `Send + 'static`, movable into threads and
+/// structs, and they keep a heap ring alive after the last `Arc` outside them is gone.
+#[test]
+fn ends_are_owned_and_move_into_threads() {
+    fn owned<E: Send + Sync + 'static>(_: &E) {}
+    let (mut tx, mut rx) = SpscRing::<u64>::new(4).unwrap().split().unwrap();
+    owned(&tx);
+    owned(&rx);
+    let t = std::thread::spawn(move || {
+        for i in 0..1000 {
+            tx.push(i).unwrap();
+        }
+        tx // handed back: still usable, still holding its side
+    });
+    for i in 0..1000 {
+        assert_eq!(rx.pop(), Ok(i));
+    }
+    let tx = t.join().unwrap();
+    assert_eq!(
+        tx.ring().holders(),
+        (std::process::id(), std::process::id())
+    );
+    drop(tx);
+    assert_eq!(rx.ring().holders(), (0, std::process::id()));
+}

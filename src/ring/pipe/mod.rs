@@ -19,11 +19,14 @@ use super::bytes::byte_dims;
 use super::error::{RecvError, SendError};
 use super::head::RingHead;
 use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
+use super::owned::Keep;
 use super::wait::{claim, holder_alive, release};
 use super::MAX_CAPACITY;
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
+use core::ptr::NonNull;
 use crossbeam_utils::CachePadded;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The claims of both ends and the shared `max_msg`.
@@ -111,12 +114,12 @@ fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
 }
 
 impl Pipe {
-    /// A pipe on the heap (for one process, tests) of `capacity` bytes per direction (rounded
+    /// A pipe on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests) of `capacity` bytes per direction (rounded
     /// up to a power of two, at least 16) for messages of up to `max_msg` bytes.
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] as for [`ByteRing::new`](super::ByteRing::new).
-    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64, max_msg: u64) -> Result<std::sync::Arc<Self>> {
         let cap = byte_dims(capacity, max_msg)?;
         let layout = layout_of(cap).ok_or(Error::InvalidCapacity {
             requested: capacity,
@@ -145,7 +148,9 @@ impl Pipe {
             for i in 0..n {
                 words.add(i).write(AtomicU64::new(0));
             }
-            Ok(Box::from_raw(ptr))
+            // An Arc, so that ends and threads can share and keep it (the value moves into
+            // the Arc's allocation before anyone else sees it).
+            Ok(std::sync::Arc::from(Box::from_raw(ptr)))
         }
     }
 
@@ -208,13 +213,37 @@ impl Pipe {
         )
     }
 
-    /// Claims `end` for this process and returns its connection.
+    /// Claims `end` for this process and returns its connection, which keeps this pipe alive.
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] (side `pipe end A`/`pipe end B`) if a live process (this one
     /// included) holds that end; [`Error::InvalidCapacity`] for an unusable view.
-    pub fn end(&self, end: PipeEnd) -> Result<Connection<'_>> {
-        let (ab, ba) = self.lanes();
+    pub fn end(self: &Arc<Self>, end: PipeEnd) -> Result<Connection> {
+        // SAFETY: an Arc keeps its allocation alive, at one address, while any clone lives.
+        unsafe { self.end_kept(end, Arc::clone(self)) }
+    }
+
+    /// Claims `end` of a pipe whose memory `keeper` keeps alive (for pipes placed in memory of
+    /// your own; [`end`](Self::end) and the segment handle's `end` call this with an `Arc` and a
+    /// handle).
+    ///
+    /// # Safety
+    /// For as long as `keeper` lives, wherever it is moved, `self` stays valid for shared
+    /// access at its present address.
+    ///
+    /// # Errors
+    /// As [`end`](Self::end).
+    pub unsafe fn end_kept(
+        &self,
+        end: PipeEnd,
+        keeper: impl Send + Sync + 'static,
+    ) -> Result<Connection> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
+        // SAFETY: `'static` stands for "as long as `keep` lives": the references stay inside
+        // the connection, which drops `keep` last (its last field).
+        let this: &'static Pipe = unsafe { NonNull::from(self).as_ref() };
+        let (ab, ba) = this.lanes();
         if ab.cap == 0 {
             return Err(Error::InvalidCapacity {
                 requested: 0,
@@ -222,8 +251,8 @@ impl Pipe {
             });
         }
         let (word, peer, side, send, recv) = match end {
-            PipeEnd::A => (&self.ends.a, &self.ends.b, "pipe end A", ab, ba),
-            PipeEnd::B => (&self.ends.b, &self.ends.a, "pipe end B", ba, ab),
+            PipeEnd::A => (&this.ends.a, &this.ends.b, "pipe end A", ab, ba),
+            PipeEnd::B => (&this.ends.b, &this.ends.a, "pipe end B", ba, ab),
         };
         claim(word, side)?;
         Ok(Connection {
@@ -234,6 +263,7 @@ impl Pipe {
             end,
             #[cfg(feature = "serde")]
             scratch: Vec::new(),
+            _keep: keep,
         })
     }
 
@@ -277,20 +307,24 @@ impl core::fmt::Debug for Pipe {
 }
 
 /// One end of a [`Pipe`], held by one process at a time: sends to and receives from the other
-/// end. Dropping it releases the end (it does not close the pipe), so another process may take
-/// it over.
-pub struct Connection<'a> {
-    tx: Tx<'a>,
-    rx: Rx<'a>,
-    claim: &'a AtomicU64,
+/// end. It owns its pipe (it keeps the heap pipe or the segment mapping alive), so it is
+/// `Send + 'static`. Dropping it releases the end (it does not close the pipe), so another
+/// process may take it over.
+pub struct Connection {
+    // `'static` below stands for "as long as `_keep` lives" (see `Pipe::end_kept`).
+    tx: Tx<'static>,
+    rx: Rx<'static>,
+    claim: &'static AtomicU64,
     /// The other end's claim word.
-    peer: &'a AtomicU64,
+    peer: &'static AtomicU64,
     end: PipeEnd,
     #[cfg(feature = "serde")]
     scratch: Vec<u8>,
+    /// Keeps the pipe alive; declared last, so it is dropped after everything that points in.
+    _keep: Keep,
 }
 
-impl Connection<'_> {
+impl Connection {
     /// Receives with `attempt`, waiting at most `timeout`; an empty direction whose sender died
     /// holding its end reads as closed (Python's `EOFError`).
     fn recv_with<R>(
@@ -498,7 +532,7 @@ impl Connection<'_> {
     }
 }
 
-impl Drop for Connection<'_> {
+impl Drop for Connection {
     fn drop(&mut self) {
         release(self.claim);
     }
@@ -567,8 +601,21 @@ mod object {
             self.object::<Pipe>(name, (cap, max_msg))
         }
     }
+
+    /// The connections of a pipe in a segment own a clone of its handle, which keeps the
+    /// mapping alive.
+    impl crate::Handle<Pipe> {
+        /// Claims `end` for this process (see [`Pipe::end`]).
+        ///
+        /// # Errors
+        /// As [`Pipe::end`].
+        pub fn end(&self, end: PipeEnd) -> Result<Connection> {
+            // SAFETY: a handle derefs to one fixed address in its segment's mapping, which the
+            // handle's clone keeps mapped for as long as it lives.
+            unsafe { (**self).end_kept(end, self.clone()) }
+        }
+    }
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "pipe_tests.rs"]
 mod tests;
