@@ -313,6 +313,15 @@ impl Children {
         })
     }
 
+    /// The exit status of child `i` if it has exited (reaping it), without waiting.
+    pub fn exited(&mut self, i: usize) -> Option<ExitStatus> {
+        let p = &mut self.procs[i];
+        if p.status.is_none() {
+            p.status = p.child.try_wait().expect("try_wait");
+        }
+        p.status
+    }
+
     /// Number of children started.
     pub fn len(&self) -> usize {
         self.procs.len()

@@ -270,6 +270,21 @@ impl<T: Pod> SpscRing<T> {
         self.h.ctl.space_waiting.store(0, Ordering::Relaxed);
         let cap = self.capacity() as u64;
         let mut tail = self.h.tail.load(Ordering::Acquire);
+        let head = self.h.head.load(Ordering::Acquire);
+        // A producer killed between publishing `tail` and stamping its last item(s) left them
+        // written (items are stored before `tail`) but invisible: the consumer would wait for
+        // their stamps for ever. Stamp every position the published `tail` covers that the
+        // consumer has not passed (at most a ring's worth; a stamp already there is left as is).
+        let covered = tail.wrapping_sub(head);
+        if covered <= cap {
+            for k in 0..covered {
+                let pos = head.wrapping_add(k);
+                let (stamp, _) = self.slot(pos, cap);
+                if stamp.load(Ordering::Acquire) != pos.wrapping_add(1) {
+                    stamp.store(pos.wrapping_add(1), Ordering::Release);
+                }
+            }
+        }
         // `tail` is published before the stamps it covers, so stamps past it are not expected;
         // continue after any found anyway (at most a ring's worth), never overwriting an item
         // the consumer may already see.

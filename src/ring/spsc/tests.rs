@@ -285,3 +285,26 @@ fn ends_are_owned_and_move_into_threads() {
     drop(tx);
     assert_eq!(rx.ring().holders(), (0, std::process::id()));
 }
+
+/// A producer killed between publishing `tail` and writing its item's stamp (two stores in a
+/// row): the next producer publishes the item on takeover instead of leaving the consumer
+/// waiting for that stamp for ever (found by the kill soak's design review).
+#[test]
+fn a_producer_killed_between_tail_and_stamp_loses_nothing() {
+    let r = SpscRing::<u64>::new(4).unwrap();
+    let mut rx = r.consumer().unwrap();
+    {
+        let mut tx = r.producer().unwrap();
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+    }
+    // Stage the death: item 2 (position 1) written and covered by `tail`, its stamp not yet.
+    r.slots[stride::<u64>()].store(0, Ordering::Relaxed);
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    let mut tx = r.producer().unwrap();
+    tx.push(3).unwrap();
+    assert_eq!(rx.try_pop(), Ok(2), "the dead producer's last item");
+    assert_eq!(rx.try_pop(), Ok(3));
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+}
