@@ -15,6 +15,29 @@
 //! Rings keep monotonic 64-bit positions (never wrapping indices) and copy items of any
 //! [`bytemuck::Pod`] type through atomic words. Blocking calls spin briefly, then sleep on a
 //! shared futex word; the fast path makes no system call unless the other side sleeps.
+//!
+//! # Guarantees
+//!
+//! - **Every wait is bounded.** `try_` calls return at once, `_timeout` calls (a [`Duration`])
+//!   by their deadline, and blocking calls recheck, every 10 ms, the liveness of whoever they
+//!   wait on: a single-producer ring or pipe whose peer died holding its side drains what the
+//!   peer sent and then reports `Closed`; an MPMC slot held by a dead process is reaped (and
+//!   counted in `lost()`).
+//! - **Owned ends.** [`Producer`], [`Consumer`], [`ByteSender`], [`ByteReceiver`] and
+//!   [`Connection`] keep their ring alive (an `Arc` of a heap ring, or the segment mapping), so
+//!   they are `Send + 'static`: move them into threads and structs.
+//! - **One error convention.** [`PushError`] (with the value handed back), [`PopError`],
+//!   [`SendError`] and [`RecvError`] all convert into [`crate::Error`] with `?`.
+//!
+//! # Layout of this module
+//!
+//! The floor every face stands on: `head` (the positions and control line every ring starts
+//! with, and the one `close`), `wait` (the one wait loop, spin policy, recheck period and side
+//! claims), `error`, `owned` (what keeps a ring alive for an owned end). The engines: `spsc`,
+//! `lane` (one direction of byte records), `mpmc` (face, engine, process registry). The faces:
+//! [`SpscRing`], [`ByteRing`], [`Pipe`], [`MpmcRing`], [`MpmcBytes`].
+//!
+//! [`Duration`]: std::time::Duration
 
 pub mod bytes;
 #[cfg(feature = "serde")]

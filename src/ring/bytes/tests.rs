@@ -1,5 +1,6 @@
 use super::*;
 use crate::ring::{RecvError, SendError};
+use std::time::Duration;
 
 /// Message `i` of a test stream: length from the index (0..=max), content from the index.
 fn msg(i: u64, max: usize) -> Vec<u8> {

@@ -1,4 +1,6 @@
 use super::*;
+use crate::ring::{RecvError, SendError};
+use std::time::Duration;
 
 #[test]
 fn both_directions_are_independent() {

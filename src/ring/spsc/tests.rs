@@ -1,6 +1,8 @@
 //! Unit tests of [`SpscRing`] on the heap (cross-process tests: `tests/ring_spsc.rs`).
 
 use super::*;
+use crate::ring::{PopError, PushError};
+use std::time::Duration;
 use std::time::Instant;
 
 #[test]
