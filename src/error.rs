@@ -9,9 +9,52 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// `Result` with shmkit's [`Error`].
+///
+/// A function that returns it can use `?` on every shmkit call:
+///
+/// ```
+/// use shmkit::Segment;
+///
+/// fn bump(seg: &Segment, name: &str) -> shmkit::Result<u64> {
+///     let c = seg.counter(name)?;
+///     c.inc();
+///     Ok(c.load())
+/// }
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// assert_eq!(bump(&seg, "runs")?, 1);
+/// assert_eq!(bump(&seg, "runs")?, 2);
+/// # Ok(()) }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in shmkit.
+///
+/// Match on the variants a caller can act on; every variant also prints as one line that says
+/// what was found and what was expected. The enum is `#[non_exhaustive]`: new variants may come
+/// in minor versions, so a `match` needs a `_` arm.
+///
+/// ```
+/// use shmkit::{Error, Segment};
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let name = format!("shmkit-doc-error-{}", std::process::id());
+/// // Opening a segment nobody created.
+/// match Segment::open(&name) {
+///     Err(Error::NotFound { path }) => assert!(path.ends_with(&name)),
+///     other => panic!("expected NotFound, got {other:?}"),
+/// }
+///
+/// // Asking for an object under another type than it was created with.
+/// let seg = Segment::create(&name, 1 << 16)?;
+/// seg.counter("jobs")?;
+/// let err = seg.value::<f64>("jobs", 0.0).unwrap_err();
+/// assert!(matches!(&err, Error::TypeMismatch { name, .. } if name == "jobs"));
+/// assert!(err.to_string().starts_with("object \"jobs\" is a counter"), "{err}");
+/// seg.unlink()?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -275,7 +318,7 @@ impl fmt::Display for Error {
                 "{} is not a shmkit segment (first bytes {:#018x}, expected shmkit's magic {:#018x})",
                 path.display(),
                 found_magic,
-                crate::segment::MAGIC
+                crate::format::MAGIC
             ),
             Error::VersionMismatch {
                 path,

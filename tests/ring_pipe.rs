@@ -202,6 +202,8 @@ fn one_end_per_process_and_a_dead_holders_end_is_taken_over() {
     assert_eq!(b.recv().unwrap(), b"mine now");
 }
 
+// Runs the `shmkit` binary, which exists only with the (default) `cli` feature.
+#[cfg(feature = "cli")]
 #[test]
 fn shmkit_stat_describes_byte_rings_and_pipes() {
     let (g, seg) = setup("pipe_stat");

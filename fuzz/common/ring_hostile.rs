@@ -25,11 +25,11 @@
 //! longer than their timeout (at most 1 ms, plus slack for a loaded machine).
 
 use arbitrary::Arbitrary;
+use shmkit::object::{Object, TypeTag};
 use shmkit::ring::{
     ByteRing, MpmcBytes, MpmcRing, Pipe, PipeEnd, PopError, PushError, RecvError, SendError,
     SpscRing,
 };
-use shmkit::segment::object::{Object, TypeTag};
 use shmkit::SegmentOptions;
 use std::alloc::Layout;
 use std::fmt::Debug;

@@ -333,8 +333,7 @@ impl core::fmt::Debug for Barrier {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
-    use crate::{Handle, Segment};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -357,17 +356,6 @@ mod object {
         }
         fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
             ptr.cast()
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the [`Barrier`] `name` for `parties` parties (an existing barrier
-        /// keeps its own number of parties).
-        ///
-        /// # Errors
-        /// As [`Segment::object`].
-        pub fn barrier(&self, name: &str, parties: u32) -> Result<Handle<Barrier>> {
-            self.object::<Barrier>(name, parties.max(1))
         }
     }
 }

@@ -201,8 +201,7 @@ impl core::fmt::Debug for Condvar {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
-    use crate::{Handle, Result, Segment};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -225,16 +224,6 @@ mod object {
         }
         fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
             ptr.cast()
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the [`Condvar`] `name` (use it with one [`Mutex`](crate::Mutex)).
-        ///
-        /// # Errors
-        /// As [`Segment::object`].
-        pub fn condvar(&self, name: &str) -> Result<Handle<Condvar>> {
-            self.object::<Condvar>(name, ())
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The futex lock family: a robust [`Mutex`] that knows its owner, and (in later additions) the
-//! synchronization types of Python's `multiprocessing`.
+//! The futex lock family: a robust [`Mutex`] that knows its owner, and the other synchronization
+//! types of Python's `multiprocessing` built on shared futex words: [`ReentrantMutex`],
+//! [`Condvar`], [`Event`], [`Semaphore`] (optionally bounded) and [`Barrier`].
 //!
 //! Every lock word lives in shared memory and is waited on with *shared* futexes, so threads of
 //! any process that maps the segment take part. Owners are identified by thread id, with pid and

@@ -292,9 +292,8 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for MutexGuard<'_, T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::words::words_for;
-    use crate::{Handle, Result, Segment};
     use core::ptr::NonNull;
 
     fn words_of(tag: &TypeTag) -> usize {
@@ -327,17 +326,6 @@ mod object {
         fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
             // SAFETY: fat() keeps the (non-null) address of ptr.
             unsafe { NonNull::new_unchecked(fat::<T>(ptr.as_ptr(), words_of(tag))) }
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the robust [`Mutex`] `name` holding a `T`, starting at `init` when
-        /// created (an existing mutex keeps its contents).
-        ///
-        /// # Errors
-        /// As [`Segment::object`].
-        pub fn mutex<T: Pod>(&self, name: &str, init: T) -> Result<Handle<Mutex<T>>> {
-            self.object::<Mutex<T>>(name, init)
         }
     }
 }

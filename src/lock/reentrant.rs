@@ -158,8 +158,7 @@ impl Drop for ReentrantGuard<'_> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
-    use crate::{Handle, Result, Segment};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -186,16 +185,6 @@ mod object {
         }
         fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
             ptr.cast()
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the [`ReentrantMutex`] `name`.
-        ///
-        /// # Errors
-        /// As [`Segment::object`].
-        pub fn reentrant_mutex(&self, name: &str) -> Result<Handle<ReentrantMutex>> {
-            self.object::<ReentrantMutex>(name, ())
         }
     }
 }

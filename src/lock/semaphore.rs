@@ -340,8 +340,7 @@ impl core::fmt::Debug for Semaphore {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
-    use crate::{Handle, Segment};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -369,29 +368,6 @@ mod object {
         }
         fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
             ptr.cast()
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the unbounded [`Semaphore`] `name` with `permits` free permits.
-        ///
-        /// # Errors
-        /// As [`Segment::object`].
-        pub fn semaphore(&self, name: &str, permits: u32) -> Result<Handle<Semaphore>> {
-            self.object::<Semaphore>(name, (permits, 0))
-        }
-
-        /// Finds or creates the bounded [`Semaphore`] `name`: `permits` free, at most `bound`.
-        ///
-        /// # Errors
-        /// As [`Segment::object`].
-        pub fn bounded_semaphore(
-            &self,
-            name: &str,
-            permits: u32,
-            bound: u32,
-        ) -> Result<Handle<Semaphore>> {
-            self.object::<Semaphore>(name, (permits, bound.max(1)))
         }
     }
 }

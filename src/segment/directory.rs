@@ -25,8 +25,8 @@
 //! in `CLAIMED` leaves a `DEAD` entry and the name free for the next creator.
 
 use crate::error::{Error, Result};
+use crate::object::{Kind, TypeTag, TYPE_NAME_MAX};
 use crate::process;
-use crate::segment::object::{Kind, TypeTag, TYPE_NAME_MAX};
 use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
 use crate::words;
 use core::alloc::Layout;

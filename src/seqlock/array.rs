@@ -541,9 +541,8 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqArray<T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::seqlock::{fat, region_layout, LAYOUT_VERSION};
-    use crate::{Handle, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -587,17 +586,6 @@ mod object {
             // `layout` accepted this tag before any cast (the trait's contract).
             let n = Self::words_for_tag(tag).unwrap_or(0);
             fat(ptr, n, |p| p as *mut Self)
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the [`SeqArray`] `name` of `len` elements (zeroed when created).
-        ///
-        /// # Errors
-        /// As [`Segment::object`]; [`Error::TypeMismatch`](crate::Error::TypeMismatch) if `name` holds something else or
-        /// an array of another length.
-        pub fn array<T: Pod>(&self, name: &str, len: usize) -> Result<Handle<SeqArray<T>>> {
-            self.object::<SeqArray<T>>(name, len)
         }
     }
 }
@@ -728,23 +716,5 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(i, &x)| x == if i == 131 { 6 } else { 5 }));
-    }
-
-    #[test]
-    fn in_a_segment() {
-        let name = format!("shmkit-seqarray-unit-{}", std::process::id());
-        let seg = crate::Segment::create(&name, 1 << 20).unwrap();
-        let a = seg.array::<f32>("weights", 1024).unwrap();
-        a.set(1023, 2.0).unwrap();
-        let b = seg.array::<f32>("weights", 1024).unwrap();
-        assert_eq!(b.len(), 1024);
-        assert_eq!(b.get(1023).unwrap(), 2.0);
-        assert!(matches!(
-            seg.array::<f32>("weights", 1000),
-            Err(Error::TypeMismatch { .. })
-        ));
-        let c = seg.open_object::<SeqArray<f32>>("weights").unwrap();
-        assert_eq!(c.len(), 1024);
-        seg.unlink().unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! The harness every cross-process test uses (DESIGN.md §5).
+//! The harness every cross-process test uses (ARCHITECTURE.md, "Verification, by layer").
 //!
 //! # How a cross-process test is written
 //!

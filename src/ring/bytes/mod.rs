@@ -42,7 +42,7 @@ mod ends;
 pub use ends::{ByteReceiver, ByteSender};
 
 /// Rounds a requested capacity and checks `max_msg` against it: the byte capacity to use.
-pub(super) fn byte_dims(capacity: u64, max_msg: u64) -> Result<u64> {
+pub(crate) fn byte_dims(capacity: u64, max_msg: u64) -> Result<u64> {
     let cap = round_capacity(capacity)
         .ok_or(Error::InvalidCapacity {
             requested: capacity,
@@ -346,7 +346,7 @@ impl core::fmt::Debug for ByteRing {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -385,56 +385,6 @@ mod object {
             let p = ByteRing::fat(ptr.as_ptr(), n);
             // SAFETY: derived from a non-null pointer.
             unsafe { NonNull::new_unchecked(p) }
-        }
-    }
-
-    impl crate::Segment {
-        /// Finds or creates the [`ByteRing`] `name` of `capacity` bytes (rounded up to a power
-        /// of two, at least 16) for messages of up to `max_msg` bytes. An existing ring must
-        /// have the same rounded capacity and `max_msg`, else [`Error::TypeMismatch`].
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] (see [`ByteRing::new`]); as
-        /// [`Segment::object`](crate::Segment::object).
-        pub fn byte_ring(
-            &self,
-            name: &str,
-            capacity: u64,
-            max_msg: u64,
-        ) -> Result<crate::Handle<ByteRing>> {
-            let cap = byte_dims(capacity, max_msg)?;
-            self.object::<ByteRing>(name, (cap, max_msg))
-        }
-    }
-
-    /// The ends of a byte ring in a segment own a clone of its handle, which keeps the mapping
-    /// alive.
-    impl crate::Handle<ByteRing> {
-        /// Claims the sending side (see [`ByteRing::sender`]).
-        ///
-        /// # Errors
-        /// As [`ByteRing::sender`].
-        pub fn sender(&self) -> Result<ByteSender> {
-            // SAFETY: a handle derefs to one fixed address in its segment's mapping, which the
-            // handle's clone keeps mapped for as long as it lives.
-            unsafe { (**self).sender_kept(self.clone()) }
-        }
-
-        /// Claims the receiving side (see [`ByteRing::receiver`]).
-        ///
-        /// # Errors
-        /// As [`ByteRing::receiver`].
-        pub fn receiver(&self) -> Result<ByteReceiver> {
-            // SAFETY: as in `sender`.
-            unsafe { (**self).receiver_kept(self.clone()) }
-        }
-
-        /// Claims both sides (see [`ByteRing::split`]).
-        ///
-        /// # Errors
-        /// As [`sender`](Self::sender) and [`receiver`](Self::receiver).
-        pub fn split(&self) -> Result<(ByteSender, ByteReceiver)> {
-            Ok((self.sender()?, self.receiver()?))
         }
     }
 }

@@ -279,43 +279,6 @@ fn corrupted_max_msg_is_clamped() {
     assert_eq!(rx.try_recv().unwrap(), [1; 56]);
 }
 
-#[test]
-fn in_a_segment_with_type_checks() {
-    let seg = crate::Segment::anonymous(1 << 16).unwrap();
-    let r = seg.byte_ring("r", 1000, 200).unwrap();
-    assert_eq!((r.capacity(), r.max_msg()), (1024, 200));
-    assert_eq!(seg.byte_ring("r", 1024, 200).unwrap().capacity(), 1024);
-    for (cap, max) in [(2048, 200), (1024, 201)] {
-        assert!(
-            matches!(
-                seg.byte_ring("r", cap, max),
-                Err(Error::TypeMismatch { .. })
-            ),
-            "({cap}, {max})"
-        );
-    }
-    assert!(matches!(
-        seg.spsc::<u64>("r", 16),
-        Err(Error::TypeMismatch { .. })
-    ));
-    let (mut tx, mut rx) = r.split().unwrap();
-    tx.send(b"in a segment").unwrap();
-    let again = seg.open_object::<ByteRing>("r").unwrap();
-    assert_eq!(again.len(), 24);
-    assert_eq!(rx.recv().unwrap(), b"in a segment");
-    let entry = seg
-        .entries()
-        .unwrap()
-        .into_iter()
-        .find(|e| e.name == "r")
-        .unwrap();
-    let line = crate::inspect::describe(&seg, &entry).unwrap();
-    assert!(
-        line.contains("0/1024 bytes used") && line.contains("max_msg 200"),
-        "{line}"
-    );
-}
-
 #[cfg(feature = "serde")]
 #[test]
 fn values_round_trip_and_errors_are_typed() {

@@ -123,7 +123,7 @@ const fn stride<T>() -> usize {
     1 + slot_words::<T>()
 }
 
-fn bad_capacity(requested: u64) -> Error {
+pub(crate) fn bad_capacity(requested: u64) -> Error {
     Error::InvalidCapacity {
         requested,
         reason: "an MPMC ring holds 2 to 2^32 items",
@@ -131,7 +131,7 @@ fn bad_capacity(requested: u64) -> Error {
 }
 
 /// The capacity an MPMC ring gets for `requested` (a power of two, at least 2).
-pub(super) fn mpmc_capacity(requested: u64) -> Option<u64> {
+pub(crate) fn mpmc_capacity(requested: u64) -> Option<u64> {
     round_capacity(requested).map(|c| c.max(2))
 }
 
@@ -368,7 +368,7 @@ impl<T: Pod> core::fmt::Debug for MpmcRing<T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::words::words_for;
     use core::alloc::Layout;
     use core::ptr::NonNull;
@@ -413,24 +413,6 @@ mod object {
             let p = MpmcRing::<T>::fat(ptr.as_ptr(), n);
             // SAFETY: derived from a non-null pointer.
             unsafe { NonNull::new_unchecked(p) }
-        }
-    }
-
-    impl crate::Segment {
-        /// Finds or creates the [`MpmcRing`] `name` with room for `capacity` items, rounded up
-        /// to a power of two, at least 2 (an existing ring must have the same element type and
-        /// rounded capacity).
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`](super::super::MAX_CAPACITY);
-        /// as [`Segment::object`](crate::Segment::object).
-        pub fn mpmc<T: Pod + Send + Sync>(
-            &self,
-            name: &str,
-            capacity: u64,
-        ) -> Result<crate::Handle<MpmcRing<T>>> {
-            let cap = mpmc_capacity(capacity).ok_or_else(|| bad_capacity(capacity))?;
-            self.object::<MpmcRing<T>>(name, cap)
         }
     }
 }

@@ -57,7 +57,7 @@ fn stride(max_msg: u64) -> usize {
     (2 + words_for(max_msg as usize)) | 1
 }
 
-fn bad_capacity(requested: u64) -> Error {
+pub(crate) fn bad_capacity(requested: u64) -> Error {
     Error::InvalidCapacity {
         requested,
         reason: "an MPMC byte queue holds 2 to 2^32 messages of at most 16 MiB each",
@@ -412,7 +412,7 @@ impl fmt::Debug for MpmcBytes {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -456,27 +456,6 @@ mod object {
             let p = MpmcBytes::fat(ptr.as_ptr(), words(tag).unwrap_or(0));
             // SAFETY: derived from a non-null pointer.
             unsafe { NonNull::new_unchecked(p) }
-        }
-    }
-
-    impl crate::Segment {
-        /// Finds or creates the [`MpmcBytes`] queue `name` with room for `capacity` messages
-        /// (rounded up to a power of two, at least 2) of at most `max_msg` bytes each (an
-        /// existing queue must have the same rounded capacity and `max_msg`).
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³² or `max_msg` above
-        /// [`MAX_MSG_LIMIT`]; as [`Segment::object`](crate::Segment::object).
-        pub fn mpmc_bytes(
-            &self,
-            name: &str,
-            capacity: u64,
-            max_msg: u64,
-        ) -> Result<crate::Handle<MpmcBytes>> {
-            let cap = mpmc_capacity(capacity)
-                .filter(|_| max_msg <= MAX_MSG_LIMIT)
-                .ok_or_else(|| bad_capacity(capacity))?;
-            self.object::<MpmcBytes>(name, (cap, max_msg))
         }
     }
 }

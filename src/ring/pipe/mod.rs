@@ -310,8 +310,8 @@ impl core::fmt::Debug for Pipe {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
+    use crate::object::{Kind, Object, TypeTag};
     use crate::ring::bytes::dims_valid;
-    use crate::segment::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -354,34 +354,6 @@ mod object {
             let p = Pipe::fat(ptr.as_ptr(), n);
             // SAFETY: derived from a non-null pointer.
             unsafe { NonNull::new_unchecked(p) }
-        }
-    }
-
-    impl crate::Segment {
-        /// Finds or creates the [`Pipe`] `name` of `capacity` bytes per direction (rounded up to
-        /// a power of two, at least 16) for messages of up to `max_msg` bytes. An existing pipe
-        /// must have the same rounded capacity and `max_msg`, else [`Error::TypeMismatch`].
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] (see [`Pipe::new`]); as
-        /// [`Segment::object`](crate::Segment::object).
-        pub fn pipe(&self, name: &str, capacity: u64, max_msg: u64) -> Result<crate::Handle<Pipe>> {
-            let cap = byte_dims(capacity, max_msg)?;
-            self.object::<Pipe>(name, (cap, max_msg))
-        }
-    }
-
-    /// The connections of a pipe in a segment own a clone of its handle, which keeps the
-    /// mapping alive.
-    impl crate::Handle<Pipe> {
-        /// Claims `end` for this process (see [`Pipe::end`]).
-        ///
-        /// # Errors
-        /// As [`Pipe::end`].
-        pub fn end(&self, end: PipeEnd) -> Result<Connection> {
-            // SAFETY: a handle derefs to one fixed address in its segment's mapping, which the
-            // handle's clone keeps mapped for as long as it lives.
-            unsafe { (**self).end_kept(end, self.clone()) }
         }
     }
 }

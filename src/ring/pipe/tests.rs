@@ -126,41 +126,6 @@ fn slice_receive_and_too_small() {
     assert_eq!(&big, b"twelve bytes");
 }
 
-#[test]
-fn in_a_segment_with_type_checks() {
-    let seg = crate::Segment::anonymous(1 << 16).unwrap();
-    let p = seg.pipe("p", 512, 64).unwrap();
-    assert!(matches!(
-        seg.pipe("p", 512, 65),
-        Err(Error::TypeMismatch { .. })
-    ));
-    assert!(matches!(
-        seg.byte_ring("p", 512, 64),
-        Err(Error::TypeMismatch { .. })
-    ));
-    let mut a = p.end(PipeEnd::A).unwrap();
-    let b = seg.pipe("p", 512, 64).unwrap();
-    let mut b = b.end(PipeEnd::B).unwrap();
-    a.send(b"hi").unwrap();
-    assert_eq!(b.recv().unwrap(), b"hi");
-    b.send(b"hey").unwrap();
-    let entry = seg
-        .entries()
-        .unwrap()
-        .into_iter()
-        .find(|e| e.name == "p")
-        .unwrap();
-    let line = crate::inspect::describe(&seg, &entry).unwrap();
-    let me = std::process::id();
-    assert!(
-        line.contains("B->A 16 bytes used")
-            && line.contains("capacity 512")
-            && line.contains(&format!("end A pid {me}")),
-        "{line}"
-    );
-    let _ = a.recv();
-}
-
 #[cfg(feature = "serde")]
 #[test]
 fn values_both_ways() {

@@ -363,7 +363,7 @@ impl<T: Pod> core::fmt::Debug for SpscRing<T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::words::words_for;
     use core::alloc::Layout;
     use core::ptr::NonNull;
@@ -409,60 +409,6 @@ mod object {
             let p = SpscRing::<T>::fat(ptr.as_ptr(), n);
             // SAFETY: derived from a non-null pointer.
             unsafe { NonNull::new_unchecked(p) }
-        }
-    }
-
-    impl crate::Segment {
-        /// Finds or creates the [`SpscRing`] `name` with room for `capacity` items, rounded up
-        /// to a power of two (an existing ring must have the same element type and rounded
-        /// capacity).
-        ///
-        /// # Errors
-        /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`];
-        /// as [`Segment::object`](crate::Segment::object).
-        pub fn spsc<T: Pod + Send + Sync>(
-            &self,
-            name: &str,
-            capacity: u64,
-        ) -> Result<crate::Handle<SpscRing<T>>> {
-            let cap = round_capacity(capacity).ok_or(Error::InvalidCapacity {
-                requested: capacity,
-                reason: "a ring holds 1 to 2^32 items",
-            })?;
-            self.object::<SpscRing<T>>(name, cap)
-        }
-    }
-
-    /// The ends of a ring in a segment own a clone of its handle, which keeps the mapping
-    /// alive: `seg.spsc::<u64>("x", 16)?.split()?` gives ends that outlive the handle.
-    impl<T: Pod + Send + Sync> crate::Handle<SpscRing<T>> {
-        /// Claims the producer side (see [`SpscRing::producer`]); the [`Producer`] keeps the
-        /// segment mapped.
-        ///
-        /// # Errors
-        /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
-        pub fn producer(&self) -> Result<Producer<T>> {
-            // SAFETY: a handle derefs to one fixed address in its segment's mapping, which the
-            // handle's clone keeps mapped for as long as it lives.
-            unsafe { (**self).producer_kept(self.clone()) }
-        }
-
-        /// Claims the consumer side (see [`SpscRing::consumer`]); the [`Consumer`] keeps the
-        /// segment mapped.
-        ///
-        /// # Errors
-        /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
-        pub fn consumer(&self) -> Result<Consumer<T>> {
-            // SAFETY: as in `producer`.
-            unsafe { (**self).consumer_kept(self.clone()) }
-        }
-
-        /// Claims both sides (see [`SpscRing::split`]).
-        ///
-        /// # Errors
-        /// As [`producer`](Self::producer) and [`consumer`](Self::consumer).
-        pub fn split(&self) -> Result<(Producer<T>, Consumer<T>)> {
-            Ok((self.producer()?, self.consumer()?))
         }
     }
 }
