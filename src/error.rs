@@ -168,8 +168,9 @@ pub enum Error {
         /// How long.
         waited: Duration,
     },
-    /// The lock is permanently unusable: a thread took it over from a dead owner and released it
-    /// without marking the data consistent (POSIX `ENOTRECOVERABLE`).
+    /// The lock is permanently unusable: a holder declared its data beyond repair
+    /// (`mark_not_recoverable`; POSIX `ENOTRECOVERABLE`), or a peer wrote that state into the
+    /// shared lock word.
     NotRecoverable {
         /// What kind of lock.
         what: &'static str,
@@ -185,8 +186,8 @@ pub enum Error {
         what: &'static str,
     },
     /// A lock's previous owner died holding it and the guard handed over was dropped unrepaired
-    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is now
-    /// not recoverable.
+    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is
+    /// unlocked but still inconsistent, and its next locker gets `OwnerDied` too.
     OwnerDied {
         /// What kind of lock.
         what: &'static str,
@@ -381,7 +382,7 @@ impl fmt::Display for Error {
             Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
             Error::NotRecoverable { what } => write!(
                 f,
-                "the {what} is not recoverable: an owner died holding it and the next owner released it without marking the data consistent (remove it and create it again)"
+                "the {what} is not recoverable: a holder declared its data beyond repair (remove it and create it again)"
             ),
             Error::WouldBlock { what } => write!(f, "the {what} is busy (the call would block)"),
             Error::WouldDeadlock { what } => write!(
@@ -390,7 +391,7 @@ impl fmt::Display for Error {
             ),
             Error::OwnerDied { what } => write!(
                 f,
-                "the previous owner of the {what} died holding it and the data was not marked consistent; the {what} is now not recoverable"
+                "the previous owner of the {what} died holding it and the data was not marked consistent; the next locker is told so again"
             ),
             Error::SemaphoreOverRelease { bound } => write!(
                 f,
