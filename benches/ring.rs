@@ -44,7 +44,7 @@
 //! | id | what |
 //! | --- | --- |
 //! | `shmkit-spsc-spin` | 2 processes, two `SpscRing<u64>`s; both sides busy-poll `try_pop` and use `try_push`: never a system call |
-//! | `shmkit-spsc-futex` | the same rings with the blocking `push`/`pop`, and the pinging side pausing `FUTEX_GAP` (200 µs) (a busy wait, not timed) before each ping so that the echoing side has given up spinning and sleeps on the ring's futex: each round trip is a futex wake of the echoing side, plus one of the pinging side if the answer outlasts its own spin phase (on the reference VM it does: ~90 µs per wake, DESIGN.md §8). Only the round trips are timed (push to the answer's pop) |
+//! | `shmkit-spsc-futex` | the same rings with the blocking `push`/`pop`, and the pinging side pausing `FUTEX_GAP` (200 µs) (a busy wait, not timed) before each ping so that the echoing side has given up spinning and sleeps on the ring's futex: each round trip is a futex wake of the echoing side, plus one of the pinging side if the answer outlasts its own spin phase (on the reference VM it does: ~90 µs per wake; see the README's "Measured"). Only the round trips are timed (push to the answer's pop) |
 //! | `shmkit-mpmc-spin` | as `shmkit-spsc-spin` through two `MpmcRing<u64>`s (sequence word and item share a slot), for comparison |
 //! | `raw-atomic-pingpong` | 2 processes bounce one `AtomicU64` in a `/dev/shm` file (store odd, wait for even): the hardware floor |
 //! | `iceoryx2` | 2 processes, two iceoryx2 0.10 publish-subscribe services of `u64` (`send_copy`, busy-polled `receive`), in `benches/peers` |

@@ -16,7 +16,7 @@ fn strict_model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 fn ring() -> Arc<MpmcRing<u64>> {
-    Arc::from(MpmcRing::<u64>::new(2).unwrap())
+    MpmcRing::<u64>::new(2).unwrap()
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn strict_model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 fn ring(cap: u64) -> Arc<SpscRing<u64>> {
-    Arc::from(SpscRing::<u64>::new(cap).unwrap())
+    SpscRing::<u64>::new(cap).unwrap()
 }
 
 #[test]

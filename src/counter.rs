@@ -207,7 +207,7 @@ impl core::fmt::Debug for ShardedCounter {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 

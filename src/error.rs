@@ -9,9 +9,52 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// `Result` with shmkit's [`Error`].
+///
+/// A function that returns it can use `?` on every shmkit call:
+///
+/// ```
+/// use shmkit::Segment;
+///
+/// fn bump(seg: &Segment, name: &str) -> shmkit::Result<u64> {
+///     let c = seg.counter(name)?;
+///     c.inc();
+///     Ok(c.load())
+/// }
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// assert_eq!(bump(&seg, "runs")?, 1);
+/// assert_eq!(bump(&seg, "runs")?, 2);
+/// # Ok(()) }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in shmkit.
+///
+/// Match on the variants a caller can act on; every variant also prints as one line that says
+/// what was found and what was expected. The enum is `#[non_exhaustive]`: new variants may come
+/// in minor versions, so a `match` needs a `_` arm.
+///
+/// ```
+/// use shmkit::{Error, Segment};
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let name = format!("shmkit-doc-error-{}", std::process::id());
+/// // Opening a segment nobody created.
+/// match Segment::open(&name) {
+///     Err(Error::NotFound { path }) => assert!(path.ends_with(&name)),
+///     other => panic!("expected NotFound, got {other:?}"),
+/// }
+///
+/// // Asking for an object under another type than it was created with.
+/// let seg = Segment::create(&name, 1 << 16)?;
+/// seg.counter("jobs")?;
+/// let err = seg.value::<f64>("jobs", 0.0).unwrap_err();
+/// assert!(matches!(&err, Error::TypeMismatch { name, .. } if name == "jobs"));
+/// assert!(err.to_string().starts_with("object \"jobs\" is a counter"), "{err}");
+/// seg.unlink()?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -125,8 +168,9 @@ pub enum Error {
         /// How long.
         waited: Duration,
     },
-    /// The lock is permanently unusable: a thread took it over from a dead owner and released it
-    /// without marking the data consistent (POSIX `ENOTRECOVERABLE`).
+    /// The lock is permanently unusable: a holder declared its data beyond repair
+    /// (`mark_not_recoverable`; POSIX `ENOTRECOVERABLE`), or a peer wrote that state into the
+    /// shared lock word.
     NotRecoverable {
         /// What kind of lock.
         what: &'static str,
@@ -142,8 +186,8 @@ pub enum Error {
         what: &'static str,
     },
     /// A lock's previous owner died holding it and the guard handed over was dropped unrepaired
-    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is now
-    /// not recoverable.
+    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is
+    /// unlocked but still inconsistent, and its next locker gets `OwnerDied` too.
     OwnerDied {
         /// What kind of lock.
         what: &'static str,
@@ -201,11 +245,13 @@ pub enum Error {
         /// The holder's process id.
         pid: u32,
     },
-    /// Sending on a byte ring or pipe failed (from `send_value`, or `?` on a
-    /// [`SendError`](crate::ring::SendError)).
+    /// Pushing into a ring or sending on a byte ring, pipe or byte queue failed (from
+    /// `send_value`, or `?` on a [`SendError`](crate::ring::SendError) or a
+    /// [`PushError`](crate::ring::PushError)).
     Send(crate::ring::SendError),
-    /// Receiving from a byte ring or pipe failed (from `recv_value`, or `?` on a
-    /// [`RecvError`](crate::ring::RecvError)).
+    /// Popping from a ring or receiving from a byte ring, pipe or byte queue failed (from
+    /// `recv_value`, or `?` on a [`RecvError`](crate::ring::RecvError) or a
+    /// [`PopError`](crate::ring::PopError)).
     Recv(crate::ring::RecvError),
     /// serde refused to encode a value (feature `serde`).
     Encode {
@@ -289,7 +335,7 @@ impl fmt::Display for Error {
                 "{} is not a shmkit segment (first bytes {:#018x}, expected shmkit's magic {:#018x})",
                 path.display(),
                 found_magic,
-                crate::segment::MAGIC
+                crate::format::MAGIC
             ),
             Error::VersionMismatch {
                 path,
@@ -352,7 +398,7 @@ impl fmt::Display for Error {
             Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
             Error::NotRecoverable { what } => write!(
                 f,
-                "the {what} is not recoverable: an owner died holding it and the next owner released it without marking the data consistent (remove it and create it again)"
+                "the {what} is not recoverable: a holder declared its data beyond repair (remove it and create it again)"
             ),
             Error::WouldBlock { what } => write!(f, "the {what} is busy (the call would block)"),
             Error::WouldDeadlock { what } => write!(
@@ -361,7 +407,7 @@ impl fmt::Display for Error {
             ),
             Error::OwnerDied { what } => write!(
                 f,
-                "the previous owner of the {what} died holding it and the data was not marked consistent; the {what} is now not recoverable"
+                "the previous owner of the {what} died holding it and the data was not marked consistent; the next locker is told so again"
             ),
             Error::SemaphoreOverRelease { bound } => write!(
                 f,
@@ -409,18 +455,6 @@ impl fmt::Display for Error {
             ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
-    }
-}
-
-impl From<crate::ring::SendError> for Error {
-    fn from(e: crate::ring::SendError) -> Self {
-        Error::Send(e)
-    }
-}
-
-impl From<crate::ring::RecvError> for Error {
-    fn from(e: crate::ring::RecvError) -> Self {
-        Error::Recv(e)
     }
 }
 

@@ -3,9 +3,9 @@
 //! Each object kind contributes one arm to [`describe`]; it opens the object with the tag found
 //! in the directory (validated like any open) and prints its current state in one line.
 
+use crate::object::Kind;
 use crate::segment::directory::EntryInfo;
-use crate::segment::object::Kind;
-use crate::{AtomicValue, Counter, Result, Segment, ShardedCounter};
+use crate::{AtomicValue, Counter, Result, Segment, SeqArray, SeqLock, ShardedCounter};
 
 /// A one-line description of the current state of the object `entry` in `seg`.
 ///
@@ -71,8 +71,8 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
             let state = if e.is_set() { "set" } else { "clear" };
             format!("{state}, {} waiters", e.waiters())
         }
-        Kind::SEQLOCK => crate::seqlock::describe::seqlock(seg, entry)?,
-        Kind::SEQ_ARRAY => crate::seqlock::describe::array(seg, entry)?,
+        Kind::SEQLOCK => describe_seqlock(seg, entry)?,
+        Kind::SEQ_ARRAY => describe_array(seg, entry)?,
         Kind::SPSC => describe_spsc(seg, entry)?,
         Kind::MPMC => describe_mpmc(seg, entry)?,
         Kind::BYTES_QUEUE => seg.open_entry_as::<crate::ByteRing>(entry)?.describe(),
@@ -114,10 +114,67 @@ fn describe_value(seg: &Segment, entry: &EntryInfo) -> Result<String> {
     Ok(format!("{} bits {bits:#x}", entry.tag.type_name))
 }
 
+/// How many leading elements of a [`SeqArray`] are shown.
+const SHOWN: usize = 8;
+
+/// `SeqLock<T>`: the value for primitive numbers, version and writer state; the type and size
+/// for other element types.
+fn describe_seqlock(seg: &Segment, entry: &EntryInfo) -> Result<String> {
+    macro_rules! try_types {
+        ($($t:ty),*) => {$(
+            if entry.tag.type_name == core::any::type_name::<$t>() {
+                let s = seg.open_object::<SeqLock<$t>>(&entry.name)?;
+                return Ok(format!(
+                    "{:?} (version {}{})",
+                    s.read(),
+                    s.version(),
+                    writer_note(s.check_writer())
+                ));
+            }
+        )*};
+    }
+    try_types!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
+    Ok(format!(
+        "{} ({} bytes)",
+        entry.tag.type_name, entry.tag.elem_size
+    ))
+}
+
+/// `SeqArray<T>`: the length and, for primitive numbers, the first elements.
+fn describe_array(seg: &Segment, entry: &EntryInfo) -> Result<String> {
+    macro_rules! try_types {
+        ($($t:ty),*) => {$(
+            if entry.tag.type_name == core::any::type_name::<$t>() {
+                let a = seg.open_object::<SeqArray<$t>>(&entry.name)?;
+                let n = a.len().min(SHOWN);
+                let mut first = vec![<$t>::default(); n];
+                a.read_range(0, &mut first)?;
+                let more = if a.len() > n { ", …" } else { "" };
+                let items: Vec<String> = first.iter().map(|x| format!("{x:?}")).collect();
+                return Ok(format!(
+                    "len {}: [{}{more}]{}",
+                    a.len(),
+                    items.join(", "),
+                    writer_note(a.check_writer())
+                ));
+            }
+        )*};
+    }
+    try_types!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
+    Ok(format!("len {} of {}", entry.tag.len, entry.tag.type_name))
+}
+
+fn writer_note(r: Result<()>) -> String {
+    match r {
+        Ok(()) => String::new(),
+        Err(e) => format!("; {e}"),
+    }
+}
+
 /// A lock word's state in words: `unlocked`, `locked by tid 812 (pid 800), waiters`, …
 fn describe_lock(s: crate::lock::LockState) -> String {
     if s.not_recoverable {
-        return "not recoverable (an owner died and the data was never marked consistent)".into();
+        return "not recoverable (a holder declared the data beyond repair)".into();
     }
     let mut out = match (s.owner_tid, s.owner_pid) {
         (None, _) => "unlocked".to_string(),
@@ -169,5 +226,79 @@ fn describe_mpmc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
         _ => Ok(format!(
             "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+    use crate::ring::PipeEnd;
+    use crate::Segment;
+
+    fn line_of(seg: &Segment, name: &str) -> String {
+        let entry = seg
+            .entries()
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == name)
+            .unwrap();
+        describe(seg, &entry).unwrap()
+    }
+
+    #[test]
+    fn seqlock_and_array_lines() {
+        let name = format!("shmkit-seqlock-describe-{}", std::process::id());
+        let seg = Segment::create(&name, 1 << 20).unwrap();
+        seg.seqlock::<f64>("temp", 21.5).unwrap();
+        seg.seqlock::<[u8; 3]>("rgb", [1, 2, 3]).unwrap();
+        let a = seg.array::<i32>("w", 100).unwrap();
+        a.set(1, -4).unwrap();
+        seg.array::<u32>("short", 2).unwrap();
+        let lines: Vec<String> = seg
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| describe(&seg, e).unwrap())
+            .collect();
+        seg.unlink().unwrap();
+        assert_eq!(lines[0], "21.5 (version 0)");
+        assert_eq!(lines[1], "[u8; 3] (3 bytes)");
+        assert_eq!(lines[2], "len 100: [0, -4, 0, 0, 0, 0, 0, 0, …]");
+        assert_eq!(lines[3], "len 2: [0, 0]");
+    }
+
+    #[test]
+    fn byte_ring_line() {
+        let seg = Segment::anonymous(1 << 16).unwrap();
+        let r = seg.byte_ring("r", 1000, 200).unwrap();
+        let (mut tx, mut rx) = r.split().unwrap();
+        tx.send(b"in a segment").unwrap();
+        assert_eq!(rx.recv().unwrap(), b"in a segment");
+        let line = line_of(&seg, "r");
+        assert!(
+            line.contains("0/1024 bytes used") && line.contains("max_msg 200"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn pipe_line() {
+        let seg = Segment::anonymous(1 << 16).unwrap();
+        let p = seg.pipe("p", 512, 64).unwrap();
+        let mut a = p.end(PipeEnd::A).unwrap();
+        let b = seg.pipe("p", 512, 64).unwrap();
+        let mut b = b.end(PipeEnd::B).unwrap();
+        a.send(b"hi").unwrap();
+        assert_eq!(b.recv().unwrap(), b"hi");
+        b.send(b"hey").unwrap();
+        let line = line_of(&seg, "p");
+        let me = std::process::id();
+        assert!(
+            line.contains("B->A 16 bytes used")
+                && line.contains("capacity 512")
+                && line.contains(&format!("end A pid {me}")),
+            "{line}"
+        );
+        let _ = a.recv();
     }
 }

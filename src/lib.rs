@@ -19,7 +19,7 @@
 //!   `SIGBUS` on the lost pages (anonymous segments are sealed against it).
 //! - **Shared memory is untrusted.** Every shared byte is accessed through atomics, every offset
 //!   and length read from it is validated against local copies, and only types valid for every bit
-//!   pattern ([`bytemuck::Pod`]) cross processes.
+//!   pattern ([`Pod`], re-exported from bytemuck with its derive) cross processes.
 //! - **Process death is expected.** A process killed while creating a segment or an object is
 //!   detected (pid plus start time) and reported or taken over, never waited on forever.
 //!
@@ -52,13 +52,24 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+// Say it here, once, rather than let the build fail deep inside on a missing libc item: the
+// waits sleep on shared futex words, process identity comes from /proc, anonymous segments are
+// sealed memfds and the MPMC and SPSC handshakes use membarrier.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "shmkit needs Linux: shared futex words, /proc (process start times), memfd_create with \
+     seals and membarrier; this target has none of them"
+);
+
 pub mod counter;
 pub mod error;
+mod format;
 #[doc(hidden)]
 pub mod hooks;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 pub mod lock;
+pub mod object;
 pub mod process;
 pub mod ring;
 pub mod segment;
@@ -72,10 +83,55 @@ pub use error::{Error, Result};
 pub use lock::{
     Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, ReentrantMutex, Semaphore,
 };
+pub use object::{Kind, Object, TypeTag};
 pub use ring::{ByteRing, Connection, Pipe, PipeEnd};
 pub use ring::{Consumer, MpmcRing, Producer, SpscRing};
-pub use segment::object::{Kind, Object, TypeTag};
 #[cfg(not(feature = "loom"))]
 pub use segment::{Backing, Handle, Segment, SegmentOptions};
 pub use seqlock::{SeqArray, SeqLock};
 pub use value::AtomicValue;
+
+/// The `bytemuck` crate that shmkit builds on, for its other items (`bytes_of`, `cast_slice`,
+/// `AnyBitPattern` …) and as the path the derives need (see [`Pod`]).
+pub use bytemuck;
+/// Plain data that may cross processes, and its derive; re-exported from `bytemuck` so that a
+/// crate using shmkit needs no `bytemuck` dependency of its own.
+///
+/// The derives name their crate `::bytemuck` unless told otherwise: a crate without its own
+/// `bytemuck` dependency points them at this re-export with `#[bytemuck(crate = "shmkit::bytemuck")]`.
+///
+/// ```
+/// use shmkit::{Pod, Segment, Zeroable};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+/// #[bytemuck(crate = "shmkit::bytemuck")]
+/// #[repr(C)]
+/// struct Job {
+///     id: u64,
+///     cost: f64,
+/// }
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// let last = seg.seqlock("last", Job::zeroed())?;
+/// last.write(&Job { id: 7, cost: 2.5 });
+/// assert_eq!(last.read(), Job { id: 7, cost: 2.5 });
+/// # Ok(()) }
+/// ```
+pub use bytemuck::Pod;
+/// Types for which all-zero bytes are a valid value, and its derive; re-exported from `bytemuck`
+/// like [`Pod`] (whose example shows the derive on a struct).
+///
+/// ```
+/// use shmkit::{AtomicValue, Zeroable};
+///
+/// let v = AtomicValue::new(<[u16; 4]>::zeroed()); // 8 bytes: one atomic word
+/// v.store([1, 2, 3, 4]);
+/// assert_eq!(v.load(), [1, 2, 3, 4]);
+/// ```
+pub use bytemuck::Zeroable;
+
+/// The README's Rust examples, compiled (and, unless marked `no_run`, run) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

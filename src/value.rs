@@ -148,6 +148,22 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for AtomicValue<T> {
 }
 
 /// Numbers that [`AtomicValue::fetch_add`] and [`fetch_sub`](AtomicValue::fetch_sub) work on.
+///
+/// Implemented for the integer types of 1, 2, 4 and 8 bytes (wrapping, like the std atomics)
+/// and for `f32` and `f64`; 8-byte integers use the native `fetch_add`, the others a
+/// compare-exchange loop.
+///
+/// ```
+/// use shmkit::AtomicValue;
+///
+/// let bytes = AtomicValue::new(250u8);
+/// assert_eq!(bytes.fetch_add(10), 250);
+/// assert_eq!(bytes.load(), 4); // wrapped
+///
+/// let level = AtomicValue::new(0.5f32);
+/// level.fetch_sub(0.25);
+/// assert_eq!(level.load(), 0.25);
+/// ```
 pub trait Arith: Pod {
     /// `true` when the type's addition is exactly `u64` wrapping addition of its bits (8-byte
     /// integers), so the native instruction can be used.
@@ -187,7 +203,7 @@ float_arith!(f32, f64);
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 

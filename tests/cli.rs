@@ -165,6 +165,123 @@ fn demo_for_a_time_agrees_with_itself() {
     assert!(!name.path().exists());
 }
 
+/// Kills and reaps a child still running when dropped (a failed assertion must not leave it).
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// The count shown by a progress line of the Mutex phase
+/// (`  Mutex<u64>      running   1.53 s      1,310,973 / 12,148,736 (11%)  858.2 k/s`).
+fn mutex_progress(line: &str) -> Option<u64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["Mutex<u64>", "running", _, "s", count, ..] => count.replace(',', "").parse().ok(),
+        _ => None,
+    }
+}
+
+/// The progress of the Mutex phase is read without taking the lock the workers take: while
+/// another process holds that lock (here: this test, as a slow worker would), the line keeps
+/// showing the count reached so far. It used to peek with `try_lock` and show 0 whenever the
+/// lock was busy.
+#[test]
+fn demo_mutex_progress_does_not_drop_to_zero_while_the_lock_is_held() {
+    let name = Name::new("progress");
+    let mut demo = Reap(
+        Command::new(SHMKIT)
+            .args(["demo", "--workers", "2", "--increments", "1000000"])
+            .args(["--name", &name.0])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Lines as they come (stdout is a pipe: a progress line every 500 ms).
+    let stdout = demo.0.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let t = Instant::now();
+    let deadline = |seen: &[String]| {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the Mutex phase never got under way:\n{}",
+            seen.join("\n")
+        );
+    };
+    let lock = loop {
+        deadline(&seen);
+        seen.extend(lines.try_iter());
+        let open = Segment::open(&name.0)
+            .and_then(|seg| seg.open_object::<shmkit::Mutex<u64>>("locked_total"));
+        if let Ok(m) = open {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // Wait until the workers have done well over a batch each under the lock, then take it.
+    let (guard, held_at) = loop {
+        deadline(&seen);
+        seen.extend(lines.try_iter());
+        if let Ok(g) = lock.try_lock() {
+            if *g >= 100_000 {
+                let v = *g;
+                break (g, v);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // Hold it (as a slow worker would) until the demo printed three progress lines.
+    let mut during = Vec::new();
+    let t = Instant::now();
+    while during.len() < 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no progress lines while the lock was held"
+        );
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            if let Some(c) = mutex_progress(&line) {
+                during.push((c, line));
+            }
+        }
+    }
+    drop(guard);
+    // The first line may have left the demo just before the lock was taken; the others were
+    // printed while it was held.
+    for (count, line) in &during[1..] {
+        assert!(
+            *count > 0 && *count <= held_at,
+            "progress while the lock was held at {held_at}: {line:?}"
+        );
+    }
+    let status = demo.0.wait().unwrap();
+    reader.join().unwrap();
+    seen.extend(lines.try_iter());
+    assert!(status.success(), "{}", seen.join("\n"));
+    assert!(
+        seen.iter().any(|l| l.contains("check: OK")),
+        "{}",
+        seen.join("\n")
+    );
+    assert!(!name.path().exists(), "the demo left its segment behind");
+}
+
 #[test]
 fn demo_refuses_an_existing_name_and_leaves_it_alone() {
     let name = Name::new("taken");

@@ -144,8 +144,7 @@ impl core::fmt::Debug for Event {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
-    use crate::{Handle, Result, Segment};
+    use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -168,16 +167,6 @@ mod object {
         }
         fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
             ptr.cast()
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the [`Event`] `name` (created clear).
-        ///
-        /// # Errors
-        /// As [`Segment::object`].
-        pub fn event(&self, name: &str) -> Result<Handle<Event>> {
-            self.object::<Event>(name, ())
         }
     }
 }

@@ -30,8 +30,8 @@
 //! `directory.create.takeover` (won the entry of a dead creator, not yet re-initialized).
 
 use crate::error::{Error, Result};
+use crate::object::{Kind, TypeTag, TYPE_NAME_MAX};
 use crate::process;
-use crate::segment::object::{Kind, TypeTag, TYPE_NAME_MAX};
 use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
 use crate::words;
 use core::alloc::Layout;

@@ -7,6 +7,26 @@ use core::ptr::NonNull;
 /// A shared object in a segment. Derefs to the primitive; clones share the mapping, which stays
 /// mapped until the last handle and the last [`Segment`] are dropped. `Send + Sync`, so it can be
 /// handed to threads.
+///
+/// Every typed constructor of [`Segment`] (`seg.counter`, `seg.value`, `seg.mpmc`, `seg.mutex` …)
+/// returns one.
+///
+/// ```
+/// use shmkit::{Counter, Handle, Segment};
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// let hits: Handle<Counter> = seg.counter("hits")?;
+/// drop(seg); // the handle keeps the mapping alive
+///
+/// // A clone is another reference to the same object, and can move to another thread.
+/// let other = hits.clone();
+/// std::thread::spawn(move || other.add(10)).join().unwrap();
+/// hits.inc(); // a method of Counter, through Deref
+/// assert_eq!(hits.load(), 11);
+/// assert_eq!(hits.segment().entries()?.len(), 1);
+/// # Ok(()) }
+/// ```
 pub struct Handle<T: ?Sized> {
     segment: Segment,
     ptr: NonNull<T>,

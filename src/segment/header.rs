@@ -21,8 +21,8 @@
 //! which is re-validated at every allocation).
 
 use crate::error::{Error, Result};
+use crate::object::fnv1a;
 use crate::segment::directory::DirEntry;
-use crate::segment::object::fnv1a;
 use crate::sync::{AtomicU64, Ordering};
 use std::path::Path;
 

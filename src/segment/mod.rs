@@ -38,16 +38,14 @@ pub(crate) mod header;
 mod mapping;
 #[cfg(not(feature = "loom"))]
 mod publish;
+#[cfg(not(feature = "loom"))]
+mod typed;
 
 pub mod directory;
-pub mod object;
 
+pub use crate::format::{FORMAT_VERSION, MAGIC};
 #[cfg(not(feature = "loom"))]
 pub use handle::Handle;
-/// The first 8 bytes of every shmkit segment (`"SHMKIT\0\x01"` read as a little-endian u64).
-pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
-/// The segment format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
 
 #[cfg(not(feature = "loom"))]
 pub use self::imp::*;
@@ -57,9 +55,9 @@ mod imp {
     use super::directory::{DirEntry, Directory, EntryInfo};
     use super::header::{self, Geometry, Header};
     use super::mapping::{self, Trust};
-    use super::object::{Object, TypeTag};
     use super::Handle;
     use crate::error::{Error, Result};
+    use crate::object::{Object, TypeTag};
     use memmap2::MmapRaw;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
@@ -74,7 +72,23 @@ mod imp {
     /// Longest segment name, in bytes.
     pub const SEGMENT_NAME_MAX: usize = 200;
 
-    /// How a segment is backed.
+    /// How a segment is backed, as [`Segment::backing`] reports it.
+    ///
+    /// ```
+    /// use shmkit::{Backing, Segment};
+    ///
+    /// # fn main() -> shmkit::Result<()> {
+    /// let anon = Segment::anonymous(1 << 16)?;
+    /// assert_eq!(anon.backing(), Backing::Anonymous);
+    /// assert_eq!(anon.path(), None);
+    ///
+    /// let name = format!("shmkit-doc-backing-{}", std::process::id());
+    /// let named = Segment::create(&name, 1 << 16)?;
+    /// assert_eq!(named.backing(), Backing::Named);
+    /// assert!(named.path().unwrap().starts_with("/dev/shm"));
+    /// named.unlink()?;
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Backing {
         /// A file in `/dev/shm`.
@@ -87,11 +101,27 @@ mod imp {
 
     /// Options for creating and opening segments; [`Segment`]'s constructors use the defaults.
     ///
-    /// ```no_run
-    /// # fn main() -> shmkit::Result<()> {
+    /// ```
     /// use shmkit::SegmentOptions;
-    /// let seg = SegmentOptions::new().mode(0o640).dir_capacity(256).create("stats", 1 << 20)?;
-    /// # seg.unlink()?; Ok(()) }
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use std::time::Duration;
+    ///
+    /// # fn main() -> shmkit::Result<()> {
+    /// let name = format!("shmkit-doc-options-{}", std::process::id());
+    /// let opts = SegmentOptions::new()
+    ///     .mode(0o640) // readable by the group too (exactly this, whatever the umask)
+    ///     .dir_capacity(256) // room for 256 named objects
+    ///     .wait_timeout(Duration::from_secs(1)); // give up on a stuck creator after 1 s
+    /// let seg = opts.create(&name, 1 << 20)?;
+    /// assert_eq!(seg.dir_capacity(), 256);
+    /// let mode = std::fs::metadata(seg.path().unwrap()).unwrap().permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o640);
+    ///
+    /// // The same options open it (the mode and capacity only apply to creation).
+    /// let again = opts.open(&name)?;
+    /// assert_eq!(again.size(), seg.size());
+    /// seg.unlink()?;
+    /// # Ok(()) }
     /// ```
     #[derive(Clone, Debug)]
     pub struct SegmentOptions {
@@ -265,6 +295,31 @@ mod imp {
     }
 
     /// A mapped segment. Cheap to clone (the clones share one mapping, unmapped with the last).
+    ///
+    /// Named segments live in `/dev/shm` and are found by name; file-backed ones anywhere (and
+    /// survive restarts); anonymous ones are shared with `fork()`ed children only. Objects in a
+    /// segment are found or created by name and type (`seg.counter`, `seg.value`, `seg.mpmc` …).
+    ///
+    /// ```
+    /// use shmkit::Segment;
+    ///
+    /// # fn main() -> shmkit::Result<()> {
+    /// let name = format!("shmkit-doc-segment-{}", std::process::id());
+    /// let seg = Segment::open_or_create(&name, 1 << 20)?; // one process creates, all share
+    /// seg.counter("requests")?.add(2);
+    ///
+    /// // Another process (here: the same one) opens it by name and sees the same objects.
+    /// let other = Segment::open(&name)?;
+    /// assert_eq!(other.counter("requests")?.load(), 2);
+    /// let names: Vec<String> = other.entries()?.into_iter().map(|e| e.name).collect();
+    /// assert_eq!(names, ["requests"]);
+    ///
+    /// // The name stays in /dev/shm until removed; mappings stay valid after.
+    /// seg.unlink()?;
+    /// assert!(matches!(Segment::open(&name), Err(shmkit::Error::NotFound { .. })));
+    /// assert_eq!(other.counter("requests")?.load(), 2);
+    /// # Ok(()) }
+    /// ```
     #[derive(Clone)]
     pub struct Segment {
         inner: Arc<Inner>,
@@ -551,26 +606,6 @@ mod imp {
             // SAFETY: the object at `ptr` was placed and checked by the directory for the
             // layout of `tag`, initialized (READY), and P is an Object (all atomics).
             unsafe { Handle::new(self.clone(), P::cast(ptr, tag), index) }
-        }
-
-        /// Finds or creates the [`Counter`](crate::Counter) `name` (starting at 0).
-        pub fn counter(&self, name: &str) -> Result<Handle<crate::Counter>> {
-            self.object::<crate::Counter>(name, 0)
-        }
-
-        /// Finds or creates the [`ShardedCounter`](crate::ShardedCounter) `name`.
-        pub fn sharded_counter(&self, name: &str) -> Result<Handle<crate::ShardedCounter>> {
-            self.object::<crate::ShardedCounter>(name, ())
-        }
-
-        /// Finds or creates the [`AtomicValue`](crate::AtomicValue) `name`, starting at `init`
-        /// when created (an existing value keeps its contents).
-        pub fn value<T: bytemuck::Pod + Send + Sync>(
-            &self,
-            name: &str,
-            init: T,
-        ) -> Result<Handle<crate::AtomicValue<T>>> {
-            self.object::<crate::AtomicValue<T>>(name, init)
         }
     }
 }

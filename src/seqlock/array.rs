@@ -578,9 +578,8 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqArray<T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::seqlock::{fat, region_layout, LAYOUT_VERSION};
-    use crate::{Handle, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -624,17 +623,6 @@ mod object {
             // `layout` accepted this tag before any cast (the trait's contract).
             let n = Self::words_for_tag(tag).unwrap_or(0);
             fat(ptr, n, |p| p as *mut Self)
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the [`SeqArray`] `name` of `len` elements (zeroed when created).
-        ///
-        /// # Errors
-        /// As [`Segment::object`]; [`Error::TypeMismatch`](crate::Error::TypeMismatch) if `name` holds something else or
-        /// an array of another length.
-        pub fn array<T: Pod>(&self, name: &str, len: usize) -> Result<Handle<SeqArray<T>>> {
-            self.object::<SeqArray<T>>(name, len)
         }
     }
 }

@@ -1,5 +1,4 @@
-//! Unit tests of [`SeqArray`] on the heap and in a segment (cross-process tests:
-//! `tests/seqlock_procs.rs`).
+//! Unit tests of [`SeqArray`] on the heap (cross-process tests: `tests/seqlock_procs.rs`).
 
 use super::*;
 
@@ -125,22 +124,4 @@ fn dead_writer_mid_block_is_repaired() {
         .iter()
         .enumerate()
         .all(|(i, &x)| x == if i == 131 { 6 } else { 5 }));
-}
-
-#[test]
-fn in_a_segment() {
-    let name = format!("shmkit-seqarray-unit-{}", std::process::id());
-    let seg = crate::Segment::create(&name, 1 << 20).unwrap();
-    let a = seg.array::<f32>("weights", 1024).unwrap();
-    a.set(1023, 2.0).unwrap();
-    let b = seg.array::<f32>("weights", 1024).unwrap();
-    assert_eq!(b.len(), 1024);
-    assert_eq!(b.get(1023).unwrap(), 2.0);
-    assert!(matches!(
-        seg.array::<f32>("weights", 1000),
-        Err(Error::TypeMismatch { .. })
-    ));
-    let c = seg.open_object::<SeqArray<f32>>("weights").unwrap();
-    assert_eq!(c.len(), 1024);
-    seg.unlink().unwrap();
 }

@@ -60,30 +60,25 @@
 //! # When a seqlock beats a lock, and when it cannot
 //!
 //! `cargo bench --bench seqlock` runs every case against `std` and `parking_lot` RwLocks, a
-//! process-shared pthread rwlock and Python's `multiprocessing.Array` in the same run. On the
-//! 2-CPU machine this crate is developed on (a noisy VM: ratios move by 2× between runs):
+//! process-shared pthread rwlock and Python's `multiprocessing.Array` in the same run; the
+//! figures measured so far are in the README's "Measured" section. What they show:
 //!
 //! - **Small values that are read more often than written** are the case a seqlock is for. A
-//!   read is a dozen loads and writes nothing shared: 6–16 ns per 64-byte snapshot, about 3×
-//!   faster than an uncontended RwLock (two read-modify-writes of the lock word), and 10–20×
-//!   faster once two readers run at once, because a lock's readers bounce the lock word's cache
-//!   line between them while a seqlock's readers do not disturb each other at all.
-//! - **The writer never waits.** With a reader reading continuously, a 64-byte write takes about
-//!   40 ns (the writer re-acquires the cache lines the reader pulled), 2–10× less than a lock's
-//!   writer, which waits for the readers to leave (a process-shared pthread rwlock: ~13 µs).
-//!   Not waiting does not make it free: no design can publish data to a reader without the
-//!   cache-line transfers.
+//!   read is a dozen loads and writes nothing shared, where an RwLock's read is two
+//!   read-modify-writes of the lock word; and once several readers run at once, a lock's readers
+//!   bounce the lock word's cache line between them while a seqlock's readers do not disturb
+//!   each other at all.
+//! - **The writer never waits.** A lock's writer waits for the readers to leave; a seqlock's
+//!   writer only re-acquires the cache lines the readers pulled. Not waiting does not make it
+//!   free: no design can publish data to a reader without the cache-line transfers.
 //! - **Large values cost what copying them costs.** Rust's memory model allows reads that race
 //!   with writes only through atomics, and it has no atomic `memcpy`, so a snapshot is copied 8
-//!   bytes at a time (about 0.3 ns per word here, against about 0.1 ns per word for a vectorized
-//!   `memcpy` under a lock). A 4 KiB snapshot therefore takes about twice as long as under an
-//!   uncontended lock (0.47–0.65× the speed with a writer every 10 µs, 0.6–1.3× with two
-//!   readers); only against a writer that never pauses is it faster (1.3–1.6×). Choose a
-//!   seqlock for large values because the writer never waits and a dead writer never blocks
+//!   bytes at a time, slower than a vectorized `memcpy` under a lock: a large snapshot is slower
+//!   than under an uncontended lock, and faster only against a writer that never pauses. Choose
+//!   a seqlock for large values because the writer never waits and a dead writer never blocks
 //!   anyone, not for read speed.
 //! - **A writer that never pauses** makes every read pull freshly written lines from the
-//!   writer's core. Lock and seqlock pay the same transfers, so the difference shrinks to between
-//!   0.9× and 4× from run to run.
+//!   writer's core. Lock and seqlock pay the same transfers, so the difference shrinks.
 //!
 //! # Bounds for a writer that died
 //!
@@ -123,8 +118,6 @@ pub(crate) mod latch;
 mod writer;
 
 mod array;
-#[cfg(not(feature = "loom"))]
-pub(crate) mod describe;
 mod value;
 
 pub use array::{ArrayWriter, SeqArray, ARRAY_COPIES};

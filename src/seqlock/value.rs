@@ -392,9 +392,8 @@ impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqLock<T> {
 #[cfg(not(feature = "loom"))]
 mod object {
     use super::*;
-    use crate::segment::object::{Kind, Object, TypeTag};
+    use crate::object::{Kind, Object, TypeTag};
     use crate::seqlock::{fat, region_layout, LAYOUT_VERSION};
-    use crate::{Handle, Segment};
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
@@ -425,17 +424,6 @@ mod object {
         }
         fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
             fat(ptr, Self::WORDS, |p| p as *mut Self)
-        }
-    }
-
-    impl Segment {
-        /// Finds or creates the [`SeqLock`] `name`, holding `init` when created (an existing one
-        /// keeps its value).
-        ///
-        /// # Errors
-        /// As [`Segment::object`]; [`Error::TypeMismatch`](crate::Error::TypeMismatch) if `name` holds something else.
-        pub fn seqlock<T: Pod>(&self, name: &str, init: T) -> Result<Handle<SeqLock<T>>> {
-            self.object::<SeqLock<T>>(name, init)
         }
     }
 }
@@ -559,21 +547,5 @@ mod tests {
             h.join().unwrap().unwrap();
         });
         assert_eq!(s.read(), 2);
-    }
-
-    #[test]
-    fn in_a_segment() {
-        let name = format!("shmkit-seqlock-unit-{}", std::process::id());
-        let seg = crate::Segment::create(&name, 1 << 16).unwrap();
-        let a = seg.seqlock::<[f64; 4]>("prices", [1.0; 4]).unwrap();
-        let b = seg.seqlock::<[f64; 4]>("prices", [9.0; 4]).unwrap();
-        assert_eq!(b.read(), [1.0; 4], "found, not re-created");
-        a.write(&[2.5; 4]).unwrap();
-        assert_eq!(b.read(), [2.5; 4]);
-        assert!(matches!(
-            seg.seqlock::<[f64; 5]>("prices", [0.0; 5]),
-            Err(Error::TypeMismatch { .. })
-        ));
-        seg.unlink().unwrap();
     }
 }

@@ -1,5 +1,7 @@
-//! What a segment's directory knows about an object: its kind and type tag, and the trait by which
-//! a primitive is placed into a segment.
+//! The placement contract: what a segment's directory knows about an object (its kind and type
+//! tag) and the trait by which a primitive is placed into shared memory.
+//!
+//! Primitives implement [`Object`] here and never name a segment; the segment places them.
 
 use core::alloc::Layout;
 use core::fmt;
