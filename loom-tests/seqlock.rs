@@ -40,7 +40,7 @@ fn one_writer_two_readers_never_torn() {
                 }
             })
         };
-        s.write(&val(1));
+        s.write(&val(1)).unwrap();
         r1.join().unwrap();
         r2.join().unwrap();
         assert_eq!(s.read(), val(1));
@@ -59,8 +59,8 @@ fn reader_across_two_writes_is_monotonic() {
                 assert!(b >= a, "went back in time");
             })
         };
-        s.write(&val(1));
-        s.write(&val(2));
+        s.write(&val(1)).unwrap();
+        s.write(&val(2)).unwrap();
         r.join().unwrap();
     });
 }
@@ -84,7 +84,7 @@ fn reader_lapped_by_n_writes_is_never_torn() {
                 }
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         for k in 1..=4 {
             w.write(&val(k));
         }
@@ -108,7 +108,7 @@ fn reader_across_a_full_rotation_is_monotonic() {
                 assert!(b >= a, "went back in time");
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         for k in 1..=4 {
             w.write(&val(k));
         }
@@ -124,10 +124,10 @@ fn writer_lock_handover_loses_no_update() {
         let t = {
             let s = s.clone();
             thread::spawn(move || {
-                s.update(|v| *v = val(v[0] + 1));
+                s.update(|v| *v = val(v[0] + 1)).unwrap();
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         let v = w.get();
         w.write(&val(check(v) + 1));
         drop(w);
@@ -157,7 +157,7 @@ fn dead_writer_repair_races_a_reader() {
                 }
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         assert!(w.took_over_from().is_some());
         assert_eq!(w.get(), val(1), "the takeover sees the last complete value");
         w.write(&val(3));
@@ -211,7 +211,7 @@ fn array_block_rotation_catches_up() {
                 );
             })
         };
-        let mut w = a.writer();
+        let mut w = a.writer().unwrap();
         w.set(0, 1).unwrap();
         w.set(1, 1).unwrap();
         w.set(0, 2).unwrap();
@@ -235,7 +235,7 @@ fn killed_writer_mid_copy_then_takeover_and_rotation() {
                 assert!((1..=3).contains(&a), "read {a}");
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         assert!(w.took_over_from().is_some());
         w.write(&val(2));
         w.write(&val(3));
@@ -261,10 +261,54 @@ fn array_dead_writer_in_one_block() {
         };
         assert!(matches!(a.check_writer(), Err(Error::WriterDied { .. })));
         r.join().unwrap();
-        let mut w = a.writer();
+        let mut w = a.writer().unwrap();
         assert!(w.took_over_from().is_some());
         w.set(2, 6).unwrap();
         drop(w);
         assert_eq!(a.snapshot(), [5, 5, 6]);
+    });
+}
+
+/// Two writers contend for the writer lock with a strict futex (a waiter blocks until a wake,
+/// never times out): a waiter that announced itself is always woken by the release, so no
+/// schedule deadlocks, and both writes land.
+#[test]
+fn writer_lock_sleeper_is_always_woken() {
+    shmkit::sync::loom_futex::set_strict(true);
+    loom::model(|| {
+        let s = Arc::new(SeqLock::new(val(0)));
+        let t = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.update(|v| *v = val(v[0] + 1)).unwrap();
+            })
+        };
+        s.update(|v| *v = val(v[0] + 1)).unwrap();
+        t.join().unwrap();
+        assert_eq!(s.read(), val(2), "an update was lost");
+    });
+    shmkit::sync::loom_futex::set_strict(false);
+}
+
+/// The thread that holds the writer lock and asks for it again is refused, while another thread
+/// waits for it as usual.
+#[test]
+fn writer_lock_relock_by_holder_is_refused() {
+    loom::model(|| {
+        let s = Arc::new(SeqLock::new(val(0)));
+        let t = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.write(&val(5)).unwrap();
+            })
+        };
+        let mut w = s.writer().unwrap();
+        assert!(matches!(s.write(&val(9)), Err(Error::WouldDeadlock { .. })));
+        assert!(matches!(s.try_writer(), Err(Error::WouldDeadlock { .. })));
+        w.write(&val(1));
+        drop(w);
+        t.join().unwrap();
+        let v = check(s.read());
+        assert!(v == 1 || v == 5, "read {v}");
     });
 }

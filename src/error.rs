@@ -263,6 +263,22 @@ pub enum Error {
         /// The decoder's message, with the message length and the type.
         reason: String,
     },
+    /// A named or file-backed segment that another user controls: owned by a user this process
+    /// does not trust, or writable by its group or by others. Such a user could change the
+    /// objects under this process's feet or truncate the file (every access to the lost pages
+    /// then raises `SIGBUS`). Opt in for a deliberately shared segment with
+    /// [`SegmentOptions::trust_owner`](crate::SegmentOptions::trust_owner) and
+    /// [`SegmentOptions::allow_shared`](crate::SegmentOptions::allow_shared).
+    UntrustedSegment {
+        /// The file.
+        path: PathBuf,
+        /// The file's owner (uid).
+        owner_uid: u32,
+        /// The file's permission bits (e.g. `0o666`).
+        mode: u32,
+        /// What is wrong: `"owned by another user"` or `"writable by group or others"`.
+        reason: &'static str,
+    },
     /// Any other I/O error, with what shmkit was doing.
     Io {
         /// What was being done, e.g. `mapping /dev/shm/jobs`.
@@ -426,6 +442,17 @@ impl fmt::Display for Error {
             Error::Recv(e) => write!(f, "receive failed: {e}"),
             Error::Encode { reason } => write!(f, "could not encode the value: {reason}"),
             Error::Decode { reason } => write!(f, "could not decode the message: {reason}"),
+            Error::UntrustedSegment {
+                path,
+                owner_uid,
+                mode,
+                reason,
+            } => write!(
+                f,
+                "refusing segment {}: {reason} (owner uid {owner_uid}, mode {mode:04o}); \
+                 for a deliberately shared segment use SegmentOptions::trust_owner / allow_shared",
+                path.display()
+            ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

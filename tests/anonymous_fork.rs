@@ -171,7 +171,7 @@ mod imp {
         let mut kids = Forked::new();
         kids.fork(|| {
             let _p = ring.producer().unwrap();
-            let _w = sl.writer();
+            let _w = sl.writer().unwrap();
             let _end = pipe.end(PipeEnd::A).unwrap();
             let _g = m.lock().unwrap();
             child.store(u64::from(std::process::id()));

@@ -306,7 +306,7 @@ mod tests {
         let a = seg.seqlock::<[f64; 4]>("prices", [1.0; 4]).unwrap();
         let b = seg.seqlock::<[f64; 4]>("prices", [9.0; 4]).unwrap();
         assert_eq!(b.read(), [1.0; 4], "found, not re-created");
-        a.write(&[2.5; 4]);
+        a.write(&[2.5; 4]).unwrap();
         assert_eq!(b.read(), [2.5; 4]);
         assert!(matches!(
             seg.seqlock::<[f64; 5]>("prices", [0.0; 5]),
