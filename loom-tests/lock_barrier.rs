@@ -2,8 +2,10 @@
 //! leaves a generation early (strict futex: a forgotten wake is a deadlock).
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
 use shmkit::sync::loom_futex;
 use shmkit::Barrier;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 #[test]
 fn two_parties_two_generations() {
     loom_futex::set_strict(true);
-    loom::model(|| {
+    common::model(|| {
         let b = Arc::new(Barrier::new(2));
         let arrivals = Arc::new(AtomicUsize::new(0));
         let run = |b: &Barrier, arrivals: &AtomicUsize| {

@@ -2,8 +2,10 @@
 //! (strict futex: a forgotten wake is a deadlock).
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
 use shmkit::sync::loom_futex;
 use shmkit::Semaphore;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 #[test]
 fn one_permit_two_threads() {
     loom_futex::set_strict(true);
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(Semaphore::bounded(1, 1));
         let inside = Arc::new(AtomicUsize::new(0));
         let run = |s: &Semaphore, inside: &AtomicUsize| {
