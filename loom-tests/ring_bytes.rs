@@ -3,14 +3,16 @@
 //! woken, so a forgotten wake is a loom deadlock), and close while a side sleeps.
 #![cfg(feature = "loom")]
 
-use loom::thread;
+mod common;
+
+use common::thread;
 use shmkit::ring::{ByteRing, RecvError, SendError};
 use shmkit::sync::loom_futex;
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {
     loom_futex::set_strict(true);
-    loom::model(f);
+    common::model(f);
     loom_futex::set_strict(false);
 }
 

@@ -7,8 +7,10 @@
 //! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_seqlock`.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::Arc;
-use loom::thread;
 use shmkit::{Error, SeqArray, SeqLock};
 
 /// Values whose words must agree: `[k, k + 1000]`.
@@ -23,7 +25,7 @@ fn check(v: [u64; 2]) -> u64 {
 
 #[test]
 fn one_writer_two_readers_never_torn() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r1 = {
             let s = s.clone();
@@ -49,7 +51,7 @@ fn one_writer_two_readers_never_torn() {
 
 #[test]
 fn reader_across_two_writes_is_monotonic() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r = {
             let s = s.clone();
@@ -74,7 +76,7 @@ fn reader_lapped_by_n_writes_is_never_torn() {
         4,
         "the model assumes N = 4"
     );
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r = {
             let s = s.clone();
@@ -98,7 +100,7 @@ fn reader_lapped_by_n_writes_is_never_torn() {
 /// rotation: every value is whole and versions never go back.
 #[test]
 fn reader_across_a_full_rotation_is_monotonic() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r = {
             let s = s.clone();
@@ -119,7 +121,7 @@ fn reader_across_a_full_rotation_is_monotonic() {
 
 #[test]
 fn writer_lock_handover_loses_no_update() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let t = {
             let s = s.clone();
@@ -140,7 +142,7 @@ fn writer_lock_handover_loses_no_update() {
 
 #[test]
 fn dead_writer_repair_races_a_reader() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
         // A writer from a process that cannot exist stopped mid-copy, before publishing.
         s.__abandon_write(&val(7), (1 << 22) - 5).unwrap();
@@ -169,7 +171,7 @@ fn dead_writer_repair_races_a_reader() {
 
 #[test]
 fn array_blocks_are_independent_and_never_torn() {
-    loom::model(|| {
+    common::model(|| {
         // Under loom a block holds 2 words: elements 0 and 1 share block 0, element 2 is alone.
         let a = Arc::new(SeqArray::<[u64; 2]>::new(2));
         let b = Arc::new(SeqArray::<u64>::new(3));
@@ -198,7 +200,7 @@ fn array_blocks_are_independent_and_never_torn() {
 /// of the whole block sees only published states, and no write is lost.
 #[test]
 fn array_block_rotation_catches_up() {
-    loom::model(|| {
+    common::model(|| {
         let a = Arc::new(SeqArray::<u64>::new(2));
         let r = {
             let a = a.clone();
@@ -225,7 +227,7 @@ fn array_block_rotation_catches_up() {
 /// (into the copy the dead one left half written, then beyond) while a reader reads.
 #[test]
 fn killed_writer_mid_copy_then_takeover_and_rotation() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
         s.__abandon_write(&val(9), (1 << 22) - 5).unwrap();
         let r = {
@@ -248,7 +250,7 @@ fn killed_writer_mid_copy_then_takeover_and_rotation() {
 
 #[test]
 fn array_dead_writer_in_one_block() {
-    loom::model(|| {
+    common::model(|| {
         let a = Arc::new(SeqArray::<u64>::new(3));
         a.write_from(&[5, 5, 5]).unwrap();
         a.__abandon_set(2, 9, (1 << 22) - 9).unwrap();
@@ -275,7 +277,7 @@ fn array_dead_writer_in_one_block() {
 #[test]
 fn writer_lock_sleeper_is_always_woken() {
     shmkit::sync::loom_futex::set_strict(true);
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let t = {
             let s = s.clone();
@@ -294,7 +296,7 @@ fn writer_lock_sleeper_is_always_woken() {
 /// waits for it as usual.
 #[test]
 fn writer_lock_relock_by_holder_is_refused() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let t = {
             let s = s.clone();

@@ -11,7 +11,7 @@
 //! | 7.. | `capacity / 8` words of A→B records, then `capacity / 8` words of B→A records |
 //!
 //! Each end is claimed by one process at a time ([`Pipe::end`]): the claim word holds the
-//! claimer's pid and start time, written in one CAS; a live holder makes a second claim fail with
+//! claimer's owner word ([`crate::process`]), written in one CAS; a live holder makes a second claim fail with
 //! [`Error::RingSideTaken`], a dead holder's end is taken over. End A sends on A→B and receives
 //! on B→A; end B the reverse. Records, waiting and validation are those of the byte ring.
 

@@ -38,8 +38,11 @@
 //! # Claims
 //!
 //! Each side is claimed by at most one handle at a time, system-wide: the claim word holds the
-//! claimer's pid and (the low 32 bits of) its start time, written in one CAS. Claiming a side
-//! that a live process holds is [`Error::RingSideTaken`]; a side whose holder died is taken over.
+//! claimer's owner word ([`crate::process`]: pid, start-time tag, pid-namespace tag), written in
+//! one CAS. Claiming a side that a live process holds is [`Error::RingSideTaken`]; a side whose
+//! holder died is taken over (a producer that takes over first publishes what its dead
+//! predecessor had written and covered by `tail`). A blocked push or pop rechecks its peer's
+//! claim every 10 ms (see the ring family's wait loop).
 
 use super::head::RingHead;
 use super::owned::Keep;
