@@ -9,7 +9,7 @@ use crate::ring::wait::{holder_alive, release};
 use crate::sync::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// One end of a [`Pipe`], held by one process at a time: sends to and receives from the other
+/// One end of a [`Pipe`](super::Pipe), held by one process at a time: sends to and receives from the other
 /// end. It owns its pipe (it keeps the heap pipe or the segment mapping alive), so it is
 /// `Send + 'static`. Dropping it releases the end (it does not close the pipe), so another
 /// process may take it over.
