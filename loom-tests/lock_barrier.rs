@@ -3,8 +3,10 @@
 //! any step of its wait never hangs the other, and arrivals are counted exactly.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
 use shmkit::lock::sim;
 use shmkit::sync::loom_futex;
 use shmkit::Barrier;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 #[test]
 fn two_parties_two_generations() {
     loom_futex::set_strict(true);
-    loom::model(|| {
+    common::model(|| {
         let b = Arc::new(Barrier::new(2));
         let arrivals = Arc::new(AtomicUsize::new(0));
         let run = |b: &Barrier, arrivals: &AtomicUsize| {
@@ -50,7 +52,7 @@ fn party_killed_at_every_step() {
         "barrier.wait.arrived",
         "barrier.wait.recorded",
     ] {
-        loom::model(move || {
+        common::model(move || {
             sim::reset();
             let b = Arc::new(Barrier::new(2));
             let a = {

@@ -2,7 +2,9 @@
 //! blocks until woken), and owners that die holding the lock.
 #![cfg(feature = "loom")]
 
-use loom::thread;
+mod common;
+
+use common::thread;
 use shmkit::lock::sim;
 use shmkit::sync::loom_futex;
 use shmkit::{Error, LockError, Mutex};
@@ -10,7 +12,7 @@ use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {
     loom_futex::set_strict(true);
-    loom::model(f);
+    common::model(f);
     loom_futex::set_strict(false);
 }
 
@@ -74,7 +76,7 @@ fn sleeper_is_woken_by_unlock() {
 
 #[test]
 fn dead_owner_is_reported_once() {
-    loom::model(|| {
+    common::model(|| {
         sim::reset();
         let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
         let a = {
@@ -124,7 +126,7 @@ fn dead_owner_is_reported_once() {
 fn unrepaired_drop_stays_owner_died() {
     // Poison convention: a dropped unrepaired guard hands OwnerDied to the next locker, however
     // the two survivors interleave; nobody ever sees NotRecoverable.
-    loom::model(|| {
+    common::model(|| {
         sim::reset();
         let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
         {

@@ -3,8 +3,10 @@
 //! its operation neither duplicates nor leaks a permit.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
 use shmkit::lock::sim;
 use shmkit::sync::loom_futex;
 use shmkit::Semaphore;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 #[test]
 fn one_permit_two_threads() {
     loom_futex::set_strict(true);
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(Semaphore::bounded(1, 1));
         let inside = Arc::new(AtomicUsize::new(0));
         let run = |s: &Semaphore, inside: &AtomicUsize| {
@@ -63,7 +65,7 @@ fn holder_killed_at_every_step() {
     // Issue 10, item 2: a kill between two stores of acquire or release duplicated or leaked a
     // permit, and loom could not see it because holders were hard-coded alive.
     for point in HOLDER_STEPS {
-        loom::model(move || {
+        common::model(move || {
             sim::reset();
             let s = Arc::new(Semaphore::bounded(1, 1));
             let inside = Arc::new(AtomicUsize::new(0));
@@ -99,7 +101,7 @@ fn sweeper_killed_while_reclaiming() {
     // A dies holding the permit; B reclaims it and dies in the middle; the permit is neither lost
     // nor reclaimed twice.
     for point in ["semaphore.reclaim.committed", "semaphore.reclaim.applied"] {
-        loom::model(move || {
+        common::model(move || {
             sim::reset();
             let s = Arc::new(Semaphore::bounded(1, 1));
             {

@@ -171,7 +171,7 @@ mod imp {
         let mut kids = Forked::new();
         kids.fork(|| {
             let _p = ring.producer().unwrap();
-            let _w = sl.writer();
+            let _w = sl.writer().unwrap();
             let _end = pipe.end(PipeEnd::A).unwrap();
             let _g = m.lock().unwrap();
             child.store(u64::from(std::process::id()));
@@ -201,7 +201,7 @@ mod imp {
         let mut b = pipe.end(PipeEnd::B).unwrap();
         assert_eq!(b.peer(), Some(pid));
         assert_eq!(
-            b.recv_timeout(Some(Duration::from_millis(100))),
+            b.recv_timeout(Duration::from_millis(100)),
             Err(RecvError::Timeout),
             "a live child's pipe end read as closed"
         );
@@ -211,7 +211,7 @@ mod imp {
         drop(sl.try_writer().unwrap());
         assert_eq!(b.peer(), None);
         assert_eq!(
-            b.recv_timeout(Some(Duration::from_secs(5))),
+            b.recv_timeout(Duration::from_secs(5)),
             Err(RecvError::Closed)
         );
         assert!(m.lock().unwrap_err().is_owner_died());
