@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut got = Vec::new();
     for _ in 0..WORKERS {
         // Blocks (spinning briefly, then sleeping on a futex) until a worker sends.
-        let msg = q.recv_timeout(Some(Duration::from_secs(30)))?;
+        let msg = q.recv_timeout(Duration::from_secs(30))?;
         got.push(String::from_utf8(msg)?);
     }
     for mut c in children {

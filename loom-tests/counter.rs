@@ -5,14 +5,16 @@
 //! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_counter`.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::Arc;
-use loom::thread;
 use shmkit::sync::{AtomicU64, Ordering};
 use shmkit::{Counter, ShardedCounter};
 
 #[test]
 fn counter_adds_from_three_threads_sum_exactly() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(Counter::new(0));
         let workers: Vec<_> = (0..2)
             .map(|_| {
@@ -33,7 +35,7 @@ fn counter_adds_from_three_threads_sum_exactly() {
 
 #[test]
 fn counter_fetch_add_hands_out_distinct_values() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(Counter::new(5));
         let workers: Vec<_> = (0..2)
             .map(|_| {
@@ -52,7 +54,7 @@ fn counter_fetch_add_hands_out_distinct_values() {
 
 #[test]
 fn counter_add_and_sub_race_to_the_exact_result() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(Counter::new(1));
         let c2 = c.clone();
         let t = thread::spawn(move || {
@@ -68,7 +70,7 @@ fn counter_add_and_sub_race_to_the_exact_result() {
 
 #[test]
 fn counter_reset_loses_no_add() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(Counter::new(0));
         let adders: Vec<_> = (0..2)
             .map(|_| {
@@ -90,7 +92,7 @@ fn counter_reset_loses_no_add() {
 
 #[test]
 fn counter_swap_loses_no_add() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(Counter::new(100));
         let c2 = c.clone();
         let t = thread::spawn(move || {
@@ -109,7 +111,7 @@ fn counter_swap_loses_no_add() {
 /// data that worker wrote before its add.
 #[test]
 fn counter_fetch_add_publishes_prior_writes() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(Counter::new(0));
         let data = Arc::new(AtomicU64::new(0));
         let (c2, d2) = (c.clone(), data.clone());
@@ -126,7 +128,7 @@ fn counter_fetch_add_publishes_prior_writes() {
 
 #[test]
 fn sharded_adds_from_three_threads_sum_exactly() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(ShardedCounter::new());
         let workers: Vec<_> = (0..2)
             .map(|_| {
@@ -150,7 +152,7 @@ fn sharded_adds_from_three_threads_sum_exactly() {
 #[test]
 fn sharded_adds_to_one_stripe_sum_exactly() {
     // Two writers forced onto the same stripe (a pid collision across processes): still exact.
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(ShardedCounter::new());
         let c2 = c.clone();
         let t = thread::spawn(move || {
@@ -166,7 +168,7 @@ fn sharded_adds_to_one_stripe_sum_exactly() {
 
 #[test]
 fn sharded_sum_during_adds_stays_between_bounds() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(ShardedCounter::new());
         let c2 = c.clone();
         let t = thread::spawn(move || {
@@ -182,7 +184,7 @@ fn sharded_sum_during_adds_stays_between_bounds() {
 
 #[test]
 fn sharded_reset_loses_no_add() {
-    loom::model(|| {
+    common::model(|| {
         let c = Arc::new(ShardedCounter::new());
         let c2 = c.clone();
         let t = thread::spawn(move || {

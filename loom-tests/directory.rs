@@ -14,9 +14,11 @@
 //! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_directory`.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use core::alloc::Layout;
 use loom::sync::Arc;
-use loom::thread;
 use shmkit::segment::directory::{DirEntry, Directory};
 use shmkit::sync::{AtomicU64, AtomicUsize, Ordering};
 use shmkit::{Error, Kind, TypeTag};
@@ -94,7 +96,7 @@ fn layout() -> Layout {
 
 #[test]
 fn two_creators_of_one_name_share_one_initialized_object() {
-    loom::model(|| {
+    common::model(|| {
         let s = Shared::new(2, ARENA_END);
         let s2 = s.clone();
         let t = thread::spawn(move || s2.find_or_create("jobs").unwrap());
@@ -121,7 +123,7 @@ fn two_creators_of_one_name_share_one_initialized_object() {
 
 #[test]
 fn two_names_get_two_entries_and_disjoint_memory() {
-    loom::model(|| {
+    common::model(|| {
         let s = Shared::new(2, ARENA_END);
         let s2 = s.clone();
         let t = thread::spawn(move || s2.find_or_create("a").unwrap());
@@ -146,7 +148,7 @@ fn two_names_get_two_entries_and_disjoint_memory() {
 
 #[test]
 fn one_entry_two_names_one_directory_full() {
-    loom::model(|| {
+    common::model(|| {
         let s = Shared::new(1, ARENA_END);
         let s2 = s.clone();
         let t = thread::spawn(move || s2.find_or_create("a"));
@@ -169,7 +171,7 @@ fn one_entry_two_names_one_directory_full() {
 fn arena_for_one_two_names_one_out_of_space() {
     // Two entries but room for one object: the loser marks its entry dead and reports
     // OutOfSpace; the winner's object is intact and the dead entry is skipped by lookups.
-    loom::model(|| {
+    common::model(|| {
         let s = Shared::new(2, ARENA_START + 128);
         let s2 = s.clone();
         let t = thread::spawn(move || s2.find_or_create("a"));
@@ -193,7 +195,7 @@ fn arena_for_one_two_names_one_out_of_space() {
 fn finder_racing_a_creator_sees_nothing_or_the_initialized_object() {
     // `find` (the open-only path of `open_object`) either misses the object or returns it
     // initialized: it waits while the creator holds the entry.
-    loom::model(|| {
+    common::model(|| {
         let s = Shared::new(2, ARENA_END);
         let s2 = s.clone();
         let t = thread::spawn(move || s2.find_or_create("jobs").unwrap());

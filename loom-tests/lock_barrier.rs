@@ -1,9 +1,13 @@
-//! loom model of the barrier: two parties through two generations, one leader each, nobody
-//! leaves a generation early (strict futex: a forgotten wake is a deadlock).
+//! loom models of the barrier: two parties through two generations, one leader each, nobody
+//! leaves a generation early (strict futex: a forgotten wake is a deadlock); a party killed at
+//! any step of its wait never hangs the other, and arrivals are counted exactly.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
+use shmkit::lock::sim;
 use shmkit::sync::loom_futex;
 use shmkit::Barrier;
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use std::sync::Arc;
 #[test]
 fn two_parties_two_generations() {
     loom_futex::set_strict(true);
-    loom::model(|| {
+    common::model(|| {
         let b = Arc::new(Barrier::new(2));
         let arrivals = Arc::new(AtomicUsize::new(0));
         let run = |b: &Barrier, arrivals: &AtomicUsize| {
@@ -37,4 +41,43 @@ fn two_parties_two_generations() {
         assert_eq!(b.generation(), 2);
     });
     loom_futex::set_strict(false);
+}
+
+#[test]
+fn party_killed_at_every_step() {
+    // Two parties; A dies at a step of its wait. B never hangs, and the generation completes
+    // exactly when A's arrival was counted.
+    for point in [
+        "barrier.wait.claimed",
+        "barrier.wait.arrived",
+        "barrier.wait.recorded",
+    ] {
+        common::model(move || {
+            sim::reset();
+            let b = Arc::new(Barrier::new(2));
+            let a = {
+                let b = b.clone();
+                thread::spawn(move || {
+                    sim::die_at(point);
+                    let _ = b.wait();
+                    assert!(sim::is_dead_me());
+                })
+            };
+            let r = b.wait();
+            a.join().unwrap();
+            let counted = point != "barrier.wait.claimed";
+            match r {
+                Ok(_) => {
+                    assert!(counted, "completed without A's arrival");
+                    assert_eq!(b.generation(), 1);
+                    assert_eq!(b.arrived(), 0);
+                }
+                Err(_) => {
+                    // Only a death that A's arrival record does not cover breaks it.
+                    assert!(point != "barrier.wait.recorded", "broken though A arrived");
+                    assert!(b.is_broken());
+                }
+            }
+        });
+    }
 }

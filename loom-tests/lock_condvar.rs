@@ -1,14 +1,16 @@
 //! loom models of Condvar and Event with a strict futex (a forgotten wake is a deadlock).
 #![cfg(feature = "loom")]
 
-use loom::thread;
+mod common;
+
+use common::thread;
 use shmkit::sync::loom_futex;
 use shmkit::{Condvar, Event, Mutex};
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {
     loom_futex::set_strict(true);
-    loom::model(f);
+    common::model(f);
     loom_futex::set_strict(false);
 }
 

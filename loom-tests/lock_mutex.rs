@@ -2,7 +2,9 @@
 //! blocks until woken), and owners that die holding the lock.
 #![cfg(feature = "loom")]
 
-use loom::thread;
+mod common;
+
+use common::thread;
 use shmkit::lock::sim;
 use shmkit::sync::loom_futex;
 use shmkit::{Error, LockError, Mutex};
@@ -10,7 +12,7 @@ use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {
     loom_futex::set_strict(true);
-    loom::model(f);
+    common::model(f);
     loom_futex::set_strict(false);
 }
 
@@ -74,7 +76,7 @@ fn sleeper_is_woken_by_unlock() {
 
 #[test]
 fn dead_owner_is_reported_once() {
-    loom::model(|| {
+    common::model(|| {
         sim::reset();
         let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
         let a = {
@@ -121,8 +123,10 @@ fn dead_owner_is_reported_once() {
 }
 
 #[test]
-fn unrepaired_drop_is_not_recoverable() {
-    loom::model(|| {
+fn unrepaired_drop_stays_owner_died() {
+    // Poison convention: a dropped unrepaired guard hands OwnerDied to the next locker, however
+    // the two survivors interleave; nobody ever sees NotRecoverable.
+    common::model(|| {
         sim::reset();
         let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
         {
@@ -135,20 +139,43 @@ fn unrepaired_drop_is_not_recoverable() {
             .unwrap();
         }
         let take = |m: &Mutex<u64>| match m.lock() {
-            Err(LockError::OwnerDied(g)) => {
+            Err(LockError::OwnerDied(mut g)) => {
+                *g += 1;
                 drop(g); // not repaired
-                true
             }
-            Err(LockError::Error(Error::NotRecoverable { .. })) => false,
             other => panic!("unexpected {other:?}"),
         };
         let b = {
             let m = m.clone();
             thread::spawn(move || take(&m))
         };
-        let died_main = take(&m);
-        let died_b = b.join().unwrap();
-        assert!(died_b ^ died_main, "one OwnerDied, then NotRecoverable");
+        take(&m);
+        b.join().unwrap();
+        let s = m.state();
+        assert!(s.owner_died && !s.not_recoverable && s.owner_tid.is_none());
+        let mut g = m.lock().unwrap_err().into_guard().unwrap();
+        assert_eq!(*g, 2, "both survivors held it in turn");
+        g.mark_consistent();
+        drop(g);
+        assert!(m.lock().is_ok());
+    });
+}
+
+#[test]
+fn giving_up_is_not_recoverable_for_a_waiter() {
+    // A waiter asleep while the holder gives up is woken and told (strict futex).
+    strict_model(|| {
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        let g = m.lock().unwrap();
+        let m2 = m.clone();
+        let t = thread::spawn(move || {
+            assert!(matches!(
+                m2.lock(),
+                Err(LockError::Error(Error::NotRecoverable { .. }))
+            ));
+        });
+        g.mark_not_recoverable();
+        t.join().unwrap();
         assert!(m.state().not_recoverable);
     });
 }

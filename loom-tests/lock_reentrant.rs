@@ -2,8 +2,10 @@
 //! release only at the last guard (strict futex: a forgotten wake is a deadlock).
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
 use shmkit::sync::loom_futex;
 use shmkit::ReentrantMutex;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 #[test]
 fn nested_and_exclusive() {
     loom_futex::set_strict(true);
-    loom::model(|| {
+    common::model(|| {
         let m = Arc::new(ReentrantMutex::new());
         let inside = Arc::new(AtomicUsize::new(0));
         let run = |m: &ReentrantMutex, inside: &AtomicUsize| {

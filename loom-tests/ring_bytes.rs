@@ -3,20 +3,22 @@
 //! woken, so a forgotten wake is a loom deadlock), and close while a side sleeps.
 #![cfg(feature = "loom")]
 
-use loom::thread;
+mod common;
+
+use common::thread;
 use shmkit::ring::{ByteRing, RecvError, SendError};
 use shmkit::sync::loom_futex;
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {
     loom_futex::set_strict(true);
-    loom::model(f);
+    common::model(f);
     loom_futex::set_strict(false);
 }
 
 /// 32 bytes, messages of up to 8 bytes (records of 8 or 16 bytes).
 fn ring() -> Arc<ByteRing> {
-    Arc::from(ByteRing::new(32, 8).unwrap())
+    ByteRing::new(32, 8).unwrap()
 }
 
 #[test]
@@ -43,9 +45,15 @@ fn fifo_with_wrap_both_sides_sleep() {
         let mut buf = [0u8; 8];
         match rx.try_recv_slice(&mut small) {
             Err(RecvError::TooSmall { needed: 8 }) => {
-                assert_eq!(rx.recv_slice_timeout(&mut buf, None), Ok(8))
+                assert_eq!(
+                    rx.recv_slice_timeout(&mut buf, std::time::Duration::MAX),
+                    Ok(8)
+                )
             }
-            Err(RecvError::Empty) => assert_eq!(rx.recv_slice_timeout(&mut buf, None), Ok(8)),
+            Err(RecvError::Empty) => assert_eq!(
+                rx.recv_slice_timeout(&mut buf, std::time::Duration::MAX),
+                Ok(8)
+            ),
             other => panic!("{other:?}"),
         }
         assert_eq!(buf, [4; 8]);

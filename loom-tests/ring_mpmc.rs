@@ -4,19 +4,21 @@
 //! by a dead producer or consumer being reaped by the other side.
 #![cfg(feature = "loom")]
 
-use loom::thread;
+mod common;
+
+use common::thread;
 use shmkit::ring::{MpmcRing, PopError, PushError};
 use shmkit::sync::loom_futex;
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {
     loom_futex::set_strict(true);
-    loom::model(f);
+    common::model(f);
     loom_futex::set_strict(false);
 }
 
 fn ring() -> Arc<MpmcRing<u64>> {
-    Arc::from(MpmcRing::<u64>::new(2).unwrap())
+    MpmcRing::<u64>::new(2).unwrap()
 }
 
 #[test]
@@ -102,7 +104,7 @@ fn push_racing_close_is_popped_or_handed_back() {
 #[test]
 fn dead_producer_slot_is_skipped_and_counted() {
     // Non-strict futex: the consumer finds the dead owner when it is about to sleep.
-    loom::model(|| {
+    common::model(|| {
         let q = ring();
         // Position 0 was claimed by a producer that died before publishing.
         q.loom_stage_dead_owner(0, true, 0, 0, 1);
@@ -117,7 +119,7 @@ fn dead_producer_slot_is_skipped_and_counted() {
 
 #[test]
 fn dead_consumer_slot_is_freed_for_producers() {
-    loom::model(|| {
+    common::model(|| {
         let q = ring();
         q.push(8).unwrap();
         q.push(9).unwrap();

@@ -3,19 +3,21 @@
 //! close while a side sleeps.
 #![cfg(feature = "loom")]
 
-use loom::thread;
+mod common;
+
+use common::thread;
 use shmkit::ring::{PopError, PushError, SpscRing};
 use shmkit::sync::loom_futex;
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {
     loom_futex::set_strict(true);
-    loom::model(f);
+    common::model(f);
     loom_futex::set_strict(false);
 }
 
 fn ring(cap: u64) -> Arc<SpscRing<u64>> {
-    Arc::from(SpscRing::<u64>::new(cap).unwrap())
+    SpscRing::<u64>::new(cap).unwrap()
 }
 
 #[test]
@@ -105,7 +107,7 @@ fn close_wakes_a_sleeping_producer() {
 
 #[test]
 fn batches_keep_fifo() {
-    loom::model(|| {
+    common::model(|| {
         let r = ring(2);
         let r2 = r.clone();
         let t = thread::spawn(move || {

@@ -7,8 +7,10 @@
 //! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_seqlock`.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::Arc;
-use loom::thread;
 use shmkit::{Error, SeqArray, SeqLock};
 
 /// Values whose words must agree: `[k, k + 1000]`.
@@ -23,7 +25,7 @@ fn check(v: [u64; 2]) -> u64 {
 
 #[test]
 fn one_writer_two_readers_never_torn() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r1 = {
             let s = s.clone();
@@ -40,7 +42,7 @@ fn one_writer_two_readers_never_torn() {
                 }
             })
         };
-        s.write(&val(1));
+        s.write(&val(1)).unwrap();
         r1.join().unwrap();
         r2.join().unwrap();
         assert_eq!(s.read(), val(1));
@@ -49,7 +51,7 @@ fn one_writer_two_readers_never_torn() {
 
 #[test]
 fn reader_across_two_writes_is_monotonic() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r = {
             let s = s.clone();
@@ -59,8 +61,8 @@ fn reader_across_two_writes_is_monotonic() {
                 assert!(b >= a, "went back in time");
             })
         };
-        s.write(&val(1));
-        s.write(&val(2));
+        s.write(&val(1)).unwrap();
+        s.write(&val(2)).unwrap();
         r.join().unwrap();
     });
 }
@@ -74,7 +76,7 @@ fn reader_lapped_by_n_writes_is_never_torn() {
         4,
         "the model assumes N = 4"
     );
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r = {
             let s = s.clone();
@@ -84,7 +86,7 @@ fn reader_lapped_by_n_writes_is_never_torn() {
                 }
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         for k in 1..=4 {
             w.write(&val(k));
         }
@@ -98,7 +100,7 @@ fn reader_lapped_by_n_writes_is_never_torn() {
 /// rotation: every value is whole and versions never go back.
 #[test]
 fn reader_across_a_full_rotation_is_monotonic() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let r = {
             let s = s.clone();
@@ -108,7 +110,7 @@ fn reader_across_a_full_rotation_is_monotonic() {
                 assert!(b >= a, "went back in time");
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         for k in 1..=4 {
             w.write(&val(k));
         }
@@ -119,15 +121,15 @@ fn reader_across_a_full_rotation_is_monotonic() {
 
 #[test]
 fn writer_lock_handover_loses_no_update() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(0)));
         let t = {
             let s = s.clone();
             thread::spawn(move || {
-                s.update(|v| *v = val(v[0] + 1));
+                s.update(|v| *v = val(v[0] + 1)).unwrap();
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         let v = w.get();
         w.write(&val(check(v) + 1));
         drop(w);
@@ -140,7 +142,7 @@ fn writer_lock_handover_loses_no_update() {
 
 #[test]
 fn dead_writer_repair_races_a_reader() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
         // A writer from a process that cannot exist stopped mid-copy, before publishing.
         s.__abandon_write(&val(7), (1 << 22) - 5).unwrap();
@@ -157,7 +159,7 @@ fn dead_writer_repair_races_a_reader() {
                 }
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         assert!(w.took_over_from().is_some());
         assert_eq!(w.get(), val(1), "the takeover sees the last complete value");
         w.write(&val(3));
@@ -169,7 +171,7 @@ fn dead_writer_repair_races_a_reader() {
 
 #[test]
 fn array_blocks_are_independent_and_never_torn() {
-    loom::model(|| {
+    common::model(|| {
         // Under loom a block holds 2 words: elements 0 and 1 share block 0, element 2 is alone.
         let a = Arc::new(SeqArray::<[u64; 2]>::new(2));
         let b = Arc::new(SeqArray::<u64>::new(3));
@@ -198,7 +200,7 @@ fn array_blocks_are_independent_and_never_torn() {
 /// of the whole block sees only published states, and no write is lost.
 #[test]
 fn array_block_rotation_catches_up() {
-    loom::model(|| {
+    common::model(|| {
         let a = Arc::new(SeqArray::<u64>::new(2));
         let r = {
             let a = a.clone();
@@ -211,7 +213,7 @@ fn array_block_rotation_catches_up() {
                 );
             })
         };
-        let mut w = a.writer();
+        let mut w = a.writer().unwrap();
         w.set(0, 1).unwrap();
         w.set(1, 1).unwrap();
         w.set(0, 2).unwrap();
@@ -225,7 +227,7 @@ fn array_block_rotation_catches_up() {
 /// (into the copy the dead one left half written, then beyond) while a reader reads.
 #[test]
 fn killed_writer_mid_copy_then_takeover_and_rotation() {
-    loom::model(|| {
+    common::model(|| {
         let s = Arc::new(SeqLock::new(val(1)));
         s.__abandon_write(&val(9), (1 << 22) - 5).unwrap();
         let r = {
@@ -235,7 +237,7 @@ fn killed_writer_mid_copy_then_takeover_and_rotation() {
                 assert!((1..=3).contains(&a), "read {a}");
             })
         };
-        let mut w = s.writer();
+        let mut w = s.writer().unwrap();
         assert!(w.took_over_from().is_some());
         w.write(&val(2));
         w.write(&val(3));
@@ -248,7 +250,7 @@ fn killed_writer_mid_copy_then_takeover_and_rotation() {
 
 #[test]
 fn array_dead_writer_in_one_block() {
-    loom::model(|| {
+    common::model(|| {
         let a = Arc::new(SeqArray::<u64>::new(3));
         a.write_from(&[5, 5, 5]).unwrap();
         a.__abandon_set(2, 9, (1 << 22) - 9).unwrap();
@@ -261,10 +263,54 @@ fn array_dead_writer_in_one_block() {
         };
         assert!(matches!(a.check_writer(), Err(Error::WriterDied { .. })));
         r.join().unwrap();
-        let mut w = a.writer();
+        let mut w = a.writer().unwrap();
         assert!(w.took_over_from().is_some());
         w.set(2, 6).unwrap();
         drop(w);
         assert_eq!(a.snapshot(), [5, 5, 6]);
+    });
+}
+
+/// Two writers contend for the writer lock with a strict futex (a waiter blocks until a wake,
+/// never times out): a waiter that announced itself is always woken by the release, so no
+/// schedule deadlocks, and both writes land.
+#[test]
+fn writer_lock_sleeper_is_always_woken() {
+    shmkit::sync::loom_futex::set_strict(true);
+    common::model(|| {
+        let s = Arc::new(SeqLock::new(val(0)));
+        let t = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.update(|v| *v = val(v[0] + 1)).unwrap();
+            })
+        };
+        s.update(|v| *v = val(v[0] + 1)).unwrap();
+        t.join().unwrap();
+        assert_eq!(s.read(), val(2), "an update was lost");
+    });
+    shmkit::sync::loom_futex::set_strict(false);
+}
+
+/// The thread that holds the writer lock and asks for it again is refused, while another thread
+/// waits for it as usual.
+#[test]
+fn writer_lock_relock_by_holder_is_refused() {
+    common::model(|| {
+        let s = Arc::new(SeqLock::new(val(0)));
+        let t = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.write(&val(5)).unwrap();
+            })
+        };
+        let mut w = s.writer().unwrap();
+        assert!(matches!(s.write(&val(9)), Err(Error::WouldDeadlock { .. })));
+        assert!(matches!(s.try_writer(), Err(Error::WouldDeadlock { .. })));
+        w.write(&val(1));
+        drop(w);
+        t.join().unwrap();
+        let v = check(s.read());
+        assert!(v == 1 || v == 5, "read {v}");
     });
 }

@@ -5,8 +5,10 @@
 //! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_value`.
 #![cfg(feature = "loom")]
 
+mod common;
+
+use common::thread;
 use loom::sync::Arc;
-use loom::thread;
 use shmkit::sync::{AtomicU64, Ordering};
 use shmkit::AtomicValue;
 
@@ -23,7 +25,7 @@ fn cas_increment(v: &AtomicValue<u32>) -> u32 {
 
 #[test]
 fn compare_exchange_loops_lose_no_update() {
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(0u32));
         let v2 = v.clone();
         let t = thread::spawn(move || cas_increment(&v2));
@@ -37,7 +39,7 @@ fn compare_exchange_loops_lose_no_update() {
 
 #[test]
 fn compare_exchange_from_the_same_value_has_one_winner() {
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(7i16));
         let v2 = v.clone();
         let t = thread::spawn(move || v2.compare_exchange(7, 1));
@@ -53,7 +55,7 @@ fn compare_exchange_from_the_same_value_has_one_winner() {
 
 #[test]
 fn fetch_update_loses_no_update() {
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(10u64));
         let v2 = v.clone();
         let t = thread::spawn(move || v2.fetch_update(|x| Some(x * 2)).unwrap());
@@ -71,7 +73,7 @@ fn fetch_update_loses_no_update() {
 #[test]
 fn fetch_update_none_stops_without_storing() {
     // A capped increment: of two threads only one may pass the cap of 1.
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(0u8));
         let v2 = v.clone();
         let bump = |v: &AtomicValue<u8>| v.fetch_update(|x| (x < 1).then_some(x + 1));
@@ -88,7 +90,7 @@ fn fetch_update_none_stops_without_storing() {
 
 #[test]
 fn float_fetch_add_loses_no_update() {
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(0.5f64));
         let v2 = v.clone();
         let t = thread::spawn(move || v2.fetch_add(1.0));
@@ -104,7 +106,7 @@ fn float_fetch_add_loses_no_update() {
 
 #[test]
 fn float32_fetch_add_and_sub_lose_no_update() {
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(1.0f32));
         let v2 = v.clone();
         let t = thread::spawn(move || {
@@ -119,7 +121,7 @@ fn float32_fetch_add_and_sub_lose_no_update() {
 #[test]
 fn narrow_integer_fetch_add_wraps_and_loses_no_update() {
     // u16 has no native 8-byte add: the CAS loop must keep the value in its 16 bits.
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(u16::MAX));
         let v2 = v.clone();
         let t = thread::spawn(move || v2.fetch_add(1));
@@ -131,7 +133,7 @@ fn narrow_integer_fetch_add_wraps_and_loses_no_update() {
 
 #[test]
 fn store_publishes_prior_writes() {
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(0.0f64));
         let data = Arc::new(AtomicU64::new(0));
         let (v2, d2) = (v.clone(), data.clone());
@@ -148,7 +150,7 @@ fn store_publishes_prior_writes() {
 
 #[test]
 fn swap_hands_each_value_to_exactly_one_taker() {
-    loom::model(|| {
+    common::model(|| {
         let v = Arc::new(AtomicValue::new(1u32));
         let v2 = v.clone();
         let t = thread::spawn(move || v2.swap(2));

@@ -168,8 +168,9 @@ pub enum Error {
         /// How long.
         waited: Duration,
     },
-    /// The lock is permanently unusable: a thread took it over from a dead owner and released it
-    /// without marking the data consistent (POSIX `ENOTRECOVERABLE`).
+    /// The lock is permanently unusable: a holder declared its data beyond repair
+    /// (`mark_not_recoverable`; POSIX `ENOTRECOVERABLE`), or a peer wrote that state into the
+    /// shared lock word.
     NotRecoverable {
         /// What kind of lock.
         what: &'static str,
@@ -185,8 +186,8 @@ pub enum Error {
         what: &'static str,
     },
     /// A lock's previous owner died holding it and the guard handed over was dropped unrepaired
-    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is now
-    /// not recoverable.
+    /// (from converting a [`LockError::OwnerDied`](crate::LockError::OwnerDied)): the lock is
+    /// unlocked but still inconsistent, and its next locker gets `OwnerDied` too.
     OwnerDied {
         /// What kind of lock.
         what: &'static str,
@@ -244,11 +245,13 @@ pub enum Error {
         /// The holder's process id.
         pid: u32,
     },
-    /// Sending on a byte ring or pipe failed (from `send_value`, or `?` on a
-    /// [`SendError`](crate::ring::SendError)).
+    /// Pushing into a ring or sending on a byte ring, pipe or byte queue failed (from
+    /// `send_value`, or `?` on a [`SendError`](crate::ring::SendError) or a
+    /// [`PushError`](crate::ring::PushError)).
     Send(crate::ring::SendError),
-    /// Receiving from a byte ring or pipe failed (from `recv_value`, or `?` on a
-    /// [`RecvError`](crate::ring::RecvError)).
+    /// Popping from a ring or receiving from a byte ring, pipe or byte queue failed (from
+    /// `recv_value`, or `?` on a [`RecvError`](crate::ring::RecvError) or a
+    /// [`PopError`](crate::ring::PopError)).
     Recv(crate::ring::RecvError),
     /// A map has no free slot for a new entry (its capacity is fixed at creation).
     MapFull {
@@ -290,6 +293,22 @@ pub enum Error {
     Decode {
         /// The decoder's message, with the message length and the type.
         reason: String,
+    },
+    /// A named or file-backed segment that another user controls: owned by a user this process
+    /// does not trust, or writable by its group or by others. Such a user could change the
+    /// objects under this process's feet or truncate the file (every access to the lost pages
+    /// then raises `SIGBUS`). Opt in for a deliberately shared segment with
+    /// [`SegmentOptions::trust_owner`](crate::SegmentOptions::trust_owner) and
+    /// [`SegmentOptions::allow_shared`](crate::SegmentOptions::allow_shared).
+    UntrustedSegment {
+        /// The file.
+        path: PathBuf,
+        /// The file's owner (uid).
+        owner_uid: u32,
+        /// The file's permission bits (e.g. `0o666`).
+        mode: u32,
+        /// What is wrong: `"owned by another user"` or `"writable by group or others"`.
+        reason: &'static str,
     },
     /// Any other I/O error, with what shmkit was doing.
     Io {
@@ -410,7 +429,7 @@ impl fmt::Display for Error {
             Error::Timeout { what, waited } => write!(f, "timed out after {waited:?} waiting for {what}"),
             Error::NotRecoverable { what } => write!(
                 f,
-                "the {what} is not recoverable: an owner died holding it and the next owner released it without marking the data consistent (remove it and create it again)"
+                "the {what} is not recoverable: a holder declared its data beyond repair (remove it and create it again)"
             ),
             Error::WouldBlock { what } => write!(f, "the {what} is busy (the call would block)"),
             Error::WouldDeadlock { what } => write!(
@@ -419,7 +438,7 @@ impl fmt::Display for Error {
             ),
             Error::OwnerDied { what } => write!(
                 f,
-                "the previous owner of the {what} died holding it and the data was not marked consistent; the {what} is now not recoverable"
+                "the previous owner of the {what} died holding it and the data was not marked consistent; the next locker is told so again"
             ),
             Error::SemaphoreOverRelease { bound } => write!(
                 f,
@@ -473,20 +492,19 @@ impl fmt::Display for Error {
             }
             Error::Encode { reason } => write!(f, "could not encode the value: {reason}"),
             Error::Decode { reason } => write!(f, "could not decode the message: {reason}"),
+            Error::UntrustedSegment {
+                path,
+                owner_uid,
+                mode,
+                reason,
+            } => write!(
+                f,
+                "refusing segment {}: {reason} (owner uid {owner_uid}, mode {mode:04o}); \
+                 for a deliberately shared segment use SegmentOptions::trust_owner / allow_shared",
+                path.display()
+            ),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
-    }
-}
-
-impl From<crate::ring::SendError> for Error {
-    fn from(e: crate::ring::SendError) -> Self {
-        Error::Send(e)
-    }
-}
-
-impl From<crate::ring::RecvError> for Error {
-    fn from(e: crate::ring::RecvError) -> Self {
-        Error::Recv(e)
     }
 }
 

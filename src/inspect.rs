@@ -180,7 +180,7 @@ fn writer_note(r: Result<()>) -> String {
 /// A lock word's state in words: `unlocked`, `locked by tid 812 (pid 800), waiters`, …
 fn describe_lock(s: crate::lock::LockState) -> String {
     if s.not_recoverable {
-        return "not recoverable (an owner died and the data was never marked consistent)".into();
+        return "not recoverable (a holder declared the data beyond repair)".into();
     }
     let mut out = match (s.owner_tid, s.owner_pid) {
         (None, _) => "unlocked".to_string(),

@@ -1,3 +1,9 @@
+// Under the loom feature the primitives run on loom's atomics, which work only inside a loom
+// model, so no example in these docs can run there. Rustdoc sets `cfg(doctest)` only while it
+// collects doc tests; this empties the crate, docs included (hence first), for that pass alone:
+// `cargo test --features loom` finds no doc test, while plain `cargo test`, every build and
+// `cargo doc` are unchanged.
+#![cfg(not(all(feature = "loom", doctest)))]
 //! # shmkit: share state between processes through shared memory, atomics first
 //!
 //! shmkit lets separate OS processes share counters, values, arrays, queues and locks through
@@ -11,6 +17,12 @@
 //! - **Objects are found by name with their type.** A directory maps names to objects with a type
 //!   tag; asking for a name under another type is [`Error::TypeMismatch`]. Of many processes that
 //!   create the same name at once, one creates and all see one object.
+//! - **Segments are private and checked.** Created with mode 0600, never over an existing file
+//!   nor under a predictable temporary name, published only complete; opened only when owned by
+//!   this user (or root) and writable by nobody else, unless the caller opts in for a shared
+//!   segment ([`Error::UntrustedSegment`], [`SegmentOptions::trust_owner`]). Limit: whoever may
+//!   write a named or file-backed segment's file can truncate it, and the others then take
+//!   `SIGBUS` on the lost pages (anonymous segments are sealed against it).
 //! - **Shared memory is untrusted.** Every shared byte is accessed through atomics, every offset
 //!   and length read from it is validated against local copies, and only types valid for every bit
 //!   pattern ([`Pod`], re-exported from bytemuck with its derive) cross processes.

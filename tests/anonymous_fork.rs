@@ -171,7 +171,7 @@ mod imp {
         let mut kids = Forked::new();
         kids.fork(|| {
             let _p = ring.producer().unwrap();
-            let _w = sl.writer();
+            let _w = sl.writer().unwrap();
             let _end = pipe.end(PipeEnd::A).unwrap();
             let _g = m.lock().unwrap();
             child.store(u64::from(std::process::id()));
@@ -201,7 +201,7 @@ mod imp {
         let mut b = pipe.end(PipeEnd::B).unwrap();
         assert_eq!(b.peer(), Some(pid));
         assert_eq!(
-            b.recv_timeout(Some(Duration::from_millis(100))),
+            b.recv_timeout(Duration::from_millis(100)),
             Err(RecvError::Timeout),
             "a live child's pipe end read as closed"
         );
@@ -211,17 +211,130 @@ mod imp {
         drop(sl.try_writer().unwrap());
         assert_eq!(b.peer(), None);
         assert_eq!(
-            b.recv_timeout(Some(Duration::from_secs(5))),
+            b.recv_timeout(Duration::from_secs(5)),
             Err(RecvError::Closed)
         );
         assert!(m.lock().unwrap_err().is_owner_died());
     }
 
+    /// A guard inherited by a forked child is inert there: the child is a copy, the lock is the
+    /// parent's thread's. Dropping the copy must neither write the child's value back nor unlock
+    /// behind the parent (issue 10, item 9: it did both).
+    fn guards_are_inert_in_a_forked_child() {
+        let seg = Segment::anonymous(SIZE).unwrap();
+        let m = seg.mutex::<u64>("m", 0).unwrap();
+        let r = seg.reentrant_mutex("r").unwrap();
+        let mut g = m.lock().unwrap();
+        *g = 5; // not written back yet
+        let held = std::cell::Cell::new(Some(g));
+        let rg = std::cell::Cell::new(Some((r.lock().unwrap(), r.lock().unwrap())));
+        let owner = m.state().owner_tid;
+        assert!(owner.is_some());
+        let mut kids = Forked::new();
+        kids.fork(|| {
+            let mut g = held.take().unwrap();
+            *g = 99;
+            drop(g); // the child's copy
+            drop(rg.take());
+            assert_eq!(
+                m.state().owner_tid,
+                owner,
+                "the child unlocked the parent's mutex"
+            );
+            assert_eq!(
+                r.state().owner_tid,
+                owner,
+                "the child unlocked the parent's rlock"
+            );
+            assert_eq!(r.depth(), 2, "the child changed the parent's depth");
+            assert!(
+                matches!(m.try_lock(), Err(e) if !e.is_owner_died()),
+                "the child took the parent's mutex"
+            );
+            assert!(
+                matches!(r.try_lock(), Err(e) if !e.is_owner_died()),
+                "the child took the parent's rlock"
+            );
+        });
+        kids.wait_all();
+        // The parent still holds both, and its own guards work as before.
+        assert_eq!(m.state().owner_tid, owner);
+        assert_eq!(r.depth(), 2);
+        drop(held.take());
+        assert_eq!(*m.lock().unwrap(), 5, "the child's value was written back");
+        drop(rg.take());
+        assert_eq!(r.state().owner_tid, None);
+        assert_eq!(r.depth(), 0);
+    }
+
+    /// A forked child holding a semaphore permit and a barrier party: the parent sees it alive
+    /// while it lives (no reclaim, no break for a dead party) and dead once it is killed.
+    fn lock_claims_of_a_forked_child() {
+        std::thread::sleep(Duration::from_millis(50)); // see claims_of_live_fork_children_stand
+        let seg = Segment::anonymous(SIZE).unwrap();
+        let s = seg.semaphore("s", 1).unwrap();
+        let alive_b = seg.barrier("alive", 2).unwrap();
+        let dead_b = seg.barrier("dead", 2).unwrap();
+        let ready = seg.counter("ready").unwrap();
+        let mut kids = Forked::new();
+        kids.fork(|| {
+            s.acquire().unwrap();
+            // Generation 0 of both barriers, with the parent: the child is a recorded party.
+            alive_b.wait_timeout(TIMEOUT).unwrap();
+            dead_b.wait_timeout(TIMEOUT).unwrap();
+            ready.inc();
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        alive_b.wait_timeout(TIMEOUT).unwrap();
+        dead_b.wait_timeout(TIMEOUT).unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        while ready.load() == 0 {
+            assert!(Instant::now() < deadline, "child never took its claims");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Alive: the permit stays the child's, the barrier waits out its timeout.
+        for _ in 0..3 {
+            assert!(matches!(s.try_acquire(), Err(Error::WouldBlock { .. })));
+        }
+        assert!(matches!(
+            s.acquire_timeout(Duration::from_millis(50)),
+            Err(Error::Timeout { .. })
+        ));
+        assert_eq!(s.reclaimed(), 0);
+        let t = Instant::now();
+        assert!(alive_b.wait_timeout(Duration::from_millis(300)).is_err());
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "a live child was taken for a dead party after {:?}",
+            t.elapsed()
+        );
+        // Dead: the permit comes back, the other barrier breaks at once.
+        kids.kill_all();
+        s.acquire_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(s.reclaimed(), 1);
+        let t = Instant::now();
+        assert!(matches!(
+            dead_b.wait_timeout(Duration::from_secs(5)),
+            Err(Error::BarrierBroken { .. })
+        ));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
     pub fn main() {
-        let tests: [(&str, fn()); 3] = [
+        let tests: [(&str, fn()); 5] = [
             (
                 "claims_of_live_fork_children_stand",
                 claims_of_live_fork_children_stand,
+            ),
+            (
+                "guards_are_inert_in_a_forked_child",
+                guards_are_inert_in_a_forked_child,
+            ),
+            (
+                "lock_claims_of_a_forked_child",
+                lock_claims_of_a_forked_child,
             ),
             ("child_increments_parent_sees", child_increments_parent_sees),
             (

@@ -92,6 +92,23 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Writes a file with mode 0600 whatever the umask: a file others may write is refused as
+/// untrusted before its contents are looked at.
+fn write_private(
+    path: impl AsRef<std::path::Path>,
+    bytes: impl AsRef<[u8]>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes.as_ref())
+}
+
 #[test]
 fn demo_counts_exactly_and_removes_its_segment() {
     let name = Name::new("demo");
@@ -457,7 +474,7 @@ fn errors_are_one_line() {
 
     // A file that is not a shmkit segment.
     let garbage = Name::new("garbage");
-    std::fs::write(garbage.path(), vec![0xA5u8; 8192]).unwrap();
+    write_private(garbage.path(), vec![0xA5u8; 8192]).unwrap();
     assert_one_line_error(&shmkit(&["stat", &garbage.0]), "not a shmkit segment");
     let ls = text(&shmkit(&["ls"]).stdout);
     assert!(!ls.contains(&garbage.0), "ls lists a foreign file:\n{ls}");
@@ -487,7 +504,7 @@ fn leftover_temporary_files_are_shown_and_removed() {
     let base = Name::new("leftover");
     let file = format!(".{}.shmkit-init.{dead}.0", base.0);
     let path = Path::new("/dev/shm").join(&file);
-    std::fs::write(&path, vec![0u8; 4096]).unwrap();
+    write_private(&path, vec![0u8; 4096]).unwrap();
     struct Rm(PathBuf);
     impl Drop for Rm {
         fn drop(&mut self) {

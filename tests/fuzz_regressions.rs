@@ -20,6 +20,10 @@ mod ring_ops;
 #[allow(dead_code)]
 mod ring_hostile;
 
+#[path = "../fuzz/common/lock_hostile.rs"]
+#[allow(dead_code)]
+mod lock_hostile;
+
 use arbitrary::{Arbitrary, Unstructured};
 use segment_open::{Base, Create, Holder, Input, Kind, Lookup, Name, Outcome, Patch};
 use std::path::Path;
@@ -89,6 +93,11 @@ fn saved_crashes_replay_without_panic_or_hang() {
         false,
         ring_hostile::run,
     );
+    replay_dir(
+        "tests/fuzz-regressions/lock_hostile",
+        false,
+        lock_hostile::run,
+    );
 }
 
 #[test]
@@ -105,6 +114,10 @@ fn seed_corpus_replays() {
         (
             "fuzz/seeds/ring_hostile",
             replay_dir("fuzz/seeds/ring_hostile", true, ring_hostile::run),
+        ),
+        (
+            "fuzz/seeds/lock_hostile",
+            replay_dir("fuzz/seeds/lock_hostile", true, lock_hostile::run),
         ),
     ] {
         assert!(n > 0, "no seed inputs found in {dir}");
@@ -438,4 +451,88 @@ fn ring_hostile_patched_tags() {
         assert_eq!(out.opened, ok, "{what}: {out:?}");
         assert_eq!(out.capacity, cap, "{what}");
     }
+}
+
+/// Every word of every lock-family object overwritten (set, nudged, copied, all ones, a live
+/// owner), with every operation between the overwrites: no panic, no hang (issue 10: a hostile
+/// `arrived` overflowed the barrier and left its internal lock held).
+#[test]
+fn lock_hostile_every_word_overwritten() {
+    use lock_hostile::{Input, Op, Outcome, Target, Tiny, Write};
+    let ops_between = |i: u16| -> Vec<Op> {
+        vec![
+            Op::SemTry,
+            Op::SemTimeout(Tiny(i as u8)),
+            Op::SemRelease,
+            Op::BarTry,
+            Op::BarTimeout(Tiny(3)),
+            Op::EvSet(i % 2 == 0),
+            Op::EvTimeout(Tiny(i as u8)),
+            Op::CvNotify(i % 3 == 0),
+            Op::CvWait {
+                timeout: Tiny(i as u8),
+                repair: i % 2 == 1,
+            },
+            Op::Reentrant {
+                depth: i as u8,
+                timeout: (i % 2 == 0).then_some(Tiny(1)),
+                repair: i % 3 != 0,
+                give_up: i % 7 == 6,
+            },
+            Op::Inspect,
+            Op::BarReset,
+        ]
+    };
+    let targets = [
+        (Target::Semaphore, 40),
+        (Target::Barrier, 140),
+        (Target::Event, 1),
+        (Target::Condvar, 2),
+        (Target::Mutex, 4),
+        (Target::Reentrant, 4),
+    ];
+    let writes = [
+        Write::Ones,
+        Write::Set(0x8000_0000_0000_0001),
+        Write::Add(-1),
+        Write::Add(1),
+        Write::Copy(1),
+        Write::Mine,
+        Write::MyTid,
+        Write::Set(0),
+    ];
+    let mut total = Outcome::default();
+    for (target, words) in targets {
+        for (k, how) in writes.iter().enumerate() {
+            let mut ops = Vec::new();
+            for word in 0..words {
+                ops.push(Op::Scribble {
+                    target,
+                    word,
+                    how: *how,
+                });
+                if word % 8 == 0 {
+                    ops.extend(ops_between(word + k as u16));
+                }
+            }
+            ops.extend(ops_between(k as u16));
+            // MAX_OPS bounds one input: split the sequence.
+            for chunk in ops.chunks(lock_hostile::MAX_OPS) {
+                let input = Input {
+                    permits: 1 + k as u8,
+                    bound: if k % 2 == 0 { 0 } else { 3 },
+                    parties: if k % 3 == 0 { 1 } else { 2 },
+                    ops: chunk.to_vec(),
+                };
+                let out = run_bounded(input, lock_hostile::run).expect("a wait is not bounded");
+                total.ok += out.ok;
+                total.failed += out.failed;
+                total.scribbles += out.scribbles;
+            }
+        }
+    }
+    assert!(
+        total.ok > 0 && total.failed > 0 && total.scribbles > 1000,
+        "{total:?}"
+    );
 }

@@ -16,6 +16,7 @@ fn xproc_child() {
         "hold_until_killed" => hold_until_killed(&ctx.open()),
         "wait_for_dead_owner" => wait_for_dead_owner(&ctx.open()),
         "expect_not_recoverable" => expect_not_recoverable(&ctx.open()),
+        "owner_died_then_question_mark" => owner_died_then_question_mark(&ctx.open()),
         other => panic!("unknown role {other}"),
     });
 }
@@ -147,7 +148,22 @@ fn owner_killed_with_three_waiters() {
     assert!(g.is_consistent());
 }
 
-// ---- an OwnerDied guard dropped unrepaired ----
+// ---- an OwnerDied guard dropped unrepaired, then given up on ----
+
+/// Gets `OwnerDied` (the holder's 1000 was never written back), drops the guard unrepaired the
+/// way ordinary error handling does (`?` into `shmkit::Error`), and counts the report.
+fn owner_died_then_question_mark(seg: &Segment) {
+    let m = seg.mutex("n", 0u64).unwrap();
+    let died = seg.counter("died").unwrap();
+    let f = || -> Result<u64, Error> {
+        let g = m.lock_timeout(Duration::from_secs(10))?;
+        Ok(*g)
+    };
+    match f() {
+        Err(Error::OwnerDied { .. }) => died.inc(),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    };
+}
 
 fn expect_not_recoverable(seg: &Segment) {
     let m = seg.mutex("n", 0u64).unwrap();
@@ -163,29 +179,51 @@ fn expect_not_recoverable(seg: &Segment) {
     }
 }
 
+/// Issue 10, item 10: `m.lock()?` after an owner died used to drop the guard and leave the lock
+/// `NotRecoverable` for every process. Now the lock stays inconsistent: every process that locks
+/// it gets `OwnerDied` until one repairs it; only `mark_not_recoverable` bricks it.
 #[test]
-fn not_recoverable_after_unrepaired_drop() {
-    let guard = SegGuard::new("mutexnr");
+fn unrepaired_drop_hands_owner_died_on_until_repaired() {
+    let guard = SegGuard::new("mutexpoison");
     let seg = Segment::create(guard.name(), 1 << 16).expect("create segment");
     let m = seg.mutex("n", 0u64).unwrap();
     let held = seg.counter("held").unwrap();
+    let died = seg.counter("died").unwrap();
     let mut holder = Children::new();
     let h = holder.spawn("hold_until_killed", guard.name(), &[]);
     common::wait_until("the holder", Duration::from_secs(30), || held.load() == 1);
     holder.kill(h);
 
+    // Two processes in turn convert OwnerDied with `?`: each one is told.
+    for n in 1..=2 {
+        let mut kid = Children::new();
+        kid.spawn("owner_died_then_question_mark", guard.name(), &[]);
+        kid.wait_all(Duration::from_secs(30));
+        assert_eq!(died.load(), n);
+        let s = m.state();
+        assert!(
+            s.owner_died && !s.not_recoverable && s.owner_tid.is_none(),
+            "{s:?}"
+        );
+    }
+    // The parent repairs it: the data is usable again, for everyone.
     match m.lock_timeout(Duration::from_secs(5)) {
-        Err(LockError::OwnerDied(g)) => {
-            assert!(!g.is_consistent());
-            drop(g); // not repaired
+        Err(LockError::OwnerDied(mut g)) => {
+            assert_eq!(*g, 0, "the dead holder's change was never written back");
+            *g = 7;
+            g.mark_consistent();
         }
         other => panic!("expected OwnerDied, got {other:?}"),
     }
+    assert!(!m.state().owner_died);
+    assert_eq!(*m.lock().unwrap(), 7);
+
+    // Giving up explicitly is for good, in every process.
+    m.lock().unwrap().mark_not_recoverable();
     assert!(m.state().not_recoverable);
     let mut other = Children::new();
     other.spawn("expect_not_recoverable", guard.name(), &[]);
     other.wait_all(Duration::from_secs(30));
-    // The conversion into shmkit::Error reports it too.
     let e: Error = m.lock().unwrap_err().into();
     assert!(matches!(e, Error::NotRecoverable { .. }), "{e}");
 }

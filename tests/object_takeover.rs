@@ -1,11 +1,11 @@
 //! A process killed while initializing an object: openers report it, the next creator takes the
-//! entry over. Uses the doc-hidden hook `SHMKIT_TEST_STALL_INIT` of `src/segment/directory.rs`.
+//! entry over. The creator is parked at the test points `directory.create.<stage>` of
+//! `src/segment/directory.rs` (feature `test-hooks`, `shmkit::hooks`).
 #![cfg(not(feature = "loom"))]
 
 mod common;
 
 use common::{ChildCtx, Children, SegGuard, TIMEOUT};
-use shmkit::segment::directory::TEST_STALL_INIT_VAR;
 use shmkit::{Counter, Error, Segment, SegmentOptions};
 use std::time::Duration;
 
@@ -15,15 +15,23 @@ fn xproc_child() {
     common::run_child(|ctx: &ChildCtx| {
         let seg = ctx.open();
         match ctx.role.as_str() {
-            // Started with SHMKIT_TEST_STALL_INIT=<stage>:obj: never returns.
+            // Started with SHMKIT_HOOK=park:directory.create.<stage>:obj: never returns.
             "stall" => {
                 let _ = seg.counter("obj");
-                unreachable!("the stall hook returned");
+                unreachable!("the park point returned");
             }
             "takeover" => seg.counter("obj").unwrap().add(ctx.arg(0)),
             other => panic!("unknown role {other}"),
         }
     });
+}
+
+/// Makes the child park forever at `directory.create.<stage>` for the object `obj`.
+fn park_at(cmd: &mut std::process::Command, stage: &str) {
+    cmd.env(
+        shmkit::hooks::VAR,
+        format!("park:directory.create.{stage}:obj"),
+    );
 }
 
 #[test]
@@ -33,7 +41,7 @@ fn creator_killed_mid_init_is_reported_then_taken_over() {
     seg.counter("before").unwrap().add(1);
     let mut kids = Children::new();
     let staller = kids.spawn_with("stall", g.name(), &[], |cmd| {
-        cmd.env(TEST_STALL_INIT_VAR, "named:obj");
+        park_at(cmd, "named");
     });
     // Wait until the child has published the entry (NAMED, not ready) and stalls.
     common::wait_until("the staller to publish obj", TIMEOUT, || {
@@ -86,7 +94,7 @@ fn creator_killed_before_publishing_leaves_the_name_free() {
     let free = seg.free_bytes();
     let mut kids = Children::new();
     let staller = kids.spawn_with("stall", g.name(), &[], |cmd| {
-        cmd.env(TEST_STALL_INIT_VAR, "claimed:obj");
+        park_at(cmd, "claimed");
     });
     // The entry is claimed and its space allocated, but the name is not published: wait for
     // the allocation, the one trace visible from outside.
@@ -122,7 +130,7 @@ fn creator_killed_before_publishing_leaves_the_name_free() {
 /// entry it left.
 fn kill_creator_mid_init(seg: &Segment, name: &str, kids: &mut Children) -> u32 {
     let staller = kids.spawn_with("stall", name, &[], |cmd| {
-        cmd.env(TEST_STALL_INIT_VAR, "named:obj");
+        park_at(cmd, "named");
     });
     common::wait_until("the staller to publish obj", TIMEOUT, || {
         seg.entries()
@@ -143,7 +151,7 @@ fn live_taker_over_is_not_mistaken_for_dead() {
     let dead = kill_creator_mid_init(&seg, g.name(), &mut kids);
     // B takes the entry over and stalls before re-initializing: it is alive and at work.
     let b = kids.spawn_with("takeover", g.name(), &[&1], |cmd| {
-        cmd.env(TEST_STALL_INIT_VAR, "takeover:obj");
+        park_at(cmd, "takeover");
     });
     let taker = kids.pid(b);
     let quick = SegmentOptions::new()

@@ -67,7 +67,7 @@ fn xproc_child() {
                 let (mut got, mut want) = (Vec::new(), Vec::new());
                 let mut next = 0u64;
                 loop {
-                    match rx.recv_into_timeout(&mut got, Some(TIMEOUT)) {
+                    match rx.recv_into_timeout(&mut got, TIMEOUT) {
                         Ok(len) => {
                             fill(next, &mut want);
                             assert_eq!(len, want.len(), "length of message {next}");
@@ -91,14 +91,14 @@ fn xproc_child() {
             "recv_until_closed" => {
                 let mut rx = ring.receiver().unwrap();
                 seg.counter("ready").unwrap().store(1);
-                assert_eq!(rx.recv_timeout(Some(TIMEOUT)), Err(RecvError::Closed));
+                assert_eq!(rx.recv_timeout(TIMEOUT), Err(RecvError::Closed));
             }
             // Fills the ring, then times a send that cannot succeed.
             "send_timeout" => {
                 let mut tx = ring.sender().unwrap();
                 while tx.try_send(&[1; MAX as usize]).is_ok() {}
                 let t = Instant::now();
-                let r = tx.send_timeout(&[2; MAX as usize], Some(Duration::from_millis(100)));
+                let r = tx.send_timeout(&[2; MAX as usize], Duration::from_millis(100));
                 let e = t.elapsed();
                 assert_eq!(r, Err(SendError::Timeout));
                 assert!(
@@ -118,6 +118,13 @@ fn xproc_child() {
                 seg.counter("ready").unwrap().store(1);
                 std::thread::sleep(TIMEOUT);
                 panic!("send_k_then_hold was not killed");
+            }
+            // Claims the receiving side, says so, then holds it until killed (receives nothing).
+            "hold_receiver" => {
+                let _rx = ring.receiver().unwrap();
+                seg.counter("ready").unwrap().store(1);
+                std::thread::sleep(TIMEOUT);
+                panic!("hold_receiver was not killed");
             }
             other => panic!("unknown role {other}"),
         }
@@ -192,7 +199,7 @@ fn blocking_recv_wakes_on_send_from_another_process() {
     let mut kids = Children::new();
     let t = Instant::now();
     kids.spawn("send_later", g.name(), &[&300]);
-    assert_eq!(rx.recv_timeout(Some(TIMEOUT)).unwrap(), b"woken");
+    assert_eq!(rx.recv_timeout(TIMEOUT).unwrap(), b"woken");
     let e = t.elapsed();
     assert!(
         e >= Duration::from_millis(250),
@@ -230,7 +237,7 @@ fn timeouts_return_on_time() {
     assert_eq!(n, CAP / (8 + 200), "the child filled the ring");
     let t = Instant::now();
     assert_eq!(
-        rx.recv_timeout(Some(Duration::from_millis(100))),
+        rx.recv_timeout(Duration::from_millis(100)),
         Err(RecvError::Timeout)
     );
     let e = t.elapsed();
@@ -276,4 +283,52 @@ fn killed_senders_side_is_taken_over_and_nothing_is_lost() {
     assert_eq!(rx.try_recv(), Err(RecvError::Empty));
     tx.send(b"after takeover").unwrap();
     assert_eq!(rx.recv().unwrap(), b"after takeover");
+}
+
+/// A receiver blocked in `recv` whose sender is SIGKILLed: it drains what the sender sent, then
+/// gets `Closed` promptly (issue 10, item 6: it used to block for ever).
+#[test]
+fn blocked_recv_drains_then_reports_a_killed_sender() {
+    let (g, seg) = setup("bytes_dead_sender");
+    let ring = seg.byte_ring("q", CAP, MAX).unwrap();
+    let mut rx = ring.receiver().unwrap();
+    let mut kids = Children::new();
+    let k = kids.spawn("send_k_then_hold", g.name(), &[&3]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the sender child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    // Bounded only so that a regression fails instead of hanging the suite.
+    let wait = Duration::from_secs(20);
+    let mut want = Vec::new();
+    for i in 0..3 {
+        fill(i, &mut want);
+        assert_eq!(rx.recv_timeout(wait).as_ref(), Ok(&want), "message {i}");
+    }
+    let r = rx.recv_timeout(wait);
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(RecvError::Closed));
+    common::assert_noticed_death("recv", killed, returned);
+    kids.kill(k);
+}
+
+/// A sender blocked in `send` on a full ring whose receiver is SIGKILLed: `Closed` promptly
+/// instead of waiting for ever.
+#[test]
+fn blocked_send_reports_a_killed_receiver() {
+    let (g, seg) = setup("bytes_dead_receiver");
+    let ring = seg.byte_ring("q", CAP, MAX).unwrap();
+    let mut tx = ring.sender().unwrap();
+    while tx.try_send(&[1; MAX as usize]).is_ok() {}
+    let mut kids = Children::new();
+    let k = kids.spawn("hold_receiver", g.name(), &[]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the receiver child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    let r = tx.send_timeout(&[2; MAX as usize], Duration::from_secs(20));
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(SendError::Closed));
+    common::assert_noticed_death("send", killed, returned);
+    kids.kill(k);
 }

@@ -41,7 +41,7 @@ fn xproc_child() {
                 let mut conn = pipe.end(PipeEnd::B).unwrap();
                 let mut buf = Vec::new();
                 loop {
-                    match conn.recv_timeout(Some(TIMEOUT)) {
+                    match conn.recv_timeout(TIMEOUT) {
                         Ok(m) => {
                             let n = u64::from_le_bytes(m[..8].try_into().unwrap());
                             buf.clear();
@@ -74,8 +74,8 @@ fn xproc_child() {
             "recv_until_closed" => {
                 let mut conn = pipe.end(PipeEnd::B).unwrap();
                 seg.counter("ready").unwrap().store(1);
-                assert_eq!(conn.recv_timeout(Some(TIMEOUT)).unwrap(), b"bye");
-                assert_eq!(conn.recv_timeout(Some(TIMEOUT)), Err(RecvError::Closed));
+                assert_eq!(conn.recv_timeout(TIMEOUT).unwrap(), b"bye");
+                assert_eq!(conn.recv_timeout(TIMEOUT), Err(RecvError::Closed));
                 assert_eq!(conn.send(b"x"), Err(SendError::Closed));
             }
             other => panic!("unknown role {other}"),
@@ -99,7 +99,7 @@ fn python_pipe_example() {
     let mut conn = pipe.end(PipeEnd::A).unwrap();
     let mut kids = Children::new();
     kids.spawn("python_example", g.name(), &[]);
-    assert!(conn.poll(Some(TIMEOUT)), "the child's message arrives");
+    assert!(conn.poll(TIMEOUT), "the child's message arrives");
     let got: Vec<Vec<u8>> = (0..3).map(|_| conn.recv().unwrap()).collect();
     assert_eq!(got, [&b"42"[..], b"None", b"hello"]);
     assert_eq!(

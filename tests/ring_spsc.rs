@@ -35,7 +35,7 @@ fn xproc_child() {
                 Gate::new(&seg).arrive_and_wait();
                 let mut next = 0u64;
                 loop {
-                    match rx.pop_timeout(Some(TIMEOUT)) {
+                    match rx.pop_timeout(TIMEOUT) {
                         Ok(v) => {
                             assert_eq!(v, next, "item out of order, lost or doubled");
                             next += 1;
@@ -56,11 +56,11 @@ fn xproc_child() {
                 let mut rx = ping.consumer().unwrap();
                 let mut tx = pong.producer().unwrap();
                 for i in 0..n {
-                    let v = rx.pop_timeout(Some(TIMEOUT)).expect("ping lost");
+                    let v = rx.pop_timeout(TIMEOUT).expect("ping lost");
                     if i % 3 == 0 {
                         std::thread::sleep(Duration::from_micros(200));
                     }
-                    tx.push_timeout(v + 1, Some(TIMEOUT)).expect("pong");
+                    tx.push_timeout(v + 1, TIMEOUT).expect("pong");
                 }
             }
             // args: delay_ms, value. Sleeps, then pushes one value.
@@ -73,7 +73,7 @@ fn xproc_child() {
             "pop_until_closed" => {
                 let mut rx = ring.consumer().unwrap();
                 seg.counter("ready").unwrap().store(1);
-                assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Err(PopError::Closed));
+                assert_eq!(rx.pop_timeout(TIMEOUT), Err(PopError::Closed));
             }
             // Fills the ring, then times a push that cannot succeed.
             "push_timeout" => {
@@ -82,7 +82,7 @@ fn xproc_child() {
                     tx.try_push(i).unwrap();
                 }
                 let t = Instant::now();
-                let r = tx.push_timeout(99, Some(Duration::from_millis(100)));
+                let r = tx.push_timeout(99, Duration::from_millis(100));
                 let e = t.elapsed();
                 assert_eq!(r, Err(PushError::Timeout(99)));
                 assert!(
@@ -103,11 +103,23 @@ fn xproc_child() {
                 let k: u64 = ctx.arg(0);
                 let mut rx = ring.consumer().unwrap();
                 for i in 0..k {
-                    assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(i));
+                    assert_eq!(rx.pop_timeout(TIMEOUT), Ok(i));
                 }
                 seg.counter("ready").unwrap().store(1);
                 std::thread::sleep(TIMEOUT);
                 panic!("pop_k_then_hold was not killed");
+            }
+            // args: k. Claims the producer side, pushes k items (0, 1, …), says so, then holds
+            // the side until killed (bounded).
+            "push_k_then_hold" => {
+                let k: u64 = ctx.arg(0);
+                let mut tx = ring.producer().unwrap();
+                for i in 0..k {
+                    tx.push(i).unwrap();
+                }
+                seg.counter("ready").unwrap().store(1);
+                std::thread::sleep(TIMEOUT);
+                panic!("push_k_then_hold was not killed");
             }
             other => panic!("unknown role {other}"),
         }
@@ -160,8 +172,8 @@ fn ping_pong_through_sleeping_sides_loses_no_wake_up() {
         if i % 5 == 0 {
             std::thread::sleep(Duration::from_micros(150));
         }
-        tx.push_timeout(i * 2, Some(TIMEOUT)).unwrap();
-        assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(i * 2 + 1), "round {i}");
+        tx.push_timeout(i * 2, TIMEOUT).unwrap();
+        assert_eq!(rx.pop_timeout(TIMEOUT), Ok(i * 2 + 1), "round {i}");
     }
     kids.wait_all(TIMEOUT);
     eprintln!("spsc: {N} sleeping round trips in {:?}", t.elapsed());
@@ -175,7 +187,7 @@ fn blocking_pop_wakes_on_push_from_another_process() {
     let mut kids = Children::new();
     let t = Instant::now();
     kids.spawn("push_later", g.name(), &[&300, &42]);
-    assert_eq!(rx.pop_timeout(Some(TIMEOUT)), Ok(42));
+    assert_eq!(rx.pop_timeout(TIMEOUT), Ok(42));
     let e = t.elapsed();
     assert!(
         e >= Duration::from_millis(250),
@@ -210,7 +222,7 @@ fn timeouts_return_on_time() {
     }
     let t = Instant::now();
     assert_eq!(
-        rx.pop_timeout(Some(Duration::from_millis(100))),
+        rx.pop_timeout(Duration::from_millis(100)),
         Err(PopError::Timeout)
     );
     let e = t.elapsed();
@@ -280,4 +292,84 @@ fn consumer_killed_between_pops_is_taken_over_and_nothing_is_lost() {
     assert_eq!(rx.try_pop(), Err(PopError::Empty));
     tx.push(10).unwrap();
     assert_eq!(rx.pop(), Ok(10));
+}
+
+/// A consumer blocked in `pop` whose producer is SIGKILLed: it drains what the producer pushed,
+/// then gets `Closed` promptly (issue 10, item 6: it used to block for ever).
+#[test]
+fn blocked_pop_drains_then_reports_a_killed_producer() {
+    let (g, seg) = setup("spsc_dead_producer");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut rx = ring.consumer().unwrap();
+    let mut kids = Children::new();
+    let k = kids.spawn("push_k_then_hold", g.name(), &[&3]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the producer child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    // Bounded only so that a regression fails instead of hanging the suite.
+    let wait = Duration::from_secs(20);
+    for i in 0..3 {
+        assert_eq!(rx.pop_timeout(wait), Ok(i), "what the producer pushed");
+    }
+    let r = rx.pop_timeout(wait);
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(PopError::Closed));
+    common::assert_noticed_death("pop", killed, returned);
+    kids.kill(k);
+    // The side is taken over by a new producer, and the consumer waits for it again.
+    let mut tx = ring.producer().unwrap();
+    tx.push(7).unwrap();
+    assert_eq!(rx.pop_timeout(wait), Ok(7));
+}
+
+/// A producer blocked in `push` on a full ring whose consumer is SIGKILLed: `Closed(value)`
+/// promptly instead of waiting for ever.
+#[test]
+fn blocked_push_reports_a_killed_consumer() {
+    let (g, seg) = setup("spsc_dead_consumer");
+    let ring = seg.spsc::<u64>("q", CAP).unwrap();
+    let mut tx = ring.producer().unwrap();
+    for i in 0..CAP {
+        tx.try_push(i).unwrap();
+    }
+    let mut kids = Children::new();
+    let k = kids.spawn("pop_k_then_hold", g.name(), &[&0]);
+    let ready = seg.counter("ready").unwrap();
+    common::wait_until("the consumer child", TIMEOUT, || ready.load() == 1);
+    let killer = common::kill_later(kids.pid(k), Duration::from_millis(300));
+    let r = tx.push_timeout(99, Duration::from_secs(20));
+    let returned = Instant::now();
+    let killed = killer.join().unwrap();
+    assert_eq!(r, Err(PushError::Closed(99)));
+    common::assert_noticed_death("push", killed, returned);
+    kids.kill(k);
+}
+
+/// The ends of a ring in a segment own a clone of its handle (issue 11, item 7):
+/// `seg.spsc(..)?.split()?` gives ends that move into threads and outlive the handle and the
+/// segment value they came from.
+#[test]
+fn segment_ends_move_into_threads_and_keep_the_mapping() {
+    let g = SegGuard::new("spsc_owned_ends");
+    let (mut tx, mut rx) = {
+        let seg = Segment::create(g.name(), SIZE).unwrap();
+        seg.spsc::<u64>("x", 16).unwrap().split().unwrap()
+    }; // the Segment and the Handle are gone; the ends keep the mapping
+    let producer = std::thread::spawn(move || {
+        for i in 0..10_000 {
+            tx.push(i).unwrap();
+        }
+        tx.close();
+    });
+    let consumer = std::thread::spawn(move || {
+        let mut next = 0;
+        while let Ok(v) = rx.pop() {
+            assert_eq!(v, next);
+            next += 1;
+        }
+        next
+    });
+    producer.join().unwrap();
+    assert_eq!(consumer.join().unwrap(), 10_000);
 }

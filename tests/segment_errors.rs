@@ -46,6 +46,23 @@ fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
+/// Writes a file with mode 0600 whatever the umask: a file others may write is refused as
+/// untrusted before its contents are looked at.
+fn write_private(
+    path: impl AsRef<std::path::Path>,
+    bytes: impl AsRef<[u8]>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes.as_ref())
+}
+
 /// Writes a valid file segment at `path` (with a counter in it) and returns its bytes.
 fn valid_file(path: &Path) -> Vec<u8> {
     {
@@ -149,7 +166,7 @@ fn garbage_file_is_not_a_shmkit_segment() {
             x.to_le_bytes()
         })
         .collect();
-    std::fs::write(&path, &bytes).unwrap();
+    write_private(&path, &bytes).unwrap();
     match Segment::open_file(&path) {
         Err(Error::NotAShmkitSegment { found_magic, .. }) => {
             assert_eq!(found_magic, read_u64(&bytes, 0));
@@ -157,26 +174,26 @@ fn garbage_file_is_not_a_shmkit_segment() {
         other => panic!("expected NotAShmkitSegment, got {other:?}"),
     }
     // A short text file too.
-    std::fs::write(&path, b"hello, shared memory\n").unwrap();
+    write_private(&path, b"hello, shared memory\n").unwrap();
     assert!(matches!(
         Segment::open_file(&path),
         Err(Error::NotAShmkitSegment { .. })
     ));
     // Shorter than the magic and not a prefix of it: not ours, rather than "truncated".
-    std::fs::write(&path, b"hello").unwrap();
+    write_private(&path, b"hello").unwrap();
     assert!(matches!(
         Segment::open_file(&path),
         Err(Error::NotAShmkitSegment { .. })
     ));
     // A prefix of the magic, cut short: truncated.
-    std::fs::write(&path, b"SHMK").unwrap();
+    write_private(&path, b"SHMK").unwrap();
     assert!(matches!(
         Segment::open_file(&path),
         Err(Error::Truncated { actual: 4, .. })
     ));
     // And the same in /dev/shm, by name; `Segment::file` refuses it as well.
     let g = SegGuard::new("garbage");
-    std::fs::write(g.path(), &bytes).unwrap();
+    write_private(g.path(), &bytes).unwrap();
     assert!(matches!(
         Segment::open(g.name()),
         Err(Error::NotAShmkitSegment { .. })
@@ -192,7 +209,7 @@ fn truncated_file_is_truncated() {
     let dir = TempDir::new("truncated");
     let path = dir.join("t.shm");
     let bytes = valid_file(&path);
-    std::fs::write(&path, &bytes[..SIZE as usize / 4]).unwrap();
+    write_private(&path, &bytes[..SIZE as usize / 4]).unwrap();
     match Segment::open_file(&path) {
         Err(Error::Truncated {
             expected, actual, ..
@@ -203,7 +220,7 @@ fn truncated_file_is_truncated() {
         other => panic!("expected Truncated, got {other:?}"),
     }
     // Cut inside the header, after the magic.
-    std::fs::write(&path, &bytes[..100]).unwrap();
+    write_private(&path, &bytes[..100]).unwrap();
     match Segment::open_file(&path) {
         Err(Error::Truncated {
             expected, actual, ..
@@ -227,7 +244,7 @@ fn other_format_version_is_version_mismatch() {
         OFF_VERSION_STATE,
         (vs & !0xffff_ffff) | (FORMAT_VERSION as u64 + 1),
     );
-    std::fs::write(&path, &bytes).unwrap();
+    write_private(&path, &bytes).unwrap();
     match Segment::open_file(&path) {
         Err(e @ Error::VersionMismatch { .. }) => {
             let Error::VersionMismatch {
@@ -261,14 +278,14 @@ fn corrupted_header_fields_are_corrupted() {
     for (field, off, v) in cases {
         let mut bytes = good.clone();
         patch_u64(&mut bytes, off, v);
-        std::fs::write(&path, &bytes).unwrap();
+        write_private(&path, &bytes).unwrap();
         match Segment::open_file(&path) {
             Err(Error::Corrupted { what, .. }) => assert!(!what.is_empty(), "{field}"),
             other => panic!("{field}: expected Corrupted, got {other:?}"),
         }
     }
     // The unpatched file still opens (the patches, not the file, made the errors).
-    std::fs::write(&path, &good).unwrap();
+    write_private(&path, &good).unwrap();
     let seg = Segment::open_file(&path).unwrap();
     assert_eq!(seg.open_object::<Counter>("c").unwrap().load(), 5);
 }
@@ -482,7 +499,7 @@ fn unfinished_file_started(path: &Path, pid: u32, start: u64) {
     patch_u64(&mut bytes, 0, shmkit::segment::MAGIC);
     patch_u64(&mut bytes, OFF_CREATOR_PID, pid as u64);
     patch_u64(&mut bytes, OFF_CREATOR_START, start);
-    std::fs::write(path, &bytes).unwrap();
+    write_private(path, &bytes).unwrap();
 }
 
 /// As above, with no start time recorded (the pid alone decides liveness).
@@ -524,6 +541,59 @@ fn unfinished_header_of_dead_creator_is_creator_died() {
         t.elapsed() < Duration::from_secs(2),
         "a dead creator must not be waited on"
     );
+}
+
+/// An all-zero file looks like a segment whose creator has not yet recorded itself: it is
+/// reported as not a segment after a short grace (200 ms from its last change), not after the
+/// whole 5 s wait for a creator.
+#[test]
+fn all_zero_file_is_not_a_segment_promptly() {
+    let g = SegGuard::new("zeros");
+    let dir = TempDir::new("zeros");
+    let file = dir.join("z.shm");
+    write_private(g.path(), vec![0u8; SIZE as usize]).unwrap();
+    write_private(&file, vec![0u8; SIZE as usize]).unwrap();
+    let not_a_segment = |r: shmkit::Result<Segment>, what: &str| match r {
+        Err(Error::NotAShmkitSegment { found_magic: 0, .. }) => {}
+        other => panic!("{what}: expected NotAShmkitSegment, got {other:?}"),
+    };
+    // Fresh (just written): the grace, then the error.
+    let t = Instant::now();
+    not_a_segment(Segment::open(g.name()), "open, fresh");
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "open of a fresh zero file took {took:?}"
+    );
+    // Older than the grace: at once, by every way of opening.
+    std::thread::sleep(Duration::from_millis(300));
+    for (what, open) in [
+        (
+            "open",
+            Box::new(|| Segment::open(g.name())) as Box<dyn Fn() -> _>,
+        ),
+        (
+            "open_or_create",
+            Box::new(|| Segment::open_or_create(g.name(), SIZE)),
+        ),
+        ("open_file", Box::new(|| Segment::open_file(&file))),
+        ("file", Box::new(|| Segment::file(&file, SIZE))),
+    ] {
+        let t = Instant::now();
+        not_a_segment(open(), what);
+        let took = t.elapsed();
+        assert!(took < Duration::from_millis(500), "{what} took {took:?}");
+    }
+    // The magic alone, never made ready and with no creator: corrupted, as promptly.
+    let mut bytes = vec![0u8; SIZE as usize];
+    patch_u64(&mut bytes, 0, shmkit::segment::MAGIC);
+    write_private(&file, &bytes).unwrap();
+    let t = Instant::now();
+    match Segment::open_file(&file) {
+        Err(Error::Corrupted { what, .. }) => assert!(what.contains("no creator"), "{what}"),
+        other => panic!("expected Corrupted, got {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
 }
 
 #[test]
@@ -573,7 +643,7 @@ fn corrupted_directory_is_corrupted_never_a_panic() {
     for (field, off, v) in cases {
         let mut bytes = good.clone();
         patch_u64(&mut bytes, off, v);
-        std::fs::write(&path, &bytes).unwrap();
+        write_private(&path, &bytes).unwrap();
         // The header is fine, so the segment opens; the directory is checked when used.
         let seg = Segment::open_file(&path).unwrap();
         match seg.open_object::<Counter>("c") {
@@ -588,7 +658,7 @@ fn corrupted_directory_is_corrupted_never_a_panic() {
     // A wild allocation pointer: new objects are refused, existing ones still work.
     let mut bytes = good.clone();
     patch_u64(&mut bytes, ALLOC_NEXT, 3);
-    std::fs::write(&path, &bytes).unwrap();
+    write_private(&path, &bytes).unwrap();
     let seg = Segment::open_file(&path).unwrap();
     assert_eq!(seg.free_bytes(), 0);
     match seg.counter("new") {
@@ -596,4 +666,58 @@ fn corrupted_directory_is_corrupted_never_a_panic() {
         other => panic!("alloc_next: expected Corrupted, got {other:?}"),
     }
     assert_eq!(seg.counter("c").unwrap().load(), 5);
+}
+
+/// Two directory entries whose objects share bytes (a hostile directory aliasing them) are
+/// refused, whichever of the two is looked up, and a rewound allocation pointer cannot place a
+/// new object over an existing one.
+#[test]
+fn overlapping_directory_entries_are_corrupted() {
+    use std::os::unix::fs::FileExt;
+    const E1: u64 = 256 + 256; // entry 1
+    const OFFSET: u64 = 48;
+    const ALLOC_NEXT: u64 = 128;
+    fn overlap<T: std::fmt::Debug>(r: shmkit::Result<T>, what: &str) {
+        match r {
+            Err(Error::Corrupted { what: w, .. }) => assert!(w.contains("overlaps"), "{what}: {w}"),
+            other => panic!("{what}: expected Corrupted, got {other:?}"),
+        }
+    }
+    let dir = TempDir::new("overlap");
+    let path = dir.join("o.shm");
+    let seg = Segment::file(&path, SIZE).unwrap();
+    // a spans several 128-byte lines, so b can also be moved into its middle, aligned.
+    let seqlock = |seg: &Segment| seg.seqlock::<[u64; 8]>("a", [7; 8]);
+    seqlock(&seg).unwrap();
+    seg.counter("b").unwrap().add(9);
+    let entries = seg.entries().unwrap();
+    drop(seg);
+    let (a, b) = (&entries[0], &entries[1]);
+    assert_eq!((a.name.as_str(), b.name.as_str()), ("a", "b"));
+    assert!(a.size > 256, "{a:?}");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // b's object moved onto the start, then into the middle of a's (aligned, in the arena).
+    for at in [a.offset, a.offset + 128] {
+        f.write_all_at(&at.to_le_bytes(), E1 + OFFSET).unwrap();
+        let seg = Segment::open_file(&path).unwrap();
+        overlap(seg.open_object::<shmkit::SeqLock<[u64; 8]>>("a"), "open a");
+        overlap(seg.open_object::<Counter>("b"), "open b");
+        overlap(seqlock(&seg), "find-or-create a");
+        overlap(seg.counter("b"), "find-or-create b");
+    }
+    // Restored: both open again, untouched.
+    f.write_all_at(&b.offset.to_le_bytes(), E1 + OFFSET)
+        .unwrap();
+    let seg = Segment::open_file(&path).unwrap();
+    assert_eq!(seqlock(&seg).unwrap().read(), [7; 8]);
+    assert_eq!(seg.counter("b").unwrap().load(), 9);
+    // The allocation pointer rewound onto a's object: a new object is refused, a intact.
+    f.write_all_at(&a.offset.to_le_bytes(), ALLOC_NEXT).unwrap();
+    overlap(seg.counter("new"), "create over a");
+    assert_eq!(seqlock(&seg).unwrap().read(), [7; 8]);
+    assert_eq!(seg.counter("b").unwrap().load(), 9);
 }

@@ -12,6 +12,7 @@ mod common;
 
 use common::{Children, SegGuard};
 use shmkit::{Error, Segment};
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 const SNAPSHOTS: u64 = 1_000_000;
@@ -24,6 +25,12 @@ fn xproc_child() {
         "negate" => negate(&ctx.open()),
         "parking_writer" => parking_writer(&ctx.open()),
         "death_reader" => death_reader(&ctx.open()),
+        "hold_writer" => hold_writer(&ctx.open()),
+        "hand_over" => hand_over(&ctx.open()),
+        // Lives until killed, touching nothing.
+        "idle" => loop {
+            std::thread::sleep(Duration::from_secs(1));
+        },
         other => panic!("unknown role {other}"),
     });
 }
@@ -65,7 +72,11 @@ fn uniform_writer(seg: &Segment) {
     let b = seg.seqlock::<[u64; 512]>("v4k", [0; 512]).unwrap();
     let arr = seg.array::<u64>("arr", 4096).unwrap();
     let stop = seg.counter("stop").unwrap();
-    let (mut wa, mut wb, mut warr) = (a.writer(), b.writer(), arr.writer());
+    let (mut wa, mut wb, mut warr) = (
+        a.writer().unwrap(),
+        b.writer().unwrap(),
+        arr.writer().unwrap(),
+    );
     let mut big = vec![0u64; 4096];
     let mut k = 0u64;
     while stop.load() == 0 {
@@ -145,7 +156,10 @@ fn python_array_example() {
 }
 
 fn negate(seg: &Segment) {
-    seg.seqlock::<f64>("num", 0.0).unwrap().write(&3.1415927);
+    seg.seqlock::<f64>("num", 0.0)
+        .unwrap()
+        .write(&3.1415927)
+        .unwrap();
     let arr = seg.array::<i32>("arr", 10).unwrap();
     arr.update_range(0..arr.len(), |xs| xs.iter_mut().for_each(|x| *x = -*x))
         .unwrap();
@@ -198,7 +212,7 @@ fn killed_writer_is_reported_and_recovered() {
 
 fn parking_writer(seg: &Segment) {
     let v = seg.seqlock::<[u64; 64]>("v", [1; 64]).unwrap();
-    v.write(&[2; 64]);
+    v.write(&[2; 64]).unwrap();
     v.__abandon_write(&[3; 64], std::process::id()).unwrap();
     seg.counter("parked").unwrap().store(1);
     loop {
@@ -223,4 +237,216 @@ fn death_reader(seg: &Segment) {
         }
         assert!(t.elapsed() < Duration::from_secs(20), "never reported");
     }
+}
+
+// ---- 4. bounded waits for the writer lock: a live holder parked or stopped, the same thread ----
+
+/// Takes the writer locks of `v` and `arr`, says so, and keeps them forever (alive, parked).
+fn hold_writer(seg: &Segment) {
+    let v = seg.seqlock::<[u64; 4]>("v", [0; 4]).unwrap();
+    let arr = seg.array::<u32>("arr", 100).unwrap();
+    let mut w = v.writer().unwrap();
+    w.write(&[1; 4]);
+    let _a = arr.writer().unwrap();
+    seg.counter("held").unwrap().store(1);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Holds the writer lock of `v` until the parent says `go`, then releases it.
+fn hand_over(seg: &Segment) {
+    let v = seg.seqlock::<[u64; 4]>("v", [0; 4]).unwrap();
+    let w = v.writer().unwrap();
+    seg.counter("held").unwrap().store(1);
+    let go = seg.counter("go").unwrap();
+    let t = Instant::now();
+    while go.load() == 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "never told to go");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(w);
+}
+
+/// Runs `f` (a call bounded by a 100 ms timeout) and checks that it returned `Timeout` in time:
+/// not before the timeout, and long before "for ever" (generous for a loaded machine).
+fn times_out(what: &str, f: impl FnOnce() -> shmkit::Result<()>) {
+    let t = Instant::now();
+    let r = f();
+    let took = t.elapsed();
+    assert!(
+        matches!(r, Err(Error::Timeout { .. })),
+        "{what}: expected Timeout, got {r:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(100),
+        "{what}: gave up early, {took:?}"
+    );
+    assert!(took < Duration::from_secs(1), "{what}: took {took:?}");
+}
+
+const T100: Duration = Duration::from_millis(100);
+
+#[test]
+fn writer_timeout_against_a_parked_or_stopped_holder() {
+    let guard = SegGuard::new("wtimeout");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
+    let v = seg.seqlock::<[u64; 4]>("v", [0; 4]).unwrap();
+    let arr = seg.array::<u32>("arr", 100).unwrap();
+    let held = seg.counter("held").unwrap();
+    let mut kids = Children::new();
+    let h = kids.spawn("hold_writer", guard.name(), &[]);
+    common::wait_until(
+        "the child to hold the writer",
+        Duration::from_secs(30),
+        || held.load() == 1,
+    );
+    let pid = kids.pid(h);
+    // Parked (alive, never releasing).
+    times_out("write_timeout, parked holder", || {
+        v.write_timeout(&[2; 4], T100)
+    });
+    times_out("writer_timeout, parked holder", || {
+        v.writer_timeout(T100).map(drop)
+    });
+    times_out("set_timeout, parked holder", || arr.set_timeout(3, 7, T100));
+    times_out("array writer_timeout, parked holder", || {
+        arr.writer_timeout(T100).map(drop)
+    });
+    assert!(matches!(v.try_write(&[2; 4]), Err(Error::WriterBusy { pid: p }) if p == pid));
+    // Stopped (SIGSTOP: a debugger, a frozen cgroup).
+    // SAFETY: kill with a valid signal on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGSTOP) }, 0);
+    times_out("write_timeout, stopped holder", || {
+        v.write_timeout(&[2; 4], T100)
+    });
+    times_out("set_timeout, stopped holder", || {
+        arr.set_timeout(3, 7, T100)
+    });
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGCONT) }, 0);
+    assert_eq!(v.read(), [1; 4], "the holder's write is readable");
+    // Dead: the next bounded call takes over within its timeout.
+    kids.kill(h);
+    let t = Instant::now();
+    let mut w = v.writer_timeout(T100).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(w.took_over_from(), Some(pid));
+    w.write(&[3; 4]);
+    drop(w);
+    arr.set_timeout(3, 7, T100).unwrap();
+    assert_eq!((v.read(), arr.get(3).unwrap()), ([3; 4], 7));
+}
+
+#[test]
+fn waiting_writer_is_woken_when_a_process_releases() {
+    let guard = SegGuard::new("handover");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
+    let v = seg.seqlock::<[u64; 4]>("v", [0; 4]).unwrap();
+    let held = seg.counter("held").unwrap();
+    let mut kids = Children::new();
+    let h = kids.spawn("hand_over", guard.name(), &[]);
+    common::wait_until(
+        "the child to hold the writer",
+        Duration::from_secs(30),
+        || held.load() == 1,
+    );
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let t = Instant::now();
+            v.write_timeout(&[5; 4], Duration::from_secs(60)).unwrap();
+            t.elapsed()
+        });
+        // Let the waiter spin out and fall asleep, then release.
+        std::thread::sleep(Duration::from_millis(200));
+        seg.counter("go").unwrap().store(1);
+        let waited = waiter.join().unwrap();
+        assert!(waited < Duration::from_secs(30), "{waited:?}");
+    });
+    kids.wait_ok(h, Duration::from_secs(30));
+    assert_eq!(v.read(), [5; 4]);
+}
+
+#[test]
+fn same_thread_relock_is_would_deadlock() {
+    let guard = SegGuard::new("relock");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
+    let v = seg.seqlock::<u64>("v", 0).unwrap();
+    let arr = seg.array::<u64>("arr", 10).unwrap();
+    let w = v.writer().unwrap();
+    // Also through a second handle (another mapping of the same object).
+    let other = Segment::open(guard.name()).unwrap();
+    let v2 = other.seqlock::<u64>("v", 0).unwrap();
+    let t = Instant::now();
+    assert!(matches!(v.write(&1), Err(Error::WouldDeadlock { .. })));
+    assert!(matches!(v2.write(&1), Err(Error::WouldDeadlock { .. })));
+    assert!(matches!(
+        v2.update(|x| *x += 1),
+        Err(Error::WouldDeadlock { .. })
+    ));
+    assert!(matches!(v2.try_write(&1), Err(Error::WouldDeadlock { .. })));
+    assert!(matches!(
+        v2.write_timeout(&1, Duration::from_secs(60)),
+        Err(Error::WouldDeadlock { .. })
+    ));
+    let aw = arr.writer().unwrap();
+    assert!(matches!(arr.set(1, 1), Err(Error::WouldDeadlock { .. })));
+    assert!(matches!(arr.writer(), Err(Error::WouldDeadlock { .. })));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    drop((w, aw));
+    v2.write(&2).unwrap();
+    arr.set(1, 2).unwrap();
+    assert_eq!((v.read(), arr.get(1).unwrap()), (2, 2));
+}
+
+/// Writes `word` over the writer lock's owner word of object `name` (its first 8 bytes) through
+/// the file, as a hostile peer could.
+fn scribble_owner(path: &std::path::Path, seg: &Segment, name: &str, word: u64) {
+    let e = seg.entries().unwrap();
+    let e = e.iter().find(|e| e.name == name).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    f.write_all_at(&word.to_le_bytes(), e.offset).unwrap();
+}
+
+#[test]
+fn hostile_live_owner_word_does_not_block_bounded_writes() {
+    let guard = SegGuard::new("hostileword");
+    let seg = Segment::create(guard.name(), 1 << 16).unwrap();
+    let v = seg.seqlock::<[u64; 4]>("v", [0; 4]).unwrap();
+    let arr = seg.array::<u32>("arr", 100).unwrap();
+    // A live child that never touches the lock; its identity goes into the lock words.
+    let mut kids = Children::new();
+    let c = kids.spawn("idle", guard.name(), &[]);
+    let child = shmkit::process::Identity::of_pid(kids.pid(c)).expect("child runs");
+    for (who, word) in [
+        ("this process's own word", shmkit::process::my_word()),
+        ("a live child's word", child.word()),
+        (
+            "a word from another pid namespace",
+            shmkit::process::Identity {
+                pid_ns: shmkit::process::me().pid_ns + 1,
+                ..shmkit::process::me()
+            }
+            .word(),
+        ),
+    ] {
+        scribble_owner(&guard.path(), &seg, "v", word);
+        scribble_owner(&guard.path(), &seg, "arr", word);
+        times_out(who, || v.write_timeout(&[2; 4], T100));
+        times_out(who, || arr.set_timeout(1, 2, T100));
+        assert!(
+            matches!(v.try_write(&[2; 4]), Err(Error::WriterBusy { .. })),
+            "{who}"
+        );
+        assert!(v.check_writer().is_ok(), "{who}: a live holder is not dead");
+    }
+    scribble_owner(&guard.path(), &seg, "v", 0);
+    scribble_owner(&guard.path(), &seg, "arr", 0);
+    v.write_timeout(&[2; 4], T100).unwrap();
+    arr.set_timeout(1, 2, T100).unwrap();
+    assert_eq!((v.read(), arr.get(1).unwrap()), ([2; 4], 2));
 }

@@ -357,7 +357,7 @@ fn pingpong_worker(w: Worker, target: &str) {
 }
 
 #[inline]
-fn spin_push(tx: &mut shmkit::Producer<'_, u64>, mut v: u64) {
+fn spin_push(tx: &mut shmkit::Producer<u64>, mut v: u64) {
     let mut wait = Wait::new();
     loop {
         match tx.try_push(v) {
@@ -372,7 +372,7 @@ fn spin_push(tx: &mut shmkit::Producer<'_, u64>, mut v: u64) {
 }
 
 #[inline]
-fn spin_pop(rx: &mut shmkit::Consumer<'_, u64>) -> u64 {
+fn spin_pop(rx: &mut shmkit::Consumer<u64>) -> u64 {
     let mut wait = Wait::new();
     loop {
         match rx.try_pop() {

@@ -26,7 +26,10 @@
 
 use arbitrary::Arbitrary;
 use shmkit::object::{Object, TypeTag};
-use shmkit::ring::{MpmcRing, PopError, PushError, SpscRing};
+use shmkit::ring::{
+    ByteRing, MpmcBytes, MpmcRing, Pipe, PipeEnd, PopError, PushError, RecvError, SendError,
+    SpscRing,
+};
 use shmkit::SegmentOptions;
 use std::alloc::Layout;
 use std::fmt::Debug;
@@ -89,6 +92,12 @@ pub enum View {
     MpmcU8,
     /// `MpmcRing<Wide>`.
     MpmcWide,
+    /// `ByteRing` (16 bytes per requested item, messages of up to 40 bytes).
+    Bytes,
+    /// `MpmcBytes` (messages of up to 24 bytes).
+    MpmcBytes,
+    /// `Pipe` (16 bytes per requested item and direction, messages of up to 40 bytes).
+    Pipe,
 }
 
 /// Where the ring lives.
@@ -412,8 +421,23 @@ fn pop_result<T>(r: Result<T, PopError>, out: &mut Outcome) {
     }
 }
 
+/// The producer side of a ring placed in memory this check owns. Every end is a local of
+/// `prefill` or `exercise`, dropped before they return, while the memory lives on.
+fn producer_of<T: Item>(r: &SpscRing<T>) -> shmkit::Result<shmkit::Producer<T>> {
+    // SAFETY: the end never outlives the call that holds `r` (see above).
+    unsafe { r.producer_kept(()) }
+}
+
+/// The consumer side, as [`producer_of`].
+fn consumer_of<T: Item>(r: &SpscRing<T>) -> shmkit::Result<shmkit::Consumer<T>> {
+    // SAFETY: as in `producer_of`.
+    unsafe { r.consumer_kept(()) }
+}
+
 /// A ring type the check knows how to fill and exercise.
-pub trait Ring: Object<Params = u64> {
+pub trait Ring: Object {
+    /// The creation parameters for a requested capacity `cap` (a power of two).
+    fn params(cap: u64) -> Self::Params;
     /// Pushes up to `n` items (stops at the first refusal).
     fn prefill(&self, n: usize);
     /// Runs the ops against this ring, with `mem` its memory.
@@ -421,8 +445,12 @@ pub trait Ring: Object<Params = u64> {
 }
 
 impl<T: Item> Ring for SpscRing<T> {
+    fn params(cap: u64) -> u64 {
+        cap
+    }
+
     fn prefill(&self, n: usize) {
-        if let Ok(mut tx) = self.producer() {
+        if let Ok(mut tx) = producer_of(self) {
             for k in 0..n {
                 if tx.try_push(T::make(k as u64 + 1)).is_err() {
                     break;
@@ -436,8 +464,8 @@ impl<T: Item> Ring for SpscRing<T> {
         assert!(cap == 0 || cap.is_power_of_two(), "capacity {cap}");
         out.capacity = cap;
         let mut clock = Clock { waits: 0 };
-        let mut tx = self.producer().ok();
-        let mut rx = self.consumer().ok();
+        let mut tx = producer_of(self).ok();
+        let mut rx = consumer_of(self).ok();
         for op in ops {
             let start = Instant::now();
             let mut bound = Duration::ZERO;
@@ -453,7 +481,7 @@ impl<T: Item> Ring for SpscRing<T> {
                 Op::PushTimeout(v, t) => {
                     if let Some(tx) = tx.as_mut() {
                         bound = clock.timeout(t);
-                        push_result(tx.push_timeout(T::make(v), Some(bound)), out);
+                        push_result(tx.push_timeout(T::make(v), bound), out);
                     }
                 }
                 Op::PushSlice { seed, n } => {
@@ -492,7 +520,7 @@ impl<T: Item> Ring for SpscRing<T> {
                 Op::PopTimeout(t) => {
                     if let Some(rx) = rx.as_mut() {
                         bound = clock.timeout(t);
-                        pop_result(rx.pop_timeout(Some(bound)), out);
+                        pop_result(rx.pop_timeout(bound), out);
                     }
                 }
                 Op::Query => {
@@ -527,14 +555,14 @@ impl<T: Item> Ring for SpscRing<T> {
                 }
                 Op::Reclaim(Side::Consumer) => {
                     drop(rx.take()); // release the side before claiming it again
-                    rx = self.consumer().ok();
+                    rx = consumer_of(self).ok();
                     if rx.is_none() {
                         out.refused += 1;
                     }
                 }
                 Op::Reclaim(_) => {
                     drop(tx.take()); // release the side before claiming it again
-                    tx = self.producer().ok();
+                    tx = producer_of(self).ok();
                     if tx.is_none() {
                         out.refused += 1;
                     }
@@ -549,6 +577,10 @@ impl<T: Item> Ring for SpscRing<T> {
 }
 
 impl<T: Item> Ring for MpmcRing<T> {
+    fn params(cap: u64) -> u64 {
+        cap
+    }
+
     fn prefill(&self, n: usize) {
         for k in 0..n {
             if self.try_push(T::make(k as u64 + 1)).is_err() {
@@ -572,7 +604,7 @@ impl<T: Item> Ring for MpmcRing<T> {
                 Op::TryPush(v) => push_result(self.try_push(T::make(v)), out),
                 Op::PushTimeout(v, t) => {
                     bound = clock.timeout(t);
-                    push_result(self.push_timeout(T::make(v), Some(bound)), out);
+                    push_result(self.push_timeout(T::make(v), bound), out);
                 }
                 Op::PushSlice { seed, n } => {
                     for k in 0..u64::from(n % 80) {
@@ -597,7 +629,7 @@ impl<T: Item> Ring for MpmcRing<T> {
                 Op::TryPop => pop_result(self.try_pop(), out),
                 Op::PopTimeout(t) => {
                     bound = clock.timeout(t);
-                    pop_result(self.pop_timeout(Some(bound)), out);
+                    pop_result(self.pop_timeout(bound), out);
                 }
                 Op::Query => {
                     let n = self.len();
@@ -626,6 +658,424 @@ impl<T: Item> Ring for MpmcRing<T> {
     }
 }
 
+/// A message of `v % 48` bytes made from `v` (longer than some queues' `max_msg`: those
+/// sends are refused with `TooLarge`).
+fn message(v: u64) -> Vec<u8> {
+    (0..v % 48)
+        .map(|i| (v >> (i % 8 * 8)) as u8 ^ i as u8)
+        .collect()
+}
+
+fn send_result(r: Result<(), SendError>, out: &mut Outcome) {
+    match r {
+        Ok(()) => out.pushed += 1,
+        Err(SendError::Corrupted) => out.corrupted += 1,
+        Err(_) => out.refused += 1,
+    }
+}
+
+fn recv_result<T>(r: Result<T, RecvError>, out: &mut Outcome) {
+    match r {
+        Ok(_) => out.popped += 1,
+        Err(RecvError::Corrupted) => out.corrupted += 1,
+        Err(_) => out.refused += 1,
+    }
+}
+
+/// Byte rings and pipes: 16 bytes per requested item, messages of up to 40 bytes (less where
+/// the capacity does not allow it).
+fn byte_params(cap: u64) -> (u64, u64) {
+    let bytes = (cap * 16).max(32).next_power_of_two();
+    (bytes, (bytes / 2 - 8).min(40))
+}
+
+/// The operations of one sending and one receiving end of a byte carrier, whatever it is.
+trait Ends {
+    fn try_send(&mut self, m: &[u8]) -> Result<(), SendError>;
+    fn send_timeout(&mut self, m: &[u8], t: Duration) -> Result<(), SendError>;
+    fn try_recv(&mut self) -> Result<Vec<u8>, RecvError>;
+    fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError>;
+    fn recv_timeout(&mut self, t: Duration) -> Result<Vec<u8>, RecvError>;
+    fn query(&mut self, cap: usize);
+    fn close(&mut self, side: Side);
+    fn is_closed(&self) -> bool;
+    fn reclaim(&mut self, side: Side, out: &mut Outcome);
+}
+
+/// A byte ring with the ends this check holds (`None`: not claimed). Every end is dropped
+/// before the ring's memory (they live in `exercise`).
+struct ByteEnds<'a> {
+    ring: &'a ByteRing,
+    tx: Option<shmkit::ring::ByteSender>,
+    rx: Option<shmkit::ring::ByteReceiver>,
+}
+
+impl<'a> ByteEnds<'a> {
+    fn new(ring: &'a ByteRing) -> Self {
+        // SAFETY: the ends live in the returned value, which `exercise` drops before the memory
+        // that holds `ring` is freed.
+        let tx = unsafe { ring.sender_kept(()) }.ok();
+        // SAFETY: as above.
+        let rx = unsafe { ring.receiver_kept(()) }.ok();
+        ByteEnds { ring, tx, rx }
+    }
+}
+
+impl Ends for ByteEnds<'_> {
+    fn try_send(&mut self, m: &[u8]) -> Result<(), SendError> {
+        self.tx
+            .as_mut()
+            .map_or(Err(SendError::Closed), |t| t.try_send(m))
+    }
+    fn send_timeout(&mut self, m: &[u8], t: Duration) -> Result<(), SendError> {
+        self.tx
+            .as_mut()
+            .map_or(Err(SendError::Closed), |x| x.send_timeout(m, t))
+    }
+    fn try_recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.rx
+            .as_mut()
+            .map_or(Err(RecvError::Closed), |r| r.try_recv())
+    }
+    fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.rx
+            .as_mut()
+            .map_or(Err(RecvError::Closed), |r| r.try_recv_slice(buf))
+    }
+    fn recv_timeout(&mut self, t: Duration) -> Result<Vec<u8>, RecvError> {
+        self.rx
+            .as_mut()
+            .map_or(Err(RecvError::Closed), |r| r.recv_timeout(t))
+    }
+    fn query(&mut self, cap: usize) {
+        let r = self.ring;
+        assert!(r.len() <= cap, "len {} above capacity {cap}", r.len());
+        assert!(
+            r.max_msg() <= cap / 2,
+            "max_msg {} for capacity {cap}",
+            r.max_msg()
+        );
+        let _ = (r.is_empty(), r.positions(), r.holders(), format!("{r:?}"));
+        if let Some(t) = &self.tx {
+            assert!(t.len() <= cap && t.capacity() == cap);
+            let _ = (t.is_empty(), t.max_msg(), t.is_closed());
+        }
+        if let Some(x) = self.rx.as_mut() {
+            assert!(x.len() <= cap && x.capacity() == cap);
+            let _ = (
+                x.is_empty(),
+                x.max_msg(),
+                x.is_closed(),
+                x.poll(Duration::ZERO),
+            );
+        }
+    }
+    fn close(&mut self, side: Side) {
+        match (side, &self.tx, &self.rx) {
+            (Side::Producer, Some(t), _) => t.close(),
+            (Side::Consumer, _, Some(r)) => r.close(),
+            _ => self.ring.close(),
+        }
+    }
+    fn is_closed(&self) -> bool {
+        self.ring.is_closed()
+    }
+    fn reclaim(&mut self, side: Side, out: &mut Outcome) {
+        if side == Side::Consumer {
+            drop(self.rx.take());
+            // SAFETY: as in `new`.
+            self.rx = unsafe { self.ring.receiver_kept(()) }.ok();
+            out.refused += usize::from(self.rx.is_none());
+        } else {
+            drop(self.tx.take());
+            // SAFETY: as in `new`.
+            self.tx = unsafe { self.ring.sender_kept(()) }.ok();
+            out.refused += usize::from(self.tx.is_none());
+        }
+    }
+}
+
+/// A pipe with its two connections (A sends to B): sends go through A, receives through B.
+struct PipeEnds<'a> {
+    pipe: &'a Pipe,
+    a: Option<shmkit::Connection>,
+    b: Option<shmkit::Connection>,
+}
+
+impl<'a> PipeEnds<'a> {
+    fn new(pipe: &'a Pipe) -> Self {
+        // SAFETY: as in `ByteEnds::new`.
+        let a = unsafe { pipe.end_kept(PipeEnd::A, ()) }.ok();
+        // SAFETY: as above.
+        let b = unsafe { pipe.end_kept(PipeEnd::B, ()) }.ok();
+        PipeEnds { pipe, a, b }
+    }
+}
+
+impl Ends for PipeEnds<'_> {
+    fn try_send(&mut self, m: &[u8]) -> Result<(), SendError> {
+        self.a
+            .as_mut()
+            .map_or(Err(SendError::Closed), |c| c.try_send(m))
+    }
+    fn send_timeout(&mut self, m: &[u8], t: Duration) -> Result<(), SendError> {
+        self.a
+            .as_mut()
+            .map_or(Err(SendError::Closed), |c| c.send_timeout(m, t))
+    }
+    fn try_recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.b
+            .as_mut()
+            .map_or(Err(RecvError::Closed), |c| c.try_recv())
+    }
+    fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.b
+            .as_mut()
+            .map_or(Err(RecvError::Closed), |c| c.try_recv_slice(buf))
+    }
+    fn recv_timeout(&mut self, t: Duration) -> Result<Vec<u8>, RecvError> {
+        self.b
+            .as_mut()
+            .map_or(Err(RecvError::Closed), |c| c.recv_timeout(t))
+    }
+    fn query(&mut self, cap: usize) {
+        let p = self.pipe;
+        let (ab, ba) = p.len();
+        assert!(ab <= cap && ba <= cap, "len {ab}/{ba} above capacity {cap}");
+        let _ = (p.is_empty(), p.max_msg(), p.holders(), format!("{p:?}"));
+        for c in [self.a.as_mut(), self.b.as_mut()].into_iter().flatten() {
+            assert_eq!(c.capacity(), cap);
+            let _ = (
+                c.end(),
+                c.peer(),
+                c.max_msg(),
+                c.is_closed(),
+                c.poll(Duration::ZERO),
+            );
+        }
+    }
+    fn close(&mut self, side: Side) {
+        match (side, &self.a, &self.b) {
+            (Side::Producer, Some(c), _) | (Side::Consumer, _, Some(c)) => c.close(),
+            _ => self.pipe.close(),
+        }
+    }
+    fn is_closed(&self) -> bool {
+        self.pipe.is_closed()
+    }
+    fn reclaim(&mut self, side: Side, out: &mut Outcome) {
+        let (slot, end) = if side == Side::Consumer {
+            (&mut self.b, PipeEnd::B)
+        } else {
+            (&mut self.a, PipeEnd::A)
+        };
+        drop(slot.take());
+        // SAFETY: as in `new`.
+        *slot = unsafe { self.pipe.end_kept(end, ()) }.ok();
+        out.refused += usize::from(slot.is_none());
+    }
+}
+
+/// Runs the ops against a byte carrier's ends.
+fn exercise_ends(
+    e: &mut dyn Ends,
+    cap: usize,
+    capacity: &dyn Fn() -> usize,
+    mem: &dyn Memory,
+    ops: &[Op],
+    out: &mut Outcome,
+) {
+    out.capacity = cap;
+    let mut clock = Clock { waits: 0 };
+    for op in ops {
+        let start = Instant::now();
+        let mut bound = Duration::ZERO;
+        if scribble(op, mem, out) {
+            continue;
+        }
+        match *op {
+            Op::TryPush(v) => send_result(e.try_send(&message(v)), out),
+            Op::PushTimeout(v, t) => {
+                bound = clock.timeout(t);
+                send_result(e.send_timeout(&message(v), bound), out);
+            }
+            Op::PushSlice { seed, n } => {
+                for k in 0..u64::from(n % 80) {
+                    let r = e.try_send(&message(seed.wrapping_add(k)));
+                    let stop = r.is_err();
+                    send_result(r, out);
+                    if stop {
+                        break;
+                    }
+                }
+            }
+            Op::PopInto(n) => {
+                let mut buf = vec![0u8; usize::from(n % 80)];
+                match e.try_recv_slice(&mut buf) {
+                    Ok(k) => {
+                        assert!(k <= buf.len(), "try_recv_slice gave {k} bytes");
+                        out.popped += 1;
+                    }
+                    Err(RecvError::TooSmall { needed }) => {
+                        assert!(needed > buf.len(), "TooSmall({needed}) for {}", buf.len());
+                        out.refused += 1;
+                    }
+                    r => recv_result(r, out),
+                }
+            }
+            Op::TryPop => recv_result(e.try_recv(), out),
+            Op::PopTimeout(t) => {
+                bound = clock.timeout(t);
+                recv_result(e.recv_timeout(bound), out);
+            }
+            Op::Query => e.query(cap),
+            Op::Close(side) => {
+                e.close(side);
+                assert!(e.is_closed());
+                // An empty message fits any (scribbled) max_msg; a view without a whole slot
+                // reports Corrupted before it looks at the flag.
+                let r = e.try_send(b"");
+                assert!(
+                    matches!(r, Err(SendError::Closed))
+                        || (cap == 0 && matches!(r, Err(SendError::Corrupted))),
+                    "send right after close: {r:?}"
+                );
+            }
+            Op::Reclaim(side) => e.reclaim(side, out),
+            Op::Set { .. } | Op::Add { .. } | Op::Copy { .. } => unreachable!(),
+        }
+        let took = start.elapsed();
+        assert!(took <= bound + SLACK, "{op:?} took {took:?}");
+        assert_eq!(capacity(), cap, "the capacity is local");
+    }
+}
+
+impl Ring for ByteRing {
+    fn params(cap: u64) -> (u64, u64) {
+        byte_params(cap)
+    }
+
+    fn prefill(&self, n: usize) {
+        // SAFETY: the sender is dropped before this call returns.
+        if let Ok(mut tx) = unsafe { self.sender_kept(()) } {
+            for k in 0..n {
+                if tx.try_send(&message(k as u64 + 1)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn exercise(&self, mem: &dyn Memory, ops: &[Op], out: &mut Outcome) {
+        let cap = self.capacity();
+        assert!(cap == 0 || cap.is_power_of_two(), "capacity {cap}");
+        let mut ends = ByteEnds::new(self);
+        exercise_ends(&mut ends, cap, &|| self.capacity(), mem, ops, out);
+    }
+}
+
+impl Ring for Pipe {
+    fn params(cap: u64) -> (u64, u64) {
+        byte_params(cap)
+    }
+
+    fn prefill(&self, n: usize) {
+        // SAFETY: the connection is dropped before this call returns.
+        if let Ok(mut a) = unsafe { self.end_kept(PipeEnd::A, ()) } {
+            for k in 0..n {
+                if a.try_send(&message(k as u64 + 1)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn exercise(&self, mem: &dyn Memory, ops: &[Op], out: &mut Outcome) {
+        let cap = self.capacity();
+        assert!(cap == 0 || cap.is_power_of_two(), "capacity {cap}");
+        let mut ends = PipeEnds::new(self);
+        exercise_ends(&mut ends, cap, &|| self.capacity(), mem, ops, out);
+    }
+}
+
+/// The MPMC byte queue: every call goes through `&self`; "claiming" a side is a no-op.
+struct QueueEnds<'a>(&'a MpmcBytes);
+
+impl Ends for QueueEnds<'_> {
+    fn try_send(&mut self, m: &[u8]) -> Result<(), SendError> {
+        self.0.try_send(m)
+    }
+    fn send_timeout(&mut self, m: &[u8], t: Duration) -> Result<(), SendError> {
+        self.0.send_timeout(m, t)
+    }
+    fn try_recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        self.0.try_recv()
+    }
+    fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        // The queue has no slice receive: receive into a vector and compare.
+        let mut v = Vec::new();
+        let n = self.0.try_recv_into(&mut v)?;
+        assert_eq!(n, v.len());
+        assert!(
+            n <= self.0.max_msg(),
+            "a message of {n} bytes, max_msg {}",
+            self.0.max_msg()
+        );
+        let k = n.min(buf.len());
+        buf[..k].copy_from_slice(&v[..k]);
+        Ok(k)
+    }
+    fn recv_timeout(&mut self, t: Duration) -> Result<Vec<u8>, RecvError> {
+        self.0.recv_timeout(t)
+    }
+    fn query(&mut self, cap: usize) {
+        let q = self.0;
+        assert!(q.len() <= cap, "len {} above capacity {cap}", q.len());
+        let _ = (
+            q.is_empty(),
+            q.is_full(),
+            q.max_msg(),
+            q.lost(),
+            q.positions(),
+        );
+        let _ = (q.reap_dead(), format!("{q:?}"));
+    }
+    fn close(&mut self, _: Side) {
+        self.0.close();
+    }
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+    fn reclaim(&mut self, _: Side, _: &mut Outcome) {}
+}
+
+impl Ring for MpmcBytes {
+    fn params(cap: u64) -> (u64, u64) {
+        (cap.max(2), 24)
+    }
+
+    fn prefill(&self, n: usize) {
+        for k in 0..n {
+            if self.try_send(&message(k as u64 + 1)).is_err() {
+                break;
+            }
+        }
+    }
+
+    fn exercise(&self, mem: &dyn Memory, ops: &[Op], out: &mut Outcome) {
+        let cap = self.capacity();
+        assert!(cap == 0 || cap.is_power_of_two(), "capacity {cap}");
+        exercise_ends(
+            &mut QueueEnds(self),
+            cap,
+            &|| self.capacity(),
+            mem,
+            ops,
+            out,
+        );
+    }
+}
+
 /// Runs one fuzz case.
 pub fn run(input: &Input) -> Outcome {
     let mut out = Outcome::default();
@@ -636,6 +1086,9 @@ pub fn run(input: &Input) -> Outcome {
         View::MpmcU64 => opened::<MpmcRing<u64>>(input, &mut out),
         View::MpmcU8 => opened::<MpmcRing<u8>>(input, &mut out),
         View::MpmcWide => opened::<MpmcRing<Wide>>(input, &mut out),
+        View::Bytes => opened::<ByteRing>(input, &mut out),
+        View::MpmcBytes => opened::<MpmcBytes>(input, &mut out),
+        View::Pipe => opened::<Pipe>(input, &mut out),
     }
     out
 }
@@ -648,6 +1101,9 @@ fn opened<C: Ring + ?Sized>(input: &Input, out: &mut Outcome) {
         View::MpmcU64 => place::<C, MpmcRing<u64>>(input, out),
         View::MpmcU8 => place::<C, MpmcRing<u8>>(input, out),
         View::MpmcWide => place::<C, MpmcRing<Wide>>(input, out),
+        View::Bytes => place::<C, ByteRing>(input, out),
+        View::MpmcBytes => place::<C, MpmcBytes>(input, out),
+        View::Pipe => place::<C, Pipe>(input, out),
     }
 }
 
@@ -661,12 +1117,18 @@ fn place<C: Ring + ?Sized, O: Ring + ?Sized>(input: &Input, out: &mut Outcome) {
 
 /// The capacity, tag and layout `C` is created with for the input's request: the request rounded
 /// up to a power of two, or the next one if the ring type has a larger minimum.
-fn creation<C: Ring + ?Sized>(input: &Input) -> Option<(u64, TypeTag, Layout)> {
-    let cap = (u64::from(input.capacity % 64) + 1).next_power_of_two();
+fn creation<C: Ring + ?Sized>(input: &Input) -> Option<(C::Params, TypeTag, Layout)> {
+    let cap = requested(input);
     [cap, cap * 2].into_iter().find_map(|c| {
-        let tag = C::tag(&c);
-        C::layout(&tag).map(|l| (c, tag, l))
+        let p = C::params(c);
+        let tag = C::tag(&p);
+        C::layout(&tag).map(|l| (p, tag, l))
     })
+}
+
+/// The requested capacity: a power of two, 1 to 64.
+fn requested(input: &Input) -> u64 {
+    (u64::from(input.capacity % 64) + 1).next_power_of_two()
 }
 
 /// Applies the patch's dimensions to `tag`.
@@ -826,7 +1288,7 @@ fn in_segment<C: Ring + ?Sized, O: Ring + ?Sized>(input: &Input, ops: &[Op], out
         Ok(h) => h,
         Err(_) => match seg.open_object::<O>("ring") {
             Ok(h) => h,
-            Err(_) => match seg.object::<O>("ring", cap) {
+            Err(_) => match seg.object::<O>("ring", O::params(requested(input))) {
                 Ok(h) => h,
                 Err(_) => return,
             },

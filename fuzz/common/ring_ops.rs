@@ -310,7 +310,7 @@ fn run_spsc<T: Item>(req: u64, ops: &[Op]) -> Outcome {
             Op::PushTimeout(v, t) => {
                 let v = T::make(v);
                 let d = m.timeout(t);
-                let r = timed(d, || tx.push_timeout(v, Some(d)));
+                let r = timed(d, || tx.push_timeout(v, d));
                 m.pushed(r, v, true);
             }
             Op::PushSlice { seed, n } => {
@@ -372,7 +372,7 @@ fn run_spsc<T: Item>(req: u64, ops: &[Op]) -> Outcome {
             }
             Op::PopTimeout(t) => {
                 let d = m.timeout(t);
-                let r = timed(d, || rx.pop_timeout(Some(d)));
+                let r = timed(d, || rx.pop_timeout(d));
                 m.popped(r, true);
             }
             Op::Query(side) => match side {
@@ -449,7 +449,7 @@ fn run_spsc<T: Item>(req: u64, ops: &[Op]) -> Outcome {
 }
 
 /// Closes the ring and pops everything left: exactly the model's items, then `Closed`.
-fn drain_spsc<T: Item>(ring: &SpscRing<T>, mut rx: shmkit::Consumer<'_, T>, m: &mut Model<T>) {
+fn drain_spsc<T: Item>(ring: &SpscRing<T>, mut rx: shmkit::Consumer<T>, m: &mut Model<T>) {
     ring.close();
     m.closed = true;
     while !m.q.is_empty() {
@@ -483,7 +483,7 @@ fn run_mpmc<T: Item>(req: u64, ops: &[Op]) -> Outcome {
             Op::PushTimeout(v, t) => {
                 let v = T::make(v);
                 let d = m.timeout(t);
-                let r = timed(d, || ring.push_timeout(v, Some(d)));
+                let r = timed(d, || ring.push_timeout(v, d));
                 m.pushed(r, v, true);
             }
             Op::PushSlice { seed, n } => {
@@ -515,7 +515,7 @@ fn run_mpmc<T: Item>(req: u64, ops: &[Op]) -> Outcome {
             }
             Op::PopTimeout(t) => {
                 let d = m.timeout(t);
-                let r = timed(d, || ring.pop_timeout(Some(d)));
+                let r = timed(d, || ring.pop_timeout(d));
                 m.popped(r, true);
             }
             Op::Query(_) => m.query(

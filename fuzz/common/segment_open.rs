@@ -243,7 +243,19 @@ fn arena_offset(cap: u64) -> u64 {
 fn build(input: &Input, path: &Path) -> Option<()> {
     let (cap, arena) = match &input.base {
         Base::Raw(bytes) => {
-            std::fs::write(path, bytes).ok()?;
+            // Mode 0600 whatever the umask: a file others may write is refused (untrusted)
+            // before its bytes are looked at, which would leave them unfuzzed.
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .ok()?
+                .write_all(bytes)
+                .ok()?;
             (1, HEADER_SIZE + ENTRY_SIZE)
         }
         Base::Valid {

@@ -10,13 +10,15 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The shared bytes of a `Mutex<u64>` as a peer could write them (layout of `#[repr(C)]`
-/// `RawMutex`: lock word, reserved word, owner id `tid << 32 | pid`, owner start time; then data).
+/// `RawMutex`: lock word (owner thread id and pid-namespace tag, flags), reserved word, the
+/// owner's process word (`process::my_word`), the owner record `owner << 32 | fold(process
+/// word)`; then data).
 #[derive(Arbitrary, Debug, Clone, Copy)]
 struct Bytes {
     state: u32,
     reserved: u32,
-    owner_id: u64,
-    owner_start: u64,
+    owner_proc: u64,
+    owner_record: u64,
     data: u64,
 }
 
@@ -39,7 +41,8 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Input {
     initial: Bytes,
-    /// Name the owner with a real pid so the liveness check reads a live process's /proc entry.
+    /// Name the owner with a real pid (in the process word) so the liveness check reads a live
+    /// process's /proc entry.
     real_pid: bool,
     ops: Vec<Op>,
 }
@@ -47,8 +50,8 @@ struct Input {
 fn words(m: &Mutex<u64>) -> (&AtomicU32, &AtomicU32, &AtomicU64, &AtomicU64, &AtomicU64) {
     let p = m as *const Mutex<u64> as *const u8;
     // SAFETY: Mutex<u64> is #[repr(C)]: a 24-byte RawMutex (u32 word, u32 reserved, two u64
-    // owner fields, all atomics) followed by one atomic data word; the box keeps it alive for
-    // the borrow of `m`.
+    // owner-record words, all atomics) followed by one atomic data word; the box keeps it alive
+    // for the borrow of `m`.
     unsafe {
         (
             &*(p as *const AtomicU32),
@@ -61,15 +64,16 @@ fn words(m: &Mutex<u64>) -> (&AtomicU32, &AtomicU32, &AtomicU64, &AtomicU64, &At
 }
 
 fn scribble(m: &Mutex<u64>, b: &Bytes, real_pid: bool) {
-    let (s, r, id, start, data) = words(m);
-    let mut owner_id = b.owner_id;
+    let (s, r, proc, record, data) = words(m);
+    let mut owner_proc = b.owner_proc;
     if real_pid {
-        owner_id = (owner_id & !0xffff_ffff) | u64::from(std::process::id());
+        // The pid field of an owner word is its low 22 bits.
+        owner_proc = (owner_proc & !0x3f_ffff) | u64::from(std::process::id());
     }
     s.store(b.state, Ordering::Relaxed);
     r.store(b.reserved, Ordering::Relaxed);
-    id.store(owner_id, Ordering::Relaxed);
-    start.store(b.owner_start, Ordering::Relaxed);
+    proc.store(owner_proc, Ordering::Relaxed);
+    record.store(b.owner_record, Ordering::Relaxed);
     data.store(b.data, Ordering::Relaxed);
 }
 

@@ -8,6 +8,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use shmkit::{Error, SeqArray, SeqLock};
+use std::time::{Duration, Instant};
 
 /// A pid no process can have: a writer "killed" under it is dead.
 const DEAD: u32 = (1 << 22) - 1; // above any pid in use (pids are below 2²²)
@@ -160,9 +161,14 @@ fn model_ops(len: usize, ops: &[Op]) {
                 assert_eq!(a.snapshot(), m);
             }
             Op::WriterBatch { ref sets } => {
-                let mut w = a.writer();
+                let mut w = a.writer().unwrap();
                 assert_eq!(w.took_over_from().is_some(), dead_writer);
                 dead_writer = false;
+                // The holding thread asking again is refused at once, never left waiting.
+                assert!(matches!(
+                    a.writer_timeout(Duration::from_secs(60)),
+                    Err(Error::WouldDeadlock { .. })
+                ));
                 for &(i, v) in sets.iter().take(64) {
                     let i = i as usize;
                     oob(w.set(i, v), i >= len);
@@ -191,11 +197,11 @@ fn lock_ops(ops: &[LockOp]) {
     for op in ops.iter().take(128) {
         match *op {
             LockOp::Write(x) => {
-                s.write(&lv(x));
+                s.write(&lv(x)).unwrap();
                 (m, writes, dead) = (x, writes + 1, false);
             }
             LockOp::Update(x) => {
-                let got = s.update(|v| *v = lv(v[0].wrapping_add(x)));
+                let got = s.update(|v| *v = lv(v[0].wrapping_add(x))).unwrap();
                 (m, writes, dead) = (m.wrapping_add(x), writes + 1, false);
                 assert_eq!(got, lv(m));
             }
@@ -216,9 +222,11 @@ fn lock_ops(ops: &[LockOp]) {
                 assert_eq!(s.read(), lv(m), "readers keep the last complete value");
             }
             LockOp::Batch(ref xs) => {
-                let mut w = s.writer();
+                let mut w = s.writer().unwrap();
                 assert_eq!(w.took_over_from().is_some(), dead);
                 dead = false;
+                assert!(matches!(s.write(&lv(0)), Err(Error::WouldDeadlock { .. })));
+                assert!(matches!(s.try_write(&lv(0)), Err(Error::WouldDeadlock { .. })));
                 assert_eq!(w.get(), lv(m));
                 for &x in xs.iter().take(16) {
                     w.write(&lv(x));
@@ -262,6 +270,13 @@ fn hostile(len: usize, bytes: &[u8], reads: &[u16]) {
     }
     let _ = a.snapshot();
     let _ = a.check_writer();
+    // A bounded wait returns by its deadline whatever the lock word holds.
+    let t = Instant::now();
+    match a.writer_timeout(Duration::from_millis(1)) {
+        Ok(_) | Err(Error::Timeout { .. } | Error::WouldDeadlock { .. }) => {}
+        Err(e) => panic!("unexpected error {e}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // A lock word naming a dead process is taken over and every block resynchronized; one naming a
     // live process is busy. Either way, no panic and no hang.
     if let Ok(mut w) = a.try_writer() {

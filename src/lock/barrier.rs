@@ -1,21 +1,77 @@
-//! [`Barrier`]: a reusable, process-shared barrier that breaks instead of hanging.
+//! [`Barrier`]: a reusable, process-shared barrier that breaks instead of hanging, and counts
+//! arrivals exactly when a party is killed at any instruction.
+//!
+//! # The protocol
+//!
+//! There is no internal lock (a lock held by a stopped peer would block every caller, `try_wait`
+//! and `wait_timeout` included). The whole state is one 64-bit word, changed only by CAS:
+//!
+//! | bits   | field                                                              |
+//! | ------ | ------------------------------------------------------------------ |
+//! | 0..32  | generation (wrapping)                                              |
+//! | 32..48 | parties arrived in this generation                                 |
+//! | 61     | the previous generation ended broken (read by its late waiters)    |
+//! | 62     | broken: every wait fails until [`Barrier::reset`]                  |
+//!
+//! Arriving is one CAS (`arrived + 1`, or the next generation for the last party), so a party
+//! killed at any step has either arrived or not. Waiters sleep on a separate futex word that is
+//! bumped after every change of generation; a waker killed before the bump costs the waiters at
+//! most one [`LIVENESS_PERIOD`] nap.
+//!
+//! Each process records, in a slot claimed with one CAS, the last generation it arrived in,
+//! *after* its arrival: a waiter that finds a recorded process dead without an arrival in the
+//! current generation breaks the barrier (one CAS, racing fairly with the last arrival).
 
-use super::owner::{me, LIVENESS_PERIOD};
-use super::raw::{Acquired, RawMutex, Wait};
+use super::owner::{claim_alive, claim_word, step, LIVENESS_PERIOD};
 use crate::sync::{futex_wait, futex_wake, AtomicU32, AtomicU64, Deadline, Ordering};
 use crate::{Error, Result};
 use std::time::Duration;
 
 /// Processes whose participation is recorded (for detecting a party that died).
+#[cfg(not(feature = "loom"))]
 pub const PARTY_SLOTS: usize = 64;
+/// Under loom: few slots, so that models explore schedules rather than scans.
+#[cfg(feature = "loom")]
+pub const PARTY_SLOTS: usize = 3;
+
+/// Most parties a barrier can have (16 bits of the state word).
+pub const MAX_PARTIES: u32 = 0xffff;
+
+const ARRIVED_SHIFT: u32 = 32;
+const ARRIVED_MASK: u64 = 0xffff;
+const PREV_BROKEN: u64 = 1 << 61;
+const BROKEN: u64 = 1 << 62;
+
+/// The fields of a state word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct State(u64);
+
+impl State {
+    fn generation(self) -> u32 {
+        self.0 as u32
+    }
+    fn arrived(self) -> u32 {
+        ((self.0 >> ARRIVED_SHIFT) & ARRIVED_MASK) as u32
+    }
+    fn broken(self) -> bool {
+        self.0 & BROKEN != 0
+    }
+    /// Generation `g` with `arrived` parties and `flags`.
+    fn of(g: u32, arrived: u32, flags: u64) -> State {
+        State(u64::from(g) | ((u64::from(arrived) & ARRIVED_MASK) << ARRIVED_SHIFT) | flags)
+    }
+    /// The state after generation `self` ends, broken or not.
+    fn ended(self, broken: bool) -> State {
+        let flags = if broken { BROKEN | PREV_BROKEN } else { 0 };
+        State::of(self.generation().wrapping_add(1), 0, flags)
+    }
+}
 
 #[repr(C)]
 struct Party {
-    /// Process id (0: free slot).
-    pid: AtomicU64,
-    /// Its start time.
-    start: AtomicU64,
-    /// 1 + the generation it last arrived in.
+    /// The process's owner word ([`crate::process::my_word`]; 0: free slot).
+    owner: AtomicU64,
+    /// 1 + the generation it last arrived in (0: none yet).
     arrived: AtomicU64,
 }
 
@@ -27,9 +83,29 @@ struct Party {
 /// out, or when a process that took part in an earlier generation died without arriving in the
 /// current one (waiters check every 10 ms; a process that stops taking part and exits counts as
 /// dead too). Every present and future wait then fails with [`Error::BarrierBroken`] until
-/// [`reset`](Barrier::reset). A process that dies before it ever arrived is not known to the
-/// barrier: use `wait_timeout` for the first generation. Up to [`PARTY_SLOTS`] processes are
-/// recorded.
+/// [`reset`](Barrier::reset).
+///
+/// # Guarantees
+///
+/// - **Exact arrivals under `SIGKILL`**: arriving is one atomic step, so a party killed at any
+///   instruction has arrived or not, never half; the generation completes only with `parties`
+///   real arrivals.
+/// - **Never blocked by a peer**: there is no internal lock. `try_wait` returns at once and
+///   `wait_timeout` by its deadline whatever a peer does (stopped with `SIGSTOP` anywhere, or
+///   writing garbage into the shared words: wrong counts or a broken barrier, never a panic or a
+///   hang).
+///
+/// # Limits
+///
+/// - A process that dies before it ever arrived is not known to the barrier: use `wait_timeout`
+///   for the first generation. Up to [`PARTY_SLOTS`] processes are recorded.
+/// - A party killed right after its arrival, before recording it, is taken for a party that died
+///   without arriving: the generation breaks instead of completing.
+/// - A party in another pid namespace is never judged dead (its pid means nothing here).
+/// - At most [`MAX_PARTIES`] parties.
+/// - A waiter that has not yet woken from its generation when the barrier is reset, or when a
+///   later generation ends, may get the outcome wrong if more than one generation ends broken
+///   in the meantime.
 ///
 /// ```
 /// let b = shmkit::Barrier::new(2);
@@ -43,49 +119,36 @@ struct Party {
 /// ```
 #[repr(C)]
 pub struct Barrier {
-    /// Guards every field below.
-    lock: RawMutex,
-    /// The futex word: the current generation (bumped when one completes or breaks).
-    generation: AtomicU32,
-    /// Parties that arrived in the current generation.
-    arrived: AtomicU32,
-    /// Number of parties (at least 1).
+    /// The state word (see the module docs).
+    state: AtomicU64,
+    /// The futex word: bumped after every change of generation.
+    wake: AtomicU32,
+    /// Number of parties (1..=[`MAX_PARTIES`]).
     parties: AtomicU32,
-    /// 1 when broken (until `reset`).
-    broken: AtomicU32,
-    /// Threads sleeping (or about to) on `generation` (a hint).
-    sleepers: AtomicU32,
-    /// 1 + the last generation that broke (kept by `reset`, so its waiters still see it).
+    /// 1 + the last generation that ended broken (for waiters that wake after later
+    /// generations).
     broke: AtomicU32,
+    /// Reserved (zero).
+    _reserved: AtomicU32,
     slots: [Party; PARTY_SLOTS],
 }
 
 #[cfg(not(feature = "loom"))]
-static_assertions::assert_eq_size!(Barrier, [u64; 3 + 3 + 3 * PARTY_SLOTS]);
+static_assertions::assert_eq_size!(Barrier, [u64; 3 + 2 * PARTY_SLOTS]);
 #[cfg(not(feature = "loom"))]
 static_assertions::assert_eq_align!(Barrier, u64);
 
-/// What one pass under the lock decided.
-enum Step {
-    Leader,
-    Sleep(u32),
-    Broken,
-}
-
 impl Barrier {
-    /// A barrier on the heap for `parties` parties (at least 1).
+    /// A barrier on the heap for `parties` parties (1..=[`MAX_PARTIES`]; clamped).
     pub fn new(parties: u32) -> Self {
         Barrier {
-            lock: RawMutex::new(),
-            generation: AtomicU32::new(0),
-            arrived: AtomicU32::new(0),
-            parties: AtomicU32::new(parties.max(1)),
-            broken: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            state: AtomicU64::new(0),
+            wake: AtomicU32::new(0),
+            parties: AtomicU32::new(parties.clamp(1, MAX_PARTIES)),
             broke: AtomicU32::new(0),
+            _reserved: AtomicU32::new(0),
             slots: core::array::from_fn(|_| Party {
-                pid: AtomicU64::new(0),
-                start: AtomicU64::new(0),
+                owner: AtomicU64::new(0),
                 arrived: AtomicU64::new(0),
             }),
         }
@@ -108,66 +171,84 @@ impl Barrier {
     }
 
     /// Arrives only if that completes the generation (then `Ok(true)`); otherwise does not count
-    /// as arrived.
+    /// as arrived. Never waits.
     ///
     /// # Errors
     /// [`Error::WouldBlock`] when other parties are still missing; [`Error::BarrierBroken`].
     pub fn try_wait(&self) -> Result<bool> {
-        let done = self.locked(|b| {
-            if b.broken.load(Ordering::Relaxed) != 0 {
-                return Err(b.broken_error());
+        let me = claim_word();
+        let parties = self.parties();
+        let mut st = self.load();
+        loop {
+            if st.broken() {
+                return Err(self.broken_error());
             }
-            if b.arrived.load(Ordering::Relaxed) + 1 < b.parties.load(Ordering::Relaxed) {
+            if st.arrived().saturating_add(1) < parties {
                 return Err(Error::WouldBlock { what: "barrier" });
             }
-            b.note_arrival(b.generation.load(Ordering::Relaxed));
-            b.complete();
-            Ok(())
-        });
-        done.map(|()| {
-            futex_wake(&self.generation, u32::MAX);
-            true
-        })
+            match self.cas(st, st.ended(false)) {
+                Ok(()) => break,
+                Err(now) => st = now,
+            }
+        }
+        if let Some(slot) = self.claim(me) {
+            self.record(slot, st.generation());
+        }
+        self.wake_all();
+        Ok(true)
     }
 
     /// Repairs a broken barrier for a new generation; parties waiting now get
-    /// [`Error::BarrierBroken`].
+    /// [`Error::BarrierBroken`], and the processes recorded so far are forgotten.
+    ///
+    /// # Errors
+    /// None in practice; the signature leaves room for future ones.
     pub fn reset(&self) -> Result<()> {
-        self.locked(|b| {
-            let g = b.generation.load(Ordering::Relaxed);
-            if b.arrived.load(Ordering::Relaxed) != 0 {
-                b.broke.store(g.wrapping_add(1).max(1), Ordering::Relaxed);
+        let mut st = self.load();
+        loop {
+            // Waiters of this generation (if it is not already broken) must learn it broke.
+            let strand = st.arrived() != 0 && !st.broken();
+            let next = State::of(
+                st.generation().wrapping_add(1),
+                0,
+                if strand { PREV_BROKEN } else { 0 },
+            );
+            match self.cas(st, next) {
+                Ok(()) => {
+                    if strand {
+                        self.broke
+                            .store(st.generation().wrapping_add(1).max(1), Ordering::Release);
+                    }
+                    break;
+                }
+                Err(now) => st = now,
             }
-            b.generation.store(g.wrapping_add(1), Ordering::Release);
-            b.arrived.store(0, Ordering::Relaxed);
-            b.broken.store(0, Ordering::Relaxed);
-            for slot in &b.slots {
-                slot.pid.store(0, Ordering::Relaxed);
-            }
-            Ok(())
-        })?;
-        futex_wake(&self.generation, u32::MAX);
+        }
+        for slot in &self.slots {
+            slot.owner.store(0, Ordering::Relaxed);
+        }
+        self.wake_all();
         Ok(())
     }
 
     /// The number of completed (or broken) generations (wrapping).
     pub fn generation(&self) -> u32 {
-        self.generation.load(Ordering::Acquire)
+        self.load().generation()
     }
 
     /// Parties that arrived in the current generation.
     pub fn arrived(&self) -> u32 {
-        self.arrived.load(Ordering::Relaxed)
+        self.load().arrived()
     }
 
     /// The number of parties.
     pub fn parties(&self) -> u32 {
-        self.parties.load(Ordering::Relaxed)
+        self.parties.load(Ordering::Relaxed).clamp(1, MAX_PARTIES)
     }
 
     /// Whether the barrier is broken.
     pub fn is_broken(&self) -> bool {
-        self.broken.load(Ordering::Acquire) != 0
+        self.load().broken()
     }
 
     fn broken_error(&self) -> Error {
@@ -176,73 +257,76 @@ impl Barrier {
         }
     }
 
-    fn locked<R>(&self, f: impl FnOnce(&Self) -> Result<R>) -> Result<R> {
-        let (me, how) = self
-            .lock
-            .lock(Wait::For(None))
-            .map_err(|e| e.into_error("barrier"))?;
-        if how == Acquired::OwnerDied {
-            // A party died inside: the count cannot be trusted.
-            self.break_now();
-            self.lock.mark_consistent(&me);
+    fn load(&self) -> State {
+        State(self.state.load(Ordering::Acquire))
+    }
+
+    /// One CAS of the state word; the current state on failure.
+    fn cas(&self, from: State, to: State) -> core::result::Result<(), State> {
+        self.state
+            .compare_exchange(from.0, to.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| ())
+            .map_err(State)
+    }
+
+    /// Wakes every waiter after a change of generation.
+    fn wake_all(&self) {
+        self.wake.fetch_add(1, Ordering::AcqRel);
+        futex_wake(&self.wake, u32::MAX);
+    }
+
+    /// Ends generation `st` broken (one CAS); whether this call broke it.
+    fn break_generation(&self, st: State) -> bool {
+        if self.cas(st, st.ended(true)).is_err() {
+            return false;
         }
-        let r = f(self);
-        self.lock.unlock(&me, true);
-        r
-    }
-
-    /// Breaks the current generation and wakes everyone (under the lock).
-    fn break_now(&self) {
-        let g = self.generation.load(Ordering::Relaxed);
-        self.broken.store(1, Ordering::Relaxed);
-        self.broke
-            .store(g.wrapping_add(1).max(1), Ordering::Relaxed);
-        self.arrived.store(0, Ordering::Relaxed);
-        self.generation.store(g.wrapping_add(1), Ordering::Release);
-        futex_wake(&self.generation, u32::MAX);
-    }
-
-    /// Starts the next generation (under the lock).
-    fn complete(&self) {
-        let g = self.generation.load(Ordering::Relaxed);
-        self.arrived.store(0, Ordering::Relaxed);
-        self.generation.store(g.wrapping_add(1), Ordering::Release);
-    }
-
-    /// Records this process's arrival in generation `g` (under the lock).
-    fn note_arrival(&self, g: u32) {
-        let me = me();
-        let mut free = None;
-        for s in &self.slots {
-            let pid = s.pid.load(Ordering::Relaxed);
-            if pid == u64::from(me.pid) && s.start.load(Ordering::Relaxed) == me.start {
-                s.arrived.store(u64::from(g) + 1, Ordering::Relaxed);
-                return;
-            }
-            if pid == 0 && free.is_none() {
-                free = Some(s);
-            }
+        if !step("barrier.break.broken") {
+            self.broke
+                .store(st.generation().wrapping_add(1).max(1), Ordering::Release);
+            self.wake_all();
         }
-        if let Some(s) = free {
-            s.start.store(me.start, Ordering::Relaxed);
-            s.arrived.store(u64::from(g) + 1, Ordering::Relaxed);
-            s.pid.store(u64::from(me.pid), Ordering::Relaxed);
-        }
+        true
     }
 
-    /// Whether a recorded party died without arriving in generation `g`; forgets the dead
-    /// (under the lock).
+    /// The slot of the process `me`, claimed with one CAS if it has none (`None`: all taken).
+    fn claim(&self, me: u64) -> Option<usize> {
+        if let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.owner.load(Ordering::Acquire) == me)
+        {
+            return Some(i);
+        }
+        let i = self.slots.iter().position(|s| {
+            s.owner.load(Ordering::Relaxed) == 0
+                && s.owner
+                    .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+        })?;
+        // A record left by the slot's previous process is not ours.
+        self.slots[i].arrived.store(0, Ordering::Release);
+        Some(i)
+    }
+
+    /// Records that the process of `slot` arrived in generation `g`.
+    fn record(&self, slot: usize, g: u32) {
+        self.slots[slot]
+            .arrived
+            .store(u64::from(g) + 1, Ordering::Release);
+    }
+
+    /// Whether a recorded process died without arriving in generation `g`; frees the slots of
+    /// the dead.
     fn party_died(&self, g: u32) -> bool {
         let mut died = false;
         for s in &self.slots {
-            let pid = s.pid.load(Ordering::Relaxed);
-            if pid != 0
-                && s.arrived.load(Ordering::Relaxed) != u64::from(g) + 1
-                && (pid > u64::from(u32::MAX)
-                    || !party_alive(pid as u32, s.start.load(Ordering::Relaxed)))
-            {
-                s.pid.store(0, Ordering::Relaxed);
+            let w = s.owner.load(Ordering::Acquire);
+            // A dead process that arrived in `g` is kept: it will be missing from the next.
+            if w != 0 && s.arrived.load(Ordering::Acquire) != u64::from(g) + 1 && !claim_alive(w) {
                 died = true;
+                let _ = s
+                    .owner
+                    .compare_exchange(w, 0, Ordering::AcqRel, Ordering::Relaxed);
             }
         }
         died
@@ -250,73 +334,82 @@ impl Barrier {
 
     fn wait_inner(&self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = Deadline::after(timeout);
-        let step = self.locked(|b| {
-            if b.broken.load(Ordering::Relaxed) != 0 {
-                return Ok(Step::Broken);
+        let parties = self.parties();
+        let slot = self.claim(claim_word());
+        if step("barrier.wait.claimed") {
+            return Ok(false);
+        }
+        // Arrive: one CAS.
+        let mut st = self.load();
+        let (g, leader) = loop {
+            if st.broken() {
+                return Err(self.broken_error());
             }
-            let g = b.generation.load(Ordering::Relaxed);
-            b.note_arrival(g);
-            let n = b.arrived.load(Ordering::Relaxed) + 1;
-            if n >= b.parties.load(Ordering::Relaxed) {
-                b.complete();
-                return Ok(Step::Leader);
+            let n = st.arrived() + 1;
+            let leader = n >= parties;
+            let next = if leader {
+                st.ended(false)
+            } else {
+                State::of(st.generation(), n, 0)
+            };
+            match self.cas(st, next) {
+                Ok(()) => break (st.generation(), leader),
+                Err(now) => st = now,
             }
-            b.arrived.store(n, Ordering::Relaxed);
-            b.sleepers.fetch_add(1, Ordering::Relaxed);
-            Ok(Step::Sleep(g))
-        })?;
-        let g = match step {
-            Step::Broken => return Err(self.broken_error()),
-            Step::Leader => {
-                futex_wake(&self.generation, u32::MAX);
-                return Ok(true);
-            }
-            Step::Sleep(g) => g,
         };
-        let r = loop {
+        if step("barrier.wait.arrived") {
+            return Ok(false);
+        }
+        if let Some(slot) = slot {
+            self.record(slot, g);
+        }
+        if step("barrier.wait.recorded") {
+            return Ok(false);
+        }
+        if leader {
+            self.wake_all();
+            return Ok(true);
+        }
+        loop {
+            // The futex word before the state: a change of generation after this read bumps it,
+            // so the wait below returns.
+            let seen = self.wake.load(Ordering::Acquire);
+            let st = self.load();
+            if st.generation() != g {
+                return self.outcome(st, g);
+            }
+            if deadline.expired() {
+                if self.break_generation(st) {
+                    return Err(self.broken_error());
+                }
+                continue;
+            }
             let nap = deadline
                 .remaining()
                 .map_or(LIVENESS_PERIOD, |r| r.min(LIVENESS_PERIOD));
-            futex_wait(&self.generation, g, Some(nap));
-            if self.generation.load(Ordering::Acquire) != g {
-                // Our generation ended: completed, or broken (then `broken` names it).
-                let broke = self.broke.load(Ordering::Acquire);
-                break if broke == g.wrapping_add(1).max(1) {
-                    Err(self.broken_error())
-                } else {
-                    Ok(false)
-                };
+            futex_wait(&self.wake, seen, Some(nap));
+            let st = self.load();
+            // Still waiting after a nap: a party that died without arriving breaks it.
+            if st.generation() == g && self.party_died(g) && self.break_generation(st) {
+                return Err(self.broken_error());
             }
-            let expired = deadline.expired();
-            // Still waiting: a timeout or a dead party breaks this generation.
-            let broke = self.locked(|b| {
-                if b.generation.load(Ordering::Relaxed) != g {
-                    return Ok(false);
-                }
-                if expired || b.party_died(g) {
-                    b.break_now();
-                    return Ok(true);
-                }
-                Ok(false)
-            })?;
-            if broke {
-                break Err(self.broken_error());
-            }
-        };
-        self.sleepers.fetch_sub(1, Ordering::Relaxed);
-        r
+        }
     }
-}
 
-#[cfg(not(feature = "loom"))]
-fn party_alive(pid: u32, start: u64) -> bool {
-    crate::process::owner_alive(pid, start)
-}
-
-/// Under loom every party is one process: alive.
-#[cfg(feature = "loom")]
-fn party_alive(_pid: u32, _start: u64) -> bool {
-    true
+    /// How generation `g` ended, seen from state `st` of a later generation.
+    fn outcome(&self, st: State, g: u32) -> Result<bool> {
+        let broken = if st.generation() == g.wrapping_add(1) {
+            st.0 & PREV_BROKEN != 0
+        } else {
+            // Later generations ended since: the last broken one tells.
+            self.broke.load(Ordering::Acquire) == g.wrapping_add(1).max(1)
+        };
+        if broken {
+            Err(self.broken_error())
+        } else {
+            Ok(false)
+        }
+    }
 }
 
 impl core::fmt::Debug for Barrier {
@@ -359,3 +452,7 @@ mod object {
         }
     }
 }
+
+#[cfg(all(test, not(feature = "loom")))]
+#[path = "barrier_tests.rs"]
+mod tests;

@@ -16,7 +16,8 @@ use std::time::Duration;
 /// Waiting releases the mutex and retakes it before returning, also after a timeout. If the
 /// mutex's owner died in the meantime, the wait returns [`LockError::OwnerDied`] with the guard
 /// (see [`Mutex`](crate::Mutex)); a guard that came from `OwnerDied` and was not marked consistent
-/// makes the mutex not recoverable when the wait releases it.
+/// is released by the wait with the mutex still inconsistent, so the wait (or another locker)
+/// gets `OwnerDied` again when it retakes it.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -74,8 +75,16 @@ impl Condvar {
     /// As [`wait`](Condvar::wait), for at most `timeout`; the `bool` is `true` when the time ran
     /// out (the mutex is retaken in either case).
     ///
+    /// Returns within `timeout` plus the time to retake the mutex, which is bounded too: at most
+    /// the rest of `timeout`, or 100 ms after the wake-up if that is later. Unlike `std`'s, this
+    /// wait therefore returns even while another thread or process holds the mutex for good
+    /// (stopped with `SIGSTOP`, say): with [`Timeout`](crate::Error::Timeout), and without the
+    /// guard.
+    ///
     /// # Errors
-    /// As [`wait`](Condvar::wait); an `OwnerDied` holds `(guard, timed_out)`.
+    /// As [`wait`](Condvar::wait); an `OwnerDied` holds `(guard, timed_out)`;
+    /// [`Timeout`](crate::Error::Timeout) when the mutex could not be retaken in time (it is not
+    /// held then).
     pub fn wait_timeout<'a, T: Pod>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -100,11 +109,12 @@ impl Condvar {
         Ok(guard)
     }
 
-    /// As [`wait_while`](Condvar::wait_while), for at most `timeout` in all; the `bool` is `true`
+    /// As [`wait_while`](Condvar::wait_while), for at most `timeout` in all (plus the bounded time
+    /// to retake the mutex, see [`wait_timeout`](Condvar::wait_timeout)); the `bool` is `true`
     /// when the time ran out with the condition still holding.
     ///
     /// # Errors
-    /// As [`wait`](Condvar::wait).
+    /// As [`wait_timeout`](Condvar::wait_timeout).
     pub fn wait_while_timeout<'a, T: Pod>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -169,7 +179,16 @@ impl Condvar {
         futex_wait(&self.seq, seen, timeout);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         let timed_out = self.seq.load(Ordering::Acquire) == seen && deadline.expired();
-        match guard.reacquire() {
+        // A timed wait retakes the mutex within its deadline, or within RELOCK_GRACE after the
+        // wake-up if that is later: a peer that holds the mutex (even stopped) cannot make it
+        // wait for ever.
+        let relock = timeout.map(|_| {
+            deadline
+                .remaining()
+                .unwrap_or(Duration::ZERO)
+                .max(RELOCK_GRACE)
+        });
+        match guard.reacquire(relock) {
             Ok(true) => Ok((guard, timed_out)),
             Ok(false) => Err(LockError::OwnerDied((guard, timed_out))),
             Err(e) => {
@@ -180,6 +199,10 @@ impl Condvar {
         }
     }
 }
+
+/// The least time a timed wait gives itself to retake the mutex after waking, so that a wake-up
+/// at the very end of the timeout does not fail for want of a few microseconds.
+const RELOCK_GRACE: Duration = Duration::from_millis(100);
 
 /// `OwnerDied((guard, _))` → `OwnerDied(guard)`.
 fn guard_only<G>(e: LockError<(G, bool)>) -> LockError<G> {

@@ -1,6 +1,6 @@
 //! [`Mutex<T>`]: a robust, process-shared futex mutex around plain data.
 
-use super::owner::Me;
+use super::owner::Held;
 use super::raw::{Acquired, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
 use crate::sync::AtomicU64;
@@ -23,12 +23,18 @@ use std::time::Duration;
 ///   [`LockError::OwnerDied`] *with the guard inside*: it holds the lock and can repair the data.
 ///   Waiters never hang on a dead owner: a sleeping waiter wakes every 10 ms to check the owner's
 ///   liveness, so death is detected within that bound even when nobody was waiting at the time.
-/// - **The POSIX robust contract** (`EOWNERDEAD` / `ENOTRECOVERABLE`): after `OwnerDied`, call
+/// - **Rust's poison convention, not POSIX's**: after `OwnerDied`, call
 ///   [`MutexGuard::mark_consistent`] once the data is repaired, and the mutex is normal again.
-///   Dropping that guard *without* `mark_consistent` declares the data beyond repair: the mutex
-///   becomes permanently unusable and every present and future `lock` fails with
-///   [`Error::NotRecoverable`](crate::Error::NotRecoverable) (remove the object and create it
-///   again). If the thread that got `OwnerDied` dies too, the next one gets `OwnerDied` again.
+///   Dropping that guard *without* `mark_consistent` (for example through `?` or `unwrap` on the
+///   [`LockError`]) unlocks the mutex but keeps it *inconsistent*: the next locker, in any
+///   process, gets `OwnerDied` with the guard again, until someone repairs the data and calls
+///   `mark_consistent`. If the thread that got `OwnerDied` dies too, the next one gets
+///   `OwnerDied` again. Only an explicit [`MutexGuard::mark_not_recoverable`] makes the mutex
+///   permanently unusable (every present and future `lock` fails with
+///   [`Error::NotRecoverable`](crate::Error::NotRecoverable); remove the object and create it
+///   again). This differs from POSIX robust mutexes, which become `ENOTRECOVERABLE` as soon as
+///   an `EOWNERDEAD` holder unlocks without `pthread_mutex_consistent`: there, ordinary error
+///   handling that unwinds past the guard bricks the lock for every process.
 ///
 /// The value lives in shared memory as atomic words. The guard copies it out when the lock is
 /// taken and, if it was borrowed mutably, back in just before the unlock; a guard of a large `T`
@@ -198,7 +204,7 @@ unsafe fn init_in_place<T: Pod>(p: *mut u8, n: usize, value: T) {
 /// just before the unlock. Not `Send`: the lock belongs to the thread that took it.
 pub struct MutexGuard<'a, T: Pod> {
     mutex: &'a Mutex<T>,
-    me: Me,
+    me: Held,
     value: T,
     dirty: bool,
     consistent: bool,
@@ -212,9 +218,23 @@ impl<T: Pod> MutexGuard<'_, T> {
     /// Declares the data repaired after [`LockError::OwnerDied`]: the mutex returns to normal use.
     /// Does nothing on a guard that was acquired normally.
     pub fn mark_consistent(&mut self) {
-        if !self.consistent {
+        if !self.consistent && self.me.is_current() {
             self.mutex.raw.mark_consistent(&self.me);
             self.consistent = true;
+        }
+    }
+
+    /// Declares the data beyond repair and unlocks: the mutex becomes permanently unusable, and
+    /// every present and future `lock`, in every process, fails with
+    /// [`Error::NotRecoverable`](crate::Error::NotRecoverable) (POSIX `ENOTRECOVERABLE`). The
+    /// guard's changes are not written back. Remove the object and create it again to start
+    /// over. (Merely dropping an unrepaired guard does *not* do this; see [`Mutex`].)
+    pub fn mark_not_recoverable(self) {
+        let me = self.me;
+        let mutex = self.mutex;
+        core::mem::forget(self);
+        if me.is_current() {
+            mutex.raw.give_up(&me);
         }
     }
 
@@ -232,20 +252,24 @@ impl<T: Pod> MutexGuard<'_, T> {
     /// Writes the value back (if changed) and releases the lock, keeping the guard for a later
     /// [`reacquire`](Self::reacquire): for condition variables.
     pub(crate) fn release(&mut self) {
+        if !self.me.is_current() {
+            return; // a forked child's copy: the lock is the parent's
+        }
         if self.dirty {
             store_pod(&self.mutex.data, &self.value);
             self.dirty = false;
         }
-        self.mutex.raw.unlock(&self.me, self.consistent);
+        self.mutex.raw.unlock(&self.me);
     }
 
-    /// Retakes the lock after [`release`](Self::release) (waiting as long as needed) and
-    /// reloads the value. `Ok(false)`: taken over from a dead owner (not consistent).
-    pub(crate) fn reacquire(&mut self) -> Result<bool, crate::Error> {
+    /// Retakes the lock after [`release`](Self::release), waiting at most `timeout` (`None`: as
+    /// long as needed), and reloads the value. `Ok(false)`: taken over from a dead owner (not
+    /// consistent). On an error the lock is not held.
+    pub(crate) fn reacquire(&mut self, timeout: Option<Duration>) -> Result<bool, crate::Error> {
         let (me, how) = self
             .mutex
             .raw
-            .lock(Wait::For(None))
+            .lock(Wait::For(timeout))
             .map_err(|f| f.into_error("mutex"))?;
         self.me = me;
         self.consistent = how == Acquired::Clean;
@@ -273,10 +297,16 @@ impl<T: Pod> DerefMut for MutexGuard<'_, T> {
 impl<T: Pod> Drop for MutexGuard<'_, T> {
     #[inline(always)]
     fn drop(&mut self) {
+        if !self.me.is_current() {
+            // A copy inherited by a `fork()`ed child: the lock (and the right to write the data)
+            // belongs to the thread of the parent that took it. Do nothing.
+            return;
+        }
         if self.dirty {
             store_pod(&self.mutex.data, &self.value);
+            crate::hooks::at("mutex.unlock.written");
         }
-        self.mutex.raw.unlock(&self.me, self.consistent);
+        self.mutex.raw.unlock(&self.me);
     }
 }
 
@@ -398,30 +428,79 @@ mod tests {
         assert_eq!(*m.lock().unwrap(), [20000, 0, 40000]);
     }
 
+    /// Returns `OwnerDied` from `m` (after a thread exited holding it); the exited thread may
+    /// linger in /proc for a moment, so a `WouldBlock` is retried.
+    fn owner_died(m: &Mutex<u32>) -> MutexGuard<'_, u32> {
+        let t = std::time::Instant::now();
+        loop {
+            match m.try_lock() {
+                Err(LockError::OwnerDied(g)) => return g,
+                Err(LockError::Error(Error::WouldBlock { .. }))
+                    if t.elapsed() < Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                other => panic!("expected OwnerDied, got {other:?}"),
+            }
+        }
+    }
+
     #[test]
-    fn dead_thread_is_detected_and_not_recoverable_after_drop() {
+    fn unrepaired_drop_hands_owner_died_to_the_next_locker() {
         let m = Mutex::new(1u32);
         std::thread::scope(|s| {
             s.spawn(|| core::mem::forget(m.lock().unwrap()));
         });
-        // The thread has exited holding the lock.
-        let mut g = match m.lock_timeout(Duration::from_secs(5)) {
-            Err(LockError::OwnerDied(g)) => g,
-            other => panic!("expected OwnerDied, got {other:?}"),
-        };
+        let mut g = owner_died(&m);
         assert!(!g.is_consistent());
         assert!(m.state().owner_died);
         *g = 2;
-        drop(g); // not repaired
+        drop(g); // not repaired: unlocked, still inconsistent
+        let s = m.state();
+        assert!(
+            s.owner_died && !s.not_recoverable && s.owner_tid.is_none(),
+            "{s:?}"
+        );
+        // `?` on the error does the same: the guard is dropped, nothing is bricked.
+        let via_question_mark = || -> Result<u32, Error> { Ok(*m.lock()?) };
+        assert!(matches!(via_question_mark(), Err(Error::OwnerDied { .. })));
+        for _ in 0..2 {
+            match m.lock() {
+                Err(LockError::OwnerDied(g)) => assert_eq!(*g, 2, "the change was written back"),
+                other => panic!("expected OwnerDied again, got {other:?}"),
+            }
+        }
+        let mut g = m.try_lock().unwrap_err().into_guard().unwrap();
+        g.mark_consistent();
+        drop(g);
+        assert_eq!(*m.lock().unwrap(), 2);
+        assert!(!m.state().owner_died);
+    }
+
+    #[test]
+    fn mark_not_recoverable_is_for_good() {
+        let m = Mutex::new(1u32);
+        std::thread::scope(|s| {
+            s.spawn(|| core::mem::forget(m.lock().unwrap()));
+        });
+        let mut g = owner_died(&m);
+        *g = 5;
+        g.mark_not_recoverable();
         assert!(m.state().not_recoverable);
-        assert!(matches!(
+        for r in [
             m.lock(),
-            Err(LockError::Error(Error::NotRecoverable { .. }))
-        ));
-        assert!(matches!(
             m.try_lock(),
-            Err(LockError::Error(Error::NotRecoverable { .. }))
-        ));
+            m.lock_timeout(Duration::from_millis(1)),
+        ] {
+            assert!(matches!(
+                r,
+                Err(LockError::Error(Error::NotRecoverable { .. }))
+            ));
+        }
+        // A healthy guard can give up too.
+        let h = Mutex::new(0u8);
+        h.lock().unwrap().mark_not_recoverable();
+        assert!(h.state().not_recoverable);
     }
 
     #[test]
@@ -430,19 +509,7 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| core::mem::forget(m.lock().unwrap()));
         });
-        // The exited thread may linger in /proc for a moment after the scope ends: try again.
-        let t = std::time::Instant::now();
-        let mut g = loop {
-            match m.try_lock() {
-                Err(LockError::OwnerDied(g)) => break g,
-                Err(LockError::Error(Error::WouldBlock { .. }))
-                    if t.elapsed() < Duration::from_secs(5) =>
-                {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                other => panic!("expected OwnerDied, got {other:?}"),
-            }
-        };
+        let mut g = owner_died(&m);
         g.mark_consistent();
         *g += 1;
         drop(g);

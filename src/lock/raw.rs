@@ -1,7 +1,8 @@
 //! [`RawMutex`]: the robust futex lock word behind [`Mutex`](super::Mutex), without data.
 
 use super::owner::{
-    me, Me, OwnerMeta, LIVENESS_PERIOD, NOT_RECOVERABLE, OWNER_DIED, TID_MASK, WAITERS,
+    me, Held, Me, OwnerMeta, LIVENESS_PERIOD, NOT_RECOVERABLE, OWNER_DIED, OWNER_MASK, TID_MASK,
+    WAITERS,
 };
 use crate::sync::{futex_wait, futex_wake, AtomicU32, Deadline, Ordering, Spin};
 use crate::Error;
@@ -61,14 +62,16 @@ pub(crate) struct RawMutex {
     /// | bits 31 / 30 / 29..0            | meaning                                                 |
     /// | ------------------------------- | ------------------------------------------------------- |
     /// | `0 / 0 / 0`                     | unlocked                                                |
-    /// | `w / 0 / tid`                   | locked by thread `tid`; `w`: a waiter may sleep         |
-    /// | `w / 1 / tid`                   | locked by `tid`, which took it from a dead owner and has not called `mark_consistent` yet |
-    /// | `w / d / 0x3fff_ffff`           | not recoverable: an `OwnerDied` guard was dropped unrepaired; every lock fails |
-    /// | `w / d / 0` (never written)     | unlocked; taken like `0`, keeping `d` (a hostile peer's value) |
+    /// | `w / 0 / owner`                 | locked by `owner` (thread id in bits 0..22, its pid-namespace tag in bits 22..30); `w`: a waiter may sleep |
+    /// | `w / 1 / owner`                 | locked by `owner`, which took it from a dead owner and has not called `mark_consistent` yet |
+    /// | `w / 1 / 0`                     | unlocked but inconsistent: an `OwnerDied` guard was dropped unrepaired; the next locker gets `OwnerDied` too |
+    /// | `w / d / 0x3fff_ffff`           | not recoverable: a holder gave up on the data ([`RawMutex::give_up`]); every lock fails |
     ///
     /// Claiming and naming the owner is one CAS, so a kill at any point leaves a lock that names
     /// a (dead) owner. A waiter that finds the named owner dead takes the lock over with one CAS
-    /// from the exact word it judged, setting bit 30, and gets `OwnerDied`.
+    /// from the exact word it judged, setting bit 30, and gets `OwnerDied`. An owner whose
+    /// namespace tag differs from the waiter's is never judged dead (its thread id means
+    /// nothing in the waiter's namespace).
     state: AtomicU32,
     /// Reserved (zero).
     _reserved: AtomicU32,
@@ -108,17 +111,18 @@ impl RawMutex {
 
     /// Takes the lock for the calling thread.
     #[inline(always)]
-    pub(crate) fn lock(&self, wait: Wait) -> Result<(Me, Acquired), Fail> {
+    pub(crate) fn lock(&self, wait: Wait) -> Result<(Held, Acquired), Fail> {
         let me = me();
         if self
             .state
-            .compare_exchange(0, me.tid, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(0, me.owner, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
+            crate::hooks::at("mutex.lock.claimed");
             self.meta.record(&me);
-            return Ok((me, Acquired::Clean));
+            return Ok((me.held(), Acquired::Clean));
         }
-        self.lock_slow(me, wait).map(|a| (me, a))
+        self.lock_slow(me, wait).map(|a| (me.held(), a))
     }
 
     #[cold]
@@ -136,17 +140,18 @@ impl RawMutex {
         let mut checked_liveness = false;
         loop {
             let cur = self.state.load(Ordering::Relaxed);
-            let tid = cur & TID_MASK;
-            if tid == NOT_RECOVERABLE {
+            let owner = cur & OWNER_MASK;
+            if owner == NOT_RECOVERABLE {
                 return Err(Fail::NotRecoverable);
             }
-            if tid == 0 {
-                let new = me.tid | (cur & (WAITERS | OWNER_DIED)) | sleeper;
+            if owner == 0 {
+                let new = me.owner | (cur & (WAITERS | OWNER_DIED)) | sleeper;
                 if self
                     .state
                     .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
+                    crate::hooks::at("mutex.lock.claimed");
                     self.meta.record(&me);
                     return Ok(if cur & OWNER_DIED != 0 {
                         Acquired::OwnerDied
@@ -160,7 +165,7 @@ impl RawMutex {
                 }
                 continue;
             }
-            if self.meta.is_me(tid, &me) {
+            if self.meta.is_me(owner, &me) {
                 return Err(Fail::WouldDeadlock);
             }
             let Some((deadline, total)) = deadline else {
@@ -216,61 +221,78 @@ impl RawMutex {
     /// exactly `cur`) and returns `OwnerDied`.
     #[cold]
     fn take_if_dead(&self, cur: u32, me: &Me, sleeper: u32) -> Option<Acquired> {
-        let tid = cur & TID_MASK;
-        if tid == 0 || tid == NOT_RECOVERABLE || self.meta.alive(tid) {
+        let owner = cur & OWNER_MASK;
+        if owner == 0 || owner == NOT_RECOVERABLE || self.meta.alive(owner) {
             return None;
         }
-        let new = me.tid | OWNER_DIED | (cur & WAITERS) | sleeper;
+        let new = me.owner | OWNER_DIED | (cur & WAITERS) | sleeper;
         self.state
             .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
+        crate::hooks::at("mutex.lock.claimed");
         self.meta.record(me);
         Some(Acquired::OwnerDied)
     }
 
-    /// Releases the lock held by `me`. `consistent == false` (an `OwnerDied` acquisition never
-    /// repaired) makes it permanently not recoverable and wakes every waiter to tell them.
+    /// Releases the lock held by `me`. The owner-died mark stays on the word: a lock taken from
+    /// a dead owner and released without [`mark_consistent`](Self::mark_consistent) is handed
+    /// to the next locker as `OwnerDied` again (Rust's poison convention, not POSIX's
+    /// `ENOTRECOVERABLE`).
     #[inline(always)]
-    pub(crate) fn unlock(&self, me: &Me, consistent: bool) {
-        if consistent
-            && self
-                .state
-                .compare_exchange(me.tid, 0, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
+    pub(crate) fn unlock(&self, me: &Held) {
+        if self
+            .state
+            .compare_exchange(me.owner, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
         {
             return;
         }
-        self.unlock_slow(me, consistent);
+        self.unlock_slow(me);
     }
 
     #[cold]
-    fn unlock_slow(&self, me: &Me, consistent: bool) {
-        let new = if consistent { 0 } else { NOT_RECOVERABLE };
+    fn unlock_slow(&self, me: &Held) {
+        if let Some(old) = self.release_with(me, |cur| cur & OWNER_DIED) {
+            if old & WAITERS != 0 {
+                futex_wake(&self.state, 1);
+            }
+        }
+    }
+
+    /// Releases the lock held by `me` and makes it permanently not recoverable (POSIX
+    /// `ENOTRECOVERABLE`): every present and future lock fails. Wakes every waiter to tell them.
+    pub(crate) fn give_up(&self, me: &Held) {
+        if self
+            .release_with(me, |cur| (cur & OWNER_DIED) | NOT_RECOVERABLE)
+            .is_some()
+        {
+            futex_wake(&self.state, u32::MAX);
+        }
+    }
+
+    /// Replaces the word by `new(cur)` if `me` owns it; returns the word it replaced (`None`:
+    /// not ours any more, because a peer judged us dead or scribbled on the word; then it is
+    /// left alone).
+    fn release_with(&self, me: &Held, new: impl Fn(u32) -> u32) -> Option<u32> {
         let mut cur = self.state.load(Ordering::Relaxed);
         loop {
-            if cur & TID_MASK != me.tid {
-                // Not ours any more (a peer judged us dead or scribbled on the word): leave it.
-                return;
+            if cur & OWNER_MASK != me.owner {
+                return None;
             }
             match self
                 .state
-                .compare_exchange(cur, new, Ordering::Release, Ordering::Relaxed)
+                .compare_exchange(cur, new(cur), Ordering::Release, Ordering::Relaxed)
             {
-                Ok(_) => break,
+                Ok(_) => return Some(cur),
                 Err(now) => cur = now,
             }
-        }
-        if !consistent {
-            futex_wake(&self.state, u32::MAX);
-        } else if cur & WAITERS != 0 {
-            futex_wake(&self.state, 1);
         }
     }
 
     /// Clears the owner-died mark of a lock held by `me` (the data was repaired).
-    pub(crate) fn mark_consistent(&self, me: &Me) {
+    pub(crate) fn mark_consistent(&self, me: &Held) {
         let mut cur = self.state.load(Ordering::Relaxed);
-        while cur & TID_MASK == me.tid && cur & OWNER_DIED != 0 {
+        while cur & OWNER_MASK == me.owner && cur & OWNER_DIED != 0 {
             match self.state.compare_exchange(
                 cur,
                 cur & !OWNER_DIED,
@@ -286,8 +308,8 @@ impl RawMutex {
     /// Whether the calling thread `me` holds the lock now (stable for the caller: only the owner
     /// releases it).
     pub(crate) fn held_by(&self, me: &Me) -> bool {
-        let tid = self.state.load(Ordering::Relaxed) & TID_MASK;
-        tid == me.tid && self.meta.is_me(tid, me)
+        let owner = self.state.load(Ordering::Relaxed) & OWNER_MASK;
+        self.meta.is_me(owner, me)
     }
 
     /// Whether the word carries the owner-died mark (the data was not marked consistent).
@@ -298,12 +320,12 @@ impl RawMutex {
     /// The current state, for tools.
     pub(crate) fn state(&self) -> LockState {
         let cur = self.state.load(Ordering::Acquire);
-        let tid = cur & TID_MASK;
-        let not_recoverable = tid == NOT_RECOVERABLE;
-        let owner_tid = (tid != 0 && !not_recoverable).then_some(tid);
+        let owner = cur & OWNER_MASK;
+        let not_recoverable = owner == NOT_RECOVERABLE;
+        let held = owner != 0 && !not_recoverable;
         LockState {
-            owner_tid,
-            owner_pid: owner_tid.and_then(|t| self.meta.pid_of(t)),
+            owner_tid: held.then_some(owner & TID_MASK),
+            owner_pid: if held { self.meta.pid_of(owner) } else { None },
             waiters: cur & WAITERS != 0,
             owner_died: cur & OWNER_DIED != 0,
             not_recoverable,
@@ -329,25 +351,101 @@ mod tests {
         assert_eq!(how, Acquired::OwnerDied);
         assert!(r.state().owner_died);
         r.mark_consistent(&me);
-        r.unlock(&me, true);
+        r.unlock(&me);
         assert_eq!(r.state.load(Ordering::Relaxed), 0);
+    }
+
+    /// This process's owner word with another start time: a process that reused our pid.
+    fn reused_pid_word() -> u64 {
+        let id = crate::process::me();
+        crate::process::Identity {
+            start: id.start + 12345,
+            ..id
+        }
+        .word()
+    }
+
+    /// This thread's lock-word owner field with another thread id.
+    fn owner_field(tid: u32) -> u32 {
+        (me().owner & !TID_MASK) | tid
     }
 
     #[test]
     fn stale_record_of_a_reused_pid_is_not_taken_for_the_owner() {
         // The record names this very process but with another start time: not us, not alive.
         let r = RawMutex::new();
-        let tid = dead_tid();
-        let fake = Me {
-            tid,
-            pid: crate::process::pid(),
-            start: crate::process::start_time() + 12345,
-        };
-        r.state.store(tid | WAITERS, Ordering::Relaxed);
+        let fake = Me::new(owner_field(dead_tid()), reused_pid_word(), 0);
+        r.state.store(fake.owner | WAITERS, Ordering::Relaxed);
         r.meta.record(&fake);
         let (_, how) = r.lock(Wait::For(Some(Duration::from_secs(5)))).unwrap();
         assert_eq!(how, Acquired::OwnerDied);
         assert!(r.state().waiters, "the waiters bit is kept for sleepers");
+    }
+
+    #[test]
+    fn a_record_torn_by_a_hand_off_is_not_believed() {
+        // Issue 10, item 9: the owner record was two loads, so a reader could pair the live
+        // owner's id with the next owner's start time and take a live owner for dead. Here the
+        // lock word and the record's owner half name a live thread of this process, and the
+        // process half is another (dead) process's: the pair is rejected, and the live thread
+        // id decides.
+        let r = RawMutex::new();
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            s.spawn(move || {
+                tx.send(me()).unwrap();
+                let _ = done_rx.recv();
+            });
+            let live = rx.recv().unwrap();
+            r.state.store(live.owner, Ordering::Relaxed);
+            r.meta.record(&live);
+            r.meta.proc.store(reused_pid_word(), Ordering::Relaxed);
+            assert_eq!(r.meta.proc_of(live.owner), None);
+            assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::WouldBlock);
+            // The consistent record of the same thread: alive too.
+            r.meta.record(&live);
+            assert_eq!(r.meta.proc_of(live.owner), Some(live.proc));
+            assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::WouldBlock);
+            done_tx.send(()).unwrap();
+        });
+    }
+
+    #[test]
+    fn an_owner_in_another_pid_namespace_is_never_taken_for_dead() {
+        let id = crate::process::me();
+        let foreign_ns = crate::process::Identity {
+            pid: (1 << 22) - 5, // no such process here
+            start: 999,
+            pid_ns: id.pid_ns + 1,
+        };
+        let tid = dead_tid();
+        let mine = me().owner >> 22;
+        assert_ne!(mine, 0, "this process's namespace tag is known");
+        // The lock word's tag says so at once (before any record is written)...
+        let r = RawMutex::new();
+        let other = if mine == 254 { 1 } else { mine + 1 };
+        r.state.store(tid | (other << 22), Ordering::Relaxed);
+        assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::WouldBlock);
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            r.lock(Wait::For(Some(Duration::from_millis(30)))),
+            Err(Fail::Timeout(_))
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        // ...and when the 8-bit tags collide, the record's full namespace tag does.
+        let r = RawMutex::new();
+        let owner = owner_field(tid);
+        r.state.store(owner, Ordering::Relaxed);
+        r.meta.record(&Me::new(owner, foreign_ns.word(), 0));
+        assert_eq!(r.lock(Wait::Try).unwrap_err(), Fail::WouldBlock);
+        // The same record in our namespace: dead, taken over.
+        let local = crate::process::Identity {
+            pid_ns: id.pid_ns,
+            ..foreign_ns
+        };
+        r.meta.record(&Me::new(owner, local.word(), 0));
+        assert_eq!(r.lock(Wait::Try).unwrap().1, Acquired::OwnerDied);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! [`ReentrantMutex`]: a robust, process-shared lock that its owner thread may take again
 //! (Python's `RLock`).
 
-use super::owner::me;
+use super::owner::{me, Held};
 use super::raw::{Acquired, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
 use crate::sync::{AtomicU64, Ordering};
@@ -12,10 +12,13 @@ use std::time::Duration;
 /// Like Python's `RLock` it protects code, not data (put shared data in atomics or a
 /// [`Mutex`](crate::Mutex)).
 ///
-/// It is robust like [`Mutex`](crate::Mutex): the lock word names the owner thread, a lock whose
-/// owner died is handed to the next thread with [`LockError::OwnerDied`], and dropping that guard
-/// (the last one) without [`mark_consistent`](ReentrantGuard::mark_consistent) makes the lock
-/// not recoverable. The depth of the dead owner is forgotten: the new owner starts at depth 1.
+/// It is robust like [`Mutex`](crate::Mutex), with the same poison convention: the lock word
+/// names the owner thread, a lock whose owner died is handed to the next thread with
+/// [`LockError::OwnerDied`], and releasing it (the last guard) without
+/// [`mark_consistent`](ReentrantGuard::mark_consistent) hands `OwnerDied` to the next locker
+/// again; only [`mark_not_recoverable`](ReentrantGuard::mark_not_recoverable) makes the lock
+/// permanently unusable. The depth of the dead owner is forgotten: the new owner starts at
+/// depth 1.
 ///
 /// ```
 /// let m = shmkit::ReentrantMutex::new();
@@ -95,16 +98,18 @@ impl ReentrantMutex {
             self.depth.store(d.saturating_add(1), Ordering::Relaxed);
             return Ok(ReentrantGuard {
                 mutex: self,
+                me: me.held(),
                 _not_send: PhantomData,
             });
         }
-        let (_, how) = self
+        let (me, how) = self
             .raw
             .lock(wait)
             .map_err(|f| LockError::Error(f.into_error("reentrant mutex")))?;
         self.depth.store(1, Ordering::Relaxed);
         let g = ReentrantGuard {
             mutex: self,
+            me,
             _not_send: PhantomData,
         };
         match how {
@@ -126,23 +131,42 @@ impl core::fmt::Debug for ReentrantMutex {
 /// One level of a held [`ReentrantMutex`]. Not `Send`.
 pub struct ReentrantGuard<'a> {
     mutex: &'a ReentrantMutex,
+    /// The owner, as of the lock (inert in a `fork()`ed child).
+    me: Held,
     _not_send: PhantomData<*const ()>,
 }
 
 impl ReentrantGuard<'_> {
     /// Declares the protected state repaired after [`LockError::OwnerDied`].
     pub fn mark_consistent(&mut self) {
-        self.mutex.raw.mark_consistent(&me());
+        if self.me.is_current() {
+            self.mutex.raw.mark_consistent(&self.me);
+        }
     }
 
     /// `false` while the owner-died mark is on the lock.
     pub fn is_consistent(&self) -> bool {
         !self.mutex.raw.owner_died_marked()
     }
+
+    /// Declares the protected state beyond repair and releases the lock whatever the depth: every
+    /// present and future lock fails with [`NotRecoverable`](crate::Error::NotRecoverable).
+    /// Other guards of this thread still alive release nothing when dropped.
+    pub fn mark_not_recoverable(self) {
+        let (m, me) = (self.mutex, self.me);
+        core::mem::forget(self);
+        if me.is_current() {
+            m.depth.store(0, Ordering::Relaxed);
+            m.raw.give_up(&me);
+        }
+    }
 }
 
 impl Drop for ReentrantGuard<'_> {
     fn drop(&mut self) {
+        if !self.me.is_current() {
+            return; // a copy inherited by a `fork()`ed child: the lock is the parent's
+        }
         let m = self.mutex;
         let d = m.depth.load(Ordering::Relaxed);
         if d > 1 {
@@ -150,8 +174,7 @@ impl Drop for ReentrantGuard<'_> {
             return;
         }
         m.depth.store(0, Ordering::Relaxed);
-        let consistent = !m.raw.owner_died_marked();
-        m.raw.unlock(&me(), consistent);
+        m.raw.unlock(&self.me);
     }
 }
 

@@ -32,13 +32,11 @@
 //! unknown kind, a length above `max_msg`, a record that overruns the end of the area or the
 //! published tail — each is reported as `Corrupted`, never an out-of-bounds access or a panic.
 
-use super::spsc::RingHead;
-use super::wait::{arm, notify, spin};
-// One send error for every byte queue (the MPMC byte queue defines it; the variants are the same).
-pub use super::SendError;
-use crate::sync::{futex_wait, AtomicU32, AtomicU64, Deadline, Ordering};
+use super::error::{RecvError, SendError};
+use super::head::RingHead;
+use super::wait::{block, notify, peer_gone, Look, Sleeper};
+use crate::sync::{AtomicU64, Deadline, Ordering};
 use crate::words::{load_bytes, store_bytes, words_for};
-use core::fmt;
 use std::time::Duration;
 
 /// Smallest byte capacity (it holds messages of up to 0 bytes).
@@ -59,85 +57,6 @@ pub const fn max_msg_limit(capacity: u64) -> u64 {
 #[inline]
 const fn record_size(len: u64) -> u64 {
     8 + (len.div_ceil(8) * 8)
-}
-
-/// Why no message was received.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum RecvError {
-    /// No message now (from the `try_` calls).
-    Empty,
-    /// The ring was closed and every message sent before has been received.
-    Closed,
-    /// No message arrived before the timeout.
-    Timeout,
-    /// The buffer given to `try_recv_slice` is shorter than the next message; the message stays
-    /// in the ring (receive it with a buffer of at least `needed` bytes).
-    TooSmall {
-        /// The next message's length in bytes.
-        needed: usize,
-    },
-    /// The ring's shared positions or a record header hold impossible values (another process
-    /// scribbled over them); nothing was consumed.
-    Corrupted,
-}
-
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RecvError::Empty => f.write_str("the byte ring is empty"),
-            RecvError::Closed => f.write_str("the byte ring is closed and drained"),
-            RecvError::Timeout => f.write_str("timed out waiting for a message"),
-            RecvError::TooSmall { needed } => {
-                write!(f, "buffer too small: the next message has {needed} bytes")
-            }
-            RecvError::Corrupted => {
-                f.write_str("the byte ring's shared positions or record headers are corrupted")
-            }
-        }
-    }
-}
-
-impl std::error::Error for RecvError {}
-
-/// Longest single sleep in [`block`]: attempts re-run at least this often.
-const RECHECK: Duration = Duration::from_millis(20);
-
-/// Runs `attempt` until it returns `Some`, spinning briefly, then sleeping on the futex `word`
-/// with the waiter flag `waiting` (the protocol of `wait.rs`); `None` once `timeout` ran out.
-fn block<R>(
-    waiting: &AtomicU32,
-    word: &AtomicU32,
-    timeout: Option<Duration>,
-    mut attempt: impl FnMut() -> Option<R>,
-) -> Option<R> {
-    let deadline = Deadline::after(timeout);
-    let mut round = 0;
-    let mut armed: Option<u32> = None;
-    loop {
-        if let Some(r) = attempt() {
-            if armed.is_some() {
-                waiting.store(0, Ordering::Relaxed);
-            }
-            return Some(r);
-        }
-        if let Some(seq) = armed.take() {
-            if !deadline.expired() {
-                // Bounded, so that callers watching a peer's liveness get to look.
-                let t = deadline.remaining().map_or(RECHECK, |r| r.min(RECHECK));
-                futex_wait(word, seq, Some(t));
-            }
-            waiting.store(0, Ordering::Relaxed);
-            continue;
-        }
-        if deadline.expired() {
-            return None;
-        }
-        if spin(round) {
-            round += 1;
-            continue;
-        }
-        armed = Some(arm(waiting, word));
-    }
 }
 
 /// A validated local view of one direction: its head and its byte area.
@@ -181,16 +100,12 @@ impl<'a> Lane<'a> {
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.h.ctl.closed.load(Ordering::Acquire) != 0
+        self.h.is_closed()
     }
 
     /// Closes this direction and wakes both sides.
     pub(super) fn close(&self) {
-        let c = &self.h.ctl;
-        c.closed.store(1, Ordering::Release);
-        crate::sync::fence(Ordering::SeqCst);
-        super::wait::wake(&c.items);
-        super::wait::wake(&c.space);
+        self.h.close();
     }
 }
 
@@ -259,28 +174,23 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Sends, waiting at most `timeout` (`None`: forever) for room; a full lane whose
+    /// receiver died holding its claim `peer` fails with `Closed` (a broken pipe).
     pub(super) fn send_timeout(
         &mut self,
         msg: &[u8],
         timeout: Option<Duration>,
-    ) -> Result<(), SendError> {
-        self.send_timeout_unless(msg, timeout, || false)
-    }
-
-    /// Like [`send_timeout`](Tx::send_timeout), giving up with `Closed` when the ring is full
-    /// and `gone()` says the receiver will never come back.
-    pub(super) fn send_timeout_unless(
-        &mut self,
-        msg: &[u8],
-        timeout: Option<Duration>,
-        mut gone: impl FnMut() -> bool,
+        peer: &AtomicU64,
     ) -> Result<(), SendError> {
         let c = &self.lane.h.ctl;
-        block(&c.space_waiting, &c.space, timeout, || {
+        let at = Sleeper::one(&c.space_waiting, &c.space);
+        block(at, Deadline::after(timeout), |due| {
             match self.try_send(msg) {
-                Err(SendError::Full) if gone() => Some(Err(SendError::Closed)),
-                Err(SendError::Full) => None,
-                r => Some(r),
+                Err(SendError::Full) if due && peer_gone(peer) => {
+                    Look::Ready(Err(SendError::Closed))
+                }
+                Err(SendError::Full) => Look::Wait,
+                r => Look::Ready(r),
             }
         })
         .unwrap_or(Err(SendError::Timeout))
@@ -403,18 +313,26 @@ impl<'a> Rx<'a> {
         })
     }
 
-    /// Waits (at most `timeout`) until `attempt` stops returning `Empty`.
+    /// Waits (at most `timeout`) until `attempt` stops returning `Empty`. An empty lane whose
+    /// sender died holding its claim `peer` reads as closed, once what it sent is drained.
     pub(super) fn wait<R>(
         &mut self,
         timeout: Option<Duration>,
+        peer: &AtomicU64,
         mut attempt: impl FnMut(&mut Self) -> Result<R, RecvError>,
     ) -> Result<R, RecvError> {
         let c = &self.lane.h.ctl;
-        block(&c.items_waiting, &c.items, timeout, || {
-            match attempt(self) {
-                Err(RecvError::Empty) => None,
-                r => Some(r),
+        let at = Sleeper::one(&c.items_waiting, &c.items);
+        block(at, Deadline::after(timeout), |due| match attempt(self) {
+            Err(RecvError::Empty) if due && peer_gone(peer) => {
+                // Drain what it published before it died, then report it gone.
+                Look::Ready(match attempt(self) {
+                    Err(RecvError::Empty) => Err(RecvError::Closed),
+                    r => r,
+                })
             }
+            Err(RecvError::Empty) => Look::Wait,
+            r => Look::Ready(r),
         })
         .unwrap_or(Err(RecvError::Timeout))
     }
@@ -425,15 +343,15 @@ impl<'a> Rx<'a> {
         !matches!(self.peek(), Err(RecvError::Empty))
     }
 
-    /// Waits (at most `timeout`) until [`ready`](Rx::ready).
-    pub(super) fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        self.wait(timeout, |rx| {
+    /// Waits (at most `timeout`) until [`ready`](Rx::ready), or the sender died holding its
+    /// claim `peer` (a receive then drains and returns `Closed`).
+    pub(super) fn poll(&mut self, timeout: Option<Duration>, peer: &AtomicU64) -> bool {
+        self.wait(timeout, peer, |rx| {
             if rx.ready() {
                 Ok(())
             } else {
                 Err(RecvError::Empty)
             }
-        })
-        .is_ok()
+        }) != Err(RecvError::Timeout)
     }
 }

@@ -15,106 +15,56 @@
 //! Rings keep monotonic 64-bit positions (never wrapping indices) and copy items of any
 //! [`bytemuck::Pod`] type through atomic words. Blocking calls spin briefly, then sleep on a
 //! shared futex word; the fast path makes no system call unless the other side sleeps.
+//!
+//! # Guarantees
+//!
+//! - **Every wait is bounded.** `try_` calls return at once, `_timeout` calls (a [`Duration`])
+//!   by their deadline, and blocking calls recheck, every 10 ms, the liveness of whoever they
+//!   wait on: a single-producer ring or pipe whose peer died holding its side drains what the
+//!   peer sent and then reports `Closed`; an MPMC slot held by a dead process is reaped (and
+//!   counted in `lost()`).
+//! - **Owned ends.** [`Producer`], [`Consumer`], [`ByteSender`], [`ByteReceiver`] and
+//!   [`Connection`] keep their ring alive (an `Arc` of a heap ring, or the segment mapping), so
+//!   they are `Send + 'static`: move them into threads and structs.
+//! - **One error convention.** [`PushError`] (with the value handed back), [`PopError`],
+//!   [`SendError`] and [`RecvError`] all convert into [`crate::Error`] with `?`.
+//!
+//! # Layout of this module
+//!
+//! The floor every face stands on: `head` (the positions and control line every ring starts
+//! with, and the one `close`), `wait` (the one wait loop, spin policy, recheck period and side
+//! claims), `error`, `owned` (what keeps a ring alive for an owned end). The engines: `spsc`,
+//! `lane` (one direction of byte records), `mpmc` (face, engine, process registry). The faces:
+//! [`SpscRing`], [`ByteRing`], [`Pipe`], [`MpmcRing`], [`MpmcBytes`].
+//!
+//! [`Duration`]: std::time::Duration
 
 pub mod bytes;
 #[cfg(feature = "serde")]
 mod codec;
+mod error;
+mod head;
 mod lane;
 pub mod mpmc;
 pub mod mpmc_bytes;
+mod owned;
 pub mod pipe;
 pub mod spsc;
 mod wait;
 
 pub use bytes::{ByteReceiver, ByteRing, ByteSender};
-pub use lane::{RecvError, MIN_BYTE_CAPACITY};
+pub use error::{PopError, PushError, RecvError, SendError};
+pub use lane::MIN_BYTE_CAPACITY;
 pub use pipe::{Connection, Pipe, PipeEnd};
 
 pub use mpmc::MpmcRing;
-pub use mpmc_bytes::{MpmcBytes, SendError};
+pub use mpmc_bytes::MpmcBytes;
 pub use spsc::{Consumer, Producer, SpscRing};
-
-use core::fmt;
 
 /// Largest ring capacity accepted (2³² items).
 pub const MAX_CAPACITY: u64 = 1 << 32;
 
-/// Why a push did not happen; the value is handed back (rtrb style).
-#[derive(PartialEq, Eq)]
-pub enum PushError<T> {
-    /// The ring is full (from `try_push`).
-    Full(T),
-    /// The ring was closed: no push will ever succeed again.
-    Closed(T),
-    /// The ring stayed full until the timeout (from `push_timeout`).
-    Timeout(T),
-    /// The ring's shared positions hold impossible values (another process scribbled over
-    /// them); nothing was written.
-    Corrupted(T),
-}
-
-impl<T> PushError<T> {
-    /// The value that was not pushed.
-    pub fn into_inner(self) -> T {
-        match self {
-            PushError::Full(v)
-            | PushError::Closed(v)
-            | PushError::Timeout(v)
-            | PushError::Corrupted(v) => v,
-        }
-    }
-}
-
-impl<T> fmt::Debug for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PushError::Full(_) => "Full(..)",
-            PushError::Closed(_) => "Closed(..)",
-            PushError::Timeout(_) => "Timeout(..)",
-            PushError::Corrupted(_) => "Corrupted(..)",
-        })
-    }
-}
-
-impl<T> fmt::Display for PushError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PushError::Full(_) => "the ring is full",
-            PushError::Closed(_) => "the ring is closed",
-            PushError::Timeout(_) => "timed out waiting for room in the ring",
-            PushError::Corrupted(_) => "the ring's shared positions are corrupted",
-        })
-    }
-}
-
-impl<T> std::error::Error for PushError<T> {}
-
-/// Why a pop returned no item.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum PopError {
-    /// The ring is empty (from `try_pop`).
-    Empty,
-    /// The ring was closed and every item pushed before has been popped.
-    Closed,
-    /// The ring stayed empty until the timeout (from `pop_timeout`).
-    Timeout,
-    /// The ring's shared positions hold impossible values (another process scribbled over
-    /// them); nothing was read.
-    Corrupted,
-}
-
-impl fmt::Display for PopError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PopError::Empty => "the ring is empty",
-            PopError::Closed => "the ring is closed and drained",
-            PopError::Timeout => "timed out waiting for an item",
-            PopError::Corrupted => "the ring's shared positions are corrupted",
-        })
-    }
-}
-
-impl std::error::Error for PopError {}
+use crate::words::words_for_type;
 
 /// Rounds a requested capacity up to a power of two; `None` for 0 or above [`MAX_CAPACITY`].
 pub fn round_capacity(requested: u64) -> Option<u64> {
@@ -122,6 +72,16 @@ pub fn round_capacity(requested: u64) -> Option<u64> {
         return None;
     }
     Some(requested.next_power_of_two())
+}
+
+/// Words per item (at least one).
+pub(crate) const fn slot_words<T>() -> usize {
+    let w = words_for_type::<T>();
+    if w == 0 {
+        1
+    } else {
+        w
+    }
 }
 
 /// The capacity of a ring whose slot area holds `words` words of `stride` words per slot: the

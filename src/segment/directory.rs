@@ -23,6 +23,11 @@
 //! it, waits until its name is visible, and finds the winner's object. A creator that died in
 //! `NAMED` is replaced by the next opener, who re-runs the (complete) initialization; one that died
 //! in `CLAIMED` leaves a `DEAD` entry and the name free for the next creator.
+//!
+//! Test points ([`crate::hooks`], feature `test-hooks`, named by the object):
+//! `directory.create.claimed` (entry claimed, name written, space allocated, not yet published),
+//! `directory.create.named` (published as `NAMED`, not yet initialized) and
+//! `directory.create.takeover` (won the entry of a dead creator, not yet re-initialized).
 
 use crate::error::{Error, Result};
 use crate::object::{Kind, TypeTag, TYPE_NAME_MAX};
@@ -284,7 +289,8 @@ impl<'a> Directory<'a> {
         Ok((tag, offset, size))
     }
 
-    /// Checks that `[offset, offset + size)` lies in the arena and is aligned for `layout`.
+    /// Checks that `[offset, offset + size)` lies in the arena, is aligned for `layout` and
+    /// shares no byte with another published object ([`check_disjoint`](Self::check_disjoint)).
     fn check_placement(&self, i: usize, offset: u64, size: u64, layout: Layout) -> Result<()> {
         let end = offset.checked_add(size);
         if offset < self.arena_start
@@ -300,6 +306,33 @@ impl<'a> Directory<'a> {
                 layout.size(),
                 layout.align()
             )));
+        }
+        self.check_disjoint(i, offset, size)
+    }
+
+    /// Checks that the object of entry `i`, `[offset, offset + size)`, shares no byte with the
+    /// object of any other published (`NAMED` or `READY`) entry: a directory written by a
+    /// hostile or broken peer could otherwise hand two names the same memory. One pass over the
+    /// entries (up to the first empty one, where every lookup stops too), O(capacity) per lookup.
+    /// Entries being claimed or abandoned are skipped: their space is not anyone's object.
+    fn check_disjoint(&self, i: usize, offset: u64, size: u64) -> Result<()> {
+        let end = offset.saturating_add(size);
+        for (j, e) in self.entries.iter().enumerate() {
+            let s = e.state.load(Ordering::Acquire);
+            if s == EMPTY {
+                break;
+            }
+            if j == i || !matches!(s & 0xff, NAMED | READY) {
+                continue;
+            }
+            let o = e.offset.load(Ordering::Relaxed);
+            let oe = o.saturating_add(e.size.load(Ordering::Relaxed));
+            if o < end && offset < oe {
+                return Err(self.corrupted(format!(
+                    "directory entry {i} places its object at [{offset}, {end}), which overlaps \
+                     the object of entry {j} at [{o}, {oe})"
+                )));
+            }
         }
         Ok(())
     }
@@ -443,11 +476,17 @@ impl<'a> Directory<'a> {
                             return Err(err);
                         }
                     };
+                    // A sane bump pointer never hands out space of a published object; a
+                    // scribbled one might: refuse rather than initialize over it.
+                    if let Err(err) = self.check_disjoint(i, offset, layout.size() as u64) {
+                        e.state.store(me | DEAD, Ordering::Release);
+                        return Err(err);
+                    }
                     e.offset.store(offset, Ordering::Relaxed);
                     e.size.store(layout.size() as u64, Ordering::Relaxed);
-                    test_stall_hook("claimed", name);
+                    crate::hooks::at_named("directory.create.claimed", name);
                     e.state.store(me | NAMED, Ordering::Release);
-                    test_stall_hook("named", name);
+                    crate::hooks::at_named("directory.create.named", name);
                     (init.take().expect("init runs once"))(offset);
                     e.state.store(me | READY, Ordering::Release);
                     return Ok((i as u32, offset));
@@ -500,7 +539,7 @@ impl<'a> Directory<'a> {
                             .compare_exchange(raw, me | NAMED, Ordering::AcqRel, Ordering::Acquire)
                             .is_ok()
                         {
-                            test_stall_hook("takeover", name);
+                            crate::hooks::at_named("directory.create.takeover", name);
                             e.claimer_start
                                 .store(process_start_time(), Ordering::Relaxed);
                             (init.take().expect("init runs once"))(offset);
@@ -608,38 +647,6 @@ impl<'a> Directory<'a> {
         Ok(out)
     }
 }
-
-/// Environment variable of the test hook `test_stall_hook` (for shmkit's own tests).
-#[doc(hidden)]
-pub const TEST_STALL_INIT_VAR: &str = "SHMKIT_TEST_STALL_INIT";
-
-/// Test hook for the cross-process tests of creator death (`tests/object_takeover.rs`): the
-/// creator of object `name` sleeps forever at `stage` when the environment variable
-/// `SHMKIT_TEST_STALL_INIT` is `<stage>:<name>`, so that a test can kill it there. Stages:
-/// `claimed` (entry claimed, name written, space allocated, not yet published) and `named`
-/// (published as `NAMED`, not yet initialized), `takeover` (won the entry of a dead creator, not
-/// yet re-initialized). Checked only on the (rare) creation path,
-/// never when opening.
-#[cfg(not(feature = "loom"))]
-#[cold]
-fn test_stall_hook(stage: &str, name: &str) {
-    let Some(v) = std::env::var_os(TEST_STALL_INIT_VAR) else {
-        return;
-    };
-    let v = v.as_encoded_bytes();
-    if v.len() == stage.len() + 1 + name.len()
-        && v.starts_with(stage.as_bytes())
-        && v[stage.len()] == b':'
-        && v.ends_with(name.as_bytes())
-    {
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    }
-}
-
-#[cfg(feature = "loom")]
-fn test_stall_hook(_stage: &str, _name: &str) {}
 
 #[cfg(not(feature = "loom"))]
 fn process_start_time() -> u64 {

@@ -1,24 +1,24 @@
 //! Creating, opening and mapping the files behind segments.
 //!
 //! Creation never exposes a half-initialized segment under its final name: the creator builds the
-//! segment in a private temporary file (`.<name>.shmkit-init.<pid>.<n>`, `O_CREAT|O_EXCL|O_NOFOLLOW`,
-//! mode set with `fchmod` so the umask does not apply), writes the header, and then `link(2)`s it to
-//! the final name, which fails with `EEXIST` if another creator got there first. So of many
-//! concurrent `open_or_create` calls exactly one creates, and every other one opens a complete
-//! segment. A creator killed mid-way leaves only its temporary file behind (`shmkit ls --all`
-//! shows such leftovers and `shmkit rm` removes them).
+//! segment in a file nobody can find or predict (an `O_TMPFILE` file with no name at all, or a
+//! random temporary name: see [`publish`](super::publish)), sets its mode with `fchmod` (so the
+//! umask does not apply), sizes it, writes the header, and then links it to the final name, which
+//! fails with `EEXIST` if another creator got there first. So of many concurrent
+//! `open_or_create` calls exactly one creates, and every other one opens a complete segment.
+//!
+//! Opening checks the file's owner and mode before reading it ([`Trust`]); a file that stays
+//! all zero (nobody's segment in the making) is reported after [`ZERO_GRACE`].
 
 use crate::error::{Error, Result};
 use crate::segment::header::{self, Geometry, Header, State};
-use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
+use crate::segment::publish::Draft;
+use crate::sync::{Deadline, Spin};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Makes temporary file names unique within this process.
-static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Maps `len` bytes of `file` shared, read-write.
 pub(crate) fn map(file: &File, len: u64, path: &Path) -> Result<MmapRaw> {
@@ -37,46 +37,55 @@ fn header_of(map: &MmapRaw) -> &Header {
 
 /// Builds a new segment at `path` with `mode` and geometry `g`; fails with `AlreadyExists`.
 pub(crate) fn create_file(path: &Path, g: &Geometry, mode: u32) -> Result<MmapRaw> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let dir = dir.unwrap_or(Path::new("."));
-    let base = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidName {
-            name: path.display().to_string(),
-            reason: "a segment path must end in a file name",
-        })?
-        .to_string_lossy();
-    let tmp = dir.join(format!(
-        ".{base}.shmkit-init.{}.{}",
-        std::process::id(),
-        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("creating {}", tmp.display()), path, e))?;
-    let result = (|| {
-        // The umask applied to open's mode; set exactly what was asked for.
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(format!("setting the mode of {}", tmp.display()), path, e))?;
-        file.set_len(g.size)
-            .map_err(|e| Error::io(format!("sizing {}", tmp.display()), path, e))?;
-        let map = map(&file, g.size, path)?;
-        header_of(&map).initialize(g);
-        std::fs::hard_link(&tmp, path)
-            .map_err(|e| Error::io(format!("publishing {}", path.display()), path, e))?;
-        Ok(map)
-    })();
-    let _ = std::fs::remove_file(&tmp);
-    result
+    let draft = Draft::new(path, mode, true)?;
+    let file = draft.file();
+    // The umask applied to open's mode; set exactly what was asked for.
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io(format!("setting the mode of {}", path.display()), path, e))?;
+    file.set_len(g.size)
+        .map_err(|e| Error::io(format!("sizing {}", path.display()), path, e))?;
+    let map = map(file, g.size, path)?;
+    header_of(&map).initialize(g);
+    draft.publish(path)?;
+    Ok(map)
 }
 
-/// Opens an existing segment at `path`, waiting up to `wait` for a creator to finish.
-pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometry)> {
+/// Whose segments an opener uses (from [`SegmentOptions`](super::SegmentOptions)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Trust {
+    /// Owners trusted besides this process's effective uid and root.
+    pub owners: Vec<u32>,
+    /// Whether group- or world-writable segments are accepted.
+    pub shared: bool,
+}
+
+impl Trust {
+    /// Checks the owner and mode of an opened segment file (from `fstat` on its descriptor, so
+    /// what is checked is what gets mapped).
+    pub(crate) fn check(&self, meta: &std::fs::Metadata, path: &Path) -> Result<()> {
+        let owner = meta.uid();
+        let mode = meta.mode() & 0o7777;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        let reason = if owner != me && owner != 0 && !self.owners.contains(&owner) {
+            "owned by another user"
+        } else if mode & 0o022 != 0 && !self.shared {
+            "writable by group or others"
+        } else {
+            return Ok(());
+        };
+        Err(Error::UntrustedSegment {
+            path: path.to_path_buf(),
+            owner_uid: owner,
+            mode,
+            reason,
+        })
+    }
+}
+
+/// Opens an existing segment at `path` if `trust` accepts its owner and mode, waiting up to
+/// `wait` for a creator to finish.
+pub(crate) fn open_file(path: &Path, wait: Duration, trust: &Trust) -> Result<(MmapRaw, Geometry)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -98,6 +107,8 @@ pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometr
             found_magic: 0,
         });
     }
+    // Before reading a byte of it: whose is it?
+    trust.check(&meta, path)?;
     let len = meta.len();
     if len < header::HEADER_SIZE {
         // Too short for a header: a truncated segment if what is there starts like one,
@@ -122,7 +133,17 @@ pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometr
         });
     }
     let head = map(&file, header::HEADER_SIZE, path)?;
-    let geometry = wait_ready(header_of(&head), len, path, wait)?;
+    // When the file last changed (data or status: ftruncate, chmod, link), for telling a file
+    // that stays all zero from one a creator is about to fill.
+    let changed = [meta.modified().ok(), meta.created().ok()]
+        .into_iter()
+        .flatten()
+        .chain(std::time::UNIX_EPOCH.checked_add(Duration::new(
+            meta.ctime().max(0) as u64,
+            meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+        )))
+        .max();
+    let geometry = wait_ready(header_of(&head), len, path, wait, changed)?;
     drop(head);
     let map = map(&file, geometry.size, path)?;
     // Validate again on the full mapping: the file may have been replaced between the two maps
@@ -136,14 +157,47 @@ pub(crate) fn open_file(path: &Path, wait: Duration) -> Result<(MmapRaw, Geometr
     }
 }
 
-fn wait_ready(h: &Header, len: u64, path: &Path, wait: Duration) -> Result<Geometry> {
+/// How long a file with no creator recorded may stay all zero before it is reported as not a
+/// segment: a creator records itself first of all, right after sizing the file (and shmkit's
+/// own creators publish a name only once the header is complete, so they never show this state
+/// at all).
+pub(crate) const ZERO_GRACE: Duration = Duration::from_millis(200);
+
+fn wait_ready(
+    h: &Header,
+    len: u64,
+    path: &Path,
+    wait: Duration,
+    changed: Option<std::time::SystemTime>,
+) -> Result<Geometry> {
     let deadline = Deadline::after(Some(wait));
+    // A file unchanged for longer than the grace is judged at once; a fresh one gets the grace.
+    let fresh_for = changed
+        .and_then(|t| t.elapsed().ok())
+        .map_or(ZERO_GRACE, |age| ZERO_GRACE.saturating_sub(age));
+    let zero_deadline = Deadline::after(Some(fresh_for.min(wait)));
     let mut spin = Spin::new();
     loop {
         match header::validate(h, len, path)? {
             State::Ready(g) => return Ok(g),
             State::Initializing { word, start } => {
                 let pid = crate::process::word_pid(word);
+                if word == 0 && start == 0 && zero_deadline.expired() {
+                    // No creator ever recorded itself: all zero is not a segment; the magic
+                    // without a creator is no state a creator leaves.
+                    let magic = h.magic.load(crate::sync::Ordering::Relaxed);
+                    return Err(if magic == 0 {
+                        Error::NotAShmkitSegment {
+                            path: path.to_path_buf(),
+                            found_magic: 0,
+                        }
+                    } else {
+                        Error::corrupted(
+                            path,
+                            "the header has the magic but no creator and is not ready",
+                        )
+                    });
+                }
                 if word != 0 && !header::creator_alive(word, start) {
                     return Err(Error::CreatorDied {
                         what: format!("segment {}", path.display()),

@@ -11,9 +11,24 @@
 //! [`Segment::value`], [`Segment::object`] …); asking for a name under another type is
 //! [`Error::TypeMismatch`](crate::Error::TypeMismatch). Handles ([`Handle`]) keep the mapping alive.
 //!
-//! Caveat for named and file-backed segments: a process that truncates the file makes every
-//! process that touches the lost pages take `SIGBUS`. Segments are created with mode 0600 so that
-//! only their owner can do so; anonymous segments are sealed against it.
+//! # Whose segments a process uses
+//!
+//! - **Created private**: mode 0600 (exactly, whatever the umask) unless
+//!   [`SegmentOptions::mode`] says otherwise, never over an existing file, and published under
+//!   its name only once its header is complete.
+//! - **Opened only from a trusted owner**: `open`, `open_file` and the existing-file path of
+//!   `open_or_create` and `file` open the file with `O_NOFOLLOW` (a symbolic link at the name is
+//!   refused), then check, with `fstat` on the opened descriptor (so what is checked is what gets
+//!   mapped), that its owner is this process's effective uid or root and that neither its group
+//!   nor others may write it. Anything else is [`Error::UntrustedSegment`](crate::Error::UntrustedSegment) naming the path, the
+//!   owner's uid and the mode, before a byte of the file is read. A deliberately shared segment
+//!   is opened with [`SegmentOptions::trust_owner`] and/or [`SegmentOptions::allow_shared`].
+//!
+//! Limits: a process that may write the file can still hurt the others. Whoever owns it (this
+//! user, root, or a user trusted on purpose) can rewrite any object (shmkit then reports
+//! corruption or returns wrong values, never undefined behaviour) and can **truncate** it, and
+//! every process that then touches the lost pages takes `SIGBUS`; shmkit cannot prevent that for
+//! a file that has a name. Anonymous segments are sealed memfds and cannot be truncated.
 
 #[cfg(not(feature = "loom"))]
 mod handle;
@@ -21,6 +36,8 @@ mod handle;
 pub(crate) mod header;
 #[cfg(not(feature = "loom"))]
 mod mapping;
+#[cfg(not(feature = "loom"))]
+mod publish;
 #[cfg(not(feature = "loom"))]
 mod typed;
 
@@ -37,7 +54,7 @@ pub use self::imp::*;
 mod imp {
     use super::directory::{DirEntry, Directory, EntryInfo};
     use super::header::{self, Geometry, Header};
-    use super::mapping;
+    use super::mapping::{self, Trust};
     use super::Handle;
     use crate::error::{Error, Result};
     use crate::object::{Object, TypeTag};
@@ -111,6 +128,7 @@ mod imp {
         mode: u32,
         dir_capacity: u32,
         wait: Duration,
+        trust: Trust,
     }
 
     impl Default for SegmentOptions {
@@ -119,6 +137,7 @@ mod imp {
                 mode: 0o600,
                 dir_capacity: DEFAULT_DIR_CAPACITY,
                 wait: DEFAULT_WAIT,
+                trust: Trust::default(),
             }
         }
     }
@@ -130,6 +149,12 @@ mod imp {
         }
 
         /// File mode of segments this creates (exactly this, whatever the umask). Default 0600.
+        ///
+        /// A mode that lets the group or others write (0660, 0666) makes a deliberately shared
+        /// segment: openers, this process included, must then accept it with
+        /// [`allow_shared(true)`](Self::allow_shared) (and other users' processes with
+        /// [`trust_owner`](Self::trust_owner) naming the creator's uid). A group-readable 0640
+        /// segment needs no opt-in.
         pub fn mode(mut self, mode: u32) -> Self {
             self.mode = mode & 0o7777;
             self
@@ -145,6 +170,29 @@ mod imp {
         /// before giving up with an error. Default 5 s.
         pub fn wait_timeout(mut self, wait: Duration) -> Self {
             self.wait = wait;
+            self
+        }
+
+        /// Also accept segments owned by the user `uid` (may be given several times).
+        ///
+        /// By default `open`, `open_file` and the existing-file path of `open_or_create` and
+        /// `file` accept only segments owned by this process's effective uid or by root, and
+        /// refuse others with [`Error::UntrustedSegment`]: the owner of a segment can rewrite
+        /// every object in it and truncate it, which makes every process using the lost pages
+        /// take `SIGBUS`. Trust another user only for a segment you share with it on purpose.
+        pub fn trust_owner(mut self, uid: u32) -> Self {
+            if !self.trust.owners.contains(&uid) {
+                self.trust.owners.push(uid);
+            }
+            self
+        }
+
+        /// Accept segments whose mode lets their group or others write (default `false`: they
+        /// are refused with [`Error::UntrustedSegment`], since any process of those users could
+        /// rewrite the objects or truncate the file). Set it for a segment shared on purpose,
+        /// e.g. one created with [`mode(0o660)`](Self::mode) for a group.
+        pub fn allow_shared(mut self, allow: bool) -> Self {
+            self.trust.shared = allow;
             self
         }
 
@@ -196,7 +244,7 @@ mod imp {
         }
 
         fn open_at(&self, path: PathBuf, backing: Backing) -> Result<Segment> {
-            let (map, g) = mapping::open_file(&path, self.wait)?;
+            let (map, g) = mapping::open_file(&path, self.wait, &self.trust)?;
             Ok(Segment::from_map(map, g, Some(path), backing, self.wait))
         }
 
@@ -315,12 +363,15 @@ mod imp {
             SegmentOptions::new().create(name, size)
         }
 
-        /// Opens the named segment `name`.
+        /// Opens the named segment `name`. It must be owned by this process's user (or root)
+        /// and writable by nobody else (see [`SegmentOptions::trust_owner`] and
+        /// [`SegmentOptions::allow_shared`] for shared segments).
         ///
         /// # Errors
-        /// [`Error::NotFound`], [`Error::NotAShmkitSegment`], [`Error::VersionMismatch`],
-        /// [`Error::Truncated`], [`Error::Corrupted`], [`Error::InitializationNotFinished`],
-        /// [`Error::CreatorDied`], [`Error::PermissionDenied`], [`Error::InvalidName`].
+        /// [`Error::NotFound`], [`Error::UntrustedSegment`], [`Error::NotAShmkitSegment`],
+        /// [`Error::VersionMismatch`], [`Error::Truncated`], [`Error::Corrupted`],
+        /// [`Error::InitializationNotFinished`], [`Error::CreatorDied`],
+        /// [`Error::PermissionDenied`], [`Error::InvalidName`].
         pub fn open(name: &str) -> Result<Segment> {
             SegmentOptions::new().open(name)
         }

@@ -12,7 +12,8 @@ use crate::ring::bytes::byte_dims;
 use crate::ring::mpmc::mpmc_capacity;
 use crate::ring::mpmc_bytes::MAX_MSG_LIMIT;
 use crate::ring::{mpmc, mpmc_bytes, round_capacity};
-use crate::ring::{ByteRing, MpmcBytes, MpmcRing, Pipe, SpscRing};
+use crate::ring::{ByteReceiver, ByteRing, ByteSender, Connection, Consumer, PipeEnd, Producer};
+use crate::ring::{MpmcBytes, MpmcRing, Pipe, SpscRing};
 use crate::seqlock::{SeqArray, SeqLock};
 use crate::{AtomicValue, Counter, ShardedCounter};
 use bytemuck::Pod;
@@ -143,6 +144,84 @@ impl Segment {
             .filter(|_| max_msg <= MAX_MSG_LIMIT)
             .ok_or_else(|| mpmc_bytes::bad_capacity(capacity))?;
         self.object::<MpmcBytes>(name, (cap, max_msg))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Owned ends of the rings in a segment: each end owns a clone of the handle, which keeps the
+// mapping alive, so `seg.spsc::<u64>("x", 16)?.split()?` gives ends that outlive the handle.
+// ---------------------------------------------------------------------------------------------
+
+impl<T: Pod + Send + Sync> Handle<SpscRing<T>> {
+    /// Claims the producer side (see [`SpscRing::producer`]); the [`Producer`] keeps the
+    /// segment mapped.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+    pub fn producer(&self) -> Result<Producer<T>> {
+        // SAFETY: a handle derefs to one fixed address in its segment's mapping, which the
+        // handle's clone keeps mapped for as long as it lives.
+        unsafe { (**self).producer_kept(self.clone()) }
+    }
+
+    /// Claims the consumer side (see [`SpscRing::consumer`]); the [`Consumer`] keeps the
+    /// segment mapped.
+    ///
+    /// # Errors
+    /// [`Error::RingSideTaken`] if a live process (this one included) holds it.
+    pub fn consumer(&self) -> Result<Consumer<T>> {
+        // SAFETY: as in `producer`.
+        unsafe { (**self).consumer_kept(self.clone()) }
+    }
+
+    /// Claims both sides (see [`SpscRing::split`]).
+    ///
+    /// # Errors
+    /// As [`producer`](Self::producer) and [`consumer`](Self::consumer).
+    pub fn split(&self) -> Result<(Producer<T>, Consumer<T>)> {
+        Ok((self.producer()?, self.consumer()?))
+    }
+}
+
+impl Handle<ByteRing> {
+    /// Claims the sending side (see [`ByteRing::sender`]); the [`ByteSender`] keeps the segment
+    /// mapped.
+    ///
+    /// # Errors
+    /// As [`ByteRing::sender`].
+    pub fn sender(&self) -> Result<ByteSender> {
+        // SAFETY: as in `Handle<SpscRing<T>>::producer`.
+        unsafe { (**self).sender_kept(self.clone()) }
+    }
+
+    /// Claims the receiving side (see [`ByteRing::receiver`]); the [`ByteReceiver`] keeps the
+    /// segment mapped.
+    ///
+    /// # Errors
+    /// As [`ByteRing::receiver`].
+    pub fn receiver(&self) -> Result<ByteReceiver> {
+        // SAFETY: as in `Handle<SpscRing<T>>::producer`.
+        unsafe { (**self).receiver_kept(self.clone()) }
+    }
+
+    /// Claims both sides (see [`ByteRing::split`]).
+    ///
+    /// # Errors
+    /// As [`sender`](Self::sender) and [`receiver`](Self::receiver).
+    pub fn split(&self) -> Result<(ByteSender, ByteReceiver)> {
+        Ok((self.sender()?, self.receiver()?))
+    }
+}
+
+impl Handle<Pipe> {
+    /// Claims `end` for this process (see [`Pipe::end`]); the [`Connection`] keeps the segment
+    /// mapped.
+    ///
+    /// # Errors
+    /// As [`Pipe::end`].
+    pub fn end(&self, end: PipeEnd) -> Result<Connection> {
+        // SAFETY: as in `Handle<SpscRing<T>>::producer`.
+        unsafe { (**self).end_kept(end, self.clone()) }
     }
 }
 
@@ -340,7 +419,7 @@ mod tests {
         let a = seg.seqlock::<[f64; 4]>("prices", [1.0; 4]).unwrap();
         let b = seg.seqlock::<[f64; 4]>("prices", [9.0; 4]).unwrap();
         assert_eq!(b.read(), [1.0; 4], "found, not re-created");
-        a.write(&[2.5; 4]);
+        a.write(&[2.5; 4]).unwrap();
         assert_eq!(b.read(), [2.5; 4]);
         assert!(matches!(
             seg.seqlock::<[f64; 5]>("prices", [0.0; 5]),

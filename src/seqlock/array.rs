@@ -2,7 +2,7 @@
 //! latch blocks.
 
 use super::latch::{copy_words, Rotation};
-use super::writer::{self, Acquired, WriterLock};
+use super::writer::{self, Acquired, Wait, WriterLock};
 use super::{alloc_region, round_up, LINE};
 use crate::sync::{AtomicU64, Ordering};
 use crate::words::{load_pod, store_pod, words_for_type};
@@ -10,6 +10,7 @@ use crate::{Error, Result};
 use bytemuck::Pod;
 use core::marker::PhantomData;
 use core::ops::Range;
+use std::time::Duration;
 
 /// Target number of data words in one block (512 bytes).
 #[cfg(not(feature = "loom"))]
@@ -322,13 +323,26 @@ impl<T: Pod> SeqArray<T> {
         v
     }
 
-    /// Sets element `index`. Takes the writer lock for this one write.
+    /// Sets element `index`. Takes the writer lock for this one write, waiting as
+    /// [`SeqLock::write`](super::SeqLock::write) does.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds);
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
+    /// lock already.
     pub fn set(&self, index: usize, v: T) -> Result<()> {
         self.check_index(index)?;
-        self.writer().set(index, v)
+        self.writer()?.set(index, v)
+    }
+
+    /// Like [`set`](Self::set), waiting at most `timeout` for the writer lock.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set); [`Error::Timeout`](crate::Error::Timeout) when a live writer kept
+    /// the lock for all of `timeout`.
+    pub fn set_timeout(&self, index: usize, v: T, timeout: Duration) -> Result<()> {
+        self.check_index(index)?;
+        self.writer_timeout(timeout)?.set(index, v)
     }
 
     /// Replaces the whole array with `src` (block by block).
@@ -344,7 +358,7 @@ impl<T: Pod> SeqArray<T> {
                 found: src.len(),
             });
         }
-        self.writer().write_from(src)
+        self.writer()?.write_from(src)
     }
 
     /// Applies `f` to the elements of `range` and writes them back, atomically with respect to
@@ -355,7 +369,7 @@ impl<T: Pod> SeqArray<T> {
     pub fn update_range(&self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
         Self::range_count(&range, self.len())
             .and_then(|count| self.check_range(range.start, count))?;
-        self.writer().update_range(range, f)
+        self.writer()?.update_range(range, f)
     }
 
     /// The number of elements of `range`, or the error for a reversed one.
@@ -376,17 +390,38 @@ impl<T: Pod> SeqArray<T> {
         self.lock.check()
     }
 
-    /// Takes the writer lock until the returned handle is dropped (a single-writer handle).
-    pub fn writer(&self) -> ArrayWriter<'_, T> {
-        self.wrap(self.lock.acquire_as(writer::me()))
+    /// Takes the writer lock until the returned handle is dropped (a single-writer handle),
+    /// waiting as [`SeqLock::writer`](super::SeqLock::writer) does.
+    ///
+    /// # Errors
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
+    /// lock already.
+    pub fn writer(&self) -> Result<ArrayWriter<'_, T>> {
+        self.writer_waiting(Wait::For(None))
+    }
+
+    /// Like [`writer`](Self::writer), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout), [`Error::WouldDeadlock`](crate::Error::WouldDeadlock).
+    pub fn writer_timeout(&self, timeout: Duration) -> Result<ArrayWriter<'_, T>> {
+        self.writer_waiting(Wait::For(Some(timeout)))
     }
 
     /// Like [`writer`](Self::writer), without waiting.
     ///
     /// # Errors
-    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock;
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread does.
     pub fn try_writer(&self) -> Result<ArrayWriter<'_, T>> {
-        Ok(self.wrap(self.lock.try_acquire_as(writer::me())?))
+        self.writer_waiting(Wait::Try)
+    }
+
+    fn writer_waiting(&self, wait: Wait) -> Result<ArrayWriter<'_, T>> {
+        match self.lock.acquire(wait) {
+            Ok(a) => Ok(self.wrap(a)),
+            Err(f) => Err(f.into_error(wait)),
+        }
     }
 
     fn wrap(&self, a: Acquired) -> ArrayWriter<'_, T> {
@@ -418,7 +453,8 @@ impl<T: Pod> SeqArray<T> {
         } else {
             writer::pack(owner_pid, 0)
         };
-        let w = self.wrap(self.lock.try_acquire_as(id)?);
+        let a = (self.lock.acquire_as(id, 0, Wait::Try)).map_err(|f| f.into_error(Wait::Try))?;
+        let w = self.wrap(a);
         core::mem::forget(w);
         let b = self.block(index / Self::B, len);
         let j = index % Self::B;
@@ -528,7 +564,8 @@ impl<T: Pod> ArrayWriter<'_, T> {
 
 impl<T: Pod> Drop for ArrayWriter<'_, T> {
     fn drop(&mut self) {
-        self.array.lock.release();
+        // Frees the lock only if this process holds it (not in a forked child).
+        self.array.lock.release(writer::me());
     }
 }
 
@@ -591,130 +628,5 @@ mod object {
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn length_round_trips() {
-        fn check<T: Pod>() {
-            for len in (0..300).chain([1000, 4097]) {
-                let a = SeqArray::<T>::new(len);
-                assert_eq!(a.len(), len, "{} len {len}", core::any::type_name::<T>());
-            }
-        }
-        check::<u8>();
-        check::<f64>();
-        check::<[u32; 3]>();
-        check::<[u64; 128]>();
-        check::<()>();
-    }
-
-    #[test]
-    fn ops_against_a_vec() {
-        let a = SeqArray::<u16>::new(200);
-        let mut model = vec![0u16; 200];
-        for i in (0..200).step_by(7) {
-            a.set(i, i as u16 * 3).unwrap();
-            model[i] = i as u16 * 3;
-        }
-        a.update_range(50..150, |xs| xs.iter_mut().for_each(|x| *x ^= 0xff))
-            .unwrap();
-        model[50..150].iter_mut().for_each(|x| *x ^= 0xff);
-        assert_eq!(a.snapshot(), model);
-        let mut part = [0u16; 70];
-        a.read_range(60, &mut part).unwrap();
-        assert_eq!(part[..], model[60..130]);
-        assert!(matches!(
-            a.get(200),
-            Err(Error::IndexOutOfBounds {
-                index: 200,
-                len: 200
-            })
-        ));
-        assert!(a.read_range(150, &mut part).is_err());
-        assert!(a.read_range(usize::MAX, &mut part).is_err());
-        #[allow(clippy::reversed_empty_ranges)]
-        let reversed = 10..5;
-        assert!(a.update_range(reversed, |_| ()).is_err());
-        assert!(matches!(
-            a.write_from(&[1; 3]),
-            Err(Error::LengthMismatch {
-                expected: 200,
-                found: 3
-            })
-        ));
-        a.write_from(&[9; 200]).unwrap();
-        let mut all = vec![0; 200];
-        a.read_into(&mut all).unwrap();
-        assert!(all.iter().all(|&x| x == 9));
-    }
-
-    /// Writes of single elements and ranges, then reads after each: the copy being filled is
-    /// brought up to date from the changed ranges, so no earlier write is lost or resurrected.
-    #[test]
-    fn rotation_keeps_every_write() {
-        fn run<T: Pod + PartialEq + core::fmt::Debug>(len: usize, mk: impl Fn(u64) -> T) {
-            let a = SeqArray::<T>::new(len);
-            let mut m = vec![T::zeroed(); len];
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            for step in 0..2000u64 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let i = (x % len as u64) as usize;
-                match step % 5 {
-                    0..=2 => {
-                        a.set(i, mk(step)).unwrap();
-                        m[i] = mk(step);
-                    }
-                    3 => {
-                        let end = (i + (x >> 20) as usize % 90).min(len);
-                        let mut w = a.writer();
-                        w.update_range(i..end, |xs| xs.iter_mut().for_each(|v| *v = mk(step)))
-                            .unwrap();
-                        m[i..end].iter_mut().for_each(|v| *v = mk(step));
-                        assert_eq!(w.get(i).unwrap(), m[i]);
-                    }
-                    _ => assert_eq!(a.get(i).unwrap(), m[i], "step {step}"),
-                }
-                if step % 97 == 0 {
-                    assert_eq!(a.snapshot(), m, "step {step}");
-                }
-            }
-            assert_eq!(a.snapshot(), m);
-        }
-        run::<u64>(300, |k| k);
-        run::<[u32; 3]>(100, |k| [k as u32, !(k as u32), 7]);
-        run::<u8>(5, |k| k as u8);
-    }
-
-    #[test]
-    fn dead_writer_mid_block_is_repaired() {
-        let a = SeqArray::<u64>::new(300);
-        a.write_from(&[5; 300]).unwrap();
-        // The block's last write changed element 131 only: the copy the dead writer scribbled on
-        // is caught up from that range alone, so only the repair removes its 77.
-        a.set(131, 5).unwrap();
-        let dead = (1 << 22) - 11; // above any pid in use (pids are below 2²²)
-        a.__abandon_set(130, 77, dead).unwrap();
-        assert_eq!(a.get(130).unwrap(), 5, "the old value stays readable");
-        assert!(matches!(a.check_writer(), Err(Error::WriterDied { pid }) if pid == dead));
-        let mut w = a.writer();
-        assert_eq!(w.took_over_from(), Some(dead));
-        assert_eq!(w.get(130).unwrap(), 5);
-        w.set(131, 6).unwrap();
-        drop(w);
-        assert_eq!(a.get(131).unwrap(), 6);
-        // The next copy of the block was made whole again: more writes there lose nothing.
-        for k in 0..5 {
-            a.set(129, k).unwrap();
-        }
-        assert_eq!(a.get(130).unwrap(), 5);
-        a.set(129, 5).unwrap();
-        assert!(a
-            .snapshot()
-            .iter()
-            .enumerate()
-            .all(|(i, &x)| x == if i == 131 { 6 } else { 5 }));
-    }
-}
+#[path = "array_tests.rs"]
+mod tests;

@@ -89,9 +89,22 @@
 //!   writer stores before each write, which plain reads never touch) waits up to [`STALL`] for the
 //!   version to move, then reads `/proc/<pid>/stat` once. [`SeqLock::check_writer`] and
 //!   [`SeqArray::check_writer`] report a dead lock holder at once (one `/proc` read).
-//! - A writer waiting for the lock checks the holder's liveness after 16 failed attempts (a few
-//!   microseconds of spinning) and every 256 attempts after that, so it takes over from a dead
-//!   holder within about a millisecond; `try_` writes check at once.
+//! - A writer waiting for the lock spins for 16 attempts (a few microseconds), checks the
+//!   holder's liveness once, then sleeps on a futex until the holder releases, rechecking the
+//!   holder's liveness whenever [`LIVENESS_PERIOD`] (10 ms) passes without a release: it takes
+//!   over from a dead holder within about that period; `try_` writes check at once.
+//! - **Every wait for the writer lock is bounded** if you ask: `try_writer`/`try_write` return at
+//!   once, `writer_timeout`/`write_timeout` (and [`SeqArray::set_timeout`]) by their deadline,
+//!   whatever the holder does: stopped (`SIGSTOP`, a debugger), parked forever, or a live
+//!   process's identity written into the lock word by a hostile peer. The blocking forms wait
+//!   as long as the holder lives (a holder in another pid namespace counts as alive, see
+//!   [`crate::process`]).
+//! - **A thread never waits for itself**: a thread that holds a [`Writer`] or [`ArrayWriter`]
+//!   and asks for the lock again (`write`, `set`, `writer`, …) gets
+//!   [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) (the lock records the holding thread
+//!   beside the owner word).
+//! - The uncontended path makes no system call: a writer takes the lock with one CAS and
+//!   releases it with one CAS; the futex is woken only when a waiter announced itself.
 //!
 //! The takeover relies on the kernel's guarantee that a process's stores are all visible once it
 //! is gone (process exit is a full barrier): the dead writer's half-done copy is then final
@@ -109,6 +122,7 @@ mod value;
 
 pub use array::{ArrayWriter, SeqArray, ARRAY_COPIES};
 pub use value::{copies_for, SeqLock, Writer};
+pub use writer::LIVENESS_PERIOD;
 
 use crate::sync::AtomicU64;
 use core::alloc::Layout;

@@ -1,7 +1,7 @@
 //! [`SeqLock<T>`]: one plain value of any size, read tear-free without blocking the writer.
 
 use super::latch::Rotation;
-use super::writer::{self, Acquired, WriterLock};
+use super::writer::{self, Acquired, Wait, WriterLock};
 use super::{alloc_region, round_up, SLOT, STALL};
 use crate::sync::{AtomicU64, Deadline, Ordering, Spin};
 use crate::words::{load_pod, load_uninit, store_pod, words_for_type};
@@ -9,6 +9,7 @@ use crate::Result;
 use bytemuck::Pod;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
+use std::time::Duration;
 
 /// A `T` of any size shared between threads and processes: readers take consistent snapshots
 /// without writing shared memory, writers never wait for readers.
@@ -23,15 +24,26 @@ use core::mem::MaybeUninit;
 /// A `SeqLock` is a dynamically sized type (its data words follow the lock), so on the heap it
 /// lives in a `Box`; in a segment use [`Segment::seqlock`](crate::Segment::seqlock).
 ///
+/// Writes wait for another live writer (sleeping on a futex, rechecking that writer's liveness
+/// every few milliseconds), take over from a dead one, and have `try_` and `_timeout` twins. A
+/// thread that already holds the writer lock gets
+/// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) instead of waiting for itself.
+///
 /// ```
+/// # fn main() -> shmkit::Result<()> {
+/// use std::time::Duration;
 /// let cfg = shmkit::SeqLock::new([0u64; 8]);
-/// cfg.write(&[7; 8]);
-/// cfg.update(|v| v[0] += 1);
+/// cfg.write(&[7; 8])?;
+/// cfg.update(|v| v[0] += 1)?;
 /// assert_eq!(cfg.read(), [8, 7, 7, 7, 7, 7, 7, 7]);
-/// let mut w = cfg.writer(); // holds the writer lock for a series of writes
+/// let mut w = cfg.writer()?; // holds the writer lock for a series of writes
 /// w.write(&[1; 8]);
+/// // The same thread asking again would wait for itself: an error, not a hang.
+/// assert!(matches!(cfg.write(&[2; 8]), Err(shmkit::Error::WouldDeadlock { .. })));
 /// drop(w);
+/// cfg.write_timeout(&[1; 8], Duration::from_millis(100))?;
 /// assert_eq!(cfg.try_read(), Some([1; 8]));
+/// # Ok(()) }
 /// ```
 #[repr(C)]
 pub struct SeqLock<T> {
@@ -196,40 +208,92 @@ impl<T: Pod> SeqLock<T> {
         self.latch().version()
     }
 
-    /// Replaces the value. Takes the writer lock for this one write (waiting for another live
-    /// writer, taking over from a dead one).
+    /// Replaces the value. Takes the writer lock for this one write: waits while another live
+    /// writer holds it (sleeping, and rechecking that writer's liveness every
+    /// [`LIVENESS_PERIOD`](super::LIVENESS_PERIOD)), takes over from a dead one.
+    ///
+    /// # Errors
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
+    /// lock already (a [`Writer`] of this seqlock is alive in it).
     #[inline]
-    pub fn write(&self, v: &T) {
-        self.writer().write(v);
+    pub fn write(&self, v: &T) -> Result<()> {
+        self.write_waiting(v, Wait::For(None))
+    }
+
+    /// One write under the lock taken as `wait` allows (no `Result<Writer>` on the way: the
+    /// small `Fail` keeps the fast path in registers).
+    #[inline]
+    fn write_waiting(&self, v: &T, wait: Wait) -> Result<()> {
+        match self.lock.acquire(wait) {
+            Ok(a) => {
+                self.wrap(a).write(v);
+                Ok(())
+            }
+            Err(f) => Err(f.into_error(wait)),
+        }
+    }
+
+    fn writer_waiting(&self, wait: Wait) -> Result<Writer<'_, T>> {
+        match self.lock.acquire(wait) {
+            Ok(a) => Ok(self.wrap(a)),
+            Err(f) => Err(f.into_error(wait)),
+        }
+    }
+
+    /// Like [`write`](Self::write), waiting at most `timeout` for the writer lock.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout) when a live writer kept the lock for all of
+    /// `timeout` (also a stopped one, or a live process's identity written into the lock word);
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock).
+    pub fn write_timeout(&self, v: &T, timeout: Duration) -> Result<()> {
+        self.write_waiting(v, Wait::For(Some(timeout)))
     }
 
     /// Replaces the value with `f` applied to it, atomically with respect to other writers;
-    /// returns the new value.
-    pub fn update(&self, f: impl FnOnce(&mut T)) -> T {
-        self.writer().update(f)
+    /// returns the new value. Waits for the writer lock as [`write`](Self::write) does.
+    ///
+    /// # Errors
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
+    /// lock already.
+    pub fn update(&self, f: impl FnOnce(&mut T)) -> Result<T> {
+        Ok(self.writer()?.update(f))
     }
 
     /// Replaces the value if the writer lock is free (or its holder is dead).
     ///
     /// # Errors
-    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock;
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread does.
     pub fn try_write(&self, v: &T) -> Result<()> {
-        self.try_writer()?.write(v);
-        Ok(())
+        self.write_waiting(v, Wait::Try)
     }
 
     /// Takes the writer lock and keeps it until the returned handle is dropped: a single-writer
-    /// handle whose writes make no lock traffic.
-    pub fn writer(&self) -> Writer<'_, T> {
-        self.wrap(self.lock.acquire_as(writer::me()))
+    /// handle whose writes make no lock traffic. Waits as [`write`](Self::write) does.
+    ///
+    /// # Errors
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
+    /// lock already.
+    pub fn writer(&self) -> Result<Writer<'_, T>> {
+        self.writer_waiting(Wait::For(None))
+    }
+
+    /// Like [`writer`](Self::writer), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout), [`Error::WouldDeadlock`](crate::Error::WouldDeadlock).
+    pub fn writer_timeout(&self, timeout: Duration) -> Result<Writer<'_, T>> {
+        self.writer_waiting(Wait::For(Some(timeout)))
     }
 
     /// Like [`writer`](Self::writer), without waiting.
     ///
     /// # Errors
-    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock.
+    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock;
+    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread does.
     pub fn try_writer(&self) -> Result<Writer<'_, T>> {
-        Ok(self.wrap(self.lock.try_acquire_as(writer::me())?))
+        self.writer_waiting(Wait::Try)
     }
 
     fn wrap(&self, a: Acquired) -> Writer<'_, T> {
@@ -260,8 +324,9 @@ impl<T: Pod> SeqLock<T> {
         } else {
             writer::pack(owner_pid, 0)
         };
-        // Keep the lock held, as the killed writer would.
-        core::mem::forget(self.wrap(self.lock.try_acquire_as(id)?));
+        // Keep the lock held, as the killed writer would (by no thread of this process).
+        let a = (self.lock.acquire_as(id, 0, Wait::Try)).map_err(|f| f.into_error(Wait::Try))?;
+        core::mem::forget(self.wrap(a));
         let scratch: Vec<AtomicU64> = (0..Self::E).map(|_| AtomicU64::new(0)).collect();
         store_pod(&scratch, v);
         let (u, _, next) = self.latch().begin();
@@ -312,7 +377,9 @@ impl<T: Pod> Writer<'_, T> {
 
 impl<T: Pod> Drop for Writer<'_, T> {
     fn drop(&mut self) {
-        self.lock.lock.release();
+        // Frees the lock only if this process holds it: in a forked child (another process)
+        // an inherited writer leaves the parent's lock alone.
+        self.lock.lock.release(writer::me());
     }
 }
 
@@ -370,12 +437,12 @@ mod tests {
     fn odd_sizes_round_trip() {
         let a = SeqLock::new([1u8, 2, 3]);
         assert_eq!(a.read(), [1, 2, 3]);
-        a.write(&[4, 5, 6]);
-        assert_eq!(a.update(|v| v[2] = 9), [4, 5, 9]);
+        a.write(&[4, 5, 6]).unwrap();
+        assert_eq!(a.update(|v| v[2] = 9).unwrap(), [4, 5, 9]);
         assert_eq!(a.read(), [4, 5, 9]);
         assert_eq!(a.version(), 2);
         let z = SeqLock::new(());
-        z.write(&());
+        z.write(&()).unwrap();
         z.read();
     }
 
@@ -394,7 +461,7 @@ mod tests {
         let s = SeqLock::new(init);
         assert_eq!(s.read(), init);
         let next = fill(|i| !(i as u8));
-        s.write(&next);
+        s.write(&next).unwrap();
         assert_eq!(s.try_read(), Some(next));
         assert_eq!(s.read_checked().unwrap(), next);
     }
@@ -407,7 +474,7 @@ mod tests {
         std::thread::scope(|sc| {
             sc.spawn(|| {
                 for k in 1..=N {
-                    s.write(&[k; 32]);
+                    s.write(&[k; 32]).unwrap();
                 }
             });
             for _ in 0..2 {
@@ -444,12 +511,41 @@ mod tests {
     #[test]
     fn busy_writer_is_reported() {
         let s = SeqLock::new(5u32);
-        let w = s.writer();
-        assert!(
-            matches!(s.try_write(&1), Err(Error::WriterBusy { pid }) if pid == std::process::id())
-        );
+        let w = s.writer().unwrap();
+        // This thread: every form refuses at once rather than wait for itself.
+        assert!(matches!(s.try_write(&1), Err(Error::WouldDeadlock { .. })));
+        assert!(matches!(s.write(&1), Err(Error::WouldDeadlock { .. })));
+        assert!(matches!(s.update(|_| ()), Err(Error::WouldDeadlock { .. })));
+        assert!(matches!(
+            s.write_timeout(&1, Duration::from_secs(60)),
+            Err(Error::WouldDeadlock { .. })
+        ));
+        // Another thread of this process: busy, and a bounded wait ends by its deadline.
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                assert!(matches!(
+                    s.try_write(&1),
+                    Err(Error::WriterBusy { pid }) if pid == std::process::id()
+                ));
+                let t = std::time::Instant::now();
+                assert!(matches!(
+                    s.write_timeout(&1, Duration::from_millis(50)),
+                    Err(Error::Timeout { .. })
+                ));
+                assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+            });
+        });
         drop(w);
         s.try_write(&1).unwrap();
         assert_eq!(s.read(), 1);
+        // Released: the next thread waiting on a holder is woken when it lets go.
+        let w = s.writer().unwrap();
+        std::thread::scope(|sc| {
+            let h = sc.spawn(|| s.write_timeout(&2, Duration::from_secs(60)));
+            std::thread::sleep(Duration::from_millis(20));
+            drop(w);
+            h.join().unwrap().unwrap();
+        });
+        assert_eq!(s.read(), 2);
     }
 }

@@ -313,6 +313,15 @@ impl Children {
         })
     }
 
+    /// The exit status of child `i` if it has exited (reaping it), without waiting.
+    pub fn exited(&mut self, i: usize) -> Option<ExitStatus> {
+        let p = &mut self.procs[i];
+        if p.status.is_none() {
+            p.status = p.child.try_wait().expect("try_wait");
+        }
+        p.status
+    }
+
     /// Number of children started.
     pub fn len(&self) -> usize {
         self.procs.len()
@@ -477,4 +486,35 @@ impl Gate {
         }
         self.go.store(1);
     }
+}
+
+/// SIGKILLs process `pid` from another thread after `after` and returns the instant of the kill
+/// (for tests that time how soon a blocked call in this thread notices the death). The caller
+/// still reaps the child (e.g. [`Children::kill`]); until then it is a zombie, which counts as
+/// dead.
+pub fn kill_later(pid: u32, after: Duration) -> JoinHandle<Instant> {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let t = Instant::now();
+        // SAFETY: kill takes two integers and touches no memory of ours.
+        let r = unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        assert_eq!(r, 0, "kill({pid}, SIGKILL)");
+        t
+    })
+}
+
+/// Asserts that a blocked call that returned at `returned` noticed a peer killed at `killed`
+/// promptly: the guarantee is 50 ms; the bound here is 1 s, for a loaded CI machine (the bug it
+/// catches is a call that never returns).
+pub fn assert_noticed_death(what: &str, killed: Instant, returned: Instant) {
+    let d = returned.saturating_duration_since(killed);
+    eprintln!("{what}: returned {d:?} after the peer's SIGKILL");
+    assert!(
+        returned >= killed,
+        "{what} returned before the peer was killed"
+    );
+    assert!(
+        d < Duration::from_secs(1),
+        "{what} noticed the peer's death only after {d:?}"
+    );
 }

@@ -5,18 +5,19 @@
 //! It is the [`MpmcRing`](super::MpmcRing) algorithm (per-slot state words, claims that record
 //! the claimer, reaping of slots held by dead processes, close that never strands a message) with
 //! slots of a fixed size: each slot holds a length word and up to `max_msg` bytes. Memory is
-//! therefore `capacity × (16 + max_msg rounded up to 8)` bytes plus a 1.2 KiB header; size
+//! therefore `capacity × (16 + max_msg rounded up to 8)` bytes (plus 8 when that is an even
+//! number of words) plus a 1.2 KiB header; size
 //! `max_msg` for the largest message you send, not the typical one. For a stream of messages of
 //! very different sizes between two processes, the single-producer byte ring's variable-size
 //! records waste less memory.
 //!
 //! A length word read from shared memory is untrusted: a message whose length exceeds the slot
 //! (a scribbling peer) is consumed and reported as [`SendError::Corrupted`] /
-//! [`PopError::Corrupted`], never read out of bounds.
+//! [`RecvError::Corrupted`], never read out of bounds.
 
-use super::mpmc::{mpmc_capacity, mpmc_layout, pop_error, Core, MpmcMeta, Stop};
-use super::spsc::RingHead;
-use super::PopError;
+use super::head::RingHead;
+use super::mpmc::{mpmc_capacity, mpmc_layout, Core, MpmcMeta, Stop};
+use super::{RecvError, SendError};
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
 use crate::words::{load_bytes, store_bytes, words_for};
@@ -25,44 +26,6 @@ use std::time::Duration;
 
 /// Largest `max_msg` accepted (16 MiB): a slot is allocated for every message of the ring.
 pub const MAX_MSG_LIMIT: u64 = 1 << 24;
-
-/// Why a message was not sent (the caller still owns the bytes).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum SendError {
-    /// The queue is full (from `try_send`).
-    Full,
-    /// The queue was closed: no send will ever succeed again.
-    Closed,
-    /// The queue stayed full until the timeout (from `send_timeout`).
-    Timeout,
-    /// The message is longer than the queue's `max_msg`.
-    TooLarge {
-        /// The message's length.
-        len: usize,
-        /// The queue's largest message.
-        max: usize,
-    },
-    /// The queue's shared words hold impossible values (another process scribbled over them);
-    /// nothing was sent.
-    Corrupted,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Full => f.write_str("the queue is full"),
-            SendError::Closed => f.write_str("the queue is closed"),
-            SendError::Timeout => f.write_str("timed out waiting for room in the queue"),
-            SendError::TooLarge { len, max } => write!(
-                f,
-                "a message of {len} bytes is larger than the queue's maximum of {max}"
-            ),
-            SendError::Corrupted => f.write_str("the queue's shared words are corrupted"),
-        }
-    }
-}
-
-impl std::error::Error for SendError {}
 
 /// A bounded many-producer many-consumer queue of byte messages of at most `max_msg` bytes,
 /// shareable between processes.
@@ -86,9 +49,12 @@ pub struct MpmcBytes {
     slots: [AtomicU64],
 }
 
-/// Words per slot for messages of up to `max_msg` bytes.
+/// Words per slot for messages of up to `max_msg` bytes: the state word, the length word and the
+/// message words, rounded up to an odd number. An odd stride makes the slot area's length alone
+/// (`capacity × stride` words, a power of two times an odd number) tell both dimensions, so a
+/// handle knows its geometry without reading shared memory (see [`MpmcBytes::geometry`]).
 fn stride(max_msg: u64) -> usize {
-    2 + words_for(max_msg as usize)
+    (2 + words_for(max_msg as usize)) | 1
 }
 
 pub(crate) fn bad_capacity(requested: u64) -> Error {
@@ -99,13 +65,13 @@ pub(crate) fn bad_capacity(requested: u64) -> Error {
 }
 
 impl MpmcBytes {
-    /// A queue on the heap (for one process, tests and models) with room for `capacity`
+    /// A queue on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) with room for `capacity`
     /// messages (rounded up to a power of two, at least 2) of at most `max_msg` bytes.
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³², or `max_msg` above
     /// [`MAX_MSG_LIMIT`].
-    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64, max_msg: u64) -> Result<std::sync::Arc<Self>> {
         let cap = mpmc_capacity(capacity)
             .filter(|_| max_msg <= MAX_MSG_LIMIT)
             .ok_or_else(|| bad_capacity(capacity))?;
@@ -128,7 +94,7 @@ impl MpmcBytes {
             core::ptr::addr_of_mut!((*ptr).m).write(MpmcMeta::fresh());
             let q = Box::from_raw(ptr);
             q.m.reserved(0).store(max_msg, Ordering::Relaxed);
-            Ok(q)
+            Ok(std::sync::Arc::from(q))
         }
     }
 
@@ -136,31 +102,34 @@ impl MpmcBytes {
         core::ptr::slice_from_raw_parts_mut(raw.cast::<AtomicU64>(), n) as *mut Self
     }
 
-    /// The largest message, as recorded in shared memory (clamped to what a slot can hold).
+    /// The largest message, as recorded in shared memory at creation (clamped to what a slot of
+    /// the local geometry can hold, so a scribbled value can shrink it, never overrun a slot).
     pub fn max_msg(&self) -> usize {
-        let (stride, _) = self.geometry();
+        let Some((_, stride)) = self.geometry() else {
+            return 0;
+        };
         let recorded = self.m.reserved(0).load(Ordering::Relaxed);
-        (recorded as usize).min(stride.saturating_sub(2) * 8)
+        recorded.min((stride as u64 - 2) * 8) as usize
     }
 
-    /// The slot stride from the recorded `max_msg`, and whether it fits the local slot area
-    /// (a scribbled `max_msg` makes every operation report `Corrupted`).
-    fn geometry(&self) -> (usize, bool) {
-        let recorded = self.m.reserved(0).load(Ordering::Relaxed);
-        if recorded > MAX_MSG_LIMIT {
-            return (2, false);
-        }
-        let s = stride(recorded);
+    /// The slot count and stride, from the local handle alone: the slot area holds
+    /// `capacity × stride` words, `capacity` a power of two and `stride` odd (see [`stride`]),
+    /// so they are its length's power-of-two factor and odd factor. Nothing is read from shared
+    /// memory: a peer cannot change the geometry under a handle. `None` for a view without a
+    /// usable slot area.
+    fn geometry(&self) -> Option<(u64, usize)> {
         let n = self.slots.len();
-        let ok = n % s == 0 && (n / s).is_power_of_two() && n / s >= 2;
-        (s, ok)
+        if n == 0 {
+            return None;
+        }
+        let tz = n.trailing_zeros();
+        let (cap, stride) = (1u64 << tz, n >> tz);
+        (cap >= 2 && stride >= 3 && stride <= self::stride(MAX_MSG_LIMIT)).then_some((cap, stride))
     }
 
     fn core(&self) -> Option<Core<'_>> {
-        match self.geometry() {
-            (s, true) => Some(Core::new(&self.h, &self.m, &self.slots, s)),
-            _ => None,
-        }
+        let (_, s) = self.geometry()?;
+        Some(Core::new(&self.h, &self.m, &self.slots, s))
     }
 
     /// Number of message slots (a power of two).
@@ -200,19 +169,13 @@ impl MpmcBytes {
 
     /// The raw position hints (receives claimed, sends claimed).
     pub fn positions(&self) -> (u64, u64) {
-        (
-            self.h.head.load(Ordering::Acquire),
-            self.h.tail.load(Ordering::Acquire),
-        )
+        self.h.positions()
     }
 
     /// Closes the queue: sends fail with `Closed` from now on; receives drain what is left and
     /// then fail with `Closed`. Every sleeper is woken.
     pub fn close(&self) {
-        match self.core() {
-            Some(c) => c.close(),
-            None => self.h.ctl.closed.store(1, Ordering::Release),
-        }
+        self.h.close();
     }
 
     fn check(&self, msg: &[u8]) -> core::result::Result<Core<'_>, SendError> {
@@ -243,14 +206,22 @@ impl MpmcBytes {
     /// # Errors
     /// `Closed`, `TooLarge`, `Corrupted`.
     pub fn send(&self, msg: &[u8]) -> core::result::Result<(), SendError> {
-        self.send_timeout(msg, None)
+        self.send_until(msg, None)
     }
 
-    /// Sends `msg`, waiting at most `timeout` (`None`: forever) while the queue is full.
+    /// Sends `msg`, waiting at most `timeout` while the queue is full.
     ///
     /// # Errors
     /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
     pub fn send_timeout(
+        &self,
+        msg: &[u8],
+        timeout: Duration,
+    ) -> core::result::Result<(), SendError> {
+        self.send_until(msg, Some(timeout))
+    }
+
+    fn send_until(
         &self,
         msg: &[u8],
         timeout: Option<Duration>,
@@ -264,7 +235,7 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// `Empty`; `Closed` once closed and drained; `Corrupted`.
-    pub fn try_recv(&self) -> core::result::Result<Vec<u8>, PopError> {
+    pub fn try_recv(&self) -> core::result::Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
         self.try_recv_into(&mut v).map(|_| v)
     }
@@ -273,20 +244,18 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// `Closed` once closed and drained; `Corrupted`.
-    pub fn recv(&self) -> core::result::Result<Vec<u8>, PopError> {
-        self.recv_timeout(None)
+    pub fn recv(&self) -> core::result::Result<Vec<u8>, RecvError> {
+        let mut v = Vec::new();
+        self.recv_into_until(&mut v, None).map(|_| v)
     }
 
-    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
+    /// Receives the oldest message, waiting at most `timeout`.
     ///
     /// # Errors
     /// `Timeout`, `Closed` (closed and drained), `Corrupted`.
-    pub fn recv_timeout(
-        &self,
-        timeout: Option<Duration>,
-    ) -> core::result::Result<Vec<u8>, PopError> {
+    pub fn recv_timeout(&self, timeout: Duration) -> core::result::Result<Vec<u8>, RecvError> {
         let mut v = Vec::new();
-        self.recv_into_timeout(&mut v, timeout).map(|_| v)
+        self.recv_into_until(&mut v, Some(timeout)).map(|_| v)
     }
 
     /// Like [`try_recv`](MpmcBytes::try_recv), into `buf` (cleared first; its capacity is
@@ -294,12 +263,12 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// As [`try_recv`](MpmcBytes::try_recv).
-    pub fn try_recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, PopError> {
-        let core = self.core().ok_or(PopError::Corrupted)?;
+    pub fn try_recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, RecvError> {
+        let core = self.core().ok_or(RecvError::Corrupted)?;
         let max = self.max_msg();
         let me = core.me();
         core.try_pop_with(me, |slot| read_msg(slot, max, buf))
-            .map_err(pop_error)?
+            .map_err(recv_error)?
     }
 
     /// Receives the oldest message into `buf` (cleared first; its capacity is reused), waiting
@@ -307,71 +276,91 @@ impl MpmcBytes {
     ///
     /// # Errors
     /// As [`recv`](MpmcBytes::recv).
-    pub fn recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, PopError> {
-        self.recv_into_timeout(buf, None)
+    pub fn recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, RecvError> {
+        self.recv_into_until(buf, None)
     }
 
-    /// [`recv_into`](MpmcBytes::recv_into) waiting at most `timeout` (`None`: forever).
+    /// [`recv_into`](MpmcBytes::recv_into) waiting at most `timeout`.
     ///
     /// # Errors
     /// As [`recv_timeout`](MpmcBytes::recv_timeout).
     pub fn recv_into_timeout(
         &self,
         buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> core::result::Result<usize, RecvError> {
+        self.recv_into_until(buf, Some(timeout))
+    }
+
+    fn recv_into_until(
+        &self,
+        buf: &mut Vec<u8>,
         timeout: Option<Duration>,
-    ) -> core::result::Result<usize, PopError> {
-        let core = self.core().ok_or(PopError::Corrupted)?;
+    ) -> core::result::Result<usize, RecvError> {
+        let core = self.core().ok_or(RecvError::Corrupted)?;
         let max = self.max_msg();
         let cell = core::cell::RefCell::new(buf);
         core.pop_with(timeout, |slot| read_msg(slot, max, &mut cell.borrow_mut()))
-            .map_err(pop_error)?
+            .map_err(recv_error)?
     }
 }
 
 #[cfg(feature = "serde")]
 impl MpmcBytes {
     /// Encodes `value` (postcard, see the `serde` feature) and sends it as one message, waiting
-    /// at most `timeout` (`None`: forever) for room: Python's `Queue.put(obj)`.
+    /// for room: Python's `Queue.put(obj)`.
     ///
     /// # Errors
     /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
     /// [`SendError::TooLarge`] if the encoding is longer than [`max_msg`](Self::max_msg), or
-    /// `Timeout`/`Closed`/`Corrupted`.
-    pub fn send_value<T: serde::Serialize + ?Sized>(
+    /// `Closed`/`Corrupted`.
+    pub fn send_value<T: serde::Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let mut buf = Vec::new();
+        super::codec::encode(value, &mut buf)?;
+        Ok(self.send_until(&buf, None)?)
+    }
+
+    /// [`send_value`](Self::send_value), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`send_value`](Self::send_value), and [`SendError::Timeout`].
+    pub fn send_value_timeout<T: serde::Serialize + ?Sized>(
         &self,
         value: &T,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<()> {
         let mut buf = Vec::new();
         super::codec::encode(value, &mut buf)?;
-        Ok(self.send_timeout(&buf, timeout)?)
+        Ok(self.send_until(&buf, Some(timeout))?)
     }
 
-    /// Receives one message and decodes it as a `T`, waiting at most `timeout` (`None`:
-    /// forever): Python's `Queue.get()`.
+    /// Receives one message (waiting for it) and decodes it as a `T`: Python's `Queue.get()`.
     ///
     /// # Errors
-    /// [`Error::Recv`] (`Timeout`, `Closed`, `Corrupted`); [`Error::Decode`] if the message is
-    /// not a `T` (the message is consumed).
-    pub fn recv_value<T: serde::de::DeserializeOwned>(
+    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the message is not a `T`
+    /// or nests deeper than 128 levels (the message is consumed).
+    pub fn recv_value<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let mut buf = Vec::new();
+        self.recv_into_until(&mut buf, None)?;
+        super::codec::decode(&buf)
+    }
+
+    /// [`recv_value`](Self::recv_value), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// As [`recv_value`](Self::recv_value), and [`RecvError::Timeout`].
+    pub fn recv_value_timeout<T: serde::de::DeserializeOwned>(
         &self,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<T> {
         let mut buf = Vec::new();
-        self.recv_into_timeout(&mut buf, timeout)
-            .map_err(|e| Error::Recv(recv_error(e)))?;
+        self.recv_into_until(&mut buf, Some(timeout))?;
         super::codec::decode(&buf)
     }
 }
 
-#[cfg(feature = "serde")]
-fn recv_error(e: PopError) -> super::RecvError {
-    match e {
-        PopError::Empty => super::RecvError::Empty,
-        PopError::Closed => super::RecvError::Closed,
-        PopError::Timeout => super::RecvError::Timeout,
-        PopError::Corrupted => super::RecvError::Corrupted,
-    }
+fn recv_error(e: Stop) -> RecvError {
+    super::mpmc::pop_error(e).into()
 }
 
 /// Writes a message into a slot's payload: its length, then its bytes.
@@ -386,11 +375,11 @@ fn read_msg(
     slot: &[AtomicU64],
     max: usize,
     buf: &mut Vec<u8>,
-) -> core::result::Result<usize, PopError> {
+) -> core::result::Result<usize, RecvError> {
     let len = slot[0].load(Ordering::Relaxed);
     let room = (slot.len() - 1) * 8;
     if len > max as u64 || len > room as u64 {
-        return Err(PopError::Corrupted);
+        return Err(RecvError::Corrupted);
     }
     let len = len as usize;
     buf.clear();
@@ -472,113 +461,4 @@ mod object {
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_of_every_length_round_trip() {
-        let q = MpmcBytes::new(4, 20).unwrap();
-        assert_eq!(q.capacity(), 4);
-        assert_eq!(q.max_msg(), 20);
-        let mut buf = Vec::new();
-        for len in 0..=20usize {
-            let msg: Vec<u8> = (0..len as u8).map(|b| b ^ 0x5A).collect();
-            q.send(&msg).unwrap();
-            assert_eq!(q.recv_into(&mut buf), Ok(len));
-            assert_eq!(buf, msg);
-        }
-        assert_eq!(
-            q.try_send(&[0; 21]),
-            Err(SendError::TooLarge { len: 21, max: 20 })
-        );
-        for i in 0..4u8 {
-            q.try_send(&[i; 3]).unwrap();
-        }
-        assert_eq!(q.try_send(b"x"), Err(SendError::Full));
-        assert_eq!(q.try_recv().unwrap(), [0; 3]);
-        q.close();
-        assert_eq!(q.send(b"y"), Err(SendError::Closed));
-        for i in 1..4u8 {
-            assert_eq!(q.recv().unwrap(), [i; 3]);
-        }
-        assert_eq!(q.recv(), Err(PopError::Closed));
-    }
-
-    #[test]
-    fn corrupted_lengths_and_geometry_are_errors() {
-        let q = MpmcBytes::new(2, 16).unwrap();
-        q.send(b"abc").unwrap();
-        // Scribble over the length word of slot 0 (state word, then the length).
-        q.slots[1].store(1 << 40, Ordering::Relaxed);
-        assert_eq!(q.try_recv(), Err(PopError::Corrupted));
-        q.send(b"ok").unwrap();
-        assert_eq!(q.try_recv().unwrap(), b"ok");
-        // A scribbled max_msg makes the geometry impossible: errors, no panic.
-        for bad in [u64::MAX, 1 << 30, 7, 1000] {
-            q.m.reserved(0).store(bad, Ordering::Relaxed);
-            let _ = q.try_send(b"zz");
-            let _ = q.try_recv();
-            let _ = q.recv_timeout(Some(Duration::from_millis(1)));
-            assert!(q.capacity() <= 2);
-        }
-    }
-
-    #[cfg(feature = "serde")]
-    #[test]
-    fn serde_values_round_trip() {
-        let q = MpmcBytes::new(4, 64).unwrap();
-        let v = (42u32, None::<String>, "hello".to_string());
-        q.send_value(&v, None).unwrap();
-        let got: (u32, Option<String>, String) = q.recv_value(None).unwrap();
-        assert_eq!(got, v);
-        q.send_value(&vec![7u8; 100], None).unwrap_err();
-        q.send_value(&1u8, None).unwrap();
-        assert!(matches!(
-            q.recv_value::<String>(None),
-            Err(Error::Decode { .. })
-        ));
-    }
-
-    #[test]
-    fn threads_many_to_many() {
-        const N: u32 = 5_000;
-        let q = MpmcBytes::new(8, 64).unwrap();
-        let mut got: Vec<Vec<u8>> = std::thread::scope(|s| {
-            let cons: Vec<_> = (0..2)
-                .map(|_| {
-                    let q = &q;
-                    s.spawn(move || {
-                        let mut v = Vec::new();
-                        while let Ok(m) = q.recv() {
-                            v.push(m);
-                        }
-                        v
-                    })
-                })
-                .collect();
-            let prods: Vec<_> = (0..2u32)
-                .map(|p| {
-                    let q = &q;
-                    s.spawn(move || {
-                        for i in 0..N {
-                            let m = format!("{p}:{i}:{}", "z".repeat((i % 40) as usize));
-                            q.send(m.as_bytes()).unwrap();
-                        }
-                    })
-                })
-                .collect();
-            for p in prods {
-                p.join().unwrap();
-            }
-            q.close();
-            cons.into_iter().flat_map(|c| c.join().unwrap()).collect()
-        });
-        got.sort();
-        let mut want: Vec<Vec<u8>> = (0..2u32)
-            .flat_map(|p| (0..N).map(move |i| format!("{p}:{i}:{}", "z".repeat((i % 40) as usize))))
-            .map(String::into_bytes)
-            .collect();
-        want.sort();
-        assert_eq!(got, want);
-    }
-}
+mod tests;

@@ -11,19 +11,24 @@
 //! | 7.. | `capacity / 8` words of A→B records, then `capacity / 8` words of B→A records |
 //!
 //! Each end is claimed by one process at a time ([`Pipe::end`]): the claim word holds the
-//! claimer's pid and start time, written in one CAS; a live holder makes a second claim fail with
+//! claimer's owner word ([`crate::process`]), written in one CAS; a live holder makes a second claim fail with
 //! [`Error::RingSideTaken`], a dead holder's end is taken over. End A sends on A→B and receives
 //! on B→A; end B the reverse. Records, waiting and validation are those of the byte ring.
 
 use super::bytes::byte_dims;
-use super::lane::{Lane, RecvError, Rx, SendError, Tx, MIN_BYTE_CAPACITY};
-use super::spsc::RingHead;
-use super::wait::{claim, holder_alive, release};
+use super::head::RingHead;
+use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
+use super::owned::Keep;
+use super::wait::claim;
 use super::MAX_CAPACITY;
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
+use core::ptr::NonNull;
 use crossbeam_utils::CachePadded;
-use std::time::Duration;
+use std::sync::Arc;
+
+mod connection;
+pub use connection::Connection;
 
 /// The claims of both ends and the shared `max_msg`.
 #[repr(C)]
@@ -110,12 +115,12 @@ fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
 }
 
 impl Pipe {
-    /// A pipe on the heap (for one process, tests) of `capacity` bytes per direction (rounded
+    /// A pipe on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests) of `capacity` bytes per direction (rounded
     /// up to a power of two, at least 16) for messages of up to `max_msg` bytes.
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] as for [`ByteRing::new`](super::ByteRing::new).
-    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64, max_msg: u64) -> Result<std::sync::Arc<Self>> {
         let cap = byte_dims(capacity, max_msg)?;
         let layout = layout_of(cap).ok_or(Error::InvalidCapacity {
             requested: capacity,
@@ -144,7 +149,9 @@ impl Pipe {
             for i in 0..n {
                 words.add(i).write(AtomicU64::new(0));
             }
-            Ok(Box::from_raw(ptr))
+            // An Arc, so that ends and threads can share and keep it (the value moves into
+            // the Arc's allocation before anyone else sees it).
+            Ok(std::sync::Arc::from(Box::from_raw(ptr)))
         }
     }
 
@@ -207,13 +214,37 @@ impl Pipe {
         )
     }
 
-    /// Claims `end` for this process and returns its connection.
+    /// Claims `end` for this process and returns its connection, which keeps this pipe alive.
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] (side `pipe end A`/`pipe end B`) if a live process (this one
     /// included) holds that end; [`Error::InvalidCapacity`] for an unusable view.
-    pub fn end(&self, end: PipeEnd) -> Result<Connection<'_>> {
-        let (ab, ba) = self.lanes();
+    pub fn end(self: &Arc<Self>, end: PipeEnd) -> Result<Connection> {
+        // SAFETY: an Arc keeps its allocation alive, at one address, while any clone lives.
+        unsafe { self.end_kept(end, Arc::clone(self)) }
+    }
+
+    /// Claims `end` of a pipe whose memory `keeper` keeps alive (for pipes placed in memory of
+    /// your own; [`end`](Self::end) and the segment handle's `end` call this with an `Arc` and a
+    /// handle).
+    ///
+    /// # Safety
+    /// For as long as `keeper` lives, wherever it is moved, `self` stays valid for shared
+    /// access at its present address.
+    ///
+    /// # Errors
+    /// As [`end`](Self::end).
+    pub unsafe fn end_kept(
+        &self,
+        end: PipeEnd,
+        keeper: impl Send + Sync + 'static,
+    ) -> Result<Connection> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
+        // SAFETY: `'static` stands for "as long as `keep` lives": the references stay inside
+        // the connection, which drops `keep` last (its last field).
+        let this: &'static Pipe = unsafe { NonNull::from(self).as_ref() };
+        let (ab, ba) = this.lanes();
         if ab.cap == 0 {
             return Err(Error::InvalidCapacity {
                 requested: 0,
@@ -221,8 +252,8 @@ impl Pipe {
             });
         }
         let (word, peer, side, send, recv) = match end {
-            PipeEnd::A => (&self.ends.a, &self.ends.b, "pipe end A", ab, ba),
-            PipeEnd::B => (&self.ends.b, &self.ends.a, "pipe end B", ba, ab),
+            PipeEnd::A => (&this.ends.a, &this.ends.b, "pipe end A", ab, ba),
+            PipeEnd::B => (&this.ends.b, &this.ends.a, "pipe end B", ba, ab),
         };
         claim(word, side)?;
         Ok(Connection {
@@ -233,6 +264,7 @@ impl Pipe {
             end,
             #[cfg(feature = "serde")]
             scratch: Vec::new(),
+            _keep: keep,
         })
     }
 
@@ -272,225 +304,6 @@ impl core::fmt::Debug for Pipe {
             .field("max_msg", &self.max_msg())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-/// One end of a [`Pipe`], held by one process at a time: sends to and receives from the other
-/// end. Dropping it releases the end (it does not close the pipe), so another process may take
-/// it over.
-pub struct Connection<'a> {
-    tx: Tx<'a>,
-    rx: Rx<'a>,
-    claim: &'a AtomicU64,
-    /// The other end's claim word.
-    peer: &'a AtomicU64,
-    end: PipeEnd,
-    #[cfg(feature = "serde")]
-    scratch: Vec<u8>,
-}
-
-/// Rate-limited check for "the other end's holder died" (it reads `/proc`): first after
-/// [`PEER_CHECK`] of waiting, then at most once per period.
-struct PeerWatch<'a> {
-    peer: &'a AtomicU64,
-    next: std::time::Instant,
-}
-
-/// How long a blocked call waits before it first checks the peer's liveness, and between checks.
-const PEER_CHECK: Duration = Duration::from_millis(10);
-
-impl<'a> PeerWatch<'a> {
-    fn new(peer: &'a AtomicU64) -> Self {
-        PeerWatch {
-            peer,
-            next: std::time::Instant::now() + PEER_CHECK,
-        }
-    }
-
-    /// Whether the other end was held by a process that is now dead (a released or never
-    /// claimed end is not "gone": another process may still take it).
-    fn gone(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        if now < self.next {
-            return false;
-        }
-        self.next = now + PEER_CHECK;
-        let w = self.peer.load(Ordering::Acquire);
-        w != 0 && !holder_alive(w)
-    }
-}
-
-impl Connection<'_> {
-    /// Receives with `attempt`, waiting at most `timeout`; an empty direction whose sender died
-    /// holding its end reads as closed (Python's `EOFError`).
-    fn recv_with<R>(
-        &mut self,
-        timeout: Option<Duration>,
-        mut attempt: impl FnMut(&mut Rx<'_>) -> Result<R, RecvError>,
-    ) -> Result<R, RecvError> {
-        let mut watch = PeerWatch::new(self.peer);
-        self.rx.wait(timeout, |rx| match attempt(rx) {
-            Err(RecvError::Empty) if watch.gone() => Err(RecvError::Closed),
-            r => r,
-        })
-    }
-
-    /// Sends, waiting at most `timeout` for room; a full direction whose receiver died holding
-    /// its end fails with `Closed` (Python's `BrokenPipeError`).
-    fn send_with(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        let mut watch = PeerWatch::new(self.peer);
-        self.tx.send_timeout_unless(msg, timeout, || watch.gone())
-    }
-
-    /// Which end this is.
-    pub fn end(&self) -> PipeEnd {
-        self.end
-    }
-
-    /// The pid of the live process holding the other end, if any: `None` while the other end is
-    /// free, or when its holder died without closing the pipe (blocking receives then drain
-    /// what it sent and return `Closed`, blocking sends to it fail with `Closed`, within
-    /// ~10 ms of waiting, like Python's `EOFError` and `BrokenPipeError`).
-    pub fn peer(&self) -> Option<u32> {
-        let w = self.peer.load(Ordering::Acquire);
-        (w != 0 && holder_alive(w)).then_some(crate::process::word_pid(w))
-    }
-
-    /// Sends `msg` to the other end if there is room now, without waiting.
-    ///
-    /// # Errors
-    /// [`SendError::Full`], `Closed`, `TooLarge`, `Corrupted`.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.tx.try_send(msg)
-    }
-
-    /// Sends `msg` to the other end, waiting as long as there is no room.
-    ///
-    /// # Errors
-    /// `Closed` (either end closed the pipe), `TooLarge`, `Corrupted`.
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.send_with(msg, None)
-    }
-
-    /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
-    ///
-    /// # Errors
-    /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        self.send_with(msg, timeout)
-    }
-
-    /// Receives the oldest message from the other end, without waiting.
-    ///
-    /// # Errors
-    /// [`RecvError::Empty`]; `Closed` once the pipe is closed and this direction drained;
-    /// `Corrupted`.
-    pub fn try_recv(&mut self) -> Result<Vec<u8>, RecvError> {
-        let mut v = Vec::new();
-        self.rx.try_recv_into(&mut v).map(|_| v)
-    }
-
-    /// Receives the oldest message from the other end, waiting as long as there is none.
-    ///
-    /// # Errors
-    /// `Closed` once the pipe is closed and this direction drained; `Corrupted`.
-    pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
-        self.recv_timeout(None)
-    }
-
-    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
-    ///
-    /// # Errors
-    /// `Timeout`, `Closed`, `Corrupted`.
-    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
-        let mut v = Vec::new();
-        self.recv_with(timeout, |rx| rx.try_recv_into(&mut v))?;
-        Ok(v)
-    }
-
-    /// Receives the oldest message into `buf`, replacing its contents (its allocation is
-    /// reused), waiting as long as there is none; returns the message's length.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv).
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.recv_with(None, |rx| rx.try_recv_into(buf))
-    }
-
-    /// Receives the oldest message into the front of `buf` without waiting; returns its length.
-    ///
-    /// # Errors
-    /// [`RecvError::TooSmall`] with the message's length if `buf` is shorter (the message
-    /// stays); otherwise as [`try_recv`](Self::try_recv).
-    pub fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.rx.try_recv_slice(buf)
-    }
-
-    /// Waits at most `timeout` (`None`: forever; `Some(ZERO)`: just look) until a receive would
-    /// not block; `true` when a message is ready or the pipe is closed and drained (the next
-    /// receive returns `Closed`), like Python's `Connection.poll`.
-    pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        self.rx.poll(timeout)
-    }
-
-    /// Encodes `value` with postcard (into a buffer this connection reuses) and sends it,
-    /// waiting for room.
-    ///
-    /// # Errors
-    /// [`Error::Encode`]; [`Error::Send`] (`TooLarge` when the encoding exceeds `max_msg`,
-    /// `Closed`, `Corrupted`).
-    #[cfg(feature = "serde")]
-    pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        let mut buf = core::mem::take(&mut self.scratch);
-        let r =
-            super::codec::encode(value, &mut buf).and_then(|()| Ok(self.send_with(&buf, None)?));
-        self.scratch = buf;
-        r
-    }
-
-    /// Receives the next message (waiting for it) and decodes it with postcard.
-    ///
-    /// # Errors
-    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
-    /// (the message is consumed).
-    #[cfg(feature = "serde")]
-    pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
-        let mut buf = core::mem::take(&mut self.scratch);
-        let r = self.recv_with(None, |rx| rx.try_recv_into(&mut buf));
-        let v = r
-            .map_err(crate::Error::from)
-            .and_then(|_| super::codec::decode(&buf));
-        self.scratch = buf;
-        v
-    }
-
-    /// Closes the pipe, both directions: the other end's receives drain what this end sent and
-    /// then return `Closed`, and its sends fail with `Closed` (a broken pipe); this end can
-    /// still drain what was sent to it. Sleepers on both ends are woken.
-    pub fn close(&self) {
-        self.tx.lane.close();
-        self.rx.lane.close();
-    }
-
-    /// Whether the pipe was closed.
-    pub fn is_closed(&self) -> bool {
-        self.tx.lane.is_closed() || self.rx.lane.is_closed()
-    }
-
-    /// The largest message accepted, in bytes.
-    pub fn max_msg(&self) -> usize {
-        self.tx.lane.max as usize
-    }
-
-    /// Bytes per direction.
-    pub fn capacity(&self) -> usize {
-        self.tx.lane.cap as usize
-    }
-}
-
-impl Drop for Connection<'_> {
-    fn drop(&mut self) {
-        release(self.claim);
     }
 }
 
@@ -546,5 +359,4 @@ mod object {
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "pipe_tests.rs"]
 mod tests;

@@ -41,7 +41,7 @@ fn timeouts_return_on_time() {
     let q = MpmcRing::<u64>::new(2).unwrap();
     let t = Instant::now();
     assert_eq!(
-        q.pop_timeout(Some(Duration::from_millis(50))),
+        q.pop_timeout(Duration::from_millis(50)),
         Err(PopError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(50) && t.elapsed() < Duration::from_secs(5));
@@ -49,7 +49,7 @@ fn timeouts_return_on_time() {
     q.push(2).unwrap();
     let t = Instant::now();
     assert_eq!(
-        q.push_timeout(3, Some(Duration::from_millis(50))),
+        q.push_timeout(3, Duration::from_millis(50)),
         Err(PushError::Timeout(3))
     );
     assert!(t.elapsed() >= Duration::from_millis(50) && t.elapsed() < Duration::from_secs(5));
@@ -121,8 +121,8 @@ fn hostile_sequences_and_positions_give_errors_not_panics() {
         for _ in 0..10 {
             let _ = q.try_pop();
             let _ = q.try_push([1, 2]);
-            let _ = q.pop_timeout(Some(Duration::from_millis(1)));
-            let _ = q.push_timeout([3, 4], Some(Duration::from_millis(1)));
+            let _ = q.pop_timeout(Duration::from_millis(1));
+            let _ = q.push_timeout([3, 4], Duration::from_millis(1));
         }
         assert!(q.len() <= 4);
     }

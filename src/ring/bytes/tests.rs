@@ -1,5 +1,6 @@
 use super::*;
 use crate::ring::{RecvError, SendError};
+use std::time::Duration;
 
 /// Message `i` of a test stream: length from the index (0..=max), content from the index.
 fn msg(i: u64, max: usize) -> Vec<u8> {
@@ -63,7 +64,7 @@ fn full_then_timeout_then_room() {
     assert_eq!(tx.try_send(b""), Err(SendError::Full));
     let t = std::time::Instant::now();
     assert_eq!(
-        tx.send_timeout(b"x", Some(Duration::from_millis(30))),
+        tx.send_timeout(b"x", Duration::from_millis(30)),
         Err(SendError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(30));
@@ -73,11 +74,11 @@ fn full_then_timeout_then_room() {
     assert_eq!(rx.recv().unwrap(), b"x");
     let t = std::time::Instant::now();
     assert_eq!(
-        rx.recv_timeout(Some(Duration::from_millis(30))),
+        rx.recv_timeout(Duration::from_millis(30)),
         Err(RecvError::Timeout)
     );
     assert!(t.elapsed() >= Duration::from_millis(30));
-    assert!(!rx.poll(Some(Duration::ZERO)));
+    assert!(!rx.poll(Duration::ZERO));
 }
 
 #[test]
@@ -148,7 +149,7 @@ fn recv_slice_too_small_keeps_the_message() {
     assert_eq!(rx.try_recv_slice(&mut big), Ok(11));
     assert_eq!(&big[..11], b"hello world");
     assert_eq!(
-        rx.recv_slice_timeout(&mut big, Some(Duration::from_millis(1))),
+        rx.recv_slice_timeout(&mut big, Duration::from_millis(1)),
         Err(RecvError::Timeout)
     );
 }
@@ -162,11 +163,11 @@ fn close_drains_then_reports_closed() {
     rx.close();
     assert!(tx.is_closed() && r.is_closed());
     assert_eq!(tx.send(b"c"), Err(SendError::Closed));
-    assert!(rx.poll(None), "a message is ready");
+    assert!(rx.poll(Duration::MAX), "a message is ready");
     assert_eq!(rx.recv().unwrap(), b"a");
     assert_eq!(rx.recv().unwrap(), b"b");
     assert!(
-        rx.poll(None),
+        rx.poll(Duration::MAX),
         "closed and drained: a receive would not block"
     );
     assert_eq!(rx.recv(), Err(RecvError::Closed));
@@ -197,7 +198,7 @@ fn one_handle_per_side() {
 }
 
 /// A ring with `n` messages sent and not received, for scribbling on.
-fn loaded(n: u64) -> (Box<ByteRing>, u64) {
+fn loaded(n: u64) -> (std::sync::Arc<ByteRing>, u64) {
     let r = ByteRing::new(128, 40).unwrap();
     {
         let mut tx = r.sender().unwrap();
@@ -228,7 +229,7 @@ fn corrupted_headers_are_errors_and_nothing_is_consumed() {
         assert_eq!(rx.try_recv(), Err(RecvError::Corrupted), "{what}");
         assert_eq!(rx.recv(), Err(RecvError::Corrupted), "{what}");
         assert!(
-            rx.poll(Some(Duration::ZERO)),
+            rx.poll(Duration::ZERO),
             "{what}: poll says recv would not block"
         );
         assert_eq!(r.positions(), (0, 24), "{what}: nothing consumed");
@@ -354,7 +355,7 @@ fn hostile_scribbles_never_panic_or_overrun() {
                     }
                 }
                 6 => {
-                    let _ = rx.poll(Some(Duration::ZERO));
+                    let _ = rx.poll(Duration::ZERO);
                     assert!(r.len() <= r.capacity());
                 }
                 _ => {
@@ -379,4 +380,22 @@ fn layout_is_pinned() {
         (4 * line + 16).next_multiple_of(line)
     );
     assert_eq!(core::mem::align_of_val(&*r), line);
+}
+
+/// Byte-ring ends own their ring and move into threads (issue 11, item 7).
+#[test]
+fn ends_are_owned_and_move_into_threads() {
+    fn owned<E: Send + Sync + 'static>(_: &E) {}
+    let (mut tx, mut rx) = ByteRing::new(256, 64).unwrap().split().unwrap();
+    owned(&tx);
+    owned(&rx);
+    let t = std::thread::spawn(move || {
+        for i in 0..500u32 {
+            tx.send(&i.to_le_bytes()).unwrap();
+        }
+    });
+    for i in 0..500u32 {
+        assert_eq!(rx.recv().unwrap(), i.to_le_bytes());
+    }
+    t.join().unwrap();
 }

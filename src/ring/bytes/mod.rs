@@ -12,8 +12,8 @@
 //! | 4.. | `capacity / 8` `AtomicU64` words of records | sender, then receiver |
 //!
 //! Lines 0–2 are the [`SpscRing`](super::SpscRing)'s head, with the same waiting protocol
-//! (spin, then a shared futex, no system call while nobody sleeps) and the same per-process side
-//! claims (a live holder makes a second claim fail with [`Error::RingSideTaken`]; a dead
+//! (spin, then a shared futex, no system call while nobody sleeps; a blocked side rechecks its
+//! peer's liveness every few milliseconds) and the same per-process side claims (a live holder makes a second claim fail with [`Error::RingSideTaken`]; a dead
 //! holder's side is taken over). How records are laid out and validated is described in the
 //! private `lane` module: a length header word, the payload padded to whole words, a padding
 //! record where a message would cross the end of the area; every header and position read from
@@ -26,16 +26,20 @@
 //! `8 + round_up_8(len)` bytes; `max_msg` must be at most `capacity / 2 - 8`, which guarantees
 //! that an empty ring always has room for any allowed message.
 
+use super::head::RingHead;
 pub use super::lane::max_msg_limit;
 use super::lane::{Lane, Rx, Tx, MIN_BYTE_CAPACITY};
-use super::lane::{RecvError, SendError};
-use super::spsc::RingHead;
-use super::wait::{claim, release};
+use super::owned::Keep;
+use super::wait::claim;
 use super::{round_capacity, MAX_CAPACITY};
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU64, Ordering};
+use core::ptr::NonNull;
 use crossbeam_utils::CachePadded;
-use std::time::Duration;
+use std::sync::Arc;
+
+mod ends;
+pub use ends::{ByteReceiver, ByteSender};
 
 /// Rounds a requested capacity and checks `max_msg` against it: the byte capacity to use.
 pub(crate) fn byte_dims(capacity: u64, max_msg: u64) -> Result<u64> {
@@ -120,13 +124,13 @@ fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
 }
 
 impl ByteRing {
-    /// A ring on the heap (for one process, tests and models) of `capacity` bytes (rounded up
+    /// A ring on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) of `capacity` bytes (rounded up
     /// to a power of two, at least 16) for messages of up to `max_msg` bytes.
     ///
     /// # Errors
     /// [`Error::InvalidCapacity`] for a capacity of 0 or above 2³² bytes, or a `max_msg` above
     /// `capacity / 2 - 8`.
-    pub fn new(capacity: u64, max_msg: u64) -> Result<Box<Self>> {
+    pub fn new(capacity: u64, max_msg: u64) -> Result<std::sync::Arc<Self>> {
         let cap = byte_dims(capacity, max_msg)?;
         let layout = layout_of(cap).ok_or(Error::InvalidCapacity {
             requested: capacity,
@@ -150,7 +154,9 @@ impl ByteRing {
             for i in 0..n {
                 words.add(i).write(AtomicU64::new(0));
             }
-            Ok(Box::from_raw(ptr))
+            // An Arc, so that ends and threads can share and keep it (the value moves into
+            // the Arc's allocation before anyone else sees it).
+            Ok(std::sync::Arc::from(Box::from_raw(ptr)))
         }
     }
 
@@ -187,10 +193,7 @@ impl ByteRing {
 
     /// The raw positions (bytes ever consumed, bytes ever written) as found in shared memory.
     pub fn positions(&self) -> (u64, u64) {
-        (
-            self.h.head.load(Ordering::Acquire),
-            self.h.tail.load(Ordering::Acquire),
-        )
+        self.h.positions()
     }
 
     /// Whether the ring was closed.
@@ -226,45 +229,86 @@ impl ByteRing {
         Ok(lane)
     }
 
-    /// Claims the sending side.
+    /// Claims the sending side; the [`ByteSender`] keeps this ring alive.
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] (side `sender`) if a live process (this one included) holds it.
-    pub fn sender(&self) -> Result<ByteSender<'_>> {
-        let lane = self.usable()?;
-        claim(&self.h.ctl.producer, "sender")?;
-        Ok(ByteSender {
-            tx: Tx::new(lane),
-            claim: &self.h.ctl.producer,
-            #[cfg(feature = "serde")]
-            scratch: Vec::new(),
-        })
+    pub fn sender(self: &Arc<Self>) -> Result<ByteSender> {
+        // SAFETY: an Arc keeps its allocation alive, at one address, while any clone lives.
+        unsafe { self.sender_kept(Arc::clone(self)) }
     }
 
-    /// Claims the receiving side.
+    /// Claims the receiving side; the [`ByteReceiver`] keeps this ring alive.
     ///
     /// # Errors
     /// [`Error::RingSideTaken`] (side `receiver`) if a live process (this one included) holds
     /// it.
-    pub fn receiver(&self) -> Result<ByteReceiver<'_>> {
-        let lane = self.usable()?;
-        claim(&self.h.ctl.consumer, "receiver")?;
-        Ok(ByteReceiver {
-            rx: Rx::new(lane),
-            claim: &self.h.ctl.consumer,
-            #[cfg(feature = "serde")]
-            scratch: Vec::new(),
-        })
+    pub fn receiver(self: &Arc<Self>) -> Result<ByteReceiver> {
+        // SAFETY: as in `sender`.
+        unsafe { self.receiver_kept(Arc::clone(self)) }
     }
 
-    /// Claims both sides (for threads of one process).
+    /// Claims both sides (for threads of one process, or to hand one side to a thread).
     ///
     /// # Errors
     /// As [`sender`](ByteRing::sender) and [`receiver`](ByteRing::receiver).
-    pub fn split(&self) -> Result<(ByteSender<'_>, ByteReceiver<'_>)> {
+    pub fn split(self: &Arc<Self>) -> Result<(ByteSender, ByteReceiver)> {
         let tx = self.sender()?;
         let rx = self.receiver()?;
         Ok((tx, rx))
+    }
+
+    /// Claims the sending side of a ring whose memory `keeper` keeps alive (for rings placed
+    /// in memory of your own; [`sender`](Self::sender) and the segment handle's `sender` call
+    /// this with an `Arc` and a handle).
+    ///
+    /// # Safety
+    /// For as long as `keeper` lives, wherever it is moved, `self` stays valid for shared
+    /// access at its present address.
+    ///
+    /// # Errors
+    /// As [`sender`](Self::sender).
+    pub unsafe fn sender_kept(&self, keeper: impl Send + Sync + 'static) -> Result<ByteSender> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
+        // SAFETY: `'static` stands for "as long as `keep` lives": the references stay inside
+        // the end, which drops `keep` last (its last field).
+        let this: &'static ByteRing = unsafe { NonNull::from(self).as_ref() };
+        let lane = this.usable()?;
+        claim(&this.h.ctl.producer, "sender")?;
+        Ok(ByteSender {
+            tx: Tx::new(lane),
+            claim: &this.h.ctl.producer,
+            peer: &this.h.ctl.consumer,
+            #[cfg(feature = "serde")]
+            scratch: Vec::new(),
+            _keep: keep,
+        })
+    }
+
+    /// Claims the receiving side of a ring whose memory `keeper` keeps alive (see
+    /// [`sender_kept`](Self::sender_kept)).
+    ///
+    /// # Safety
+    /// As [`sender_kept`](Self::sender_kept).
+    ///
+    /// # Errors
+    /// As [`receiver`](Self::receiver).
+    pub unsafe fn receiver_kept(&self, keeper: impl Send + Sync + 'static) -> Result<ByteReceiver> {
+        // SAFETY: the caller's contract is Keep::new's.
+        let keep = unsafe { Keep::new(keeper) };
+        // SAFETY: as in `sender_kept`.
+        let this: &'static ByteRing = unsafe { NonNull::from(self).as_ref() };
+        let lane = this.usable()?;
+        claim(&this.h.ctl.consumer, "receiver")?;
+        Ok(ByteReceiver {
+            rx: Rx::new(lane),
+            claim: &this.h.ctl.consumer,
+            peer: &this.h.ctl.producer,
+            #[cfg(feature = "serde")]
+            scratch: Vec::new(),
+            _keep: keep,
+        })
     }
 
     /// One line for `shmkit stat`.
@@ -296,238 +340,6 @@ impl core::fmt::Debug for ByteRing {
             .field("max_msg", &self.max_msg())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-/// The sending side of a [`ByteRing`]: the only handle, system-wide, that sends. Dropping it
-/// releases the side (it does not close the ring).
-pub struct ByteSender<'a> {
-    tx: Tx<'a>,
-    claim: &'a AtomicU64,
-    #[cfg(feature = "serde")]
-    scratch: Vec<u8>,
-}
-
-/// The receiving side of a [`ByteRing`]: the only handle, system-wide, that receives. Dropping
-/// it releases the side (it does not close the ring).
-pub struct ByteReceiver<'a> {
-    rx: Rx<'a>,
-    claim: &'a AtomicU64,
-    #[cfg(feature = "serde")]
-    scratch: Vec<u8>,
-}
-
-impl ByteSender<'_> {
-    /// Sends `msg` if there is room for it now, without waiting.
-    ///
-    /// # Errors
-    /// [`SendError::Full`], `Closed`, `TooLarge` (longer than [`max_msg`](Self::max_msg)),
-    /// `Corrupted`.
-    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.tx.try_send(msg)
-    }
-
-    /// Sends `msg`, waiting as long as there is no room for it.
-    ///
-    /// # Errors
-    /// `Closed` (at once, or when the ring is closed while waiting), `TooLarge`, `Corrupted`.
-    pub fn send(&mut self, msg: &[u8]) -> Result<(), SendError> {
-        self.tx.send_timeout(msg, None)
-    }
-
-    /// Sends `msg`, waiting at most `timeout` (`None`: forever) for room.
-    ///
-    /// # Errors
-    /// `Timeout`, `Closed`, `TooLarge`, `Corrupted`.
-    pub fn send_timeout(&mut self, msg: &[u8], timeout: Option<Duration>) -> Result<(), SendError> {
-        self.tx.send_timeout(msg, timeout)
-    }
-
-    /// Encodes `value` with postcard into a buffer this handle reuses and sends it (waiting for
-    /// room).
-    ///
-    /// # Errors
-    /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
-    /// [`SendError::TooLarge`] if the encoding is longer than [`max_msg`](Self::max_msg), or
-    /// `Closed`/`Corrupted`.
-    #[cfg(feature = "serde")]
-    pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        super::codec::encode(value, &mut self.scratch)?;
-        Ok(self.tx.send_timeout(&self.scratch, None)?)
-    }
-
-    /// Bytes in use in the ring now (see [`ByteRing::len`]).
-    pub fn len(&self) -> usize {
-        self.tx.lane.used() as usize
-    }
-
-    /// Whether the ring is empty now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The ring's byte capacity.
-    pub fn capacity(&self) -> usize {
-        self.tx.lane.cap as usize
-    }
-
-    /// The largest message accepted, in bytes.
-    pub fn max_msg(&self) -> usize {
-        self.tx.lane.max as usize
-    }
-
-    /// Closes the ring (see [`ByteRing::close`]).
-    pub fn close(&self) {
-        self.tx.lane.close();
-    }
-
-    /// Whether the ring was closed.
-    pub fn is_closed(&self) -> bool {
-        self.tx.lane.is_closed()
-    }
-}
-
-impl Drop for ByteSender<'_> {
-    fn drop(&mut self) {
-        release(self.claim);
-    }
-}
-
-impl ByteReceiver<'_> {
-    /// Receives the oldest message if there is one, without waiting.
-    ///
-    /// # Errors
-    /// [`RecvError::Empty`]; `Closed` once the ring is closed and drained; `Corrupted`.
-    pub fn try_recv(&mut self) -> Result<Vec<u8>, RecvError> {
-        let mut v = Vec::new();
-        self.rx.try_recv_into(&mut v).map(|_| v)
-    }
-
-    /// Receives the oldest message, waiting as long as there is none.
-    ///
-    /// # Errors
-    /// `Closed` once the ring is closed and drained; `Corrupted`.
-    pub fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
-        self.recv_timeout(None)
-    }
-
-    /// Receives the oldest message, waiting at most `timeout` (`None`: forever).
-    ///
-    /// # Errors
-    /// `Timeout`, `Closed`, `Corrupted`.
-    pub fn recv_timeout(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
-        let mut v = Vec::new();
-        self.recv_into_timeout(&mut v, timeout).map(|_| v)
-    }
-
-    /// Receives the oldest message into `buf`, replacing its contents (its allocation is
-    /// reused), without waiting; returns the message's length.
-    ///
-    /// # Errors
-    /// As [`try_recv`](Self::try_recv).
-    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.rx.try_recv_into(buf)
-    }
-
-    /// Receives the oldest message into `buf`, replacing its contents, waiting as long as there
-    /// is none; returns the message's length.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv).
-    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.recv_into_timeout(buf, None)
-    }
-
-    /// Receives the oldest message into `buf`, replacing its contents, waiting at most
-    /// `timeout`; returns the message's length.
-    ///
-    /// # Errors
-    /// As [`recv_timeout`](Self::recv_timeout).
-    pub fn recv_into_timeout(
-        &mut self,
-        buf: &mut Vec<u8>,
-        timeout: Option<Duration>,
-    ) -> Result<usize, RecvError> {
-        self.rx.wait(timeout, |rx| rx.try_recv_into(buf))
-    }
-
-    /// Receives the oldest message into the front of `buf` without waiting; returns its
-    /// length.
-    ///
-    /// # Errors
-    /// [`RecvError::TooSmall`] with the message's length if `buf` is shorter (the message
-    /// stays in the ring); otherwise as [`try_recv`](Self::try_recv).
-    pub fn try_recv_slice(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.rx.try_recv_slice(buf)
-    }
-
-    /// Receives the oldest message into the front of `buf`, waiting at most `timeout`; returns
-    /// its length.
-    ///
-    /// # Errors
-    /// As [`try_recv_slice`](Self::try_recv_slice), and `Timeout`.
-    pub fn recv_slice_timeout(
-        &mut self,
-        buf: &mut [u8],
-        timeout: Option<Duration>,
-    ) -> Result<usize, RecvError> {
-        self.rx.wait(timeout, |rx| rx.try_recv_slice(buf))
-    }
-
-    /// Waits at most `timeout` until a receive would not block; `true` when a message is ready
-    /// or the ring is closed and drained (the next receive returns `Closed`), like Python's
-    /// `Connection.poll`.
-    pub fn poll(&mut self, timeout: Option<Duration>) -> bool {
-        self.rx.poll(timeout)
-    }
-
-    /// Receives the next message (waiting for it) into a buffer this handle reuses and decodes
-    /// it with postcard.
-    ///
-    /// # Errors
-    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
-    /// (the message is consumed).
-    #[cfg(feature = "serde")]
-    pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
-        let buf = &mut self.scratch;
-        self.rx.wait(None, |rx| rx.try_recv_into(buf))?;
-        super::codec::decode(&self.scratch)
-    }
-
-    /// Bytes in use in the ring now (see [`ByteRing::len`]).
-    pub fn len(&self) -> usize {
-        self.rx.lane.used() as usize
-    }
-
-    /// Whether the ring is empty now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The ring's byte capacity.
-    pub fn capacity(&self) -> usize {
-        self.rx.lane.cap as usize
-    }
-
-    /// The largest message accepted, in bytes.
-    pub fn max_msg(&self) -> usize {
-        self.rx.lane.max as usize
-    }
-
-    /// Closes the ring (see [`ByteRing::close`]).
-    pub fn close(&self) {
-        self.rx.lane.close();
-    }
-
-    /// Whether the ring was closed.
-    pub fn is_closed(&self) -> bool {
-        self.rx.lane.is_closed()
-    }
-}
-
-impl Drop for ByteReceiver<'_> {
-    fn drop(&mut self) {
-        release(self.claim);
     }
 }
 
@@ -578,5 +390,4 @@ mod object {
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "bytes_tests.rs"]
 mod tests;

@@ -1,4 +1,6 @@
 use super::*;
+use crate::ring::{RecvError, SendError};
+use std::time::Duration;
 
 #[test]
 fn both_directions_are_independent() {
@@ -25,7 +27,7 @@ fn both_directions_are_independent() {
     b.send(b"still").unwrap();
     assert_eq!(a.recv().unwrap(), b"still");
     assert_eq!(
-        a.send_timeout(&[1; 100], Some(Duration::from_millis(10))),
+        a.send_timeout(&[1; 100], Duration::from_millis(10)),
         Err(SendError::Timeout)
     );
 }
@@ -62,16 +64,19 @@ fn close_drains_then_closed_both_ways() {
     assert!(a.is_closed() && b.is_closed() && p.is_closed());
     assert_eq!(a.send(b"x"), Err(SendError::Closed));
     assert_eq!(b.send(b"x"), Err(SendError::Closed), "broken pipe");
-    assert!(b.poll(Some(Duration::ZERO)));
+    assert!(b.poll(Duration::ZERO));
     assert_eq!(b.recv().unwrap(), b"last words");
-    assert!(b.poll(None), "closed and drained: recv would not block");
+    assert!(
+        b.poll(Duration::MAX),
+        "closed and drained: recv would not block"
+    );
     assert_eq!(b.recv(), Err(RecvError::Closed));
     assert_eq!(
         a.recv().unwrap(),
         b"unread reply",
         "the closer can still drain"
     );
-    assert_eq!(a.recv_timeout(None), Err(RecvError::Closed));
+    assert_eq!(a.recv(), Err(RecvError::Closed));
 }
 
 #[test]
@@ -84,7 +89,7 @@ fn ping_pong_between_threads() {
         s.spawn(move || {
             let mut buf = [0u8; 16];
             loop {
-                match b.recv_timeout(Some(Duration::from_secs(30))) {
+                match b.recv_timeout(Duration::from_secs(30)) {
                     Ok(m) => {
                         let n = u32::from_le_bytes(m[..4].try_into().unwrap());
                         buf[..4].copy_from_slice(&(n + 1).to_le_bytes());
@@ -150,4 +155,26 @@ fn layout_is_pinned() {
         core::mem::size_of_val(&*p),
         (7 * line + 128).next_multiple_of(line)
     );
+}
+
+/// Pipe connections own their pipe and move into threads (issue 11, item 7).
+#[test]
+fn connections_are_owned_and_move_into_threads() {
+    fn owned<E: Send + Sync + 'static>(_: &E) {}
+    let pipe = Pipe::new(256, 64).unwrap();
+    let mut a = pipe.end(PipeEnd::A).unwrap();
+    let mut b = pipe.end(PipeEnd::B).unwrap();
+    drop(pipe); // the connections keep it alive
+    owned(&a);
+    let t = std::thread::spawn(move || {
+        while let Ok(m) = b.recv() {
+            b.send(&[m[0] + 1]).unwrap();
+        }
+    });
+    for i in 0..100u8 {
+        a.send(&[i]).unwrap();
+        assert_eq!(a.recv().unwrap(), [i + 1]);
+    }
+    a.close();
+    t.join().unwrap();
 }

@@ -1,6 +1,8 @@
 //! Unit tests of [`SpscRing`] on the heap (cross-process tests: `tests/ring_spsc.rs`).
 
 use super::*;
+use crate::ring::{PopError, PushError};
+use std::time::Duration;
 use std::time::Instant;
 
 #[test]
@@ -77,7 +79,7 @@ fn timeouts_return_on_time() {
     let (mut tx, mut rx) = r.split().unwrap();
     let t = Instant::now();
     assert_eq!(
-        rx.pop_timeout(Some(Duration::from_millis(50))),
+        rx.pop_timeout(Duration::from_millis(50)),
         Err(PopError::Timeout)
     );
     let e = t.elapsed();
@@ -88,7 +90,7 @@ fn timeouts_return_on_time() {
     tx.push(7).unwrap();
     let t = Instant::now();
     assert_eq!(
-        tx.push_timeout(8, Some(Duration::from_millis(50))),
+        tx.push_timeout(8, Duration::from_millis(50)),
         Err(PushError::Timeout(8))
     );
     let e = t.elapsed();
@@ -96,7 +98,7 @@ fn timeouts_return_on_time() {
         e >= Duration::from_millis(50) && e < Duration::from_secs(5),
         "{e:?}"
     );
-    assert_eq!(rx.pop_timeout(Some(Duration::ZERO)), Ok(7));
+    assert_eq!(rx.pop_timeout(Duration::ZERO), Ok(7));
 }
 
 #[test]
@@ -162,8 +164,8 @@ fn hostile_positions_give_errors_not_panics() {
         for _ in 0..10 {
             let _ = rx.try_pop();
             let _ = tx.try_push([1, 2, 3]);
-            let _ = rx.pop_timeout(Some(Duration::from_millis(1)));
-            let _ = tx.push_timeout([4, 5, 6], Some(Duration::from_millis(1)));
+            let _ = rx.pop_timeout(Duration::from_millis(1));
+            let _ = tx.push_timeout([4, 5, 6], Duration::from_millis(1));
             let _ = tx.push_slice(&[[7, 8, 9]; 6]);
             let mut buf = [[0u64; 3]; 6];
             let _ = rx.pop_into(&mut buf);
@@ -258,4 +260,53 @@ fn batches_between_threads_in_order() {
         }
         assert_eq!(next, N);
     });
+}
+
+/// The ends own their ring (issue 11, item 7): `Send + 'static`, movable into threads and
+/// structs, and they keep a heap ring alive after the last `Arc` outside them is gone.
+#[test]
+fn ends_are_owned_and_move_into_threads() {
+    fn owned<E: Send + Sync + 'static>(_: &E) {}
+    let (mut tx, mut rx) = SpscRing::<u64>::new(4).unwrap().split().unwrap();
+    owned(&tx);
+    owned(&rx);
+    let t = std::thread::spawn(move || {
+        for i in 0..1000 {
+            tx.push(i).unwrap();
+        }
+        tx // handed back: still usable, still holding its side
+    });
+    for i in 0..1000 {
+        assert_eq!(rx.pop(), Ok(i));
+    }
+    let tx = t.join().unwrap();
+    assert_eq!(
+        tx.ring().holders(),
+        (std::process::id(), std::process::id())
+    );
+    drop(tx);
+    assert_eq!(rx.ring().holders(), (0, std::process::id()));
+}
+
+/// A producer killed between publishing `tail` and writing its item's stamp (two stores in a
+/// row): the next producer publishes the item on takeover instead of leaving the consumer
+/// waiting for that stamp for ever (found by the kill soak's design review).
+#[test]
+fn a_producer_killed_between_tail_and_stamp_loses_nothing() {
+    let r = SpscRing::<u64>::new(4).unwrap();
+    let mut rx = r.consumer().unwrap();
+    {
+        let mut tx = r.producer().unwrap();
+        tx.push(1).unwrap();
+        tx.push(2).unwrap();
+    }
+    // Stage the death: item 2 (position 1) written and covered by `tail`, its stamp not yet.
+    r.slots[stride::<u64>()].store(0, Ordering::Relaxed);
+    assert_eq!(rx.try_pop(), Ok(1));
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
+    let mut tx = r.producer().unwrap();
+    tx.push(3).unwrap();
+    assert_eq!(rx.try_pop(), Ok(2), "the dead producer's last item");
+    assert_eq!(rx.try_pop(), Ok(3));
+    assert_eq!(rx.try_pop(), Err(PopError::Empty));
 }

@@ -1,0 +1,245 @@
+//! The ring family's errors, one file: what a push, pop, send or receive found instead of
+//! succeeding. Each converts into [`crate::Error`] with `?`: pushes and sends into
+//! [`Error::Send`], pops and receives into [`Error::Recv`] (the value of a failed push is dropped
+//! by the conversion; match on [`PushError`] to keep it).
+
+use crate::error::Error;
+use core::fmt;
+
+/// Why a push did not happen; the value is handed back (rtrb style).
+#[derive(PartialEq, Eq)]
+pub enum PushError<T> {
+    /// The ring is full (from `try_push`).
+    Full(T),
+    /// The ring was closed: no push will ever succeed again.
+    Closed(T),
+    /// The ring stayed full until the timeout (from `push_timeout`).
+    Timeout(T),
+    /// The ring's shared positions hold impossible values (another process scribbled over
+    /// them); nothing was written.
+    Corrupted(T),
+}
+
+impl<T> PushError<T> {
+    /// The value that was not pushed.
+    pub fn into_inner(self) -> T {
+        match self {
+            PushError::Full(v)
+            | PushError::Closed(v)
+            | PushError::Timeout(v)
+            | PushError::Corrupted(v) => v,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushError::Full(_) => "Full(..)",
+            PushError::Closed(_) => "Closed(..)",
+            PushError::Timeout(_) => "Timeout(..)",
+            PushError::Corrupted(_) => "Corrupted(..)",
+        })
+    }
+}
+
+impl<T> fmt::Display for PushError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushError::Full(_) => "the ring is full",
+            PushError::Closed(_) => "the ring is closed",
+            PushError::Timeout(_) => "timed out waiting for room in the ring",
+            PushError::Corrupted(_) => "the ring's shared positions are corrupted",
+        })
+    }
+}
+
+impl<T> std::error::Error for PushError<T> {}
+
+/// Why a pop returned no item.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PopError {
+    /// The ring is empty (from `try_pop`).
+    Empty,
+    /// The ring was closed and every item pushed before has been popped.
+    Closed,
+    /// The ring stayed empty until the timeout (from `pop_timeout`).
+    Timeout,
+    /// The ring's shared positions hold impossible values (another process scribbled over
+    /// them); nothing was read.
+    Corrupted,
+}
+
+impl fmt::Display for PopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PopError::Empty => "the ring is empty",
+            PopError::Closed => "the ring is closed and drained",
+            PopError::Timeout => "timed out waiting for an item",
+            PopError::Corrupted => "the ring's shared positions are corrupted",
+        })
+    }
+}
+
+impl std::error::Error for PopError {}
+
+/// Why no message was received.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RecvError {
+    /// No message now (from the `try_` calls).
+    Empty,
+    /// The ring was closed and every message sent before has been received.
+    Closed,
+    /// No message arrived before the timeout.
+    Timeout,
+    /// The buffer given to `try_recv_slice` is shorter than the next message; the message stays
+    /// in the ring (receive it with a buffer of at least `needed` bytes).
+    TooSmall {
+        /// The next message's length in bytes.
+        needed: usize,
+    },
+    /// The ring's shared positions or a record header hold impossible values (another process
+    /// scribbled over them); nothing was consumed.
+    Corrupted,
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Empty => f.write_str("the byte ring is empty"),
+            RecvError::Closed => f.write_str("the byte ring is closed and drained"),
+            RecvError::Timeout => f.write_str("timed out waiting for a message"),
+            RecvError::TooSmall { needed } => {
+                write!(f, "buffer too small: the next message has {needed} bytes")
+            }
+            RecvError::Corrupted => {
+                f.write_str("the byte ring's shared positions or record headers are corrupted")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+/// Why a message was not sent (the caller still owns the bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SendError {
+    /// The queue is full (from `try_send`).
+    Full,
+    /// The queue was closed: no send will ever succeed again.
+    Closed,
+    /// The queue stayed full until the timeout (from `send_timeout`).
+    Timeout,
+    /// The message is longer than the queue's `max_msg`.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The queue's largest message.
+        max: usize,
+    },
+    /// The queue's shared words hold impossible values (another process scribbled over them);
+    /// nothing was sent.
+    Corrupted,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full => f.write_str("the queue is full"),
+            SendError::Closed => f.write_str("the queue is closed"),
+            SendError::Timeout => f.write_str("timed out waiting for room in the queue"),
+            SendError::TooLarge { len, max } => write!(
+                f,
+                "a message of {len} bytes is larger than the queue's maximum of {max}"
+            ),
+            SendError::Corrupted => f.write_str("the queue's shared words are corrupted"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Error::Send(e)
+    }
+}
+
+impl From<RecvError> for Error {
+    fn from(e: RecvError) -> Self {
+        Error::Recv(e)
+    }
+}
+
+impl<T> From<PushError<T>> for SendError {
+    /// The same condition, without the value.
+    fn from(e: PushError<T>) -> Self {
+        match e {
+            PushError::Full(_) => SendError::Full,
+            PushError::Closed(_) => SendError::Closed,
+            PushError::Timeout(_) => SendError::Timeout,
+            PushError::Corrupted(_) => SendError::Corrupted,
+        }
+    }
+}
+
+impl From<PopError> for RecvError {
+    fn from(e: PopError) -> Self {
+        match e {
+            PopError::Empty => RecvError::Empty,
+            PopError::Closed => RecvError::Closed,
+            PopError::Timeout => RecvError::Timeout,
+            PopError::Corrupted => RecvError::Corrupted,
+        }
+    }
+}
+
+impl<T> From<PushError<T>> for Error {
+    /// [`Error::Send`] with the same condition; the value that was not pushed is dropped.
+    fn from(e: PushError<T>) -> Self {
+        Error::Send(e.into())
+    }
+}
+
+impl From<PopError> for Error {
+    /// [`Error::Recv`] with the same condition.
+    fn from(e: PopError) -> Self {
+        Error::Recv(e.into())
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+    use crate::ring::{MpmcBytes, MpmcRing, SpscRing};
+
+    /// `?` on every ring error inside a function returning `shmkit::Result` (issue 11, item 8).
+    #[test]
+    fn every_ring_error_converts_with_question_mark() {
+        fn spsc() -> crate::Result<u64> {
+            let ring = SpscRing::<u64>::new(1)?;
+            let (mut tx, mut rx) = ring.split()?;
+            tx.push(7)?;
+            tx.try_push(8)?;
+            Ok(rx.pop()?)
+        }
+        assert!(matches!(spsc(), Err(Error::Send(SendError::Full))));
+        fn mpmc() -> crate::Result<u64> {
+            let q = MpmcRing::<u64>::new(2)?;
+            q.push(1)?;
+            let v = q.pop()?;
+            q.try_pop()?;
+            Ok(v)
+        }
+        assert!(matches!(mpmc(), Err(Error::Recv(RecvError::Empty))));
+        fn bytes() -> crate::Result<Vec<u8>> {
+            let q = MpmcBytes::new(2, 8)?;
+            q.send(b"x")?;
+            let v = q.recv()?;
+            q.close();
+            q.recv()?;
+            Ok(v)
+        }
+        assert!(matches!(bytes(), Err(Error::Recv(RecvError::Closed))));
+    }
+}

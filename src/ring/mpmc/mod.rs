@@ -1,0 +1,421 @@
+//! [`MpmcRing<T>`]: a bounded multi-producer multi-consumer ring, across processes, that survives
+//! the death of a producer or consumer at any instruction.
+//!
+//! # Algorithm
+//!
+//! A bounded ring of slots on monotonic 64-bit positions (item `p` lives in slot
+//! `p & (capacity - 1)`, in lap `p / capacity`). Each slot has one **state word** that says, in
+//! one atomic value, which lap the slot is in, what is happening to it and who is doing it:
+//!
+//! ```text
+//!  63            32 31  30 29                      0
+//! +----------------+------+-------------------------+
+//! |  lap (32 bits) | state| owner (registry index)  |
+//! +----------------+------+-------------------------+
+//!   state: EMPTY → WRITING(owner) → FULL → READING(owner) → EMPTY of the next lap
+//! ```
+//!
+//! - A producer at position `p` claims slot `p` with one CAS `EMPTY(lap) → WRITING(lap, me)`,
+//!   writes the item and publishes it with `FULL(lap)` (release).
+//! - A consumer at `p` claims it with one CAS `FULL(lap) → READING(lap, me)`, copies the item and
+//!   frees the slot for the next lap with `EMPTY(lap + 1)` (release).
+//! - `head` and `tail` are only hints of where to start: whoever finds the slot at the hint
+//!   already claimed moves the hint on with a CAS (helping). Claims therefore happen in position
+//!   order, and items of one producer are popped in the order it pushed them.
+//!
+//! Because the claim and the claimer's identity are one CAS, **there is no instant at which a
+//! slot is taken but nobody is recorded as its taker**: this is what makes process death
+//! recoverable (Vyukov's queue claims with a CAS on `tail` and would leave an anonymous hole).
+//!
+//! # Process death
+//!
+//! The owner field is an index into a small **registry** of processes in the ring's header
+//! (pid and start time, claimed once per process in one CAS; 128 entries). A waiter that finds
+//! the slot it needs in `WRITING` or `READING` for longer than its spin phase checks the owner's
+//! liveness; if the process is gone, it **reaps** the slot with a CAS to `EMPTY(lap + 1)`: a dead
+//! producer's slot is skipped, a dead consumer's slot is freed. Every reaped slot adds one to
+//! [`lost`](MpmcRing::lost). What can be lost is exactly the one item each killed process had in
+//! flight (claimed, not yet published or not yet fully copied); every other item is delivered
+//! exactly once. Only the blocking calls (`push`, `pop`, `_timeout`) judge liveness (it reads
+//! `/proc`); `try_` calls report `Full`/`Empty` while a dead process's slot is in the way.
+//! Registry entries of dead processes are reused; the new holder first reaps every slot the
+//! dead one still held. If 128 live processes hold entries, further processes still work, but
+//! their in-flight slots cannot be reaped should they die.
+//!
+//! # Close
+//!
+//! [`close`](MpmcRing::close) makes later pushes fail with `Closed`. A producer checks the flag
+//! again after publishing (behind a light barrier); a consumer that finds an empty slot on a
+//! closed ring confirms with a read-modify-write of the flag and a heavy barrier before it
+//! reports `Closed`. The barriers pair like two `SeqCst` fences ([`crate::sync::asym`]; they are
+//! `SeqCst` fences in the loom models, which check this race), so one of the two sees the other:
+//! an item is either popped or handed back to its producer as `Closed(value)`, never stranded in
+//! a ring that consumers have left. Sleeping and waking use the same pairing, so a push or pop
+//! makes no fence and no system call while nobody sleeps.
+//!
+//! # Untrusted memory
+//!
+//! State words and positions read from shared memory are untrusted: slots are indexed with the
+//! local capacity, owners are bounds-checked against the registry, and every loop is bounded, so
+//! a scribbling peer causes errors, wrong values or timeouts, never an out-of-bounds access or a
+//! panic.
+
+mod engine;
+mod registry;
+
+pub(crate) use engine::{mpmc_layout, Core, Stop};
+#[cfg(feature = "loom")]
+use engine::{state_word, READING, WRITING};
+pub(crate) use registry::MpmcMeta;
+#[cfg(feature = "loom")]
+pub use registry::LOOM_DEAD_WORD;
+pub use registry::REGISTRY_ENTRIES;
+
+use super::head::RingHead;
+use super::slot_words;
+use super::{round_capacity, PopError, PushError};
+use crate::error::{Error, Result};
+use crate::sync::{AtomicU64, Ordering};
+use crate::words::{load_pod, store_pod};
+use bytemuck::Pod;
+use core::marker::PhantomData;
+use std::time::Duration;
+
+/// A bounded many-producer many-consumer queue of `T`s, shareable between processes.
+///
+/// Any number of threads and processes push and pop through `&self`. Capacities are rounded up
+/// to a power of two, at least 2. Items of one producer are popped in the order it pushed them.
+/// [`len`](MpmcRing::len) is approximate while others push or pop. A process killed while it
+/// pushes or pops loses at most the one item it had in flight, counted in
+/// [`lost`](MpmcRing::lost); see the [module docs](self) for the algorithm and its guarantees.
+///
+/// `close()` makes later pushes fail with `Closed`; pops drain what was pushed and then fail with
+/// `Closed`. A push racing with `close` either lands (and is popped) or fails with `Closed(v)`.
+///
+/// ```
+/// let q = shmkit::ring::MpmcRing::<u32>::new(8)?;
+/// std::thread::scope(|s| {
+///     for p in 0..2 {
+///         let q = &q;
+///         s.spawn(move || for i in 0..100 { q.push(p * 1000 + i).unwrap() });
+///     }
+///     let mut got: Vec<u32> = (0..200).map(|_| q.pop().unwrap()).collect();
+///     got.sort();
+///     assert_eq!(got[..100], (0..100).collect::<Vec<_>>()[..]);
+/// });
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[repr(C)]
+pub struct MpmcRing<T> {
+    h: RingHead,
+    m: MpmcMeta,
+    _t: PhantomData<T>,
+    /// `capacity` slots of `1 + slot_words::<T>()` words (state word, then the item).
+    slots: [AtomicU64],
+}
+
+// SAFETY: every field is an atomic (or PhantomData); T is Pod (no references, held as bits).
+unsafe impl<T: Pod> Sync for MpmcRing<T> {}
+// SAFETY: as above.
+unsafe impl<T: Pod> Send for MpmcRing<T> {}
+
+const fn stride<T>() -> usize {
+    1 + slot_words::<T>()
+}
+
+pub(crate) fn bad_capacity(requested: u64) -> Error {
+    Error::InvalidCapacity {
+        requested,
+        reason: "an MPMC ring holds 2 to 2^32 items",
+    }
+}
+
+/// The capacity an MPMC ring gets for `requested` (a power of two, at least 2).
+pub(crate) fn mpmc_capacity(requested: u64) -> Option<u64> {
+    round_capacity(requested).map(|c| c.max(2))
+}
+
+impl<T: Pod> MpmcRing<T> {
+    const SIZED: () = assert!(
+        core::mem::size_of::<T>() > 0,
+        "MpmcRing<T> needs a T of at least one byte"
+    );
+
+    /// A ring on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) with room for `capacity` items,
+    /// rounded up to a power of two (at least 2).
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`].
+    pub fn new(capacity: u64) -> Result<std::sync::Arc<Self>> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::SIZED;
+        let cap = mpmc_capacity(capacity).ok_or_else(|| bad_capacity(capacity))?;
+        let layout = mpmc_layout(cap, stride::<T>()).ok_or_else(|| bad_capacity(capacity))?;
+        let n = cap as usize * stride::<T>();
+        // SAFETY: the layout has a non-zero size (it holds a RingHead).
+        let raw = unsafe { std::alloc::alloc(layout) };
+        if raw.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        let ptr = Self::fat(raw, n);
+        // SAFETY: `ptr` points to a fresh allocation of `layout`, exactly the layout of
+        // `MpmcRing<T>` with `n` slot words (repr(C): RingHead, MpmcMeta, then the words).
+        // Every field is written before the Box is formed; the Box frees it with the same
+        // layout.
+        unsafe {
+            core::ptr::addr_of_mut!((*ptr).h).write(RingHead::fresh());
+            core::ptr::addr_of_mut!((*ptr).m).write(MpmcMeta::fresh());
+            let words = core::ptr::addr_of_mut!((*ptr).slots).cast::<AtomicU64>();
+            for i in 0..n {
+                words.add(i).write(AtomicU64::new(0));
+            }
+            // An Arc, so that ends and threads can share and keep it (the value moves into
+            // the Arc's allocation before anyone else sees it).
+            Ok(std::sync::Arc::from(Box::from_raw(ptr)))
+        }
+    }
+
+    fn fat(raw: *mut u8, n: usize) -> *mut Self {
+        core::ptr::slice_from_raw_parts_mut(raw.cast::<AtomicU64>(), n) as *mut Self
+    }
+
+    #[inline]
+    fn core(&self) -> Core<'_> {
+        Core::new(&self.h, &self.m, &self.slots, stride::<T>())
+    }
+
+    /// Number of slots (a power of two), from the local handle's dimensions.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        super::capacity_for(self.slots.len(), stride::<T>())
+    }
+
+    /// The raw position hints (pops claimed, pushes claimed) as found in shared memory; they may
+    /// lag behind the slots by the operations in flight.
+    pub fn positions(&self) -> (u64, u64) {
+        self.core().positions()
+    }
+
+    /// Approximate number of items (claimed pushes minus claimed pops, clamped to the capacity);
+    /// exact when no push or pop is in flight.
+    pub fn len(&self) -> usize {
+        self.core().len()
+    }
+
+    /// Whether the ring looked empty (approximate, see [`len`](MpmcRing::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the ring looked full (approximate, see [`len`](MpmcRing::len)).
+    pub fn is_full(&self) -> bool {
+        self.len() == self.capacity()
+    }
+
+    /// Whether the ring was closed.
+    pub fn is_closed(&self) -> bool {
+        self.h.ctl.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Items lost so far with processes that died while pushing or popping them (at most one per
+    /// killed process).
+    pub fn lost(&self) -> u64 {
+        self.m.lost.load(Ordering::Relaxed)
+    }
+
+    /// Looks at every slot now and reaps those held by dead processes (blocking calls do this on
+    /// their own for the slot they wait on). Returns how many were reaped.
+    pub fn reap_dead(&self) -> u64 {
+        self.core().reap_dead()
+    }
+
+    /// Closes the ring: pushes fail with `Closed` from now on, pops drain the remaining items and
+    /// then fail with `Closed`. Every sleeper is woken. Closing twice is harmless.
+    pub fn close(&self) {
+        self.core().close()
+    }
+
+    /// Loom models only: head, tail and every slot's state word (for failure messages).
+    #[cfg(feature = "loom")]
+    #[doc(hidden)]
+    pub fn loom_dump(&self) -> Vec<u64> {
+        let mut v = vec![
+            self.h.head.load(Ordering::SeqCst),
+            self.h.tail.load(Ordering::SeqCst),
+        ];
+        for i in 0..self.capacity() {
+            v.push(self.slots[i * stride::<T>()].load(Ordering::SeqCst));
+        }
+        v
+    }
+
+    /// Loom models only: makes slot `slot` look held (`WRITING` if `writing`, else `READING`)
+    /// in lap `lap` by a registered process that is dead, and sets the position hints.
+    #[cfg(feature = "loom")]
+    #[doc(hidden)]
+    pub fn loom_stage_dead_owner(
+        &self,
+        slot: usize,
+        writing: bool,
+        lap: u32,
+        head: u64,
+        tail: u64,
+    ) {
+        self.m.registry[1].store(LOOM_DEAD_WORD, Ordering::Relaxed);
+        let st = if writing { WRITING } else { READING };
+        self.slots[slot * stride::<T>()].store(state_word(lap, st, 1), Ordering::Relaxed);
+        self.h.head.store(head, Ordering::Relaxed);
+        self.h.tail.store(tail, Ordering::Relaxed);
+    }
+
+    /// Pushes `value` if there is room, without waiting.
+    ///
+    /// # Errors
+    /// `Full(value)`, `Closed(value)`, or `Corrupted(value)` when the shared words are
+    /// impossible.
+    pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
+        let core = self.core();
+        let me = core.me();
+        core.try_push_with(me, |item| store_pod(item, &value))
+            .map_err(|e| push_error(e, value))
+    }
+
+    /// Pops the oldest item if there is one, without waiting.
+    ///
+    /// # Errors
+    /// `Empty`; `Closed` once the ring is closed and drained; `Corrupted`.
+    pub fn try_pop(&self) -> Result<T, PopError> {
+        let core = self.core();
+        let me = core.me();
+        core.try_pop_with(me, |item| load_pod(item))
+            .map_err(pop_error)
+    }
+
+    /// Pushes `value`, waiting as long as the ring is full.
+    ///
+    /// # Errors
+    /// `Closed(value)`, `Corrupted(value)`.
+    pub fn push(&self, value: T) -> Result<(), PushError<T>> {
+        self.push_until(value, None)
+    }
+
+    /// Pushes `value`, waiting at most `timeout` while the ring is full.
+    ///
+    /// # Errors
+    /// `Timeout(value)`, `Closed(value)`, `Corrupted(value)`.
+    pub fn push_timeout(&self, value: T, timeout: Duration) -> Result<(), PushError<T>> {
+        self.push_until(value, Some(timeout))
+    }
+
+    fn push_until(&self, value: T, timeout: Option<Duration>) -> Result<(), PushError<T>> {
+        self.core()
+            .push_with(timeout, |item| store_pod(item, &value))
+            .map_err(|e| push_error(e, value))
+    }
+
+    /// Pops the oldest item, waiting as long as the ring is empty.
+    ///
+    /// # Errors
+    /// `Closed` once closed and drained; `Corrupted`.
+    pub fn pop(&self) -> Result<T, PopError> {
+        self.pop_until(None)
+    }
+
+    /// Pops the oldest item, waiting at most `timeout` while the ring is empty.
+    ///
+    /// # Errors
+    /// `Timeout`, `Closed` (closed and drained), `Corrupted`.
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<T, PopError> {
+        self.pop_until(Some(timeout))
+    }
+
+    fn pop_until(&self, timeout: Option<Duration>) -> Result<T, PopError> {
+        self.core()
+            .pop_with(timeout, |item| load_pod(item))
+            .map_err(pop_error)
+    }
+}
+
+fn push_error<T>(e: Stop, value: T) -> PushError<T> {
+    match e {
+        Stop::Wait(_) => PushError::Full(value),
+        Stop::Closed => PushError::Closed(value),
+        Stop::Timeout => PushError::Timeout(value),
+        Stop::Corrupted => PushError::Corrupted(value),
+    }
+}
+
+pub(crate) fn pop_error(e: Stop) -> PopError {
+    match e {
+        Stop::Wait(_) => PopError::Empty,
+        Stop::Closed => PopError::Closed,
+        Stop::Timeout => PopError::Timeout,
+        Stop::Corrupted => PopError::Corrupted,
+    }
+}
+
+impl<T: Pod> core::fmt::Debug for MpmcRing<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MpmcRing")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .field("lost", &self.lost())
+            .finish()
+    }
+}
+
+#[cfg(not(feature = "loom"))]
+mod object {
+    use super::*;
+    use crate::object::{Kind, Object, TypeTag};
+    use crate::words::words_for;
+    use core::alloc::Layout;
+    use core::ptr::NonNull;
+
+    /// Largest element size accepted in a tag read from shared memory.
+    const MAX_ELEM: u32 = 1 << 20;
+
+    fn stride_of(tag: &TypeTag) -> Option<usize> {
+        (tag.elem_size > 0 && tag.elem_size <= MAX_ELEM)
+            .then(|| 1 + words_for(tag.elem_size as usize))
+    }
+
+    // SAFETY: MpmcRing<T> is #[repr(C)]: a RingHead and an MpmcMeta of atomics, then
+    // `tag.len * stride` AtomicU64 words (any bits valid; any bytes are a valid T because T:
+    // Pod). `layout` and `cast` take the word count from the same local tag. No pointers, no
+    // Drop.
+    unsafe impl<T: Pod + Send + Sync> Object for MpmcRing<T> {
+        type Params = u64;
+        fn element() -> TypeTag {
+            #[allow(clippy::let_unit_value)]
+            let () = Self::SIZED;
+            TypeTag::of::<T>(Kind::MPMC)
+        }
+        fn tag(capacity: &u64) -> TypeTag {
+            Self::element().with_dims(*capacity, 0)
+        }
+        fn layout(tag: &TypeTag) -> Option<Layout> {
+            mpmc_layout(tag.len, stride_of(tag)?)
+        }
+        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, _: u64) {
+            // SAFETY: per the trait contract ptr is aligned and sized for layout(tag); the ring
+            // is all atomics, written through them.
+            let r = unsafe { Self::cast(ptr, tag).as_ref() };
+            r.h.reset();
+            r.m.reset();
+            for w in r.slots.iter() {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
+            let n = stride_of(tag).map_or(0, |s| (tag.len as usize).saturating_mul(s));
+            let p = MpmcRing::<T>::fat(ptr.as_ptr(), n);
+            // SAFETY: derived from a non-null pointer.
+            unsafe { NonNull::new_unchecked(p) }
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests;

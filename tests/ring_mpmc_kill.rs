@@ -1,0 +1,159 @@
+//! The MPMC ring and byte queue with a process SIGKILLed inside the claim window (between
+//! claiming a slot and publishing or freeing it), placed with the named test points of
+//! `shmkit::hooks` (feature `test-hooks`): the others reap the dead process's slot, lose only
+//! its item, and never block.
+#![cfg(all(not(feature = "loom"), feature = "test-hooks"))]
+
+mod common;
+
+use common::{ChildCtx, Children, SegGuard, TIMEOUT};
+use shmkit::ring::PopError;
+use shmkit::Segment;
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+const SIZE: u64 = 1 << 20;
+const CAP: u64 = 1024;
+
+/// Child entry point (see `common`): does nothing in the parent.
+#[test]
+fn xproc_child() {
+    common::run_child(|ctx: &ChildCtx| {
+        let seg = ctx.open();
+        match ctx.role.as_str() {
+            // args: value. One push into "q" (run with a kill point: dies after its claim).
+            "push_one" => {
+                let q = seg.mpmc::<u64>("q", CAP).unwrap();
+                q.push(ctx.arg(0)).unwrap();
+            }
+            // One pop from "small" (run with a kill point: dies after its claim).
+            "pop_one_small" => {
+                let small = seg.mpmc::<u64>("small", 4).unwrap();
+                small.pop().unwrap();
+            }
+            // One send into the byte queue "mq" (run with a kill point).
+            "send_one" => {
+                let mq = seg.mpmc_bytes("mq", 4, 64).unwrap();
+                mq.send(b"in flight").unwrap();
+            }
+            other => panic!("unknown role {other}"),
+        }
+    });
+}
+
+/// Starts `role` with `SHMKIT_HOOK=kill:<point>` and waits until it has killed itself there.
+fn die_at(
+    kids: &mut Children,
+    seg: &str,
+    role: &str,
+    point: &str,
+    args: &[&dyn std::fmt::Display],
+) {
+    let k = kids.spawn_with(role, seg, args, |c| {
+        c.env(shmkit::hooks::VAR, format!("kill:{point}"));
+    });
+    let status = kids.wait(k, TIMEOUT);
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "{role} should die at {point}: {}",
+        common::describe(status)
+    );
+}
+
+/// A producer SIGKILLed between claiming its slot and publishing it: consumers skip the slot
+/// (blocking pops do not hang), the item in flight is counted lost, every other item arrives in
+/// order.
+#[test]
+fn producer_killed_inside_claim_window_loses_only_its_item() {
+    let g = SegGuard::new("mpmc_kill_producer");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let q = seg.mpmc::<u64>("q", CAP).unwrap();
+    q.push(1).unwrap();
+    let mut kids = Children::new();
+    die_at(
+        &mut kids,
+        g.name(),
+        "push_one",
+        "mpmc.push.claimed",
+        &[&666u64],
+    );
+    // The child died right after its claim (the tail hint moved on before the point).
+    assert_eq!(q.positions().1, 2);
+    q.push(3).unwrap();
+    q.push(4).unwrap();
+    let t = Instant::now();
+    let got: Vec<u64> = (0..3)
+        .map(|_| {
+            q.pop_timeout(TIMEOUT)
+                .expect("pop past the dead producer's slot")
+        })
+        .collect();
+    assert_eq!(got, [1, 3, 4]);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(q.lost(), 1);
+    assert_eq!(q.try_pop(), Err(PopError::Empty));
+    // The ring keeps working for laps after.
+    for i in 0..3 * CAP {
+        q.push(i).unwrap();
+        assert_eq!(q.pop(), Ok(i));
+    }
+    assert_eq!(q.lost(), 1);
+}
+
+/// A consumer SIGKILLed after claiming an item of a full ring: producers free its slot one lap
+/// later instead of blocking forever; only that item is lost.
+#[test]
+fn consumer_killed_after_claim_does_not_block_producers() {
+    let g = SegGuard::new("mpmc_kill_consumer");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let q = seg.mpmc::<u64>("small", 4).unwrap();
+    for i in 0..4 {
+        q.push(i).unwrap();
+    }
+    let mut kids = Children::new();
+    die_at(
+        &mut kids,
+        g.name(),
+        "pop_one_small",
+        "mpmc.pop.claimed",
+        &[],
+    );
+    assert_eq!(q.positions().0, 1);
+    let t = Instant::now();
+    q.push_timeout(4, TIMEOUT)
+        .expect("push past the dead consumer's slot");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(q.lost(), 1);
+    let got: Vec<u64> = (0..4).map(|_| q.pop().unwrap()).collect();
+    assert_eq!(got, [1, 2, 3, 4]);
+    assert_eq!(q.try_pop(), Err(PopError::Empty));
+}
+
+/// The byte queue shares the MPMC engine: a sender killed inside its claim loses only its
+/// message, and a blocked receiver gets the next one.
+#[test]
+fn byte_sender_killed_inside_claim_window_loses_only_its_message() {
+    let g = SegGuard::new("mpmc_bytes_kill_sender");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let mq = seg.mpmc_bytes("mq", 4, 64).unwrap();
+    let mut kids = Children::new();
+    die_at(&mut kids, g.name(), "send_one", "mpmc.push.claimed", &[]);
+    mq.send(b"after").unwrap();
+    let t = Instant::now();
+    assert_eq!(mq.recv_timeout(TIMEOUT).unwrap(), b"after");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(mq.lost(), 1);
+}
