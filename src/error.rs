@@ -253,6 +253,37 @@ pub enum Error {
     /// `recv_value`, or `?` on a [`RecvError`](crate::ring::RecvError) or a
     /// [`PopError`](crate::ring::PopError)).
     Recv(crate::ring::RecvError),
+    /// A map has no free slot for a new entry (its capacity is fixed at creation).
+    MapFull {
+        /// The map's capacity, in entries.
+        capacity: u64,
+        /// The longest key, in bytes.
+        key_max: u64,
+        /// The longest value, in bytes.
+        value_max: u64,
+    },
+    /// A list has no room for another element (its capacity is fixed at creation).
+    ListFull {
+        /// The list's capacity, in elements.
+        capacity: u64,
+    },
+    /// A key, value or element is longer than the object accepts (fixed at creation).
+    TooLarge {
+        /// `key`, `value` or `element`.
+        what: &'static str,
+        /// Its length, in bytes.
+        len: usize,
+        /// The longest accepted, in bytes.
+        max: usize,
+    },
+    /// An object's shared state holds values that cannot be right (another process scribbled
+    /// over it, or a reader was disturbed too often to finish).
+    ObjectCorrupted {
+        /// The object's kind (`map`, `list`).
+        kind: &'static str,
+        /// What is wrong, naming the value found.
+        what: String,
+    },
     /// serde refused to encode a value (feature `serde`).
     Encode {
         /// The encoder's message.
@@ -440,6 +471,25 @@ impl fmt::Display for Error {
             ),
             Error::Send(e) => write!(f, "send failed: {e}"),
             Error::Recv(e) => write!(f, "receive failed: {e}"),
+            Error::MapFull {
+                capacity,
+                key_max,
+                value_max,
+            } => write!(
+                f,
+                "the map is full: all {capacity} entries are taken ({capacity} × ({key_max}-byte keys + {value_max}-byte values) = {} bytes; create it with a larger capacity)",
+                capacity.saturating_mul(key_max.saturating_add(*value_max))
+            ),
+            Error::ListFull { capacity } => write!(
+                f,
+                "the list is full: it holds at most {capacity} elements (create it with a larger capacity)"
+            ),
+            Error::TooLarge { what, len, max } => {
+                write!(f, "the {what} is {len} bytes long, the object accepts at most {max}")
+            }
+            Error::ObjectCorrupted { kind, what } => {
+                write!(f, "the shared {kind} is corrupted: {what}")
+            }
             Error::Encode { reason } => write!(f, "could not encode the value: {reason}"),
             Error::Decode { reason } => write!(f, "could not decode the message: {reason}"),
             Error::UntrustedSegment {

@@ -3,6 +3,10 @@
 //! Each object kind contributes one arm to [`describe`]; it opens the object with the tag found
 //! in the directory (validated like any open) and prints its current state in one line.
 
+mod collections;
+
+pub use collections::{list_state, map_state, ListState, MapState};
+
 use crate::object::Kind;
 use crate::segment::directory::EntryInfo;
 use crate::{AtomicValue, Counter, Result, Segment, SeqArray, SeqLock, ShardedCounter};
@@ -92,6 +96,8 @@ pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
                 if q.is_closed() { ", closed" } else { "" }
             )
         }
+        Kind::MAP => collections::map_state(seg, entry)?.to_string(),
+        Kind::LIST => collections::list_state(seg, entry)?.to_string(),
         _ => format!("{} bytes at offset {}", entry.size, entry.offset),
     })
 }

@@ -77,6 +77,7 @@ pub mod hooks;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 pub mod lock;
+pub mod map;
 pub mod object;
 pub mod process;
 pub mod ring;
@@ -91,6 +92,9 @@ pub use error::{Error, Result};
 pub use lock::{
     Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, ReentrantMutex, Semaphore,
 };
+pub use map::{ByteList, ByteMap, List, MapOptions, PodMap};
+#[cfg(feature = "serde")]
+pub use map::{Namespace, SerdeList, SerdeMap};
 pub use object::{Kind, Object, TypeTag};
 pub use ring::{ByteRing, Connection, Pipe, PipeEnd};
 pub use ring::{Consumer, MpmcRing, Producer, SpscRing};

@@ -47,6 +47,10 @@ impl Kind {
     pub const CONDVAR: Kind = Kind(15);
     /// A multi-producer multi-consumer queue of byte messages.
     pub const MPMC_BYTES: Kind = Kind(16);
+    /// A hash map ([`ByteMap`](crate::ByteMap) and its typed faces).
+    pub const MAP: Kind = Kind(17);
+    /// A list ([`List`](crate::List) and its typed faces).
+    pub const LIST: Kind = Kind(18);
 
     /// The kind's name as shown by tools and errors (`counter`, `value`, …).
     pub fn name(self) -> Option<&'static str> {
@@ -67,6 +71,8 @@ impl Kind {
             14 => "barrier",
             15 => "condvar",
             16 => "mpmc_bytes",
+            17 => "map",
+            18 => "list",
             _ => return None,
         })
     }

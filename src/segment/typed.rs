@@ -7,6 +7,7 @@
 use super::{Handle, Segment};
 use crate::error::{Error, Result};
 use crate::lock::{Barrier, Condvar, Event, Mutex, ReentrantMutex, Semaphore};
+use crate::map::{ByteList, ByteMap, List, MapOptions, PodMap, LIST_CAPACITY_LIMIT};
 use crate::ring::bytes::byte_dims;
 use crate::ring::mpmc::mpmc_capacity;
 use crate::ring::mpmc_bytes::MAX_MSG_LIMIT;
@@ -291,6 +292,118 @@ impl Segment {
     pub fn barrier(&self, name: &str, parties: u32) -> Result<Handle<Barrier>> {
         self.object::<Barrier>(name, parties.max(1))
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Maps and lists: Python's Manager().dict(), .list() and .Namespace() without a server.
+// ---------------------------------------------------------------------------------------------
+
+impl Segment {
+    /// Finds or creates the [`ByteMap`] `name` with the dimensions `opts` (an existing map must
+    /// have the same dimensions).
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for dimensions out of the limits ([`MapOptions::check`]);
+    /// [`Error::TypeMismatch`] for an existing object of other dimensions or type; as
+    /// [`Segment::object`].
+    pub fn map(&self, name: &str, opts: MapOptions) -> Result<Handle<ByteMap>> {
+        opts.check()?;
+        self.object::<ByteMap>(name, opts)
+    }
+
+    /// Finds or creates the [`PodMap`] `name` of `capacity` entries with `K` keys and `V`
+    /// values.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for a capacity of 0 or above
+    /// [`MAP_CAPACITY_LIMIT`](crate::map::MAP_CAPACITY_LIMIT), or a zero-sized `K`; as
+    /// [`Segment::map`].
+    pub fn pod_map<K: Pod, V: Pod>(
+        &self,
+        name: &str,
+        capacity: u64,
+    ) -> Result<Handle<PodMap<K, V>>> {
+        PodMap::<K, V>::options(capacity).check()?;
+        self.object::<PodMap<K, V>>(name, capacity)
+    }
+
+    /// Finds or creates the [`SerdeMap`](crate::SerdeMap) `name` (feature `serde`).
+    ///
+    /// # Errors
+    /// As [`Segment::map`].
+    #[cfg(feature = "serde")]
+    pub fn serde_map<K, V>(
+        &self,
+        name: &str,
+        opts: MapOptions,
+    ) -> Result<Handle<crate::SerdeMap<K, V>>>
+    where
+        K: serde::Serialize + serde::de::DeserializeOwned + 'static,
+        V: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        opts.check()?;
+        self.object::<crate::SerdeMap<K, V>>(name, opts)
+    }
+
+    /// Finds or creates the [`Namespace`](crate::Namespace) `name` (feature `serde`): attribute
+    /// names up to `opts.key_max` bytes, encoded values up to `opts.value_max`.
+    ///
+    /// # Errors
+    /// As [`Segment::map`].
+    #[cfg(feature = "serde")]
+    pub fn namespace(&self, name: &str, opts: MapOptions) -> Result<Handle<crate::Namespace>> {
+        opts.check()?;
+        self.object::<crate::Namespace>(name, opts)
+    }
+
+    /// Finds or creates the [`List`] `name` of at most `capacity` elements.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCapacity`] for 0 or more than [`LIST_CAPACITY_LIMIT`]; as
+    /// [`Segment::object`].
+    pub fn list<T: Pod>(&self, name: &str, capacity: u64) -> Result<Handle<List<T>>> {
+        check_list(capacity, core::mem::size_of::<T>() as u64)?;
+        self.object::<List<T>>(name, capacity)
+    }
+
+    /// Finds or creates the [`ByteList`] `name` of at most `capacity` elements of at most
+    /// `elem_max` bytes.
+    ///
+    /// # Errors
+    /// As [`Segment::list`].
+    pub fn byte_list(&self, name: &str, capacity: u64, elem_max: u64) -> Result<Handle<ByteList>> {
+        check_list(capacity, elem_max)?;
+        self.object::<ByteList>(name, (capacity, elem_max))
+    }
+
+    /// Finds or creates the [`SerdeList`](crate::SerdeList) `name` (feature `serde`) of at
+    /// most `capacity` elements encoded in at most `elem_max` bytes.
+    ///
+    /// # Errors
+    /// As [`Segment::list`].
+    #[cfg(feature = "serde")]
+    pub fn serde_list<T>(
+        &self,
+        name: &str,
+        capacity: u64,
+        elem_max: u64,
+    ) -> Result<Handle<crate::SerdeList<T>>>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        check_list(capacity, elem_max)?;
+        self.object::<crate::SerdeList<T>>(name, (capacity, elem_max))
+    }
+}
+
+fn check_list(capacity: u64, elem_max: u64) -> Result<()> {
+    if capacity == 0 || capacity > LIST_CAPACITY_LIMIT || elem_max > crate::map::VALUE_MAX_LIMIT {
+        return Err(Error::InvalidCapacity {
+            requested: capacity,
+            reason: "a list holds 1 to 2^31 - 1 elements of at most 16 MiB",
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,277 @@
+//! Where each part of a map lives (word offsets computed from its dimensions), the map's header,
+//! and the key hash.
+//!
+//! The dimensions are read from the header at every operation and checked against the number of
+//! words this process mapped (which came from the directory's validated tag), so a scribbled
+//! header gives an error, never an index outside the map.
+
+use super::{corrupted, LAYOUT_VERSION, LINE};
+use crate::sync::{AtomicU64, Ordering};
+use crate::words::words_for;
+use crate::Result;
+
+/// The header's first word: `"shmkmap"` and the layout version.
+pub(crate) const MAP_TAG: u64 = 0x73686d6b_6d617000 | LAYOUT_VERSION;
+
+/// Header words (a line): tag, capacity, limits (`key_max << 32 | value_max`), seed.
+pub(crate) const H_TAG: usize = 0;
+pub(crate) const H_CAP: usize = 1;
+pub(crate) const H_LIMITS: usize = 2;
+pub(crate) const H_SEED: usize = 3;
+const HEADER_WORDS: usize = if LINE < 4 { 4 } else { LINE };
+
+/// Words of one stripe (a line, at least 4): lock, work, count, hint.
+pub(crate) const STRIPE_WORDS: usize = if LINE < 4 { 4 } else { LINE };
+pub(crate) const S_LOCK: usize = 0;
+pub(crate) const S_WORK: usize = 1;
+pub(crate) const S_COUNT: usize = 2;
+pub(crate) const S_HINT: usize = 3;
+
+/// Most stripes a map has (under loom: 2, so that two keys meet or not by choice).
+pub(crate) const MAX_STRIPES: usize = if cfg!(feature = "loom") { 2 } else { 64 };
+
+/// Slot words before the key.
+pub(crate) const CLAIM: usize = 0;
+pub(crate) const SEQ: usize = 1;
+pub(crate) const HASH: usize = 2;
+pub(crate) const LINK: usize = 3;
+pub(crate) const PUBLISHED: usize = 4;
+pub(crate) const KEY: usize = 5;
+
+/// `claim` of a free slot.
+pub(crate) const FREE: u64 = 0;
+/// `claim` of a live entry (in a chain, not being removed).
+pub(crate) const LIVE: u64 = 1;
+/// `claim` of a slot held by stripe `s`'s lock holder: `CLAIMED | s`.
+pub(crate) const CLAIMED: u64 = 1 << 63;
+
+static_assertions::const_assert!(STRIPE_WORDS >= 4 && HEADER_WORDS >= 4);
+static_assertions::const_assert!(KEY == 5 && CLAIMED > (MAX_STRIPES as u64));
+
+/// A map's dimensions and the word offsets derived from them (all local numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Slots (the capacity in entries).
+    pub cap: usize,
+    pub key_max: usize,
+    pub value_max: usize,
+    /// Buckets (a power of two ≥ `cap`) and stripes (a power of two ≤ `buckets`).
+    pub buckets: usize,
+    pub stripes: usize,
+    /// Words of the key, of one value copy (its length word included) and of a slot.
+    pub key_words: usize,
+    pub copy_words: usize,
+    pub slot_words: usize,
+    pub stripes_at: usize,
+    pub heads_at: usize,
+    pub slots_at: usize,
+    pub total: usize,
+}
+
+impl Geometry {
+    /// The geometry of a map with these dimensions, `None` when they are out of the limits or
+    /// the size overflows.
+    pub(crate) fn new(cap: u64, key_max: u64, value_max: u64) -> Option<Geometry> {
+        let opts = super::MapOptions {
+            capacity: cap,
+            key_max,
+            value_max,
+        };
+        opts.check().ok()?;
+        let cap = usize::try_from(cap).ok()?;
+        let (key_max, value_max) = (key_max as usize, value_max as usize);
+        let buckets = cap.checked_next_power_of_two()?;
+        let stripes = buckets.min(MAX_STRIPES);
+        let key_words = words_for(key_max);
+        let copy_words = 1 + words_for(value_max);
+        let slot_words = KEY + key_words + 2 * copy_words;
+        let stripes_at = HEADER_WORDS;
+        let heads_at = stripes_at + stripes * STRIPE_WORDS;
+        let slots_at = heads_at.checked_add(buckets.checked_next_multiple_of(LINE)?)?;
+        let total = slots_at.checked_add(cap.checked_mul(slot_words)?)?;
+        // Whole bytes must fit an isize (a Layout).
+        total.checked_mul(8).filter(|&b| b <= isize::MAX as usize)?;
+        Some(Geometry {
+            cap,
+            key_max,
+            value_max,
+            buckets,
+            stripes,
+            key_words,
+            copy_words,
+            slot_words,
+            stripes_at,
+            heads_at,
+            slots_at,
+            total,
+        })
+    }
+
+    /// The type tag's `extra` for these limits: layout version, key_max, value_max.
+    #[cfg_attr(feature = "loom", allow(dead_code))]
+    pub(crate) fn extra(key_max: u64, value_max: u64) -> u64 {
+        LAYOUT_VERSION << 56 | key_max << 32 | value_max
+    }
+
+    /// The limits in a tag's `extra`, if its layout version is this build's.
+    #[cfg_attr(feature = "loom", allow(dead_code))]
+    pub(crate) fn limits_of_extra(extra: u64) -> Option<(u64, u64)> {
+        (extra >> 56 == LAYOUT_VERSION).then_some(((extra >> 32) & 0xff_ffff, extra & 0xffff_ffff))
+    }
+
+    /// Reads and checks the header of the map made of `words`.
+    ///
+    /// # Errors
+    /// [`Error::ObjectCorrupted`](crate::Error::ObjectCorrupted) when the header's tag or
+    /// dimensions do not describe exactly `words.len()` words.
+    #[inline]
+    pub(crate) fn of(words: &[AtomicU64]) -> Result<Geometry> {
+        let h = |i: usize| words.get(i).map_or(0, |w| w.load(Ordering::Relaxed));
+        let (tag, cap, limits) = (h(H_TAG), h(H_CAP), h(H_LIMITS));
+        if tag != MAP_TAG {
+            return Err(corrupted("map", format!("header tag {tag:#x}")));
+        }
+        match Geometry::new(cap, limits >> 32, limits & 0xffff_ffff) {
+            Some(g) if g.total == words.len() => Ok(g),
+            _ => Err(corrupted(
+                "map",
+                format!(
+                    "header says capacity {cap}, key_max {}, value_max {}: not the {} words mapped",
+                    limits >> 32,
+                    limits & 0xffff_ffff,
+                    words.len()
+                ),
+            )),
+        }
+    }
+
+    /// Writes a fresh header and the initial state of every part into `words` (which hold
+    /// arbitrary bytes): stripes free, chains empty, slots free with odd `seq`.
+    pub(crate) fn init(&self, words: &[AtomicU64], seed: u64) {
+        debug_assert_eq!(words.len(), self.total);
+        for w in &words[..self.slots_at] {
+            w.store(0, Ordering::Relaxed);
+        }
+        for (k, s) in words[self.stripes_at..self.heads_at]
+            .chunks_exact(STRIPE_WORDS)
+            .enumerate()
+        {
+            // Stripes start allocating at evenly spread slots.
+            s[S_HINT].store((k * self.cap / self.stripes) as u64, Ordering::Relaxed);
+        }
+        for slot in words[self.slots_at..].chunks_exact(self.slot_words) {
+            for w in slot {
+                w.store(0, Ordering::Relaxed);
+            }
+            slot[SEQ].store(1, Ordering::Relaxed);
+        }
+        words[H_CAP].store(self.cap as u64, Ordering::Relaxed);
+        words[H_LIMITS].store(
+            (self.key_max as u64) << 32 | self.value_max as u64,
+            Ordering::Relaxed,
+        );
+        words[H_SEED].store(seed, Ordering::Relaxed);
+        // The tag last, with Release: a header with the tag is complete.
+        words[H_TAG].store(MAP_TAG, Ordering::Release);
+    }
+}
+
+/// A fresh hash seed for a new map (fixed under loom, whose models must be deterministic).
+pub(crate) fn new_seed() -> u64 {
+    #[cfg(feature = "loom")]
+    return 0x5eed;
+    #[cfg(not(feature = "loom"))]
+    {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    }
+}
+
+/// The seeded 64-bit hash of a key: one multiply-xorshift round per 8-byte word, then
+/// MurmurHash3's finalizer. Not cryptographic; the per-map random seed keeps keys chosen by an
+/// outsider from piling up in one bucket by design.
+#[inline]
+pub(crate) fn hash(seed: u64, key: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = seed ^ (key.len() as u64).wrapping_mul(K);
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("chunks of 8"));
+        h = (h ^ w).wrapping_mul(K);
+        h ^= h >> 32;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K);
+        h ^= h >> 32;
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// Word `i` of `key` as stored (native byte order, the last one zero padded), as
+/// [`crate::words::store_bytes`] stores it.
+#[inline]
+pub(crate) fn key_word(key: &[u8], i: usize) -> u64 {
+    let at = i * 8;
+    match key.get(at..at + 8) {
+        Some(c) => u64::from_ne_bytes(c.try_into().expect("8 bytes")),
+        None => {
+            let mut b = [0u8; 8];
+            let rest = key.get(at..).unwrap_or(&[]);
+            b[..rest.len()].copy_from_slice(rest);
+            u64::from_ne_bytes(b)
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_limits_and_round_trip() {
+        assert!(Geometry::new(0, 8, 8).is_none());
+        assert!(Geometry::new(1, 0, 8).is_none());
+        assert!(Geometry::new(1 << 31, 8, 8).is_none());
+        assert!(Geometry::new(10, 8, super::super::VALUE_MAX_LIMIT + 1).is_none());
+        let huge = Geometry::new(1 << 30, 1 << 16, 1 << 24).unwrap();
+        assert_eq!(huge.slot_words, 5 + (1 << 13) + 2 * (1 + (1 << 21)));
+        let g = Geometry::new(1000, 32, 256).unwrap();
+        assert_eq!((g.buckets, g.stripes), (1024, 64));
+        assert_eq!(g.slot_words, 5 + 4 + 2 * 33);
+        let words = crate::map::heap_words(g.total);
+        g.init(&words, 7);
+        assert_eq!(Geometry::of(&words).unwrap(), g);
+        assert!(Geometry::of(&words[..g.total - 1]).is_err());
+        words[H_CAP].store(999, Ordering::Relaxed);
+        assert!(Geometry::of(&words).is_err());
+        assert_eq!(
+            Geometry::limits_of_extra(Geometry::extra(32, 256)),
+            Some((32, 256))
+        );
+    }
+
+    #[test]
+    fn hash_spreads_and_key_words_match_store_bytes() {
+        let a = hash(1, b"job-1");
+        assert_ne!(a, hash(1, b"job-2"));
+        assert_ne!(a, hash(2, b"job-1"));
+        assert_ne!(hash(1, b""), hash(1, b"\0"));
+        for len in 0..20 {
+            let key: Vec<u8> = (0..len as u8).collect();
+            let words = crate::map::heap_words(3);
+            crate::words::store_bytes(&words, &key);
+            for (i, w) in words.iter().enumerate().take(words_for(len)) {
+                assert_eq!(w.load(Ordering::Relaxed), key_word(&key, i));
+            }
+        }
+    }
+}

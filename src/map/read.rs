@@ -1,0 +1,267 @@
+//! A map's words seen through its validated geometry ([`Table`]), and the lock-free reads: a
+//! lookup walks a bucket's chain, iteration walks the slots; both validate every slot they read
+//! with its `seq` word (see the [module docs](super) for the layout).
+//!
+//! # Why a reader never sees a torn or foreign entry
+//!
+//! A reader of slot `j` loads `seq` (Acquire), then the slot's words (relaxed), then issues
+//! `fence(Acquire)` and loads `seq` again: the words belong to one stable version of the slot
+//! only if both loads return the same even value. A slot's key only changes while `seq` is odd
+//! (free or being filled), and a writer that fills a slot issues `fence(Release)` after claiming
+//! it, so a reader that loaded any of its new words sees the odd `seq` (or a later value) on its
+//! second load (Boehm's seqlock argument). The value is read through the slot's rotating latch,
+//! which gives the same guarantee for in-place updates.
+//!
+//! A slot is linked into a chain only with an even `seq` and made odd only after it was
+//! unlinked, so an odd `seq` means the reader followed a stale link: it restarts from the bucket's
+//! head. A slot that was freed and reused in *another* bucket is caught by its hash, which no
+//! longer maps to the reader's bucket. Every walk is bounded by the capacity (a scribbled chain
+//! may hold a cycle) and restarts are bounded too.
+
+use super::corrupted;
+use super::geometry::*;
+use crate::seqlock::latch::Rotation;
+use crate::sync::{fence, AtomicU64, Ordering, Spin};
+use crate::Result;
+
+/// Restarts of one read before it gives up and reports the map as corrupted (a consistent map
+/// needs a restart only when a writer changed the chain under the reader).
+pub(crate) const MAX_RESTARTS: u32 = if cfg!(feature = "loom") {
+    1 << 30
+} else {
+    10_000
+};
+
+/// A map's words with their geometry and hash seed (all validated, local).
+#[derive(Clone, Copy)]
+pub(crate) struct Table<'a> {
+    pub w: &'a [AtomicU64],
+    pub g: Geometry,
+    pub seed: u64,
+}
+
+/// What a lookup found, as the caller's closure read it.
+pub(crate) enum Found<R> {
+    Absent,
+    Present(R),
+}
+
+impl<'a> Table<'a> {
+    /// The table over `words`, after checking the header.
+    #[inline]
+    pub(crate) fn new(w: &'a [AtomicU64]) -> Result<Table<'a>> {
+        let g = Geometry::of(w)?;
+        Ok(Table {
+            w,
+            g,
+            seed: w[H_SEED].load(Ordering::Relaxed),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        hash(self.seed, key)
+    }
+
+    #[inline]
+    pub(crate) fn bucket(&self, h: u64) -> usize {
+        h as usize & (self.g.buckets - 1)
+    }
+
+    #[inline]
+    pub(crate) fn stripe_of(&self, bucket: usize) -> usize {
+        bucket & (self.g.stripes - 1)
+    }
+
+    /// The words of stripe `s` (`s < stripes`).
+    #[inline]
+    pub(crate) fn stripe(&self, s: usize) -> &'a [AtomicU64] {
+        let at = self.g.stripes_at + s * STRIPE_WORDS;
+        &self.w[at..at + STRIPE_WORDS]
+    }
+
+    /// The head word of bucket `b` (`b < buckets`).
+    #[inline]
+    pub(crate) fn head(&self, b: usize) -> &'a AtomicU64 {
+        &self.w[self.g.heads_at + b]
+    }
+
+    /// The words of slot `j` (`j < cap`).
+    #[inline]
+    pub(crate) fn slot(&self, j: usize) -> &'a [AtomicU64] {
+        let at = self.g.slots_at + j * self.g.slot_words;
+        &self.w[at..at + self.g.slot_words]
+    }
+
+    /// The key words of a slot.
+    #[inline]
+    pub(crate) fn key_words(&self, slot: &'a [AtomicU64]) -> &'a [AtomicU64] {
+        &slot[KEY..KEY + self.g.key_words]
+    }
+
+    /// The value latch of a slot: its `published` word and two copies.
+    #[inline]
+    pub(crate) fn latch(&self, slot: &'a [AtomicU64]) -> Rotation<'a> {
+        let c = self.g.copy_words;
+        Rotation::new(&slot[PUBLISHED], &slot[KEY + self.g.key_words..], 2, c, c)
+    }
+
+    /// The slot a link or head word points to: `None` at the end of a chain, an error for a
+    /// number past the capacity.
+    #[inline]
+    pub(crate) fn target(&self, link: u64) -> Result<Option<usize>> {
+        match (link & 0xffff_ffff) as usize {
+            0 => Ok(None),
+            n if n <= self.g.cap => Ok(Some(n - 1)),
+            n => Err(corrupted(
+                "map",
+                format!("link to slot {n} of {}", self.g.cap),
+            )),
+        }
+    }
+
+    /// A value's length as stored in its copy, clamped to `value_max` (shared memory).
+    #[inline]
+    pub(crate) fn value_len(&self, copy: &[AtomicU64]) -> usize {
+        (copy[0].load(Ordering::Relaxed) as usize).min(self.g.value_max)
+    }
+
+    /// A key's length as stored in its slot's link, clamped to `key_max`.
+    #[inline]
+    pub(crate) fn key_len(&self, link: u64) -> usize {
+        ((link >> 32) as usize).min(self.g.key_max)
+    }
+
+    /// Whether the slot's key words hold `key` (relaxed loads; the caller validates).
+    #[inline]
+    pub(crate) fn key_is(&self, slot: &[AtomicU64], key: &[u8]) -> bool {
+        slot[KEY..KEY + crate::words::words_for(key.len())]
+            .iter()
+            .enumerate()
+            .all(|(i, w)| w.load(Ordering::Relaxed) == key_word(key, i))
+    }
+
+    /// Looks `key` (hash `h`, at most `key_max` bytes) up without a lock. On a match, `f` gets
+    /// the value's words and length (clamped) inside the validated read: it must only load
+    /// (relaxed) and not panic on any bits; its result is dropped when the read was disturbed and
+    /// the read is retried.
+    ///
+    /// # Errors
+    /// [`Error::ObjectCorrupted`](crate::Error::ObjectCorrupted) on a link past the capacity, a
+    /// chain longer than the capacity, or a read disturbed [`MAX_RESTARTS`] times.
+    #[inline]
+    pub(crate) fn lookup<R>(
+        &self,
+        h: u64,
+        key: &[u8],
+        mut f: impl FnMut(&[AtomicU64], usize) -> R,
+    ) -> Result<Found<R>> {
+        debug_assert!(key.len() <= self.g.key_max);
+        let b = self.bucket(h);
+        let mut spin = Spin::new();
+        for _ in 0..MAX_RESTARTS {
+            match self.walk(b, h, key, &mut f)? {
+                Some(found) => return Ok(found),
+                None => spin.snooze(),
+            }
+        }
+        Err(corrupted("map", "a lookup was disturbed too often"))
+    }
+
+    /// One walk of bucket `b`'s chain: `None` when it must restart.
+    #[inline]
+    fn walk<R>(
+        &self,
+        b: usize,
+        h: u64,
+        key: &[u8],
+        f: &mut impl FnMut(&[AtomicU64], usize) -> R,
+    ) -> Result<Option<Found<R>>> {
+        let mut next = self.target(self.head(b).load(Ordering::Acquire))?;
+        let mut steps = 0usize;
+        while let Some(j) = next {
+            steps += 1;
+            if steps > self.g.cap {
+                return Err(corrupted(
+                    "map",
+                    "a chain longer than the capacity (a cycle)",
+                ));
+            }
+            let slot = self.slot(j);
+            let s1 = slot[SEQ].load(Ordering::Acquire);
+            if s1 & 1 == 1 {
+                return Ok(None); // a stale link to a slot being freed or refilled
+            }
+            let hj = slot[HASH].load(Ordering::Relaxed);
+            let link = slot[LINK].load(Ordering::Relaxed);
+            let mut hit = None;
+            let mut lapped = false;
+            if hj == h && (link >> 32) as usize == key.len() && self.key_is(slot, key) {
+                match self.latch(slot).try_read(|c| f(&c[1..], self.value_len(c))) {
+                    Some((r, _)) => hit = Some(r),
+                    None => lapped = true,
+                }
+            }
+            fence(Ordering::Acquire);
+            if slot[SEQ].load(Ordering::Relaxed) != s1 || self.bucket(hj) != b {
+                return Ok(None); // the slot changed, or belongs to another chain now
+            }
+            if let Some(r) = hit {
+                return Ok(Some(Found::Present(r)));
+            }
+            if lapped {
+                return Ok(None); // the value was being updated: read it again
+            }
+            next = self.target(link)?;
+        }
+        Ok(Some(Found::Absent))
+    }
+
+    /// Reads slot `j` whole if it holds a live entry: its key into `key` and its value into
+    /// `value`. `Ok(false)` for a slot without a live entry.
+    ///
+    /// # Errors
+    /// [`Error::ObjectCorrupted`](crate::Error::ObjectCorrupted) when the slot kept changing
+    /// during [`MAX_RESTARTS`] attempts.
+    pub(crate) fn read_slot(
+        &self,
+        j: usize,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Result<bool> {
+        let slot = self.slot(j);
+        let mut spin = Spin::new();
+        for _ in 0..MAX_RESTARTS {
+            if slot[CLAIM].load(Ordering::Relaxed) != LIVE {
+                return Ok(false);
+            }
+            let s1 = slot[SEQ].load(Ordering::Acquire);
+            if s1 & 1 == 0 {
+                let klen = self.key_len(slot[LINK].load(Ordering::Relaxed));
+                key.resize(klen, 0);
+                crate::words::load_bytes(self.key_words(slot), key);
+                let got = self.latch(slot).try_read(|c| {
+                    let n = self.value_len(c);
+                    value.resize(n, 0);
+                    crate::words::load_bytes(&c[1..], value);
+                });
+                fence(Ordering::Acquire);
+                if got.is_some() && slot[SEQ].load(Ordering::Relaxed) == s1 {
+                    return Ok(true);
+                }
+            }
+            spin.snooze();
+        }
+        Err(corrupted("map", "an entry kept changing while it was read"))
+    }
+
+    /// Number of entries: the sum of the stripes' counts (each exact when its stripe is idle),
+    /// at most the capacity.
+    pub(crate) fn len(&self) -> usize {
+        let mut n = 0u64;
+        for s in 0..self.g.stripes {
+            n = n.saturating_add(self.stripe(s)[S_COUNT].load(Ordering::Relaxed));
+        }
+        (n as usize).min(self.g.cap)
+    }
+}
