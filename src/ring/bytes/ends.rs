@@ -70,7 +70,7 @@ impl ByteSender {
     /// for room.
     ///
     /// # Errors
-    /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
+    /// [`Error::Encode`](crate::Error::Encode) if serde refuses the value; [`Error::Send`](crate::Error::Send) with
     /// [`SendError::TooLarge`] if the encoding is longer than [`max_msg`](Self::max_msg), or
     /// `Closed`/`Corrupted`.
     #[cfg(feature = "serde")]
@@ -237,7 +237,7 @@ impl ByteReceiver {
     /// it with postcard.
     ///
     /// # Errors
-    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
+    /// [`Error::Recv`](crate::Error::Recv) (`Closed`, `Corrupted`); [`Error::Decode`](crate::Error::Decode) if the bytes are not a `T`
     /// or nest deeper than 128 levels (the message is consumed).
     #[cfg(feature = "serde")]
     pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
