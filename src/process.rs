@@ -124,7 +124,12 @@ pub const fn word_pid(w: u64) -> u32 {
 /// Such a holder is never judged by its pid (see the module docs).
 #[inline]
 pub fn word_is_foreign(w: u64) -> bool {
-    let theirs = (w >> NS_SHIFT) & NS_MASK;
+    tag_is_foreign((w >> NS_SHIFT) & NS_MASK)
+}
+
+/// Whether a namespace tag names another pid namespace than ours (0, unknown, never does).
+#[inline]
+fn tag_is_foreign(theirs: u64) -> bool {
     let mine = ns_tag(me().pid_ns);
     theirs != 0 && mine != 0 && theirs != mine
 }
@@ -181,11 +186,7 @@ pub fn my_ns_tag() -> u32 {
 /// ([`my_ns_tag`] of its writer; 0: unknown): a holder in another namespace is alive, else
 /// [`owner_alive`] decides.
 pub fn record_alive(pid: u32, start: u64, ns_tag: u32) -> bool {
-    let mine = my_ns_tag();
-    if ns_tag != 0 && mine != 0 && ns_tag != mine {
-        return true;
-    }
-    owner_alive(pid, start)
+    tag_is_foreign(u64::from(ns_tag)) || owner_alive(pid, start)
 }
 
 /// This process's owner word (`me().word()`).

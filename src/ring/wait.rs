@@ -26,7 +26,7 @@ pub(crate) const RECHECK: Duration = Duration::from_millis(10);
 
 /// The ring family's spin policy: crossbeam's [`Backoff`](crossbeam_utils::Backoff) (7 growing
 /// spins, then a few `yield`s) and then a few more yields, about 10 µs in all before a side
-/// sleeps (DESIGN.md §8: waking a sleeping CPU costs 11–90 µs on the reference machine, so a
+/// sleeps (README, Measured: waking a sleeping CPU costs 11–90 µs on the reference machine, so a
 /// peer that answers within the spin phase is not put to sleep). Under loom the spin phase is
 /// empty (fewer states to explore).
 pub(crate) struct Spin {
