@@ -7,7 +7,7 @@
 //! | part        | contents                                                                    |
 //! | ----------- | --------------------------------------------------------------------------- |
 //! | header line | layout tag, capacity, `elem_max`                                            |
-//! | `reserved`  | (own line) the next index to reserve; bit 62 `FROZEN` while a pop or clear runs |
+//! | `reserved`  | (own line) the next index to reserve (low 32 bits), an epoch (bits 32..62, +1 when a pop or clear empties slots), bit 62 `FROZEN` while a pop or clear runs |
 //! | `published` | (own line) epoch (high 32 bits, +1 at every pop or clear) · length (low 32)   |
 //! | lock line   | lock (0 or the holder's owner word) · work (the pop or clear in progress) · gap (the first sighting of an empty slot below `reserved`: index + 1, time) |
 //! | slots       | per element: `state`, the latch's `published`, two copies (length, data)     |
@@ -17,8 +17,10 @@
 //! # Push (lock-free between pushers)
 //!
 //! Reserve index `r` with one CAS `reserved: r → r + 1` (refused while `FROZEN`), claim slot `r`
-//! with one CAS `state: 0 → my owner word`, write the element through the slot's latch, store
-//! `FULL`, then advance `published` over every `FULL` or `HOLE` slot. `len()` is the published
+//! with one CAS `state: 0 → my owner word`, check that `reserved`'s epoch did not change in
+//! between (else a pop emptied the slot after making it a hole: give it back and start again),
+//! write the element through the slot's latch, store `FULL`, then advance `published` over every
+//! `FULL` or `HOLE` slot. `len()` is the published
 //! prefix: an element becomes visible once every element reserved before it is written.
 //!
 //! A pusher killed after claiming its slot leaves its owner word there: whoever advances
@@ -53,7 +55,7 @@ pub const LIST_CAPACITY_LIMIT: u64 = (1 << 31) - 1;
 
 /// The header's first word: `"shmklst"` and the layout version.
 const LIST_TAG: u64 = 0x73686d6b_6c737400 | LAYOUT_VERSION;
-const LINE_W: usize = if LINE < 2 { 2 } else { LINE };
+const LINE_W: usize = if LINE < 4 { 4 } else { LINE };
 const H_CAP: usize = 1;
 const H_ELEM: usize = 2;
 const RESERVED: usize = LINE_W;
@@ -73,6 +75,21 @@ const FULL: u64 = 1 << 63 | 1;
 const HOLE: u64 = 1 << 63 | 2;
 /// Bit of `reserved` set while a pop or clear runs.
 const FROZEN: u64 = 1 << 62;
+/// One epoch of `reserved` (its bits 32..62).
+const EPOCH: u64 = 1 << 32;
+const EPOCHS: u64 = FROZEN - EPOCH;
+
+/// The index part of a `reserved` word.
+#[inline]
+fn idx(rw: u64) -> usize {
+    (rw & 0xffff_ffff) as usize
+}
+
+/// The `reserved` word with the next epoch (wrapping within its bits), unfrozen, at `index`.
+#[inline]
+fn next_epoch(rw: u64, index: usize) -> u64 {
+    ((rw & EPOCHS).wrapping_add(EPOCH) & EPOCHS) | index as u64
+}
 
 /// `work` ops: `op << 62 | new_len << 31 | r`.
 const POP: u64 = 1;
@@ -299,7 +316,7 @@ impl<'a> View<'a> {
             let pw = self.published().load(Ordering::Acquire);
             let p = Self::plen(pw, self.cap);
             let rw = self.reserved().load(Ordering::Acquire);
-            if rw & FROZEN != 0 || p >= ((rw & !FROZEN) as usize).min(self.cap) {
+            if rw & FROZEN != 0 || p >= idx(rw).min(self.cap) {
                 return p;
             }
             let state = &self.slot(p)[STATE];
@@ -365,7 +382,7 @@ impl<'a> View<'a> {
             return false;
         };
         let rw = self.reserved().load(Ordering::Acquire);
-        if rw & FROZEN != 0 || p >= (rw as usize).min(self.cap) {
+        if rw & FROZEN != 0 || p >= idx(rw).min(self.cap) {
             return false;
         }
         let done = self.slot(p)[STATE]
@@ -399,7 +416,7 @@ impl<'a> View<'a> {
                 drop(g);
                 continue;
             }
-            let r = rw as usize;
+            let r = idx(rw);
             if r >= self.cap {
                 self.advance_as(false);
                 return Err(Error::ListFull {
@@ -421,6 +438,12 @@ impl<'a> View<'a> {
                 .is_err()
             {
                 continue; // we stalled past GRACE and the slot became a hole: take another
+            }
+            if (self.reserved().load(Ordering::Acquire) ^ rw) & EPOCHS != 0 {
+                // A pop made our slot a hole and emptied it meanwhile (it bumps the epoch
+                // before emptying): the slot is not ours any more.
+                let _ = state.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
             }
             ctl.point("list.push.claimed")?;
             self.write_elem(r, elem);
@@ -568,7 +591,7 @@ impl ListLock<'_> {
             }
         };
         self.ctl.point("list.pop.frozen")?;
-        let r = (rw as usize).min(v.cap);
+        let r = idx(rw).min(v.cap);
         let (deadline, waited) = claim::deadline_of(timeout);
         let mut spin = Spin::new();
         let mut since: Option<(usize, std::time::Instant)> = None;
@@ -597,7 +620,7 @@ impl ListLock<'_> {
                         .compare_exchange(0, HOLE, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
             };
-            if moved || state.load(Ordering::Acquire) != st {
+            if moved {
                 let _ = v.published().compare_exchange(
                     pw,
                     pw.wrapping_add(1),
@@ -605,6 +628,9 @@ impl ListLock<'_> {
                     Ordering::Relaxed,
                 );
                 continue;
+            }
+            if state.load(Ordering::Acquire) != st {
+                continue; // claimed or written meanwhile: look again
             }
             if deadline.expired() {
                 v.reserved().store(rw, Ordering::Release);
@@ -629,8 +655,13 @@ impl ListLock<'_> {
         Self::finish(v, new_len, r, self.ctl)
     }
 
-    /// The rest of a removal (also the repair's roll-forward): idempotent.
+    /// The rest of a removal (also the repair's roll-forward): idempotent. The epoch moves on
+    /// before any slot is emptied, so that a pusher that claims an emptied slot on an old
+    /// reservation sees it (see [`View::push`]).
     fn finish(v: &View<'_>, new_len: usize, r: usize, ctl: Ctl) -> Result<()> {
+        let rw = v.reserved().load(Ordering::Relaxed);
+        let moved = next_epoch(rw, idx(rw));
+        v.reserved().store(moved | FROZEN, Ordering::Release);
         for i in (new_len..r.min(v.cap)).rev() {
             v.slot(i)[STATE].store(0, Ordering::Release);
             ctl.point("list.pop.emptied")?;
@@ -638,7 +669,8 @@ impl ListLock<'_> {
         let epoch = (v.published().load(Ordering::Relaxed) >> 32).wrapping_add(1) << 32;
         v.published()
             .store(epoch | new_len as u64, Ordering::Release);
-        v.reserved().store(new_len as u64, Ordering::Release);
+        v.reserved()
+            .store((moved & EPOCHS) | new_len as u64, Ordering::Release);
         v.w[GAP].store(0, Ordering::Release);
         v.w[WORK].store(0, Ordering::Release);
         Ok(())
@@ -658,7 +690,7 @@ impl ListLock<'_> {
             (work & 0x7fff_ffff) as usize,
         );
         if rw & FROZEN != 0 {
-            if (op == POP || op == CLEAR) && r as u64 == rw & !FROZEN && new_len <= r {
+            if (op == POP || op == CLEAR) && r == idx(rw) && new_len <= r {
                 let _ = Self::finish(v, new_len, r, Ctl::me());
             } else {
                 v.reserved().store(rw & !FROZEN, Ordering::Release);
