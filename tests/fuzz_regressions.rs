@@ -24,6 +24,14 @@ mod ring_hostile;
 #[allow(dead_code)]
 mod lock_hostile;
 
+#[path = "../fuzz/common/map_ops.rs"]
+#[allow(dead_code)]
+mod map_ops;
+
+#[path = "../fuzz/common/map_hostile.rs"]
+#[allow(dead_code)]
+mod map_hostile;
+
 use arbitrary::{Arbitrary, Unstructured};
 use segment_open::{Base, Create, Holder, Input, Kind, Lookup, Name, Outcome, Patch};
 use std::path::Path;
@@ -98,6 +106,12 @@ fn saved_crashes_replay_without_panic_or_hang() {
         false,
         lock_hostile::run,
     );
+    replay_dir("tests/fuzz-regressions/map_ops", false, map_ops::run);
+    replay_dir(
+        "tests/fuzz-regressions/map_hostile",
+        false,
+        map_hostile::run,
+    );
 }
 
 #[test]
@@ -118,6 +132,14 @@ fn seed_corpus_replays() {
         (
             "fuzz/seeds/lock_hostile",
             replay_dir("fuzz/seeds/lock_hostile", true, lock_hostile::run),
+        ),
+        (
+            "fuzz/seeds/map_ops",
+            replay_dir("fuzz/seeds/map_ops", true, map_ops::run),
+        ),
+        (
+            "fuzz/seeds/map_hostile",
+            replay_dir("fuzz/seeds/map_hostile", true, map_hostile::run),
         ),
     ] {
         assert!(n > 0, "no seed inputs found in {dir}");

@@ -454,6 +454,13 @@ impl ByteMap {
         })
     }
 
+    /// The stripe `key` belongs to (models and tests pick keys that share a stripe or not).
+    #[doc(hidden)]
+    pub fn __stripe_of(&self, key: &[u8]) -> Option<usize> {
+        let t = self.table().ok()?;
+        Some(t.stripe_of(t.bucket(t.hash(key))))
+    }
+
     /// Test hook for the crash models: runs `insert(key, value)` (or `remove(key)` when `value`
     /// is `None`) in the name of the (dead) owner word `owner` and stops at test point `point`
     /// as if that process had died there: the stripe stays locked by `owner`. Returns whether it
