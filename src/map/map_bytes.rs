@@ -285,6 +285,14 @@ impl ByteMap {
         })
     }
 
+    /// Sets `key` to `value` without copying the old value out (Python's `d[key] = value`).
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub fn set(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write_with(key, None, |w| w.put(value))
+    }
+
     /// Removes `key` and returns its value, if it was present.
     ///
     /// # Errors
