@@ -8,7 +8,7 @@ use crate::{ByteMap, Result, Segment};
 use core::fmt;
 
 /// How many entries or elements a state shows.
-pub const SHOWN: usize = 5;
+const SHOWN: usize = 5;
 
 /// A map's dimensions, size and first entries (decoded as text where the element type allows).
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +21,7 @@ pub struct MapState {
     pub key_max: usize,
     /// Longest value, in bytes.
     pub value_max: usize,
-    /// The first (in slot order) [`SHOWN`] entries, as text.
+    /// The first five entries (in slot order), as text.
     pub first: Vec<(String, String)>,
 }
 
@@ -36,7 +36,7 @@ pub struct ListState {
     pub elem_max: usize,
     /// Holes left by pushers that died.
     pub holes: usize,
-    /// The first [`SHOWN`] elements, as text (`-` for a hole).
+    /// The first five elements, as text (`-` for a hole).
     pub first: Vec<String>,
 }
 
