@@ -39,7 +39,12 @@ cargo +nightly miri test --lib -- \
 	ring::bytes::tests::layout ring::bytes::tests::one_handle \
 	ring::pipe::tests::both_directions ring::pipe::tests::close_drains \
 	ring::pipe::tests::slice_receive ring::pipe::tests::layout ring::pipe::tests::one_connection \
+	ring::spsc::tests::a_producer_killed ring::spsc::tests::ends_are_owned \
+	ring::bytes::tests::ends_are_owned ring::pipe::tests::connections_are_owned \
+	ring::mpmc_bytes::tests::geometry ring::error::tests \
 	counter::tests::counter_ops value::tests::ints_wrap \
 	lock::mutex::tests::layout lock::mutex::tests::lock_try_timeout \
 	lock::raw::tests::try_lock_gives_up \
+	lock::semaphore::tests::committed lock::semaphore::tests::a_committed \
+	lock::barrier::tests::a_late lock::barrier::tests::arrived_at \
 	--skip in_a_segment

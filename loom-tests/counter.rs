@@ -2,7 +2,8 @@
 //! concurrent `reset`/`swap` never loses an add (each add lands in the value taken or in the
 //! counter).
 //!
-//! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_counter`.
+//! Run: `cargo test --features loom --test loom_counter` (bounds in `common/mod.rs`;
+//! `LOOM_MAX_PREEMPTIONS=3` searches deeper).
 #![cfg(feature = "loom")]
 
 mod common;

@@ -11,7 +11,8 @@
 //! other forever and the model hits loom's branch limit (tried: fails after 20 000 branches,
 //! ~2 minutes). Two threads cover the race: one claims, one waits, in every interleaving.
 //!
-//! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_directory`.
+//! Run: `cargo test --features loom --test loom_directory` (bounds in `common/mod.rs`;
+//! `LOOM_MAX_PREEMPTIONS=3` searches deeper).
 #![cfg(feature = "loom")]
 
 mod common;

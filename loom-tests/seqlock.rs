@@ -4,7 +4,8 @@
 //! copies, an array block 2), a writer dead mid-copy and the takeover, and an array block whose
 //! next copy is brought up to date from the previous write's changed range.
 //!
-//! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_seqlock`.
+//! Run: `cargo test --features loom --test loom_seqlock` (bounds in `common/mod.rs`;
+//! `LOOM_MAX_PREEMPTIONS=3` searches deeper).
 #![cfg(feature = "loom")]
 
 mod common;

@@ -2,7 +2,8 @@
 //! `fetch_add` (floats, narrow integers) from 2 threads lose no update, and `store`/`load`
 //! publish prior writes.
 //!
-//! Run: `LOOM_MAX_PREEMPTIONS=2 cargo test --release --features loom --test loom_value`.
+//! Run: `cargo test --features loom --test loom_value` (bounds in `common/mod.rs`;
+//! `LOOM_MAX_PREEMPTIONS=3` searches deeper).
 #![cfg(feature = "loom")]
 
 mod common;

@@ -53,7 +53,9 @@
 //! ```
 //!
 //! The primitives also live on the heap ([`Counter::new`], [`AtomicValue::new`] …) with the same
-//! methods, for single-process use and for the loom models in `loom-tests/`.
+//! methods, for single-process use and for the loom models in `loom-tests/`: run them with
+//! `cargo test --features loom` (at most 2 preemptions per execution; `LOOM_MAX_PREEMPTIONS=3`
+//! searches deeper).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]

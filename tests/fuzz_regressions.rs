@@ -32,6 +32,10 @@ mod map_ops;
 #[allow(dead_code)]
 mod map_hostile;
 
+#[path = "../fuzz/common/seqlock_ops.rs"]
+#[allow(dead_code)]
+mod seqlock_ops;
+
 use arbitrary::{Arbitrary, Unstructured};
 use segment_open::{Base, Create, Holder, Input, Kind, Lookup, Name, Outcome, Patch};
 use std::path::Path;
@@ -112,6 +116,10 @@ fn saved_crashes_replay_without_panic_or_hang() {
         false,
         map_hostile::run,
     );
+
+    // A writer dead mid-write twice under one identity (was refused as WouldDeadlock).
+    let n = replay_dir("tests/fuzz-regressions/seqlock_ops", true, seqlock_ops::run);
+    assert!(n > 0, "no seqlock_ops regression inputs found");
 }
 
 #[test]

@@ -151,3 +151,16 @@ fn condvar_wait_timeout_times_out_and_relocks() {
         "0 waiters, 1 notifies"
     );
 }
+
+#[test]
+fn a_panic_inside_a_condvar_predicate_releases_the_mutex() {
+    // Issue 10, item 7: an unwinding panic inside a critical section must release the lock.
+    let m = shmkit::Mutex::new(0u32);
+    let cv = shmkit::Condvar::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = cv.wait_while(m.lock().unwrap(), |_| panic!("predicate"));
+    }));
+    assert!(r.is_err());
+    assert_eq!(m.state().owner_tid, None);
+    assert_eq!(*m.try_lock().unwrap(), 0);
+}

@@ -205,6 +205,7 @@ impl RawList {
 
     /// The raw words (unit tests scribble on them).
     #[cfg(test)]
+    #[cfg_attr(feature = "loom", allow(dead_code))]
     pub(crate) fn words_for_tests(&self) -> &[AtomicU64] {
         &self.words
     }

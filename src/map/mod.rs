@@ -2,9 +2,9 @@
 //! `Manager().Namespace()` without a server process.
 //!
 //! - [`ByteMap`]: keys and values are byte strings of bounded length; [`PodMap<K, V>`] for plain
-//!   data keys and values; with the feature `serde`, [`SerdeMap<K, V>`] for any serde types and
-//!   [`Namespace`] (attributes of any serde type by name).
-//! - [`List<T>`] of plain data, [`ByteList`] of byte strings, with `serde` [`SerdeList<T>`].
+//!   data keys and values; with the feature `serde`, `SerdeMap<K, V>` for any serde types and
+//!   `Namespace` (attributes of any serde type by name).
+//! - [`List<T>`] of plain data, [`ByteList`] of byte strings, with `serde` `SerdeList<T>`.
 //!
 //! # What is guaranteed
 //!
@@ -81,7 +81,7 @@
 //!
 //! Python's `Manager().Namespace()` is a bag of named attributes shared by processes. Here the
 //! segment's directory names the namespace and a map holds its attributes (with the feature
-//! `serde`, [`Namespace`] stores each attribute as its own serde type):
+//! `serde`, `Namespace` stores each attribute as its own serde type):
 //!
 //! ```
 //! # fn main() -> shmkit::Result<()> {

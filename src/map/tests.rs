@@ -367,7 +367,7 @@ fn scribbled_map_gives_errors_not_panics() {
 #[test]
 fn concurrent_threads_read_whole_values() {
     let m = std::sync::Arc::new(small(64));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(crate::sync::AtomicBool::new(false));
     let writers: Vec<_> = (0..2u8)
         .map(|w| {
             let m = m.clone();
@@ -391,7 +391,7 @@ fn concurrent_threads_read_whole_values() {
             let (m, stop) = (m.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut seen = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(crate::sync::Ordering::Relaxed) {
                     for k in 0..40u8 {
                         if let Some(v) = m.get(&[k]).unwrap() {
                             assert!(v.iter().all(|&b| b == v[0]), "torn value {v:?}");
@@ -408,7 +408,7 @@ fn concurrent_threads_read_whole_values() {
     for w in writers {
         w.join().unwrap();
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, crate::sync::Ordering::Relaxed);
     for r in readers {
         assert!(r.join().unwrap() > 0);
     }

@@ -508,6 +508,23 @@ mod tests {
         s.check_writer().unwrap();
     }
 
+    /// A writer dead mid-write whose successor died mid-write too (under the same dead
+    /// identity): the second abandoned write takes the lock over like any dead holder's
+    /// (found by the seqlock_ops fuzz smoke: it was refused as the same thread twice).
+    #[test]
+    fn writer_dead_twice_is_taken_over() {
+        let s = SeqLock::new([1u64; 3]);
+        let dead = (1 << 22) - 3;
+        s.__abandon_write(&[2; 3], dead).unwrap();
+        s.__abandon_write(&[3; 3], dead).unwrap();
+        assert_eq!(s.read(), [1; 3]);
+        let mut w = s.try_writer().unwrap();
+        assert_eq!(w.took_over_from(), Some(dead));
+        w.write(&[4; 3]);
+        drop(w);
+        assert_eq!(s.read_checked().unwrap(), [4; 3]);
+    }
+
     #[test]
     fn busy_writer_is_reported() {
         let s = SeqLock::new(5u32);

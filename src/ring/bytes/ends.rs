@@ -1,4 +1,4 @@
-//! [`ByteSender`] and [`ByteReceiver`]: the two ends of a [`ByteRing`](super::ByteRing), each the
+//! [`ByteSender`] and [`ByteReceiver`]: the two ends of a [`ByteRing`](super::ByteRing)(super::ByteRing), each the
 //! only handle of its side system-wide, each owning its ring.
 use crate::error::Result;
 use crate::ring::error::{RecvError, SendError};
@@ -8,7 +8,7 @@ use crate::ring::wait::release;
 use crate::sync::AtomicU64;
 use std::time::Duration;
 
-/// The sending side of a [`ByteRing`]: the only handle, system-wide, that sends. It owns its
+/// The sending side of a [`ByteRing`](super::ByteRing): the only handle, system-wide, that sends. It owns its
 /// ring (it keeps the heap ring or the segment mapping alive), so it is `Send + 'static`.
 /// Dropping it releases the side (it does not close the ring).
 pub struct ByteSender {
@@ -23,7 +23,7 @@ pub struct ByteSender {
     pub(super) _keep: Keep,
 }
 
-/// The receiving side of a [`ByteRing`]: the only handle, system-wide, that receives. Like the
+/// The receiving side of a [`ByteRing`](super::ByteRing): the only handle, system-wide, that receives. Like the
 /// [`ByteSender`] it owns its ring and is `Send + 'static`. Dropping it releases the side (it
 /// does not close the ring).
 pub struct ByteReceiver {
@@ -70,7 +70,7 @@ impl ByteSender {
     /// for room.
     ///
     /// # Errors
-    /// [`Error::Encode`] if serde refuses the value; [`Error::Send`] with
+    /// [`Error::Encode`](crate::Error::Encode) if serde refuses the value; [`Error::Send`](crate::Error::Send) with
     /// [`SendError::TooLarge`] if the encoding is longer than [`max_msg`](Self::max_msg), or
     /// `Closed`/`Corrupted`.
     #[cfg(feature = "serde")]
@@ -101,7 +101,7 @@ impl ByteSender {
         Ok(self.tx.send_timeout(&self.scratch, timeout, self.peer)?)
     }
 
-    /// Bytes in use in the ring now (see [`ByteRing::len`]).
+    /// Bytes in use in the ring now (see [`ByteRing::len`](super::ByteRing::len)).
     pub fn len(&self) -> usize {
         self.tx.lane.used() as usize
     }
@@ -121,7 +121,7 @@ impl ByteSender {
         self.tx.lane.max as usize
     }
 
-    /// Closes the ring (see [`ByteRing::close`]).
+    /// Closes the ring (see [`ByteRing::close`](super::ByteRing::close)).
     pub fn close(&self) {
         self.tx.lane.close();
     }
@@ -237,7 +237,7 @@ impl ByteReceiver {
     /// it with postcard.
     ///
     /// # Errors
-    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
+    /// [`Error::Recv`](crate::Error::Recv) (`Closed`, `Corrupted`); [`Error::Decode`](crate::Error::Decode) if the bytes are not a `T`
     /// or nest deeper than 128 levels (the message is consumed).
     #[cfg(feature = "serde")]
     pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
@@ -267,7 +267,7 @@ impl ByteReceiver {
         crate::ring::codec::decode(&self.scratch)
     }
 
-    /// Bytes in use in the ring now (see [`ByteRing::len`]).
+    /// Bytes in use in the ring now (see [`ByteRing::len`](super::ByteRing::len)).
     pub fn len(&self) -> usize {
         self.rx.lane.used() as usize
     }
@@ -287,7 +287,7 @@ impl ByteReceiver {
         self.rx.lane.max as usize
     }
 
-    /// Closes the ring (see [`ByteRing::close`]).
+    /// Closes the ring (see [`ByteRing::close`](super::ByteRing::close)).
     pub fn close(&self) {
         self.rx.lane.close();
     }

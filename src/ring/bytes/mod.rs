@@ -124,7 +124,7 @@ fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
 }
 
 impl ByteRing {
-    /// A ring on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) of `capacity` bytes (rounded up
+    /// A ring on the heap, in an [`Arc`] (for one process, tests and models) of `capacity` bytes (rounded up
     /// to a power of two, at least 16) for messages of up to `max_msg` bytes.
     ///
     /// # Errors

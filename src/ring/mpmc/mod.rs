@@ -145,7 +145,7 @@ impl<T: Pod> MpmcRing<T> {
     /// rounded up to a power of two (at least 2).
     ///
     /// # Errors
-    /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`].
+    /// [`Error::InvalidCapacity`] for 0 or more than [`MAX_CAPACITY`](crate::ring::MAX_CAPACITY).
     pub fn new(capacity: u64) -> Result<std::sync::Arc<Self>> {
         #[allow(clippy::let_unit_value)]
         let () = Self::SIZED;

@@ -9,7 +9,7 @@ use crate::ring::wait::{holder_alive, release};
 use crate::sync::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// One end of a [`Pipe`], held by one process at a time: sends to and receives from the other
+/// One end of a [`Pipe`](super::Pipe), held by one process at a time: sends to and receives from the other
 /// end. It owns its pipe (it keeps the heap pipe or the segment mapping alive), so it is
 /// `Send + 'static`. Dropping it releases the end (it does not close the pipe), so another
 /// process may take it over.
@@ -142,7 +142,7 @@ impl Connection {
     /// waiting for room.
     ///
     /// # Errors
-    /// [`Error::Encode`]; [`Error::Send`] (`TooLarge` when the encoding exceeds `max_msg`,
+    /// [`Error::Encode`](crate::Error::Encode); [`Error::Send`](crate::Error::Send) (`TooLarge` when the encoding exceeds `max_msg`,
     /// `Closed`, `Corrupted`).
     #[cfg(feature = "serde")]
     pub fn send_value<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
@@ -178,7 +178,7 @@ impl Connection {
     /// Receives the next message (waiting for it) and decodes it with postcard.
     ///
     /// # Errors
-    /// [`Error::Recv`] (`Closed`, `Corrupted`); [`Error::Decode`] if the bytes are not a `T`
+    /// [`Error::Recv`](crate::Error::Recv) (`Closed`, `Corrupted`); [`Error::Decode`](crate::Error::Decode) if the bytes are not a `T`
     /// or nest deeper than 128 levels (the message is consumed).
     #[cfg(feature = "serde")]
     pub fn recv_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {

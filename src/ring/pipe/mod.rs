@@ -115,7 +115,7 @@ fn layout_of(cap: u64) -> Option<core::alloc::Layout> {
 }
 
 impl Pipe {
-    /// A pipe on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests) of `capacity` bytes per direction (rounded
+    /// A pipe on the heap, in an [`Arc`] (for one process, tests) of `capacity` bytes per direction (rounded
     /// up to a power of two, at least 16) for messages of up to `max_msg` bytes.
     ///
     /// # Errors

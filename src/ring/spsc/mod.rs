@@ -124,7 +124,7 @@ impl<T: Pod> SpscRing<T> {
         "SpscRing<T> needs a T of at least one byte"
     );
 
-    /// A ring on the heap, in an [`Arc`](std::sync::Arc) (for one process, tests and models) with room for `capacity` items,
+    /// A ring on the heap, in an [`Arc`] (for one process, tests and models) with room for `capacity` items,
     /// rounded up to a power of two.
     ///
     /// # Errors
