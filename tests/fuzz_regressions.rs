@@ -24,6 +24,14 @@ mod ring_hostile;
 #[allow(dead_code)]
 mod lock_hostile;
 
+#[path = "../fuzz/common/map_ops.rs"]
+#[allow(dead_code)]
+mod map_ops;
+
+#[path = "../fuzz/common/map_hostile.rs"]
+#[allow(dead_code)]
+mod map_hostile;
+
 #[path = "../fuzz/common/seqlock_ops.rs"]
 #[allow(dead_code)]
 mod seqlock_ops;
@@ -102,6 +110,13 @@ fn saved_crashes_replay_without_panic_or_hang() {
         false,
         lock_hostile::run,
     );
+    replay_dir("tests/fuzz-regressions/map_ops", false, map_ops::run);
+    replay_dir(
+        "tests/fuzz-regressions/map_hostile",
+        false,
+        map_hostile::run,
+    );
+
     // A writer dead mid-write twice under one identity (was refused as WouldDeadlock).
     let n = replay_dir("tests/fuzz-regressions/seqlock_ops", true, seqlock_ops::run);
     assert!(n > 0, "no seqlock_ops regression inputs found");
@@ -125,6 +140,14 @@ fn seed_corpus_replays() {
         (
             "fuzz/seeds/lock_hostile",
             replay_dir("fuzz/seeds/lock_hostile", true, lock_hostile::run),
+        ),
+        (
+            "fuzz/seeds/map_ops",
+            replay_dir("fuzz/seeds/map_ops", true, map_ops::run),
+        ),
+        (
+            "fuzz/seeds/map_hostile",
+            replay_dir("fuzz/seeds/map_hostile", true, map_hostile::run),
         ),
     ] {
         assert!(n > 0, "no seed inputs found in {dir}");

@@ -8,7 +8,7 @@ use crate::{ByteMap, Result, Segment};
 use core::fmt;
 
 /// How many entries or elements a state shows.
-pub const SHOWN: usize = 5;
+const SHOWN: usize = 5;
 
 /// A map's dimensions, size and first entries (decoded as text where the element type allows).
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +21,7 @@ pub struct MapState {
     pub key_max: usize,
     /// Longest value, in bytes.
     pub value_max: usize,
-    /// The first (in slot order) five entries, as text.
+    /// The first five entries (in slot order), as text.
     pub first: Vec<(String, String)>,
 }
 

@@ -7,7 +7,7 @@
 //! | part        | contents                                                                    |
 //! | ----------- | --------------------------------------------------------------------------- |
 //! | header line | layout tag, capacity, `elem_max`                                            |
-//! | `reserved`  | (own line) the next index to reserve; bit 62 `FROZEN` while a pop or clear runs |
+//! | `reserved`  | (own line) the next index to reserve (low 32 bits), an epoch (bits 32..62, +1 when a pop or clear empties slots), bit 62 `FROZEN` while a pop or clear runs |
 //! | `published` | (own line) epoch (high 32 bits, +1 at every pop or clear) · length (low 32)   |
 //! | lock line   | lock (0 or the holder's owner word) · work (the pop or clear in progress) · gap (the first sighting of an empty slot below `reserved`: index + 1, time) |
 //! | slots       | per element: `state`, the latch's `published`, two copies (length, data)     |
@@ -17,8 +17,10 @@
 //! # Push (lock-free between pushers)
 //!
 //! Reserve index `r` with one CAS `reserved: r → r + 1` (refused while `FROZEN`), claim slot `r`
-//! with one CAS `state: 0 → my owner word`, write the element through the slot's latch, store
-//! `FULL`, then advance `published` over every `FULL` or `HOLE` slot. `len()` is the published
+//! with one CAS `state: 0 → my owner word`, check that `reserved`'s epoch did not change in
+//! between (else a pop emptied the slot after making it a hole: give it back and start again),
+//! write the element through the slot's latch, store `FULL`, then advance `published` over every
+//! `FULL` or `HOLE` slot. `len()` is the published
 //! prefix: an element becomes visible once every element reserved before it is written.
 //!
 //! A pusher killed after claiming its slot leaves its owner word there: whoever advances
@@ -53,31 +55,46 @@ pub const LIST_CAPACITY_LIMIT: u64 = (1 << 31) - 1;
 
 /// The header's first word: `"shmklst"` and the layout version.
 const LIST_TAG: u64 = 0x73686d6b_6c737400 | LAYOUT_VERSION;
-const LINE_W: usize = if LINE < 2 { 2 } else { LINE };
+const LINE_W: usize = if LINE < 4 { 4 } else { LINE };
 const H_CAP: usize = 1;
 const H_ELEM: usize = 2;
-const RESERVED: usize = LINE_W;
-const PUBLISHED: usize = 2 * LINE_W;
-const LOCK: usize = 3 * LINE_W;
-const WORK: usize = 3 * LINE_W + 1;
-const GAP: usize = 3 * LINE_W + 2;
-const SLOTS: usize = 4 * LINE_W;
+pub(super) const RESERVED: usize = LINE_W;
+pub(super) const PUBLISHED: usize = 2 * LINE_W;
+pub(super) const LOCK: usize = 3 * LINE_W;
+pub(super) const WORK: usize = 3 * LINE_W + 1;
+pub(super) const GAP: usize = 3 * LINE_W + 2;
+pub(super) const SLOTS: usize = 4 * LINE_W;
 
 /// Slot words before the latch copies.
-const STATE: usize = 0;
+pub(super) const STATE: usize = 0;
 const VERSION: usize = 1;
 const COPIES: usize = 2;
 
 /// `state` values besides 0 and owner words (which never have bit 63 set).
-const FULL: u64 = 1 << 63 | 1;
-const HOLE: u64 = 1 << 63 | 2;
+pub(super) const FULL: u64 = 1 << 63 | 1;
+pub(super) const HOLE: u64 = 1 << 63 | 2;
 /// Bit of `reserved` set while a pop or clear runs.
-const FROZEN: u64 = 1 << 62;
+pub(super) const FROZEN: u64 = 1 << 62;
+/// One epoch of `reserved` (its bits 32..62).
+pub(super) const EPOCH: u64 = 1 << 32;
+pub(super) const EPOCHS: u64 = FROZEN - EPOCH;
+
+/// The index part of a `reserved` word.
+#[inline]
+pub(super) fn idx(rw: u64) -> usize {
+    (rw & 0xffff_ffff) as usize
+}
+
+/// The `reserved` word with the next epoch (wrapping within its bits), unfrozen, at `index`.
+#[inline]
+pub(super) fn next_epoch(rw: u64, index: usize) -> u64 {
+    ((rw & EPOCHS).wrapping_add(EPOCH) & EPOCHS) | index as u64
+}
 
 /// `work` ops: `op << 62 | new_len << 31 | r`.
-const POP: u64 = 1;
-const CLEAR: u64 = 2;
-const SET: u64 = 3;
+pub(super) const POP: u64 = 1;
+pub(super) const CLEAR: u64 = 2;
+pub(super) const SET: u64 = 3;
 
 /// How long a slot may stay empty below `reserved` before a lock holder marks it a hole.
 pub const GRACE: Duration = Duration::from_millis(20);
@@ -114,7 +131,7 @@ impl Ctl {
 
     /// Test point `name`: the `test-hooks` action, and the crash models' abandonment.
     #[inline]
-    fn point(&self, name: &'static str) -> Result<()> {
+    pub(super) fn point(&self, name: &'static str) -> Result<()> {
         crate::hooks::at(name);
         if self.abandon_at == Some(name) {
             return Err(Error::WouldBlock {
@@ -124,6 +141,8 @@ impl Ctl {
         Ok(())
     }
 }
+
+pub(super) use super::list_lock::ListLock;
 
 /// The words of a list (see the module docs); its faces are `#[repr(transparent)]` over it.
 #[repr(C)]
@@ -136,10 +155,10 @@ static_assertions::const_assert!(SLOTS >= 8 && FULL != HOLE && FROZEN > LIST_CAP
 /// A list's validated dimensions over its words.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'a> {
-    w: &'a [AtomicU64],
+    pub(super) w: &'a [AtomicU64],
     pub cap: usize,
     pub elem_max: usize,
-    copy: usize,
+    pub(super) copy: usize,
     slot: usize,
 }
 
@@ -215,26 +234,26 @@ impl RawList {
 }
 
 impl<'a> View<'a> {
-    fn slot(&self, i: usize) -> &'a [AtomicU64] {
+    pub(super) fn slot(&self, i: usize) -> &'a [AtomicU64] {
         let at = SLOTS + i * self.slot;
         &self.w[at..at + self.slot]
     }
 
-    fn latch(&self, i: usize) -> Rotation<'a> {
+    pub(super) fn latch(&self, i: usize) -> Rotation<'a> {
         let s = self.slot(i);
         Rotation::new(&s[VERSION], &s[COPIES..], 2, self.copy, self.copy)
     }
 
-    fn reserved(&self) -> &'a AtomicU64 {
+    pub(super) fn reserved(&self) -> &'a AtomicU64 {
         &self.w[RESERVED]
     }
 
-    fn published(&self) -> &'a AtomicU64 {
+    pub(super) fn published(&self) -> &'a AtomicU64 {
         &self.w[PUBLISHED]
     }
 
     /// The published length (clamped to the capacity).
-    fn plen(word: u64, cap: usize) -> usize {
+    pub(super) fn plen(word: u64, cap: usize) -> usize {
         ((word & 0xffff_ffff) as usize).min(cap)
     }
 
@@ -300,7 +319,7 @@ impl<'a> View<'a> {
             let pw = self.published().load(Ordering::Acquire);
             let p = Self::plen(pw, self.cap);
             let rw = self.reserved().load(Ordering::Acquire);
-            if rw & FROZEN != 0 || p >= ((rw & !FROZEN) as usize).min(self.cap) {
+            if rw & FROZEN != 0 || p >= idx(rw).min(self.cap) {
                 return p;
             }
             let state = &self.slot(p)[STATE];
@@ -366,7 +385,7 @@ impl<'a> View<'a> {
             return false;
         };
         let rw = self.reserved().load(Ordering::Acquire);
-        if rw & FROZEN != 0 || p >= (rw as usize).min(self.cap) {
+        if rw & FROZEN != 0 || p >= idx(rw).min(self.cap) {
             return false;
         }
         let done = self.slot(p)[STATE]
@@ -400,7 +419,7 @@ impl<'a> View<'a> {
                 drop(g);
                 continue;
             }
-            let r = rw as usize;
+            let r = idx(rw);
             if r >= self.cap {
                 self.advance_as(false);
                 return Err(Error::ListFull {
@@ -423,6 +442,12 @@ impl<'a> View<'a> {
             {
                 continue; // we stalled past GRACE and the slot became a hole: take another
             }
+            if (self.reserved().load(Ordering::Acquire) ^ rw) & EPOCHS != 0 {
+                // A pop made our slot a hole and emptied it meanwhile (it bumps the epoch
+                // before emptying): the slot is not ours any more.
+                let _ = state.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
             ctl.point("list.push.claimed")?;
             self.write_elem(r, elem);
             ctl.point("list.push.written")?;
@@ -444,7 +469,7 @@ impl<'a> View<'a> {
     }
 
     /// Takes the list lock (repairing a dead holder's pop or clear).
-    fn lock(&self, timeout: Option<Duration>, ctl: Ctl) -> Result<ListLock<'a>> {
+    pub(super) fn lock(&self, timeout: Option<Duration>, ctl: Ctl) -> Result<ListLock<'a>> {
         let (deadline, waited) = claim::deadline_of(timeout);
         let dead = claim::acquire(&self.w[LOCK], ctl.me, deadline, "the list lock", waited)?;
         let g = ListLock { v: *self, ctl };
@@ -534,147 +559,6 @@ impl<'a> View<'a> {
             self.reserved().load(Ordering::Relaxed),
             self.published().load(Ordering::Relaxed),
         )
-    }
-}
-
-/// Holds the list lock; released on drop.
-struct ListLock<'a> {
-    v: View<'a>,
-    ctl: Ctl,
-}
-
-impl ListLock<'_> {
-    /// After a crash model's abandonment: leaves the lock held, as a dead process would.
-    fn keep_if_abandoned<T>(self, res: &Result<T>) {
-        if matches!(res, Err(Error::WouldBlock { what }) if *what == super::stripe::ABANDONED) {
-            core::mem::forget(self);
-        }
-    }
-
-    /// Freezes `reserved` and waits (until the timeout) for every reserved slot to be written or
-    /// become a hole; returns the frozen boundary. On timeout, unfreezes and fails.
-    fn freeze_and_settle(&self, timeout: Option<Duration>) -> Result<usize> {
-        let v = &self.v;
-        let rw = loop {
-            let raw = v.reserved().load(Ordering::Acquire);
-            if raw & FROZEN != 0 {
-                // We hold the lock: a freeze left behind is stale (scribbled memory); keep it.
-                break raw & !FROZEN;
-            }
-            if v.reserved()
-                .compare_exchange(raw, raw | FROZEN, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                break raw;
-            }
-        };
-        self.ctl.point("list.pop.frozen")?;
-        let r = (rw as usize).min(v.cap);
-        let (deadline, waited) = claim::deadline_of(timeout);
-        let mut spin = Spin::new();
-        let mut since: Option<(usize, std::time::Instant)> = None;
-        loop {
-            let pw = v.published().load(Ordering::Acquire);
-            let p = View::plen(pw, v.cap);
-            if p >= r {
-                return Ok(r);
-            }
-            let state = &v.slot(p)[STATE];
-            let st = state.load(Ordering::Acquire);
-            let moved = if st == FULL || st & (1 << 63) != 0 {
-                true
-            } else if st != 0 {
-                !process::word_alive(st)
-                    && state
-                        .compare_exchange(st, HOLE, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-            } else {
-                let t0 = match since {
-                    Some((q, t)) if q == p => t,
-                    _ => since.insert((p, std::time::Instant::now())).1,
-                };
-                (cfg!(feature = "loom") || t0.elapsed() >= GRACE)
-                    && state
-                        .compare_exchange(0, HOLE, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-            };
-            if moved || state.load(Ordering::Acquire) != st {
-                let _ = v.published().compare_exchange(
-                    pw,
-                    pw.wrapping_add(1),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                );
-                continue;
-            }
-            if deadline.expired() {
-                v.reserved().store(rw, Ordering::Release);
-                return Err(Error::Timeout {
-                    what: "a push in flight on the list",
-                    waited,
-                });
-            }
-            spin.snooze();
-        }
-    }
-
-    /// Removes slots `new_len..r` (frozen, settled): records the removal, empties them from the
-    /// top down, publishes the new length with a new epoch and unfreezes.
-    fn shrink(&self, op: u64, new_len: usize, r: usize) -> Result<()> {
-        let v = &self.v;
-        v.w[WORK].store(
-            op << 62 | (new_len as u64) << 31 | r as u64,
-            Ordering::Release,
-        );
-        self.ctl.point("list.pop.recorded")?;
-        Self::finish(v, new_len, r, self.ctl)
-    }
-
-    /// The rest of a removal (also the repair's roll-forward): idempotent.
-    fn finish(v: &View<'_>, new_len: usize, r: usize, ctl: Ctl) -> Result<()> {
-        for i in (new_len..r.min(v.cap)).rev() {
-            v.slot(i)[STATE].store(0, Ordering::Release);
-            ctl.point("list.pop.emptied")?;
-        }
-        let epoch = (v.published().load(Ordering::Relaxed) >> 32).wrapping_add(1) << 32;
-        v.published()
-            .store(epoch | new_len as u64, Ordering::Release);
-        v.reserved().store(new_len as u64, Ordering::Release);
-        v.w[GAP].store(0, Ordering::Release);
-        v.w[WORK].store(0, Ordering::Release);
-        Ok(())
-    }
-
-    /// After taking the lock over from a dead holder: finishes its recorded pop or clear, or
-    /// unfreezes `reserved` if it had recorded none; resynchronizes the latch of an
-    /// interrupted `set`.
-    #[cold]
-    fn repair(&self) {
-        let v = &self.v;
-        let work = v.w[WORK].fetch_add(0, Ordering::AcqRel);
-        let rw = v.reserved().fetch_add(0, Ordering::AcqRel);
-        let (op, new_len, r) = (
-            work >> 62,
-            ((work >> 31) & 0x7fff_ffff) as usize,
-            (work & 0x7fff_ffff) as usize,
-        );
-        if rw & FROZEN != 0 {
-            if (op == POP || op == CLEAR) && r as u64 == rw & !FROZEN && new_len <= r {
-                let _ = Self::finish(v, new_len, r, Ctl::me());
-            } else {
-                v.reserved().store(rw & !FROZEN, Ordering::Release);
-            }
-        }
-        if op == SET && (work & 0x7fff_ffff) < v.cap as u64 {
-            v.latch((work & 0x7fff_ffff) as usize).resync();
-        }
-        v.w[WORK].store(0, Ordering::Release);
-    }
-}
-
-impl Drop for ListLock<'_> {
-    fn drop(&mut self) {
-        self.v.w[LOCK].store(0, Ordering::Release);
     }
 }
 

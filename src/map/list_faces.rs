@@ -208,6 +208,16 @@ impl<T: Pod> List<T> {
             .set(index, bytemuck::bytes_of(&value), None)
     }
 
+    /// [`set`](Self::set), waiting at most `timeout` for the list's lock.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set); [`Error::Timeout`](crate::Error::Timeout).
+    pub fn set_timeout(&self, index: usize, value: T, timeout: Duration) -> Result<()> {
+        self.raw
+            .view()?
+            .set(index, bytemuck::bytes_of(&value), Some(timeout))
+    }
+
     /// Removes and returns the last element (holes after it go too); `None` when empty.
     ///
     /// # Errors
@@ -294,6 +304,26 @@ impl ByteList {
     /// [`Error::TooLarge`](crate::Error::TooLarge); [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
     pub fn set(&self, index: usize, elem: &[u8]) -> Result<()> {
         self.raw.view()?.set(index, elem, None)
+    }
+
+    /// [`set`](Self::set), waiting at most `timeout` for the list's lock.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set); [`Error::Timeout`](crate::Error::Timeout).
+    pub fn set_timeout(&self, index: usize, elem: &[u8], timeout: Duration) -> Result<()> {
+        self.raw.view()?.set(index, elem, Some(timeout))
+    }
+
+    /// [`pop`](Self::pop), waiting at most `timeout` for the lock and pushes in flight.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout) (nothing was removed).
+    pub fn pop_timeout(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
+        self.raw.view()?.pop(Some(timeout), Ctl::me(), |w, n| {
+            let mut v = vec![0u8; n];
+            crate::words::load_bytes(w, &mut v);
+            v
+        })
     }
 
     /// Removes and returns the last element (holes after it go too).

@@ -285,6 +285,14 @@ impl ByteMap {
         })
     }
 
+    /// Sets `key` to `value` without copying the old value out (Python's `d[key] = value`).
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub fn set(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.write_with(key, None, |w| w.put(value))
+    }
+
     /// Removes `key` and returns its value, if it was present.
     ///
     /// # Errors
@@ -452,6 +460,13 @@ impl ByteMap {
             let t = t?;
             t.read_slot(j, &mut k, &mut v).ok()?.then_some((k, v))
         })
+    }
+
+    /// The stripe `key` belongs to (models and tests pick keys that share a stripe or not).
+    #[doc(hidden)]
+    pub fn __stripe_of(&self, key: &[u8]) -> Option<usize> {
+        let t = self.table().ok()?;
+        Some(t.stripe_of(t.bucket(t.hash(key))))
     }
 
     /// Test hook for the crash models: runs `insert(key, value)` (or `remove(key)` when `value`

@@ -100,6 +100,7 @@ mod claim;
 mod geometry;
 mod list;
 mod list_faces;
+mod list_lock;
 mod map_bytes;
 mod map_pod;
 #[cfg(feature = "serde")]
