@@ -74,3 +74,32 @@ impl Default for Spin {
         Spin::new()
     }
 }
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+
+    /// The spin phase is bounded (a blocked call reaches its sleep) and short: well under a
+    /// millisecond of spinning before the yields, whatever the load.
+    #[test]
+    fn spin_phase_is_bounded_and_short() {
+        let mut s = Spin::new();
+        let t = std::time::Instant::now();
+        let mut snoozes = 0;
+        while !s.over() {
+            s.snooze();
+            snoozes += 1;
+            assert!(
+                snoozes <= SPIN_STEPS + YIELD_STEPS,
+                "the spin phase never ends"
+            );
+        }
+        assert_eq!(snoozes, SPIN_STEPS + YIELD_STEPS);
+        // 63 pauses and two yields: microseconds; a second means the budget grew by accident
+        // (each yield may give the CPU away for a time slice on a loaded machine).
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        // A caller that cannot sleep keeps snoozing: it stays over, and each call returns.
+        s.snooze();
+        assert!(s.over());
+    }
+}
