@@ -216,6 +216,13 @@ pub enum Error {
         /// The holder's process id.
         pid: u32,
     },
+    /// A writer guard inherited through `fork()`: the lock it stands for is held by the parent
+    /// process, so the forked child may not write through its copy (the write did nothing).
+    /// Take a writer of the child's own instead.
+    InheritedGuard {
+        /// What the guard locks, e.g. `the seqlock writer lock`.
+        what: &'static str,
+    },
     /// An index past the end of an array.
     IndexOutOfBounds {
         /// The index asked for (for a range: its end).
@@ -455,6 +462,11 @@ impl fmt::Display for Error {
             Error::WriterBusy { pid } => {
                 write!(f, "the seqlock writer lock is held by process {pid}")
             }
+            Error::InheritedGuard { what } => write!(
+                f,
+                "this guard was inherited through fork(): {what} is held by the parent process, \
+                 so nothing was written (take a writer in this process)"
+            ),
             Error::IndexOutOfBounds { index, len } => {
                 write!(f, "index {index} out of bounds for an array of length {len}")
             }

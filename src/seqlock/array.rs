@@ -435,6 +435,7 @@ impl<T: Pod> SeqArray<T> {
             array: self,
             len,
             took_over_from: a.took_over_from,
+            generation: writer::generation(),
         }
     }
 
@@ -470,13 +471,41 @@ impl<T: Pod> SeqArray<T> {
 }
 
 /// Holds a [`SeqArray`]'s writer lock (from [`SeqArray::writer`]); released on drop.
+///
+/// A copy inherited by a `fork()`ed child is inert there: its writes return
+/// [`Error::InheritedGuard`](crate::Error::InheritedGuard) and change nothing, and dropping it
+/// leaves the parent's lock held.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let temps = seg.array::<f32>("temps", 8)?;
+/// let mut w = temps.writer()?; // one lock for a series of writes
+/// w.set(0, 20.5)?;
+/// w.update_range(1..4, |t| t.fill(19.0))?;
+/// assert_eq!(w.get(2)?, 19.0);
+/// drop(w);
+/// assert_eq!(temps.get(3)?, 19.0);
+/// # Ok(()) }
+/// ```
 pub struct ArrayWriter<'a, T: Pod> {
     array: &'a SeqArray<T>,
     len: usize,
     took_over_from: Option<u32>,
+    /// The fork generation the lock was taken in (the guard is inert in another).
+    generation: u64,
 }
 
 impl<T: Pod> ArrayWriter<'_, T> {
+    /// `Err(InheritedGuard)` in a `fork()`ed child, for a writer its parent took.
+    #[inline]
+    fn check_current(&self) -> Result<()> {
+        if self.generation != writer::generation() {
+            return Err(writer::inherited());
+        }
+        Ok(())
+    }
+
     /// Element `index` as this writer last left it (no retry: nobody else writes).
     ///
     /// # Errors
@@ -493,8 +522,11 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// Sets element `index`.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds);
+    /// [`Error::InheritedGuard`](crate::Error::InheritedGuard) in a `fork()`ed child, for a
+    /// writer its parent took (nothing is written).
     pub fn set(&mut self, index: usize, v: T) -> Result<()> {
+        self.check_current()?;
         self.array.check_index(index)?;
         let (j, e) = (index % SeqArray::<T>::B, SeqArray::<T>::E);
         self.array
@@ -525,8 +557,10 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// Replaces the whole array with `src`.
     ///
     /// # Errors
-    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) when `src.len() != len`.
+    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) when `src.len() != len`;
+    /// [`Error::InheritedGuard`](crate::Error::InheritedGuard), as [`set`](Self::set).
     pub fn write_from(&mut self, src: &[T]) -> Result<()> {
+        self.check_current()?;
         if src.len() != self.len {
             return Err(Error::LengthMismatch {
                 expected: self.len,
@@ -540,8 +574,10 @@ impl<T: Pod> ArrayWriter<'_, T> {
     /// Applies `f` to the elements of `range` and writes them back.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds) when the range passes the end or is reversed.
+    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds) when the range passes the end or is reversed;
+    /// [`Error::InheritedGuard`](crate::Error::InheritedGuard), as [`set`](Self::set).
     pub fn update_range(&mut self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
+        self.check_current()?;
         let count = SeqArray::<T>::range_count(&range, self.len)?;
         self.array.check_range(range.start, count)?;
         let mut vals: Vec<T> = (range.clone())

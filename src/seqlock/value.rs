@@ -225,10 +225,7 @@ impl<T: Pod> SeqLock<T> {
     #[inline]
     fn write_waiting(&self, v: &T, wait: Wait) -> Result<()> {
         match self.lock.acquire(wait) {
-            Ok(a) => {
-                self.wrap(a).write(v);
-                Ok(())
-            }
+            Ok(a) => self.wrap(a).write(v),
             Err(f) => Err(f.into_error(wait)),
         }
     }
@@ -257,7 +254,7 @@ impl<T: Pod> SeqLock<T> {
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
     /// lock already.
     pub fn update(&self, f: impl FnOnce(&mut T)) -> Result<T> {
-        Ok(self.writer()?.update(f))
+        self.writer()?.update(f)
     }
 
     /// Replaces the value if the writer lock is free (or its holder is dead).
@@ -307,6 +304,7 @@ impl<T: Pod> SeqLock<T> {
         Writer {
             lock: self,
             took_over_from: a.took_over_from,
+            generation: writer::generation(),
         }
     }
 
@@ -338,20 +336,49 @@ impl<T: Pod> SeqLock<T> {
 }
 
 /// Holds a [`SeqLock`]'s writer lock (from [`SeqLock::writer`]); released on drop.
+///
+/// A copy inherited by a `fork()`ed child is inert there: its writes return
+/// [`Error::InheritedGuard`](crate::Error::InheritedGuard) and change nothing, and dropping it
+/// leaves the parent's lock held.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let pos = seg.seqlock("pos", [0.0f64; 3])?;
+/// let mut w = pos.writer()?; // other writers wait (or time out) until `w` is dropped
+/// for step in 1..=3 {
+///     w.write(&[step as f64, 0.0, 0.0])?;
+/// }
+/// assert_eq!(w.update(|p| p[1] = 2.0)?, [3.0, 2.0, 0.0]);
+/// assert!(matches!(pos.try_write(&[0.0; 3]), Err(shmkit::Error::WouldDeadlock { .. })));
+/// drop(w);
+/// assert_eq!(pos.read(), [3.0, 2.0, 0.0]);
+/// # Ok(()) }
+/// ```
 pub struct Writer<'a, T: Pod> {
     lock: &'a SeqLock<T>,
     took_over_from: Option<u32>,
+    /// The fork generation the lock was taken in (the guard is inert in another).
+    generation: u64,
 }
 
 impl<T: Pod> Writer<'_, T> {
     /// Replaces the value.
+    ///
+    /// # Errors
+    /// [`Error::InheritedGuard`](crate::Error::InheritedGuard) in a `fork()`ed child, for a
+    /// writer its parent took (nothing is written).
     #[inline]
-    pub fn write(&mut self, v: &T) {
+    pub fn write(&mut self, v: &T) -> Result<()> {
+        if self.generation != writer::generation() {
+            return Err(writer::inherited());
+        }
         let begun = self.lock.begun();
         self.lock.latch().write(|u, _, next| {
             begun.store(u, Ordering::Relaxed);
             store_pod(next, v);
         });
+        Ok(())
     }
 
     /// The current value (the writer's own, without retry).
@@ -361,11 +388,14 @@ impl<T: Pod> Writer<'_, T> {
     }
 
     /// Replaces the value with `f` applied to it; returns the new value.
-    pub fn update(&mut self, f: impl FnOnce(&mut T)) -> T {
+    ///
+    /// # Errors
+    /// [`Error::InheritedGuard`](crate::Error::InheritedGuard), as [`write`](Self::write).
+    pub fn update(&mut self, f: impl FnOnce(&mut T)) -> Result<T> {
         let mut v = self.get();
         f(&mut v);
-        self.write(&v);
-        v
+        self.write(&v)?;
+        Ok(v)
     }
 
     /// The pid of a dead writer whose lock this writer took over (its unpublished write is
@@ -502,7 +532,7 @@ mod tests {
         let mut w = s.try_writer().unwrap();
         assert_eq!(w.took_over_from(), Some(dead));
         assert_eq!(w.get(), [1; 9], "the takeover sees the last complete value");
-        w.write(&[3; 9]);
+        w.write(&[3; 9]).unwrap();
         drop(w);
         assert_eq!(s.read_checked().unwrap(), [3; 9]);
         s.check_writer().unwrap();
@@ -520,7 +550,7 @@ mod tests {
         assert_eq!(s.read(), [1; 3]);
         let mut w = s.try_writer().unwrap();
         assert_eq!(w.took_over_from(), Some(dead));
-        w.write(&[4; 3]);
+        w.write(&[4; 3]).unwrap();
         drop(w);
         assert_eq!(s.read_checked().unwrap(), [4; 3]);
     }
