@@ -33,7 +33,8 @@
 //!
 //! The floor every face stands on: `head` (the positions and control line every ring starts
 //! with, and the one `close`), `wait` (the one wait loop, spin policy, recheck period and side
-//! claims), `error`, `owned` (what keeps a ring alive for an owned end). The engines: `spsc`,
+//! claims), `owned` (what keeps a ring alive for an owned end); the errors live one floor down,
+//! in `crate::error`, beside the `Error` that wraps them. The engines: `spsc`,
 //! `lane` (one direction of byte records), `mpmc` (face, engine, process registry). The faces:
 //! [`SpscRing`], [`ByteRing`], [`Pipe`], [`MpmcRing`], [`MpmcBytes`].
 //!
@@ -42,7 +43,6 @@
 pub mod bytes;
 #[cfg(feature = "serde")]
 mod codec;
-mod error;
 mod head;
 mod lane;
 pub mod mpmc;
@@ -52,8 +52,8 @@ pub mod pipe;
 pub mod spsc;
 mod wait;
 
+pub use crate::error::{PopError, PushError, RecvError, SendError};
 pub use bytes::{ByteReceiver, ByteRing, ByteSender};
-pub use error::{PopError, PushError, RecvError, SendError};
 pub use lane::MIN_BYTE_CAPACITY;
 pub use pipe::{Connection, Pipe, PipeEnd};
 
@@ -92,5 +92,41 @@ pub(crate) fn capacity_for(words: usize, stride: usize) -> usize {
     match words / stride.max(1) {
         0 => 0,
         c => 1usize << c.ilog2(),
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::{MpmcBytes, MpmcRing, RecvError, SendError, SpscRing};
+    use crate::Error;
+
+    /// `?` on every ring error inside a function returning `shmkit::Result` (issue 11, item 8).
+    #[test]
+    fn every_ring_error_converts_with_question_mark() {
+        fn spsc() -> crate::Result<u64> {
+            let ring = SpscRing::<u64>::new(1)?;
+            let (mut tx, mut rx) = ring.split()?;
+            tx.push(7)?;
+            tx.try_push(8)?;
+            Ok(rx.pop()?)
+        }
+        assert!(matches!(spsc(), Err(Error::Send(SendError::Full))));
+        fn mpmc() -> crate::Result<u64> {
+            let q = MpmcRing::<u64>::new(2)?;
+            q.push(1)?;
+            let v = q.pop()?;
+            q.try_pop()?;
+            Ok(v)
+        }
+        assert!(matches!(mpmc(), Err(Error::Recv(RecvError::Empty))));
+        fn bytes() -> crate::Result<Vec<u8>> {
+            let q = MpmcBytes::new(2, 8)?;
+            q.send(b"x")?;
+            let v = q.recv()?;
+            q.close();
+            q.recv()?;
+            Ok(v)
+        }
+        assert!(matches!(bytes(), Err(Error::Recv(RecvError::Closed))));
     }
 }

@@ -1,7 +1,7 @@
 //! [`ByteSender`] and [`ByteReceiver`]: the two ends of a [`ByteRing`](super::ByteRing)(super::ByteRing), each the
 //! only handle of its side system-wide, each owning its ring.
 use crate::error::Result;
-use crate::ring::error::{RecvError, SendError};
+use crate::error::{RecvError, SendError};
 use crate::ring::lane::{Rx, Tx};
 use crate::ring::owned::Keep;
 use crate::ring::wait::release;

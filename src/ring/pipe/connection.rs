@@ -2,7 +2,7 @@
 //! pipe.
 use super::PipeEnd;
 use crate::error::Result;
-use crate::ring::error::{RecvError, SendError};
+use crate::error::{RecvError, SendError};
 use crate::ring::lane::{Rx, Tx};
 use crate::ring::owned::Keep;
 use crate::ring::wait::{holder_alive, release};

@@ -1,9 +1,13 @@
 //! The ring family's errors, one file: what a push, pop, send or receive found instead of
-//! succeeding. Each converts into [`crate::Error`] with `?`: pushes and sends into
-//! [`Error::Send`], pops and receives into [`Error::Recv`] (the value of a failed push is dropped
-//! by the conversion; match on [`PushError`] to keep it).
+//! succeeding. Each converts into [`Error`] with `?`: pushes and sends into [`Error::Send`], pops
+//! and receives into [`Error::Recv`] (the value of a failed push is dropped by the conversion;
+//! match on [`PushError`] to keep it).
+//!
+//! They live on the error floor, beside the [`Error`] that wraps two of them, so that the
+//! dependencies point one way: the rings import their errors from here, and no error names a
+//! ring (see ARCHITECTURE.md).
 
-use crate::error::Error;
+use super::Error;
 use core::fmt;
 
 /// Why a push did not happen; the value is handed back (rtrb style).
@@ -205,41 +209,5 @@ impl From<PopError> for Error {
     /// [`Error::Recv`] with the same condition.
     fn from(e: PopError) -> Self {
         Error::Recv(e.into())
-    }
-}
-
-#[cfg(all(test, not(feature = "loom")))]
-mod tests {
-    use super::*;
-    use crate::ring::{MpmcBytes, MpmcRing, SpscRing};
-
-    /// `?` on every ring error inside a function returning `shmkit::Result` (issue 11, item 8).
-    #[test]
-    fn every_ring_error_converts_with_question_mark() {
-        fn spsc() -> crate::Result<u64> {
-            let ring = SpscRing::<u64>::new(1)?;
-            let (mut tx, mut rx) = ring.split()?;
-            tx.push(7)?;
-            tx.try_push(8)?;
-            Ok(rx.pop()?)
-        }
-        assert!(matches!(spsc(), Err(Error::Send(SendError::Full))));
-        fn mpmc() -> crate::Result<u64> {
-            let q = MpmcRing::<u64>::new(2)?;
-            q.push(1)?;
-            let v = q.pop()?;
-            q.try_pop()?;
-            Ok(v)
-        }
-        assert!(matches!(mpmc(), Err(Error::Recv(RecvError::Empty))));
-        fn bytes() -> crate::Result<Vec<u8>> {
-            let q = MpmcBytes::new(2, 8)?;
-            q.send(b"x")?;
-            let v = q.recv()?;
-            q.close();
-            q.recv()?;
-            Ok(v)
-        }
-        assert!(matches!(bytes(), Err(Error::Recv(RecvError::Closed))));
     }
 }

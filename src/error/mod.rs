@@ -3,6 +3,10 @@
 //! Every variant says what was found and, where it applies, what was expected, so that the
 //! message alone tells a user what to do.
 
+mod carrier;
+
+pub use carrier::{PopError, PushError, RecvError, SendError};
+
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -253,13 +257,11 @@ pub enum Error {
         pid: u32,
     },
     /// Pushing into a ring or sending on a byte ring, pipe or byte queue failed (from
-    /// `send_value`, or `?` on a [`SendError`](crate::ring::SendError) or a
-    /// [`PushError`](crate::ring::PushError)).
-    Send(crate::ring::SendError),
+    /// `send_value`, or `?` on a [`SendError`] or a [`PushError`]).
+    Send(SendError),
     /// Popping from a ring or receiving from a byte ring, pipe or byte queue failed (from
-    /// `recv_value`, or `?` on a [`RecvError`](crate::ring::RecvError) or a
-    /// [`PopError`](crate::ring::PopError)).
-    Recv(crate::ring::RecvError),
+    /// `recv_value`, or `?` on a [`RecvError`] or a [`PopError`]).
+    Recv(RecvError),
     /// A map has no free slot for a new entry (its capacity is fixed at creation).
     MapFull {
         /// The map's capacity, in entries.
