@@ -73,7 +73,7 @@ fn reader_across_two_writes_is_monotonic() {
 #[test]
 fn reader_lapped_by_n_writes_is_never_torn() {
     assert_eq!(
-        shmkit::seqlock::copies_for(16),
+        shmkit::internals::copies_for(16),
         4,
         "the model assumes N = 4"
     );

@@ -16,7 +16,7 @@ fn main() {
 
 #[cfg(not(feature = "loom"))]
 mod imp {
-    use shmkit::ring::RecvError;
+    use shmkit::RecvError;
     use shmkit::{Counter, Error, PipeEnd, Segment};
     use std::time::{Duration, Instant};
 

@@ -27,8 +27,8 @@
 mod common;
 
 use common::{ChildCtx, Children, SegGuard};
-use shmkit::ring::{PopError, PushError, RecvError, SendError};
 use shmkit::{Consumer, Error, LockError, Segment};
+use shmkit::{PopError, PushError, RecvError, SendError};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 

@@ -1,44 +1,7 @@
 //! Bounded ring-buffer queues across processes.
 //!
-//! - [`SpscRing`]: one producer, one consumer (each side claimed by one process at a time), split
-//!   into [`Producer`] and [`Consumer`] handles.
-//! - [`ByteRing`]: one sender, one receiver of variable-length byte messages, split into
-//!   [`ByteSender`] and [`ByteReceiver`] handles.
-//! - [`Pipe`]: a duplex connection between two processes (two byte rings), one
-//!   [`Connection`] per end, like Python's `multiprocessing.Pipe()`.
-//! - [`MpmcRing`]: any number of producers and consumers in any processes, with per-slot state
-//!   words that record who claimed each slot, so a killed process loses at most its item in
-//!   flight and never blocks the others.
-//! - [`MpmcBytes`]: the same for byte messages up to a fixed maximum size (Python's
-//!   `multiprocessing.Queue` for bytes).
-//!
-//! Rings keep monotonic 64-bit positions (never wrapping indices) and copy items of any
-//! [`bytemuck::Pod`] type through atomic words. Blocking calls spin briefly, then sleep on a
-//! shared futex word; the fast path makes no system call unless the other side sleeps.
-//!
-//! # Guarantees
-//!
-//! - **Every wait is bounded.** `try_` calls return at once, `_timeout` calls (a [`Duration`])
-//!   by their deadline, and blocking calls recheck, every 10 ms, the liveness of whoever they
-//!   wait on: a single-producer ring or pipe whose peer died holding its side drains what the
-//!   peer sent and then reports `Closed`; an MPMC slot held by a dead process is reaped (and
-//!   counted in `lost()`).
-//! - **Owned ends.** [`Producer`], [`Consumer`], [`ByteSender`], [`ByteReceiver`] and
-//!   [`Connection`] keep their ring alive (an `Arc` of a heap ring, or the segment mapping), so
-//!   they are `Send + 'static`: move them into threads and structs.
-//! - **One error convention.** [`PushError`] (with the value handed back), [`PopError`],
-//!   [`SendError`] and [`RecvError`] all convert into [`crate::Error`] with `?`.
-//!
-//! # Layout of this module
-//!
-//! The floor every face stands on: `head` (the positions and control line every ring starts
-//! with, and the one `close`), `wait` (the one wait loop, spin policy, recheck period and side
-//! claims), `owned` (what keeps a ring alive for an owned end); the errors live one floor down,
-//! in `crate::error`, beside the `Error` that wraps them. The engines: `spsc`,
-//! `lane` (one direction of byte records), `mpmc` (face, engine, process registry). The faces:
-//! [`SpscRing`], [`ByteRing`], [`Pipe`], [`MpmcRing`], [`MpmcBytes`].
-//!
-//! [`Duration`]: std::time::Duration
+//! The long form (guarantees, layout, protocol) is the public guide page
+//! [`crate::guide::rings`], written in `src/guide/rings.md`.
 
 pub mod bytes;
 #[cfg(feature = "serde")]

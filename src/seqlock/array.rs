@@ -33,8 +33,8 @@ const H: usize = round_up(1 + N, LINE);
 /// written without tearing, readers never block writers and writers never wait for readers.
 ///
 /// Each element takes a whole number of 8-byte words (a `u8` takes 8 bytes, an `f32` 8, an
-/// `f64` 8, a `[f32; 3]` 16), kept in [`ARRAY_COPIES`] rotating copies (see the
-/// [module docs](crate::seqlock)). The array is cut into blocks of about 512 bytes, each with its
+/// `f64` 8, a `[f32; 3]` 16), kept in 2 rotating copies (see the
+/// [guide](crate::guide::seqlocks)). The array is cut into blocks of about 512 bytes, each with its
 /// own version: a reader of one element or a small range retries only when *its* block is
 /// published again during the read, so a writer hammering one end of a large array does not
 /// starve readers of the other end. Operations spanning several blocks

@@ -16,7 +16,7 @@ use std::time::Duration;
 ///
 /// `T` is any [`bytemuck::Pod`] type (`[f64; 512]`, a `#[repr(C)]` struct of prices…). The value
 /// is kept in [`copies_for`]`(size_of::<T>())` rotating copies (see the
-/// [module docs](crate::seqlock)): a reader is disturbed only when the writer laps it, a writer
+/// [guide](crate::guide::seqlocks)): a reader is disturbed only when the writer laps it, a writer
 /// killed in the middle of a write leaves the previous value readable, and the next writer
 /// simply writes again. Writers from any number of threads and processes are serialized by a
 /// writer lock that detects a dead holder.
@@ -167,7 +167,7 @@ impl<T: Pod> SeqLock<T> {
     /// Reads like [`read`](Self::read) and reports a writer that died in the middle of a write.
     ///
     /// When a write of the next version has begun but is not published, it waits up to
-    /// [`STALL`](super::STALL) for the version to move on, then checks (one `/proc` read) that the
+    /// 50 µs for the version to move on, then checks (one `/proc` read) that the
     /// writer still runs.
     ///
     /// # Errors
@@ -214,7 +214,7 @@ impl<T: Pod> SeqLock<T> {
     ///
     /// # Errors
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
-    /// lock already (a [`Writer`] of this seqlock is alive in it).
+    /// lock already (a [`SeqLockWriter`] of this seqlock is alive in it).
     #[inline]
     pub fn write(&self, v: &T) -> Result<()> {
         self.write_waiting(v, Wait::For(None))
@@ -230,7 +230,7 @@ impl<T: Pod> SeqLock<T> {
         }
     }
 
-    fn writer_waiting(&self, wait: Wait) -> Result<Writer<'_, T>> {
+    fn writer_waiting(&self, wait: Wait) -> Result<SeqLockWriter<'_, T>> {
         match self.lock.acquire(wait) {
             Ok(a) => Ok(self.wrap(a)),
             Err(f) => Err(f.into_error(wait)),
@@ -272,7 +272,7 @@ impl<T: Pod> SeqLock<T> {
     /// # Errors
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
     /// lock already.
-    pub fn writer(&self) -> Result<Writer<'_, T>> {
+    pub fn writer(&self) -> Result<SeqLockWriter<'_, T>> {
         self.writer_waiting(Wait::For(None))
     }
 
@@ -280,7 +280,7 @@ impl<T: Pod> SeqLock<T> {
     ///
     /// # Errors
     /// [`Error::Timeout`](crate::Error::Timeout), [`Error::WouldDeadlock`](crate::Error::WouldDeadlock).
-    pub fn writer_timeout(&self, timeout: Duration) -> Result<Writer<'_, T>> {
+    pub fn writer_timeout(&self, timeout: Duration) -> Result<SeqLockWriter<'_, T>> {
         self.writer_waiting(Wait::For(Some(timeout)))
     }
 
@@ -289,11 +289,11 @@ impl<T: Pod> SeqLock<T> {
     /// # Errors
     /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock;
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread does.
-    pub fn try_writer(&self) -> Result<Writer<'_, T>> {
+    pub fn try_writer(&self) -> Result<SeqLockWriter<'_, T>> {
         self.writer_waiting(Wait::Try)
     }
 
-    fn wrap(&self, a: Acquired) -> Writer<'_, T> {
+    fn wrap(&self, a: Acquired) -> SeqLockWriter<'_, T> {
         if a.took_over_from.is_some() {
             // The dead writer never released the lock: read its last version with a
             // read-modify-write. Its unpublished copy is simply written again by the next write;
@@ -301,7 +301,7 @@ impl<T: Pod> SeqLock<T> {
             let v = self.latch().resync();
             self.begun().store(v, Ordering::Relaxed);
         }
-        Writer {
+        SeqLockWriter {
             lock: self,
             took_over_from: a.took_over_from,
             generation: writer::generation(),
@@ -355,14 +355,14 @@ impl<T: Pod> SeqLock<T> {
 /// assert_eq!(pos.read(), [3.0, 2.0, 0.0]);
 /// # Ok(()) }
 /// ```
-pub struct Writer<'a, T: Pod> {
+pub struct SeqLockWriter<'a, T: Pod> {
     lock: &'a SeqLock<T>,
     took_over_from: Option<u32>,
     /// The fork generation the lock was taken in (the guard is inert in another).
     generation: u64,
 }
 
-impl<T: Pod> Writer<'_, T> {
+impl<T: Pod> SeqLockWriter<'_, T> {
     /// Replaces the value.
     ///
     /// # Errors
@@ -405,7 +405,7 @@ impl<T: Pod> Writer<'_, T> {
     }
 }
 
-impl<T: Pod> Drop for Writer<'_, T> {
+impl<T: Pod> Drop for SeqLockWriter<'_, T> {
     fn drop(&mut self) {
         // Frees the lock only if this process holds it: in a forked child (another process)
         // an inherited writer leaves the parent's lock alone.
