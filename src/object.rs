@@ -110,13 +110,13 @@ pub const TYPE_NAME_MAX: usize = 96;
 /// ```
 /// use shmkit::{Kind, TypeTag};
 ///
+/// # fn main() -> shmkit::Result<()> {
 /// let t = TypeTag::of::<[f32; 3]>(Kind::SEQLOCK);
 /// assert_eq!((t.elem_size, t.elem_align), (12, 4));
 /// assert!(t.same_type(&TypeTag::of::<[f32; 3]>(Kind::SEQLOCK)));
 /// assert!(!t.same_type(&TypeTag::of::<[u32; 3]>(Kind::SEQLOCK)));
 ///
 /// // What the directory recorded for an object (tools list it; errors print it).
-/// # fn main() -> shmkit::Result<()> {
 /// let seg = shmkit::Segment::anonymous(1 << 16)?;
 /// seg.seqlock("pos", [0.0f32; 3])?;
 /// let tag = &seg.entries()?[0].tag;
