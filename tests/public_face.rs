@@ -68,13 +68,19 @@ fn root_names(lib: &str) -> BTreeSet<String> {
     names
 }
 
-/// `(file, line, name, has_example)` for every `pub struct|enum|trait|type` outside `src/bin`.
+/// `(file, line, name, has_example)` for every `pub struct|enum|trait|type` outside `src/bin`
+/// and `src/inspect*` (`shmkit::inspect` is a public module of its own until its structured
+/// form lands; its types are checked there).
 fn public_types(src: &Path) -> Vec<(String, usize, String, bool)> {
     let mut files = Vec::new();
     walk(src, &mut files);
     let bin = src.join("bin");
+    let inspect = src.join("inspect");
     let mut found = Vec::new();
-    for f in files.iter().filter(|f| !f.starts_with(&bin)) {
+    for f in files
+        .iter()
+        .filter(|f| !f.starts_with(&bin) && !f.starts_with(&inspect) && !f.ends_with("inspect.rs"))
+    {
         let text = std::fs::read_to_string(f).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
