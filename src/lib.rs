@@ -58,7 +58,7 @@
 //! searches deeper).
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs, unnameable_types, clippy::undocumented_unsafe_blocks)]
 
 // Say it here, once, rather than let the build fail deep inside on a missing libc item: the
 // waits sleep on shared futex words, process identity comes from /proc, anonymous segments are
