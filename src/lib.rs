@@ -71,6 +71,8 @@ compile_error!(
 
 pub mod counter;
 pub mod error;
+#[cfg(not(feature = "loom"))]
+pub mod export;
 mod format;
 #[doc(hidden)]
 pub mod hooks;
