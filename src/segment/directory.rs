@@ -317,7 +317,7 @@ impl<'a> Directory<'a> {
         Ok(())
     }
 
-    /// [`check_disjoint`](Self::check_disjoint) for every published entry at once, in
+    /// The overlap check of [`check_found`](Self::check_found) for every published entry at once, in
     /// O(n log n): for a tool that opens every object (10,000 counters would otherwise cost
     /// 10,000 passes over the directory). Objects then opened with
     /// [`check_found_bounds`](Self::check_found_bounds) at the indices seen here are as checked
