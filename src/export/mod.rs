@@ -47,6 +47,21 @@ use std::io;
 use std::sync::Arc;
 
 /// The text formats of the exposition.
+///
+/// ```
+/// use shmkit::export::{Format, Metrics};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let mut m = Metrics::new();
+/// m.add_segment("app", &seg)?;
+/// let mut body = Vec::new();
+/// m.write(Format::Prometheus, &mut body)?;
+/// // What an HTTP handler sends with the body:
+/// assert_eq!(Format::Prometheus.content_type(), "text/plain; version=0.0.4; charset=utf-8");
+/// assert!(String::from_utf8(body)?.contains("shmkit_segment_up{segment=\"app\"} 1\n"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// OpenMetrics 1.0 (`# EOF` at the end, counters named without `_total` in `# TYPE`).

@@ -3,7 +3,7 @@
 
 use crate::fmt::CmdResult;
 use shmkit::export::{Format, Metrics};
-use shmkit::segment::SHM_DIR;
+use shmkit::SHM_DIR;
 use shmkit::{Segment, SegmentOptions};
 use std::io::Write;
 use std::time::Duration;

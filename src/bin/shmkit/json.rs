@@ -166,7 +166,7 @@ pub fn segment(label: &str, seg: &Segment, objects: &[ObjectReport]) -> Value {
         "creator_pid": pid,
         "creator_alive": seg.creator_alive(),
         "created_unix_ns": created,
-        "format_version": shmkit::segment::FORMAT_VERSION,
+        "format_version": shmkit::FORMAT_VERSION,
         "objects": objects.iter().map(|r| Value::Object(object(r))).collect::<Vec<_>>(),
     })
 }

@@ -3,8 +3,8 @@
 use crate::fmt::{self, CmdResult};
 use crate::tools::Target;
 use shmkit::inspect::{self, ObjectReport};
-use shmkit::segment::FORMAT_VERSION;
 use shmkit::Segment;
+use shmkit::FORMAT_VERSION;
 
 /// The header lines of `stat` and `watch`.
 pub fn header(label: &str, seg: &Segment, objects: usize) -> String {
