@@ -78,6 +78,10 @@ mod error;
 mod format;
 #[doc(hidden)]
 pub mod hooks;
+// Two public modules of their own, for tools and for services that expose their segments:
+// the structured state of every object, and its metrics exposition.
+#[cfg(not(feature = "loom"))]
+pub mod export;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 mod lock;

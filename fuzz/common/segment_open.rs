@@ -424,13 +424,16 @@ fn exercise(input: &Input, path: &Path, out: &mut Outcome) {
         seg.creator(),
     );
     let _ = format!("{seg:?}");
+    // The whole report and the exposition of a scribbled segment: errors, never a panic.
+    let _ = shmkit::inspect::report(&seg);
+    let _ = shmkit::export::write_openmetrics(&seg, &mut std::io::sink());
     match seg.entries() {
         Ok(list) => {
             out.listed = Some(list.len());
             for e in &list {
                 let _ = format!("{} {} {:?}", e.name, e.tag, e);
-                if let Ok(s) = shmkit::inspect::describe(&seg, e) {
-                    let _ = s.len();
+                if let Ok(s) = shmkit::inspect::state(&seg, e) {
+                    let _ = s.to_string().len();
                 }
                 if let Ok(v) = seg.open_entry_as::<AtomicValue<u64>>(e) {
                     let _ = v.load();

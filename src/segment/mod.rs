@@ -563,8 +563,19 @@ mod imp {
         /// Opens the listed `entry` as a `P`, checking its kind and placement but not its element
         /// type name: for tools that show objects of types they do not know (same layout).
         pub fn open_entry_as<P: Object + ?Sized>(&self, entry: &EntryInfo) -> Result<Handle<P>> {
+            self.open_listed_as(entry, false)
+        }
+
+        /// [`open_entry_as`](Self::open_entry_as); with `disjoint_checked`, the caller ran
+        /// `Directory::check_all_disjoint` after listing `entry`, and an object still at its
+        /// listed index skips the pass over the other entries (`inspect::report`).
+        pub(crate) fn open_listed_as<P: Object + ?Sized>(
+            &self,
+            entry: &EntryInfo,
+            disjoint_checked: bool,
+        ) -> Result<Handle<P>> {
             let dir = self.directory();
-            let (index, found, offset, size) = dir.find(&entry.name)?;
+            let (index, found, offset, size) = dir.find_listed(entry.index, &entry.name)?;
             if found.kind != P::element().kind {
                 return Err(Error::TypeMismatch {
                     name: entry.name.clone(),
@@ -578,7 +589,11 @@ mod imp {
                     format!("object {:?} has impossible dimensions: {found}", entry.name),
                 )
             })?;
-            dir.check_found(index, offset, size, layout)?;
+            if disjoint_checked && index == entry.index {
+                dir.check_found_bounds(index, offset, size, layout)?;
+            } else {
+                dir.check_found(index, offset, size, layout)?;
+            }
             Ok(self.handle_at::<P>(index, offset, &found))
         }
 

@@ -4,17 +4,29 @@
 //!   checked and the throughput is shown next to a mutex.
 //! - `shmkit ls`, `shmkit stat NAME`, `shmkit watch NAME`, `shmkit rm NAME...`: look at and clean
 //!   up the segments in `/dev/shm`.
+//! - `shmkit export NAME...` and `shmkit serve --listen ADDR NAME...`: their metrics for
+//!   Prometheus (OpenMetrics or the Prometheus text format), once or over HTTP.
 //!
 //! Errors print one line (`shmkit: <error>`) and exit with 1; usage errors exit with 2.
 
 #[cfg(not(feature = "loom"))]
 mod demo;
 #[cfg(not(feature = "loom"))]
+mod export;
+#[cfg(not(feature = "loom"))]
 mod fmt;
+#[cfg(not(feature = "loom"))]
+mod json;
+#[cfg(not(feature = "loom"))]
+mod serve;
 #[cfg(not(feature = "loom"))]
 mod signal;
 #[cfg(not(feature = "loom"))]
+mod stat;
+#[cfg(not(feature = "loom"))]
 mod tools;
+#[cfg(not(feature = "loom"))]
+mod watch;
 
 #[cfg(not(feature = "loom"))]
 use clap::{Parser, Subcommand};
@@ -51,8 +63,11 @@ enum Command {
         /// Open a file-backed segment at this path instead of a named one.
         #[arg(long, value_name = "PATH", conflicts_with = "name")]
         file: Option<PathBuf>,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
     },
-    /// Show `stat` refreshed in place (Ctrl-C stops).
+    /// Show the objects refreshed in place, with rates per second for counters (Ctrl-C stops).
     Watch {
         /// Name of the segment in /dev/shm.
         #[arg(required_unless_present = "file")]
@@ -66,6 +81,37 @@ enum Command {
         /// Stop after this many refreshes (default: until Ctrl-C or the segment is removed).
         #[arg(long)]
         count: Option<u64>,
+        /// One JSON object per sample (JSON Lines) instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the metrics of segments once (OpenMetrics, Prometheus text or JSON).
+    Export {
+        /// Names of segments in /dev/shm.
+        #[arg(required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every shmkit segment in /dev/shm.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = export::ExportFormat::Openmetrics)]
+        format: export::ExportFormat,
+    },
+    /// Serve the metrics of segments at http://ADDR/metrics, read again at every scrape.
+    Serve {
+        /// Address to listen on (port 0: any free port; the address is printed).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: String,
+        /// Names of segments in /dev/shm.
+        #[arg(required_unless_present = "all")]
+        names: Vec<String>,
+        /// Every shmkit segment in /dev/shm (listed again at every scrape).
+        #[arg(long)]
+        all: bool,
+        /// Always this format (default: OpenMetrics when the scraper's Accept header asks for
+        /// it, else the Prometheus text format).
+        #[arg(long, value_enum)]
+        format: Option<export::ExportFormat>,
     },
     /// Remove shmkit segments (and leftover `.NAME.shmkit-init.*` temporary files) from /dev/shm.
     Rm {
@@ -94,13 +140,30 @@ fn main() {
         Command::Demo(args) => demo::run(args),
         Command::Worker(args) => demo::worker(args),
         Command::Ls { all } => tools::ls(all),
-        Command::Stat { name, file } => tools::stat(&tools::Target::new(name, file)),
+        Command::Stat { name, file, json } => stat::stat(&tools::Target::new(name, file), json),
         Command::Watch {
             name,
             file,
             interval,
             count,
-        } => tools::watch(&tools::Target::new(name, file), interval, count),
+            json,
+        } => watch::watch(
+            &tools::Target::new(name, file),
+            &watch::WatchArgs {
+                interval: std::time::Duration::from_millis(interval),
+                count,
+                json,
+            },
+        ),
+        Command::Export { names, all, format } => {
+            export::export(&export::Segments { names, all }, format)
+        }
+        Command::Serve {
+            listen,
+            names,
+            all,
+            format,
+        } => serve::serve(&listen, &export::Segments { names, all }, format),
         Command::Rm { names, force } => tools::rm(&names, force),
     };
     match result {

@@ -1,9 +1,10 @@
-//! `shmkit ls`, `stat`, `watch` and `rm`: looking at and cleaning up segments.
+//! `shmkit ls` and `rm`: looking at and cleaning up segments (`stat.rs`, `watch.rs`,
+//! `export.rs` and `serve.rs` show what is inside).
 
 use crate::fmt::{self, CmdResult};
 use shmkit::{Error, Segment, SegmentOptions};
-use shmkit::{FORMAT_VERSION, MAGIC, SHM_DIR};
-use std::io::{IsTerminal, Read, Write};
+use shmkit::{MAGIC, SHM_DIR};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +29,8 @@ impl Target {
         }
     }
 
-    fn open(&self) -> shmkit::Result<Segment> {
+    /// Opens it without waiting for a creator.
+    pub fn open(&self) -> shmkit::Result<Segment> {
         // Do not wait for a creator: a tool shows what is there now.
         let opts = SegmentOptions::new().wait_timeout(Duration::from_millis(100));
         match self {
@@ -37,7 +39,8 @@ impl Target {
         }
     }
 
-    fn label(&self) -> String {
+    /// Its name or path, as shown.
+    pub fn label(&self) -> String {
         match self {
             Target::Named(n) => n.clone(),
             Target::File(p) => p.display().to_string(),
@@ -173,128 +176,6 @@ pub fn ls(all: bool) -> CmdResult {
         println!("({hidden} other files in {SHM_DIR} not shown; `shmkit ls --all` shows them)");
     }
     Ok(0)
-}
-
-/// The text of `shmkit stat`.
-fn stat_text(target: &Target, seg: &Segment) -> shmkit::Result<String> {
-    let mut s = String::new();
-    let path = seg
-        .path()
-        .map_or("<anonymous>".to_string(), |p| p.display().to_string());
-    let (pid, created) = seg.creator();
-    let entries = seg.entries()?;
-    s.push_str(&format!("segment   {}  ({path})\n", target.label()));
-    s.push_str(&format!(
-        "size      {} ({} bytes), {} free\n",
-        fmt::bytes(seg.size()),
-        fmt::thousands(seg.size()),
-        fmt::bytes(seg.free_bytes())
-    ));
-    s.push_str(&format!(
-        "objects   {} of {} directory entries\n",
-        entries.len(),
-        seg.dir_capacity()
-    ));
-    let state = if seg.creator_alive() {
-        "alive"
-    } else {
-        "exited"
-    };
-    s.push_str(&format!(
-        "creator   pid {pid} ({state}), created {} ({} ago)\n",
-        fmt::utc(created),
-        fmt::age(fmt::since(created))
-    ));
-    s.push_str(&format!("format    version {FORMAT_VERSION}\n"));
-    if entries.is_empty() {
-        s.push_str("\n(no objects)\n");
-        return Ok(s);
-    }
-    let mut rows = vec![["NAME", "KIND", "TYPE", "OFFSET", "SIZE", "VALUE"]
-        .iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()];
-    for e in &entries {
-        let value = shmkit::inspect::describe(seg, e).unwrap_or_else(|err| format!("error: {err}"));
-        let ty = if e.tag.type_name.is_empty() {
-            "-".to_string()
-        } else {
-            e.tag.type_name.clone()
-        };
-        rows.push(vec![
-            e.name.clone(),
-            e.tag.kind.to_string(),
-            ty,
-            e.offset.to_string(),
-            e.size.to_string(),
-            value,
-        ]);
-    }
-    s.push('\n');
-    let cols = rows[0].len();
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == cols {
-                s.push_str(cell);
-            } else if c == 3 || c == 4 {
-                s.push_str(&format!("{cell:>w$}  ", w = widths[c]));
-            } else {
-                s.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-            }
-        }
-        s.push('\n');
-    }
-    Ok(s)
-}
-
-/// `shmkit stat NAME`.
-pub fn stat(target: &Target) -> CmdResult {
-    let seg = target.open()?;
-    print!("{}", stat_text(target, &seg)?);
-    Ok(0)
-}
-
-/// `shmkit watch NAME`.
-pub fn watch(target: &Target, interval_ms: u64, count: Option<u64>) -> CmdResult {
-    crate::signal::install();
-    let tty = std::io::stdout().is_terminal();
-    let mut shown = 0u64;
-    let mut out = std::io::stdout();
-    loop {
-        let text = match target.open().and_then(|seg| stat_text(target, &seg)) {
-            Ok(t) => t,
-            // It was there and is gone: the watched program removed it.
-            Err(Error::NotFound { .. }) if shown > 0 => {
-                println!("segment {} was removed", target.label());
-                return Ok(0);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if tty {
-            // Home the cursor, clear the screen, draw.
-            let _ = write!(
-                out,
-                "\x1b[H\x1b[2J{text}\nrefreshed every {interval_ms} ms; Ctrl-C stops\n"
-            );
-        } else {
-            let _ = writeln!(out, "{text}");
-        }
-        let _ = out.flush();
-        shown += 1;
-        if count.is_some_and(|c| shown >= c) {
-            return Ok(0);
-        }
-        let deadline = std::time::Instant::now() + Duration::from_millis(interval_ms);
-        while std::time::Instant::now() < deadline {
-            if crate::signal::interrupted() {
-                return Ok(0);
-            }
-            std::thread::sleep(Duration::from_millis(10).min(Duration::from_millis(interval_ms)));
-        }
-    }
 }
 
 /// Why `name` may or may not be removed.
