@@ -99,7 +99,7 @@ pub use object::{Kind, Object, TypeTag};
 pub use ring::{ByteRing, Connection, Pipe, PipeEnd};
 pub use ring::{Consumer, MpmcRing, Producer, SpscRing};
 #[cfg(not(feature = "loom"))]
-pub use segment::{Backing, Handle, Segment, SegmentOptions};
+pub use segment::{Backing, Handle, Removal, Segment, SegmentOptions, User, Users};
 pub use seqlock::{SeqArray, SeqLock};
 pub use value::AtomicValue;
 

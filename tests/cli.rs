@@ -434,8 +434,15 @@ fn stat_ls_and_rm_a_segment() {
     assert_eq!(cols[1..4], ["1.0", "MiB", "3"], "{line}");
     assert_eq!(cols[4], std::process::id().to_string());
     assert_eq!(cols[5], "yes");
+    // One user (this process; the tool only looks), so not stale.
+    assert_eq!(cols[6..8], ["1", "no"], "{line}");
 
+    // In use: refused, and left in place.
     let out = shmkit(&["rm", &name.0]);
+    assert_one_line_error(&out, "in use by 1 live process");
+    assert!(text(&out.stderr).contains(&std::process::id().to_string()));
+    assert!(name.path().exists());
+    let out = shmkit(&["rm", "--force", &name.0]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!name.path().exists());
     // Our mapping keeps working after the name is gone.

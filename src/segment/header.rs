@@ -13,8 +13,15 @@
 //! 64      creator          first (before the magic)    owner word (crate::process): liveness
 //! 72      creator_start    first                       full start time: pid-reuse guard
 //! 80      created_unix_ns  at creation                 shown by tools
+//! 88      life             lifecycle word (users.rs)   state in bits 62..64, generation below
+//! 96      cleaner          owner word of a remover     advisory: who is deciding a removal
+//! 104     users_overflow   attachers the table missed  > 0: "unknown users", never stale
+//! 112     flags            bit 0: remove on last detach
 //! 128     alloc_next       bump pointer (own line)     in [arena_offset, size] at every use
 //! ```
+//!
+//! The user table ([`users`](super::users)) follows the directory: `USER_SLOTS` owner words at
+//! `HEADER_SIZE + dir_capacity * 256`, before the (page-aligned) arena.
 //!
 //! Nothing in the header is trusted until all of it is validated; then the validated numbers are
 //! copied into the local handle and the shared copies are never read again (except `alloc_next`,
@@ -50,7 +57,11 @@ pub struct Header {
     pub(crate) creator_pid: AtomicU64,
     pub(crate) creator_start: AtomicU64,
     pub(crate) created_unix_ns: AtomicU64,
-    _reserved: [AtomicU64; 5],
+    pub(crate) life: AtomicU64,
+    pub(crate) cleaner: AtomicU64,
+    pub(crate) users_overflow: AtomicU64,
+    pub(crate) flags: AtomicU64,
+    _reserved: AtomicU64,
     pub(crate) alloc_next: AtomicU64,
     _pad: [AtomicU64; 15],
 }
@@ -58,18 +69,31 @@ pub struct Header {
 static_assertions::assert_eq_size!(Header, [u8; HEADER_SIZE as usize]);
 static_assertions::assert_eq_align!(Header, u64);
 static_assertions::const_assert_eq!(core::mem::offset_of!(Header, alloc_next), 128);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Header, life), 88);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Header, users_overflow), 104);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Header, flags), 112);
 
-/// Where the arena starts for a directory of `dir_capacity` entries (page-aligned).
+/// Bit of [`Header::flags`]: the last process to detach removes the segment.
+pub const FLAG_REMOVE_ON_LAST_DETACH: u64 = 1;
+
+/// Where the user table starts for a directory of `dir_capacity` entries (right after it).
+pub fn users_offset_for(dir_capacity: u64) -> u64 {
+    HEADER_SIZE + dir_capacity * core::mem::size_of::<DirEntry>() as u64
+}
+
+/// Where the arena starts for a directory of `dir_capacity` entries (page-aligned, after the
+/// user table).
 pub fn arena_offset_for(dir_capacity: u64) -> u64 {
-    (HEADER_SIZE + dir_capacity * core::mem::size_of::<DirEntry>() as u64).div_ceil(4096) * 4096
+    (users_offset_for(dir_capacity) + super::users::USERS_BYTES).div_ceil(4096) * 4096
 }
 
 /// A hash of the shared layouts this build uses. Two builds whose layouts differ (even at the same
 /// format version) refuse each other's segments instead of misreading them.
 pub fn layout_hash() -> u64 {
     let desc = format!(
-        "shmkit-v{FORMAT_VERSION};header={};entry={};counter={};sharded={}x{};endian={}",
+        "shmkit-v{FORMAT_VERSION};header={};users={};entry={};counter={};sharded={}x{};endian={}",
         core::mem::size_of::<Header>(),
+        super::users::USER_SLOTS,
         core::mem::size_of::<DirEntry>(),
         core::mem::size_of::<crate::Counter>(),
         crate::counter::SHARDS,
@@ -143,7 +167,8 @@ pub fn plan(size: u64, dir_capacity: u64) -> Result<Geometry> {
 impl Header {
     /// Writes a complete header into fresh memory; `version_state` goes last, with Release, so
     /// whoever sees it ready sees every other field.
-    pub fn initialize(&self, g: &Geometry) {
+    pub fn initialize(&self, g: &Geometry, flags: u64) {
+        self.flags.store(flags, Ordering::Relaxed);
         self.creator_pid
             .store(crate::process::my_word(), Ordering::Relaxed);
         self.creator_start
