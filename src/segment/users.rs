@@ -296,6 +296,11 @@ impl Attachment {
             .iter_mut()
             .find(|l| l.dev == self.dev && l.ino == self.ino)
         {
+            // Already a user (our slot is visible to every cleaner), unless a removal was
+            // decided meanwhile: a new mapping then does not join the doomed segment.
+            if state(t.header.life.load(Ordering::SeqCst)) == REMOVED {
+                return Ok(Attach::Doomed);
+            }
             l.refs += 1;
             self.gen.store(gen, Ordering::Relaxed);
             return Ok(Attach::Attached);

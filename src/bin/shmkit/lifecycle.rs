@@ -319,16 +319,18 @@ pub fn rm(names: &[String], force: bool) -> CmdResult {
     Ok(i32::from(failed > 0))
 }
 
-/// `shmkit gc [--dry-run]`: removes every stale segment and every leftover temporary file of a
-/// dead creator. Segments it cannot judge (another format version, damaged) are left alone.
-pub fn gc(dry_run: bool) -> CmdResult {
+/// `shmkit gc [--dry-run] [--prefix P]`: removes every stale segment (whose name starts with
+/// `prefix`) and every leftover temporary file of a dead creator. Segments it cannot judge
+/// (another format version, damaged) are left alone.
+pub fn gc(dry_run: bool, prefix: &str) -> CmdResult {
     let mut found = 0u32;
     let mut failed = 0u32;
     let verb = if dry_run { "would remove" } else { "removed" };
     for (name, _) in shm_files()? {
         let path = Path::new(SHM_DIR).join(&name);
         if let Some(pid) = init_file_pid(&name) {
-            if shmkit::process::pid_alive(pid) {
+            // `.NAME.shmkit-init.PID.N`: judged by the segment's name.
+            if shmkit::process::pid_alive(pid) || !name[1..].starts_with(prefix) {
                 continue;
             }
             found += 1;

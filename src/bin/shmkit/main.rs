@@ -90,6 +90,9 @@ enum Command {
         /// Only list what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Only consider names that start with this.
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        prefix: String,
     },
     /// Internal: one worker process of `shmkit demo`.
     #[command(name = "__worker", hide = true)]
@@ -117,7 +120,7 @@ fn main() {
             count,
         } => tools::watch(&tools::Target::new(name, file), interval, count),
         Command::Rm { names, force } => lifecycle::rm(&names, force),
-        Command::Gc { dry_run } => lifecycle::gc(dry_run),
+        Command::Gc { dry_run, prefix } => lifecycle::gc(dry_run, &prefix),
     };
     match result {
         Ok(code) => std::process::exit(code),
