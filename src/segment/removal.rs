@@ -35,9 +35,18 @@
 //!    unlink is never removed by the second. ([`Removal::Removed`] is answered by the one that
 //!    unlinked.) Something outside shmkit that unlinks and re-creates names (`rm`) is not bound
 //!    by this.
+//!
+//! Test points ([`crate::hooks`], feature `test-hooks`, named by the segment's file name):
+//! `segment.attach.claimed` (an attacher's slot is stored, `life` not yet read),
+//! `segment.remove.claimed` (a cleaner holds `REMOVING`, has not read the slots),
+//! `segment.remove.checked` (it found no user, has not confirmed),
+//! `segment.remove.confirmed` (`REMOVED`, the name not yet unlinked) and
+//! `segment.remove.locked` (the remover holds the file's lock, has not re-checked the name).
 
 use super::mapping::FileId;
-use super::users::{self, state, Table, Users, GEN_MASK, REMOVED, REMOVING, STATE_SHIFT};
+use super::users::{
+    self, hook_name, state, Table, Users, GEN_MASK, REMOVED, REMOVING, STATE_SHIFT,
+};
 use super::{named_path, Backing, Segment, SegmentOptions};
 use crate::error::{Error, Result};
 use crate::process;
@@ -114,7 +123,7 @@ pub(crate) fn decide(t: Table<'_>, path: &Path) -> Result<Decision> {
         std::thread::yield_now();
     };
     h.cleaner.store(me, Ordering::SeqCst);
-    crate::hooks::at("segment.remove.claimed");
+    crate::hooks::at_named("segment.remove.claimed", hook_name(path));
     let found = t.users();
     if !found.is_stale() {
         // Give the claim back (an attacher may have cancelled it already).
@@ -123,13 +132,14 @@ pub(crate) fn decide(t: Table<'_>, path: &Path) -> Result<Decision> {
                 .compare_exchange(claim, claim & GEN_MASK, Ordering::SeqCst, Ordering::Relaxed);
         return Ok(Decision::InUse(found));
     }
+    crate::hooks::at_named("segment.remove.checked", hook_name(path));
     let done = REMOVED << STATE_SHIFT | (claim & GEN_MASK);
     match h
         .life
         .compare_exchange(claim, done, Ordering::SeqCst, Ordering::SeqCst)
     {
         Ok(_) => {
-            crate::hooks::at("segment.remove.confirmed");
+            crate::hooks::at_named("segment.remove.confirmed", hook_name(path));
             Ok(Decision::Stale)
         }
         // Cancelled by an attacher that arrived during the check (or taken over).
@@ -196,7 +206,7 @@ pub(crate) fn unlink_if_same(path: &Path, id: FileId, wait: Duration) -> Result<
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    crate::hooks::at("segment.remove.locked");
+    crate::hooks::at_named("segment.remove.locked", hook_name(path));
     match path.symlink_metadata() {
         Ok(m) if same(&m) => {}
         _ => return Ok(false),

@@ -94,6 +94,11 @@ impl Users {
     }
 }
 
+/// The name test points use for the segment at `path`: its file name.
+pub(crate) fn hook_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
 /// The user table of one mapped segment, with its header.
 #[derive(Clone, Copy)]
 pub(crate) struct Table<'a> {
@@ -168,7 +173,7 @@ impl<'a> Table<'a> {
     /// Records `word` as a user, ordered against removal (see the module docs).
     fn attach(&self, word: u64, path: &Path) -> Result<(Attach, Option<Place>)> {
         let place = self.claim(word);
-        crate::hooks::at("segment.attach.claimed");
+        crate::hooks::at_named("segment.attach.claimed", hook_name(path));
         loop {
             let life = self.header.life.load(Ordering::SeqCst);
             match state(life) {
@@ -356,7 +361,6 @@ impl Attachment {
         }
         let l = g.swap_remove(i);
         t.release(l.place, l.word);
-        crate::hooks::at("segment.detach.released");
         true
     }
 
