@@ -298,3 +298,98 @@ pub fn validate(h: &Header, file_len: u64, path: &Path) -> Result<State> {
     }
     Ok(State::Ready(g))
 }
+
+/// The rows `(offset, size, field)` of the table marked `<!-- table: NAME ... -->` in
+/// `docs/FORMAT.md`, for the tests that pin the documented layout to the code.
+#[cfg(test)]
+pub(crate) fn format_doc_table(name: &str) -> Vec<(usize, usize, String)> {
+    const DOC: &str = include_str!("../../docs/FORMAT.md");
+    let marker = format!("<!-- table: {name} ");
+    let start = DOC
+        .find(&marker)
+        .unwrap_or_else(|| panic!("docs/FORMAT.md has no table {name:?}"));
+    DOC[start..]
+        .lines()
+        .skip(3) // the marker, the column names, the separator
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let num = |s: &str| {
+                s.parse::<usize>()
+                    .unwrap_or_else(|_| panic!("not a number in {l:?}"))
+            };
+            (num(cells[1]), num(cells[2]), cells[3].to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn the_documented_header_table_matches_the_code() {
+        let code = [
+            (offset_of!(Header, magic), 8, "magic"),
+            (offset_of!(Header, version_state), 8, "version_state"),
+            (offset_of!(Header, layout_hash), 8, "layout_hash"),
+            (offset_of!(Header, size), 8, "size"),
+            (offset_of!(Header, dir_offset), 8, "dir_offset"),
+            (offset_of!(Header, dir_capacity), 8, "dir_capacity"),
+            (offset_of!(Header, arena_offset), 8, "arena_offset"),
+            (offset_of!(Header, checksum), 8, "checksum"),
+            (offset_of!(Header, creator_pid), 8, "creator_pid"),
+            (offset_of!(Header, creator_start), 8, "creator_start"),
+            (offset_of!(Header, created_unix_ns), 8, "created_unix_ns"),
+            (offset_of!(Header, life), 8, "life"),
+            (offset_of!(Header, cleaner), 8, "cleaner"),
+            (offset_of!(Header, users_overflow), 8, "users_overflow"),
+            (offset_of!(Header, flags), 8, "flags"),
+            (offset_of!(Header, _reserved), 8, "_reserved"),
+            (offset_of!(Header, alloc_next), 8, "alloc_next"),
+            (offset_of!(Header, _pad), 120, "_pad"),
+        ];
+        let code: Vec<(usize, usize, String)> = code
+            .iter()
+            .map(|&(o, s, n)| (o, s, n.to_string()))
+            .collect();
+        assert_eq!(format_doc_table("header"), code);
+        let last = code.last().unwrap();
+        assert_eq!(last.0 + last.1, size_of::<Header>());
+        assert_eq!(HEADER_SIZE as usize, size_of::<Header>());
+    }
+
+    #[test]
+    fn the_documented_constants_match_the_code() {
+        const DOC: &str = include_str!("../../docs/FORMAT.md");
+        assert!(DOC.starts_with(&format!(
+            "# The shmkit segment format, version {FORMAT_VERSION}\n"
+        )));
+        // The layout string a reader can hash, and the magic and ready marker as printed.
+        let layout = format!(
+            "shmkit-v{FORMAT_VERSION};header=256;users=64;entry=256;counter=128;sharded=32x4096;endian=le"
+        );
+        assert!(DOC.contains(&format!("`{layout}`")));
+        if cfg!(all(target_endian = "little", target_pointer_width = "64"))
+            && size_of::<crate::Counter>() == 128
+        {
+            assert_eq!(fnv1a(layout.as_bytes()), layout_hash());
+        }
+        let hex = format!("{MAGIC:016x}");
+        let grouped = format!(
+            "0x{}_{}_{}_{}",
+            &hex[0..4],
+            &hex[4..8],
+            &hex[8..12],
+            &hex[12..16]
+        );
+        assert!(DOC.contains(&grouped), "{grouped} not in docs/FORMAT.md");
+        let ready = format!("{READY:08x}");
+        assert!(DOC.contains(&format!("0x{}_{} << 32", &ready[0..4], &ready[4..8])));
+        assert_eq!(
+            arena_offset_for(3),
+            (256 + 256 * 3 + 512u64).div_ceil(4096) * 4096
+        );
+    }
+}
