@@ -309,9 +309,13 @@ impl Segment {
             .wait_timeout(Duration::from_millis(100));
         if let Ok(seg) = opts.open_at(path.clone(), Backing::Named) {
             condemn(seg.inner.table());
-            if unlink_if_same(&path, seg.inner.attach.file_id(), opts.wait)? {
-                return Ok(());
-            }
+            return if unlink_if_same(&path, seg.inner.attach.file_id(), opts.wait)? {
+                Ok(())
+            } else {
+                // Someone else removed it meanwhile (and maybe made a new one under the name,
+                // which is not the segment this call looked at: left alone).
+                Err(Error::NotFound { path })
+            };
         }
         std::fs::remove_file(&path)
             .map_err(|e| Error::io(format!("removing {}", path.display()), &path, e))

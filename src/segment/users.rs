@@ -53,6 +53,9 @@ pub(crate) const REMOVED: u64 = 2;
 /// The generation bits of the lifecycle word.
 pub(crate) const GEN_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
+/// Attempts to cancel removal claims before an attacher gives up (see [`Table::attach`]).
+const CANCEL_ATTEMPTS: u32 = 10_000;
+
 /// The state of lifecycle word `life`.
 #[inline]
 pub(crate) fn state(life: u64) -> u64 {
@@ -174,7 +177,7 @@ impl<'a> Table<'a> {
     fn attach(&self, word: u64, path: &Path) -> Result<(Attach, Option<Place>)> {
         let place = self.claim(word);
         crate::hooks::at_named("segment.attach.claimed", hook_name(path));
-        loop {
+        for _ in 0..CANCEL_ATTEMPTS {
             let life = self.header.life.load(Ordering::SeqCst);
             match state(life) {
                 IDLE => return Ok((Attach::Attached, Some(place))),
@@ -203,6 +206,13 @@ impl<'a> Table<'a> {
                 }
             }
         }
+        // Each failed cancel means a new removal claim, and every claim made after our slot
+        // was stored sees it: only a word rewritten on purpose keeps failing.
+        self.release(place, word);
+        Err(Error::corrupted(
+            path,
+            format!("the lifecycle word kept changing ({CANCEL_ATTEMPTS} attempts to attach)"),
+        ))
     }
 
     /// The live users recorded in the table.
