@@ -340,3 +340,39 @@ fn opening_a_segment_being_removed_finds_the_name_again() {
     assert!(fresh.entries().unwrap().is_empty());
     assert_eq!(old.counter("old").unwrap().load(), 1);
 }
+
+/// Scribbled lifecycle and user words: clear errors or harmless answers, never a panic or a
+/// removal of a segment in use.
+#[test]
+fn scribbled_lifecycle_and_user_words() {
+    let name = SegGuard::new("users_scribbled");
+    let seg = Segment::create(name.name(), SIZE).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    let at = 256 + u64::from(seg.dir_capacity()) * 256;
+    // Garbage in every user slot but ours (slot 0): whatever they decode to, no panic.
+    for i in 1..shmkit::segment::USER_SLOTS as u64 {
+        file.write_all_at(&(u64::MAX - i).to_le_bytes(), at + 8 * i)
+            .unwrap();
+    }
+    // A huge overflow count.
+    file.write_all_at(&u64::MAX.to_le_bytes(), 104).unwrap();
+    let users = seg.users();
+    assert!(users.live.iter().any(|u| u.is_me));
+    assert_eq!(users.unknown, u64::MAX);
+    assert_eq!(users.count(), u64::MAX); // saturating
+    assert!(matches!(
+        Segment::remove_if_stale(name.name()).unwrap(),
+        Removal::InUse(_)
+    ));
+    // A lifecycle word with no valid state: opening is a clear error.
+    file.write_all_at(&(3u64 << 62).to_le_bytes(), 88).unwrap();
+    match Segment::open(name.name()) {
+        Err(shmkit::Error::Corrupted { .. }) => {}
+        other => panic!("expected Corrupted, got {other:?}"),
+    }
+    assert!(Segment::remove_if_stale(name.name()).is_err());
+    assert!(name.path().exists());
+}

@@ -313,8 +313,16 @@ impl Attachment {
         {
             // Already a user (our slot is visible to every cleaner), unless a removal was
             // decided meanwhile: a new mapping then does not join the doomed segment.
-            if state(t.header.life.load(Ordering::SeqCst)) == REMOVED {
-                return Ok(Attach::Doomed);
+            let life = t.header.life.load(Ordering::SeqCst);
+            match state(life) {
+                IDLE | REMOVING => {}
+                REMOVED => return Ok(Attach::Doomed),
+                _ => {
+                    return Err(Error::corrupted(
+                        path,
+                        format!("lifecycle word {life:#018x} has no valid state"),
+                    ))
+                }
             }
             l.refs += 1;
             self.gen.store(gen, Ordering::Relaxed);
