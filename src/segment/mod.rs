@@ -41,11 +41,11 @@ mod options;
 #[cfg(not(feature = "loom"))]
 mod publish;
 #[cfg(not(feature = "loom"))]
-pub(crate) mod removal;
+pub mod removal;
 #[cfg(not(feature = "loom"))]
 mod typed;
 #[cfg(not(feature = "loom"))]
-pub(crate) mod users;
+pub mod users;
 
 pub mod directory;
 

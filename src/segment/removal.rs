@@ -19,7 +19,7 @@
 //! 3. An **attacher** stores its user slot first, then reads `life`: `IDLE` → attached;
 //!    `REMOVING g` → it cancels with a CAS `REMOVING g → IDLE g`, which makes that cleaner's
 //!    confirmation fail; `REMOVED` → it lets go and looks the name up again (`open` reports
-//!    [`Error::NotFound`](crate::Error::NotFound), `open_or_create` creates a fresh segment).
+//!    [`Error::NotFound`], `open_or_create` creates a fresh segment).
 //!
 //! Both sides use `SeqCst`: of "attacher stores its slot, then reads `life`" and "cleaner
 //! writes `life`, then reads the slots", at least one sees the other's write. So a segment that
