@@ -62,6 +62,11 @@ fn xproc_child() {
             common::wait_until("release", TIMEOUT, || release.load() > 0);
             drop(seg);
         }
+        // Creates a fresh segment under the name (with a counter "new") and exits.
+        "create_new" => {
+            let seg = Segment::create(&ctx.seg, SIZE).unwrap();
+            seg.counter("new").unwrap().inc();
+        }
         other => panic!("unknown role {other}"),
     });
 }
@@ -307,11 +312,12 @@ fn removal_on_last_detach_spares_a_segment_recreated_under_the_name() {
         .create(name.name(), SIZE)
         .unwrap();
     old.counter("old").unwrap().inc();
-    // Someone removes the name by force and another segment takes it.
+    // Someone removes the name by force and another process makes a new segment under it
+    // (stale once that process exits, but not marked for removal).
     Segment::remove(name.name()).unwrap();
-    let new = Segment::create(name.name(), SIZE).unwrap();
-    new.counter("new").unwrap().inc();
-    drop(new); // stale, but not marked for removal: stays
+    let mut kids = Children::new();
+    let k = kids.spawn("create_new", name.name(), &[]);
+    kids.wait_ok(k, TIMEOUT);
     drop(old); // the old one's last detach: must not unlink the new one
     let seen = observe(name.name());
     assert_eq!(seen.entries().unwrap()[0].name, "new");
