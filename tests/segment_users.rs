@@ -102,11 +102,17 @@ fn users_lists_live_children_and_drops_a_killed_one() {
     assert!(users.live.iter().all(|u| !u.foreign));
     assert_eq!(users.unknown, 0);
 
-    // A SIGKILLed user is no longer listed.
+    // A SIGKILLed user is no longer listed, and its slot is freed by the scan.
     kids.kill(a);
     let mut want = vec![me, kids.pid(b)];
     want.sort_unstable();
     assert_eq!(pids_of(&seg), want);
+    let table = std::fs::read(name.path()).unwrap();
+    let at = 256 + 256 * seg.dir_capacity() as usize;
+    let used = (0..shmkit::segment::USER_SLOTS)
+        .filter(|i| table[at + 8 * i..at + 8 * i + 8] != [0; 8])
+        .count();
+    assert_eq!(used, 2, "the dead user's slot was not freed");
 
     // One that detaches normally is not listed either, and this process stays.
     ctl.counter("release").unwrap().inc();

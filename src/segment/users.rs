@@ -3,7 +3,8 @@
 //! Every process that maps a segment (creates, opens, or creates an anonymous one) records its
 //! owner word ([`crate::process::my_word`]) in one slot of a table of [`USER_SLOTS`] words that
 //! follows the directory. A slot is claimed by one CAS (`0 → my word`, or `dead word → my word`
-//! for the slot of a process that died) and released by one CAS (`my word → 0`) when the last
+//! for the slot of a process that died; [`Segment::users`](super::Segment::users) also frees the
+//! slots of dead processes it meets) and released by one CAS (`my word → 0`) when the last
 //! mapping of that segment in this process goes away: one slot per process, however many
 //! [`Segment`](super::Segment)s of the same file it holds (they are counted locally, keyed by the
 //! file's device and inode).
@@ -215,14 +216,24 @@ impl<'a> Table<'a> {
         ))
     }
 
-    /// The live users recorded in the table.
+    /// The live users recorded in the table. Slots of dead processes are freed on the way (one
+    /// CAS each, from the exact word judged dead, so a slot claimed meanwhile is left alone).
     pub(crate) fn users(&self) -> Users {
         let me = process::my_word();
         let live = self
             .slots
             .iter()
-            .map(|s| s.load(Ordering::SeqCst))
-            .filter(|&w| w != 0 && process::word_alive(w))
+            .filter_map(|s| {
+                let w = s.load(Ordering::SeqCst);
+                if w == 0 {
+                    return None;
+                }
+                if process::word_alive(w) {
+                    return Some(w);
+                }
+                let _ = s.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
+                None
+            })
             .map(|w| {
                 let w = w & !process::FLAG;
                 User {
