@@ -19,7 +19,9 @@
 //! release the parent's slot (each registration remembers the fork generation that made it), and
 //! the child registers itself at its next call that goes through the segment (finding or creating
 //! an object, [`Segment::users`](super::Segment::users), [`Segment::entries`](super::Segment::entries) …).
-//! A child that only uses handles it inherited, without such a call, is not listed.
+//! A child that only uses handles it inherited, without such a call, is not listed. (The
+//! process-local bookkeeping sits behind a lock; a child forked while another thread of its
+//! parent held it cannot take it, and after a bounded wait maps unregistered.)
 //!
 //! **Observers.** Tools that only look (`shmkit ls`, `stat`, `watch`) map with
 //! [`SegmentOptions::register(false)`](super::SegmentOptions::register) and are not users.
@@ -265,12 +267,31 @@ struct Local {
 /// This process's registrations. Held only for the few atomic operations of an attach or detach.
 static LOCAL: Mutex<Vec<Local>> = Mutex::new(Vec::new());
 
-fn local() -> std::sync::MutexGuard<'static, Vec<Local>> {
-    let mut g = LOCAL.lock().unwrap_or_else(|p| p.into_inner());
+/// How long [`local`] waits for the lock. It is held for microseconds (a full table's scan
+/// reads `/proc` for each slot: milliseconds); only a fork child whose parent forked while
+/// another thread held it waits this long, and then goes without (bounded, see [`local`]).
+const LOCAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// This process's registrations, locked; `None` if the lock could not be had within
+/// [`LOCAL_WAIT`] (a fork child of a parent that forked while another thread held it: the
+/// lock is never released there). Then the caller neither registers nor releases anything:
+/// the mapping works, unregistered, and a slot left behind is freed when this process dies.
+fn local() -> Option<std::sync::MutexGuard<'static, Vec<Local>>> {
+    let deadline = crate::sync::Deadline::after(Some(LOCAL_WAIT));
+    let mut g = loop {
+        match LOCAL.try_lock() {
+            Ok(g) => break g,
+            Err(std::sync::TryLockError::Poisoned(p)) => break p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if !deadline.expired() => {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        }
+    };
     // Entries made before a fork belong to the parent: forget them in the child.
     let pid = std::process::id();
     g.retain(|l| l.pid == pid);
-    g
+    Some(g)
 }
 
 /// One mapping's share of its process's registration. Dropping it (with the mapping) releases
@@ -309,7 +330,9 @@ impl Attachment {
     /// With `inherited_only`, only if the mapping was registered before a fork (checked under
     /// the lock, so two threads of a fork child register it once).
     fn join(&self, t: Table<'_>, path: &Path, inherited_only: bool) -> Result<Attach> {
-        let mut g = local();
+        let Some(mut g) = local() else {
+            return Ok(Attach::Attached); // unregistered (see `local`)
+        };
         let gen = generation();
         if inherited_only {
             let mine = self.gen.load(Ordering::Relaxed);
@@ -377,7 +400,9 @@ impl Attachment {
         if gen == u64::MAX || gen != generation() {
             return false;
         }
-        let mut g = local();
+        let Some(mut g) = local() else {
+            return false;
+        };
         let Some(i) = g
             .iter()
             .position(|l| l.dev == self.dev && l.ino == self.ino)
