@@ -109,7 +109,7 @@ fn users_lists_live_children_and_drops_a_killed_one() {
     assert_eq!(pids_of(&seg), want);
     let table = std::fs::read(name.path()).unwrap();
     let at = 256 + 256 * seg.dir_capacity() as usize;
-    let used = (0..shmkit::segment::USER_SLOTS)
+    let used = (0..shmkit::limits::USER_SLOTS)
         .filter(|i| table[at + 8 * i..at + 8 * i + 8] != [0; 8])
         .count();
     assert_eq!(used, 2, "the dead user's slot was not freed");
@@ -159,7 +159,7 @@ fn a_full_table_of_live_users_counts_unknown_users() {
         .open(name.path())
         .unwrap();
     let word = shmkit::process::my_word();
-    for i in 1..shmkit::segment::USER_SLOTS as u64 {
+    for i in 1..shmkit::limits::USER_SLOTS as u64 {
         file.write_all_at(&word.to_le_bytes(), at + 8 * i).unwrap();
     }
     let mut kids = Children::new();
@@ -365,7 +365,7 @@ fn scribbled_lifecycle_and_user_words() {
         .unwrap();
     let at = 256 + u64::from(seg.dir_capacity()) * 256;
     // Garbage in every user slot but ours (slot 0): whatever they decode to, no panic.
-    for i in 1..shmkit::segment::USER_SLOTS as u64 {
+    for i in 1..shmkit::limits::USER_SLOTS as u64 {
         file.write_all_at(&(u64::MAX - i).to_le_bytes(), at + 8 * i)
             .unwrap();
     }

@@ -11,7 +11,7 @@
 //! must return `Ok` or `Err`: a panic, a hang or an out-of-bounds access is a bug.
 
 use arbitrary::Arbitrary;
-use shmkit::object::fnv1a;
+use shmkit::internals::fnv1a;
 use shmkit::{AtomicValue, Counter, Segment, SegmentOptions, ShardedCounter};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -235,7 +235,7 @@ fn scratch_path() -> PathBuf {
 }
 
 /// Bytes of the user table between the directory and the arena (format version 3).
-const USERS_BYTES: u64 = shmkit::segment::USER_SLOTS as u64 * 8;
+const USERS_BYTES: u64 = shmkit::limits::USER_SLOTS as u64 * 8;
 
 /// Where the arena of a segment with `cap` entries starts (as shmkit lays it out).
 fn arena_offset(cap: u64) -> u64 {

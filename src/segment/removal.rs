@@ -57,6 +57,21 @@ use std::path::Path;
 use std::time::Duration;
 
 /// What [`Segment::remove_if_stale`] did.
+///
+/// ```
+/// use shmkit::{Removal, Segment};
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let name = format!("shmkit-doc-removal-{}", std::process::id());
+/// let seg = Segment::create(&name, 1 << 16)?;
+/// match Segment::remove_if_stale(&name)? {
+///     Removal::InUse(users) => assert_eq!(users.live[0].pid, std::process::id()),
+///     other => panic!("removed a segment in use: {other:?}"),
+/// }
+/// drop(seg);
+/// assert_eq!(Segment::remove_if_stale(&name)?, Removal::Removed);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Removal {
     /// This call removed the segment's name.
@@ -276,7 +291,7 @@ impl Segment {
     /// happened. Of several processes calling this at once, exactly one removes the segment;
     /// a process that attaches during the check keeps it from being removed; a segment
     /// created under the same name in the meantime is never removed. See
-    /// [`removal`](super::removal) for the protocol.
+    /// [the guide](crate::guide::segments) for the protocol.
     ///
     /// ```
     /// use shmkit::{Removal, Segment};

@@ -66,6 +66,17 @@ pub(crate) fn state(life: u64) -> u64 {
 }
 
 /// One live process recorded in a segment's user table.
+///
+/// ```
+/// use shmkit::Segment;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// let me = seg.users().live[0];
+/// assert_eq!(me.pid, std::process::id());
+/// assert!(me.is_me && !me.foreign);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct User {
     /// Its pid, in its own pid namespace.
@@ -80,6 +91,21 @@ pub struct User {
 }
 
 /// The users of a segment, as [`Segment::users`](super::Segment::users) found them.
+///
+/// ```
+/// use shmkit::{Segment, SegmentOptions};
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let name = format!("shmkit-doc-users-type-{}", std::process::id());
+/// let seg = Segment::create(&name, 1 << 16)?;
+/// // An observer (not a user itself) sees this process as the one user.
+/// let look = SegmentOptions::new().register(false).open(&name)?;
+/// assert_eq!((look.users().count(), look.users().is_stale()), (1, false));
+/// drop(seg);
+/// assert!(look.users().is_stale());
+/// look.unlink()?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Users {
     /// The live processes in the table (dead entries are not listed).

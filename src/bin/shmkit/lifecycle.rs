@@ -8,8 +8,8 @@
 
 use crate::fmt::{self, CmdResult};
 use crate::tools::{alive, init_file_pid, print_table};
-use shmkit::segment::{named_path, MAGIC, SHM_DIR};
 use shmkit::{Error, Removal, Segment, SegmentOptions, Users};
+use shmkit::{MAGIC, SHM_DIR};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -213,7 +213,7 @@ fn judge(name: &str, force: bool) -> Result<Verdict, String> {
     }
     let path = match init_file_pid(name) {
         Some(_) => Path::new(SHM_DIR).join(name),
-        None => named_path(name).map_err(|e| e.to_string())?,
+        None => Segment::path_of(name).map_err(|e| e.to_string())?,
     };
     let meta = path.symlink_metadata().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound { path: path.clone() }.to_string(),

@@ -1,8 +1,7 @@
 //! `shmkit stat` and `watch`: looking at one segment (and helpers `ls`, `rm` and `gc` share).
 
 use crate::fmt::{self, CmdResult};
-use shmkit::segment::FORMAT_VERSION;
-use shmkit::{Error, Segment, SegmentOptions};
+use shmkit::{Error, Segment, SegmentOptions, FORMAT_VERSION};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
