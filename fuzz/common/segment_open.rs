@@ -234,9 +234,12 @@ fn scratch_path() -> PathBuf {
     ))
 }
 
+/// Bytes of the user table between the directory and the arena (format version 3).
+const USERS_BYTES: u64 = shmkit::limits::USER_SLOTS as u64 * 8;
+
 /// Where the arena of a segment with `cap` entries starts (as shmkit lays it out).
 fn arena_offset(cap: u64) -> u64 {
-    (HEADER_SIZE + cap * ENTRY_SIZE).div_ceil(4096) * 4096
+    (HEADER_SIZE + cap * ENTRY_SIZE + USERS_BYTES).div_ceil(4096) * 4096
 }
 
 /// Writes the base, closes it, applies the patches. `None` if a valid base could not be made.

@@ -30,8 +30,11 @@ pub struct Segments {
 impl Segments {
     /// Opens the segments now: `(name, segment or why not)`, in name order for `--all`.
     pub fn open(&self) -> Vec<(String, shmkit::Result<Segment>)> {
-        // Do not wait for a creator: a scrape shows what is there now.
-        let opts = SegmentOptions::new().wait_timeout(Duration::from_millis(100));
+        // Do not wait for a creator: a scrape shows what is there now. A scrape only looks: it
+        // is not a user of the segment (it must not keep a stale segment from `gc`).
+        let opts = SegmentOptions::new()
+            .wait_timeout(Duration::from_millis(100))
+            .register(false);
         let mut out: Vec<(String, shmkit::Result<Segment>)> = self
             .names
             .iter()
@@ -49,7 +52,9 @@ impl Segments {
                 .unwrap_or_default();
             found.sort();
             // Files that are not shmkit segments (or not readable by this user) are not shown.
-            let zero = SegmentOptions::new().wait_timeout(Duration::ZERO);
+            let zero = SegmentOptions::new()
+                .wait_timeout(Duration::ZERO)
+                .register(false);
             for n in found {
                 if let Ok(seg) = zero.open(&n) {
                     out.push((n, Ok(seg)));

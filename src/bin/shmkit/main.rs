@@ -2,8 +2,8 @@
 //!
 //! - `shmkit demo`: worker processes share counters and values in a named segment; the totals are
 //!   checked and the throughput is shown next to a mutex.
-//! - `shmkit ls`, `shmkit stat NAME`, `shmkit watch NAME`, `shmkit rm NAME...`: look at and clean
-//!   up the segments in `/dev/shm`.
+//! - `shmkit ls`, `shmkit stat NAME`, `shmkit watch NAME`: look at the segments in `/dev/shm`.
+//! - `shmkit rm NAME...`, `shmkit gc`: remove segments nobody uses (`lifecycle.rs`).
 //! - `shmkit export NAME...` and `shmkit serve --listen ADDR NAME...`: their metrics for
 //!   Prometheus (OpenMetrics or the Prometheus text format), once or over HTTP.
 //!
@@ -17,6 +17,8 @@ mod export;
 mod fmt;
 #[cfg(not(feature = "loom"))]
 mod json;
+#[cfg(not(feature = "loom"))]
+mod lifecycle;
 #[cfg(not(feature = "loom"))]
 mod serve;
 #[cfg(not(feature = "loom"))]
@@ -48,12 +50,16 @@ enum Command {
     /// Spawn worker processes that share counters and values in a segment, check the totals
     /// and compare the throughput with a mutex. Start here: `shmkit demo`.
     Demo(demo::DemoArgs),
-    /// List the shmkit segments in /dev/shm.
+    /// List the shmkit segments in /dev/shm, with their users (live processes that map them)
+    /// and whether they are stale (no live user).
     Ls {
         /// Also show files that are not shmkit segments and leftover temporary files of
         /// creators that died.
         #[arg(long)]
         all: bool,
+        /// One JSON object per line (JSON Lines) instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a segment's header and every object in it with its current value.
     Stat {
@@ -114,13 +120,25 @@ enum Command {
         format: Option<export::ExportFormat>,
     },
     /// Remove shmkit segments (and leftover `.NAME.shmkit-init.*` temporary files) from /dev/shm.
+    /// A segment that a live process uses is refused unless --force.
     Rm {
         /// Names in /dev/shm.
         #[arg(required = true)]
         names: Vec<String>,
-        /// Also remove files that are not shmkit segments.
+        /// Remove segments in use too (their users keep their mappings, but whoever opens the
+        /// name next gets a new segment), and files that are not shmkit segments.
         #[arg(long)]
         force: bool,
+    },
+    /// Remove every stale segment (no live user) and leftover temporary files of dead
+    /// creators from /dev/shm.
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only consider names that start with this.
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        prefix: String,
     },
     /// Internal: one worker process of `shmkit demo`.
     #[command(name = "__worker", hide = true)]
@@ -139,7 +157,7 @@ fn main() {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Worker(args) => demo::worker(args),
-        Command::Ls { all } => tools::ls(all),
+        Command::Ls { all, json } => lifecycle::ls(all, json),
         Command::Stat { name, file, json } => stat::stat(&tools::Target::new(name, file), json),
         Command::Watch {
             name,
@@ -164,7 +182,8 @@ fn main() {
             all,
             format,
         } => serve::serve(&listen, &export::Segments { names, all }, format),
-        Command::Rm { names, force } => tools::rm(&names, force),
+        Command::Rm { names, force } => lifecycle::rm(&names, force),
+        Command::Gc { dry_run, prefix } => lifecycle::gc(dry_run, &prefix),
     };
     match result {
         Ok(code) => std::process::exit(code),
