@@ -15,6 +15,9 @@ from . import _native
 from ._segment import cleanup, open
 from .counters import Counter, ShardedCounter
 from .synchronize import Event
+from .queues import JoinableQueue, Queue, SimpleQueue
+from .connection import Connection, Pipe
+from .collections import Namespace, dict, list
 from .errors import (
     AlreadyExists,
     BrokenBarrierError,
@@ -33,6 +36,14 @@ __all__ = [
     "Counter",
     "ShardedCounter",
     "Event",
+    "Queue",
+    "SimpleQueue",
+    "JoinableQueue",
+    "Pipe",
+    "Connection",
+    "dict",
+    "list",
+    "Namespace",
     "open",
     "cleanup",
     "Error",

@@ -17,9 +17,12 @@
 
 use pyo3::prelude::*;
 
+mod collections;
 mod counters;
 mod errors;
 mod locks;
+mod pipe;
+mod queues;
 mod segments;
 mod wait;
 
@@ -29,5 +32,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     segments::register(m)?;
     counters::register(m)?;
     locks::register(m)?;
+    queues::register(m)?;
+    pipe::register(m)?;
+    collections::register(m)?;
     Ok(())
 }
