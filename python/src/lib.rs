@@ -19,8 +19,10 @@ use pyo3::prelude::*;
 
 mod counters;
 mod errors;
+mod guards;
 mod locks;
 mod segments;
+mod values;
 mod wait;
 
 /// The native module; see the package `shmkit` for the documented API.
@@ -29,5 +31,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     segments::register(m)?;
     counters::register(m)?;
     locks::register(m)?;
+    values::register(m)?;
     Ok(())
 }
