@@ -24,8 +24,11 @@ def typecode_of(typecode_or_type):
         code = typecode_or_type
     else:
         code = getattr(typecode_or_type, "_type_", None)
-        if not isinstance(code, str):
-            raise TypeError("expected a typecode or a ctypes simple type, got %r" % (typecode_or_type,))
+        if not isinstance(code, str) or code not in TYPECODES:
+            raise TypeError(
+                "expected a typecode (%s) or a ctypes number or c_char type, got %r"
+                % (" ".join(TYPECODES), typecode_or_type)
+            )
     if len(code) != 1 or code not in TYPECODES:
         raise ValueError("typecode %r is not one of %s" % (code, " ".join(TYPECODES)))
     return code
