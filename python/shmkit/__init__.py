@@ -2,22 +2,20 @@
 killed processes.
 
 The names and signatures follow :mod:`multiprocessing` (``Value``, ``Array``, ``Lock``,
-``RLock``, ``Semaphore``, ``BoundedSemaphore``, ``Event``, ``Condition``, ``Barrier`` ...):
-replace ``import multiprocessing as mp`` by ``import shmkit as mp`` for the shared objects and
-keep ``multiprocessing`` for processes and pools. Every object pickles as a reference to its
-place in shared memory, so it can be passed to ``Process(args=...)`` under every start method
-and to a ``Pool``. Beyond multiprocessing: atomic operations on values, wait-free counters,
-locks that report a dead holder (:class:`OwnerDied`) instead of hanging, and
-:func:`open` by name from an unrelated process.
+``RLock``, ``Semaphore``, ``BoundedSemaphore``, ``Event``, ``Condition``, ``Barrier``):
+``import shmkit`` and write ``shmkit.Value('i', 0)`` where the program had
+``multiprocessing.Value('i', 0)``; keep ``multiprocessing`` for processes and pools. Every
+object pickles as a reference to its place in shared memory, so it can be passed to
+``Process(args=...)`` under every start method, to a ``Pool``, or through a queue. Beyond
+multiprocessing: atomic operations on values (``fetch_add``, ``compare_exchange`` ...),
+wait-free :class:`Counter` and :class:`ShardedCounter`, locks that report a dead holder
+(:class:`OwnerDied`) instead of hanging, and :func:`open` by reference (``obj.ref``) from an
+unrelated process. A program that exits normally leaves nothing in ``/dev/shm``.
 """
 
 from . import _native
 from ._segment import cleanup, open
 from .counters import Counter, ShardedCounter
-from .synchronize import Event
-from .queues import JoinableQueue, Queue, SimpleQueue
-from .connection import Connection, Pipe
-from .collections import Namespace, dict, list
 from .errors import (
     AlreadyExists,
     BrokenBarrierError,
@@ -31,11 +29,33 @@ from .errors import (
     TypeMismatch,
     WouldDeadlock,
 )
+from .sharedctypes import Array, RawArray, RawValue, Value
+from .synchronize import (
+    Barrier,
+    BoundedSemaphore,
+    Condition,
+    Event,
+    Lock,
+    RLock,
+    Semaphore,
+)
+from .queues import JoinableQueue, Queue, SimpleQueue
+from .connection import Connection, Pipe
+from .collections import Namespace, dict, list
 
 __all__ = [
-    "Counter",
-    "ShardedCounter",
+    # multiprocessing's names
+    "Value",
+    "Array",
+    "RawValue",
+    "RawArray",
+    "Lock",
+    "RLock",
+    "Semaphore",
+    "BoundedSemaphore",
     "Event",
+    "Condition",
+    "Barrier",
     "Queue",
     "SimpleQueue",
     "JoinableQueue",
@@ -44,8 +64,12 @@ __all__ = [
     "dict",
     "list",
     "Namespace",
+    # shmkit's extras
+    "Counter",
+    "ShardedCounter",
     "open",
     "cleanup",
+    # exceptions
     "Error",
     "OwnerDied",
     "NotRecoverable",

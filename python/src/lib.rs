@@ -20,10 +20,12 @@ use pyo3::prelude::*;
 mod collections;
 mod counters;
 mod errors;
+mod guards;
 mod locks;
 mod pipe;
 mod queues;
 mod segments;
+mod values;
 mod wait;
 
 /// The native module; see the package `shmkit` for the documented API.
@@ -32,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     segments::register(m)?;
     counters::register(m)?;
     locks::register(m)?;
+    values::register(m)?;
     queues::register(m)?;
     pipe::register(m)?;
     collections::register(m)?;

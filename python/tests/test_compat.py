@@ -1,116 +1,143 @@
-"""The same small scripts against multiprocessing and shmkit give the same results (queues,
-pipes, dicts and lists)."""
+"""The same small scripts against multiprocessing and shmkit give the same results."""
 
+import ctypes
 import multiprocessing
-import queue
+import threading
 
 import pytest
 
 import shmkit
 
-
-class _Mp:
-    """multiprocessing's objects (a Manager for dict and list) behind shmkit's names."""
-
-    def __init__(self, ctx):
-        self.ctx = ctx
-        self.manager = None
-
-    def __getattr__(self, name):
-        if name in ("dict", "list"):
-            if self.manager is None:
-                self.manager = self.ctx.Manager()
-            return getattr(self.manager, name)
-        return getattr(self.ctx, name)
+MP = multiprocessing.get_context("fork")
 
 
-def _put_squares(q, start):
-    for i in range(start, start + 5):
-        q.put(i * i)
+def values_and_arrays(m):
+    out = []
+    v = m.Value("i", 7)
+    v.value += 3
+    out.append(v.value)
+    b = m.Value("b", 127)
+    b.value = 128  # ctypes truncates to the width
+    out.append(b.value)
+    d = m.Value(ctypes.c_double, 2.5)
+    out.append(d.value)
+    c = m.Value("c", b"x")
+    out.append(c.value)
+    a = m.Array("d", [1.5, 2.5, 3.5, 4.5])
+    a[1:3] = [0.0, -1.0]
+    out += [a[:], a[-1], len(a), list(a), a[::2], a[::-1]]
+    s = m.Array("c", b"hello")
+    out += [s.value, s[1:3], s[0]]
+    s.value = b"hi"
+    out += [s.value, s.raw]
+    q = m.Array(ctypes.c_uint, 3)
+    q[0] = 2**32 + 5
+    out.append(q[:])
+    with a.get_lock():
+        out.append(sum(a))
+    r = m.RawArray("h", [1, 2, 3])
+    out.append(r[:])
+    for bad in (lambda: a[10], lambda: a.__setitem__(slice(0, 2), [1.0])):
+        try:
+            bad()
+        except (IndexError, ValueError) as e:
+            out.append(type(e).__name__)
+    return out
 
 
-def _queue_script(mp):
-    q = mp.Queue()
-    ps = [multiprocessing.get_context("fork").Process(target=_put_squares, args=(q, s)) for s in (0, 5, 10)]
-    for p in ps:
-        p.start()
-    out = sorted(q.get(timeout=30) for _ in range(15))
-    for p in ps:
-        p.join()
-    errors = []
-    q2 = mp.Queue(2)
-    q2.put("a")
-    q2.put("b")
+def locks_and_semaphores(m):
+    out = []
+    lock = m.Lock()
+    out += [lock.acquire(), lock.acquire(False), lock.acquire(timeout=0.01)]
+    lock.release()
     try:
-        q2.put_nowait("c")
-    except queue.Full:
-        errors.append("Full")
-    assert q2.get() == "a" and q2.get() == "b"
-    try:
-        q2.get(timeout=0.01)
-    except queue.Empty:
-        errors.append("Empty")
-    jq = mp.JoinableQueue()
-    jq.put(1)
-    jq.get()
-    jq.task_done()
-    jq.join()
-    try:
-        jq.task_done()
+        lock.release()
     except ValueError:
-        errors.append("ValueError")
-    return out, errors
+        out.append("ValueError")
+    r = m.RLock()
+    out += [r.acquire(), r.acquire(), r.acquire(block=False)]
+    for _ in range(3):
+        r.release()
+    s = m.Semaphore(2)
+    out += [s.acquire(), s.acquire(), s.acquire(False), s.get_value()]
+    s.release()
+    out.append(s.get_value())
+    bs = m.BoundedSemaphore(1)
+    try:
+        bs.release()
+    except ValueError:
+        out.append("over-release")
+    e = m.Event()
+    out += [e.is_set(), e.wait(0.01)]
+    e.set()
+    out += [e.is_set(), e.wait()]
+    return out
 
 
-def _pipe_child(conn):
-    conn.send({"a": [1, 2]})
-    conn.send_bytes(b"raw")
-    conn.close()
+def _waiter(cond, box, i):
+    with cond:
+        cond.wait_for(lambda: box.value >= i, timeout=10)
 
 
-def _pipe_script(mp):
-    a, b = mp.Pipe()
-    p = multiprocessing.get_context("fork").Process(target=_pipe_child, args=(b,))
+def condition_and_barrier(m):
+    out = []
+    cond = m.Condition()
+    box = m.Value("i", 0)
+    with cond:
+        out.append(cond.wait(0.01))
+        out.append(cond.wait_for(lambda: True))
+    ts = [threading.Thread(target=_waiter, args=(cond, box, 1)) for _ in range(2)]
+    for t in ts:
+        t.start()
+    with cond:
+        box.value = 1
+        cond.notify_all()
+    for t in ts:
+        t.join(10)
+    out.append([t.is_alive() for t in ts])
+    try:
+        cond.notify()
+    except (RuntimeError, AssertionError):
+        out.append("notify needs the lock")
+    b = m.Barrier(3)
+    got = []
+    ts = [threading.Thread(target=lambda: got.append(b.wait(5))) for _ in range(2)]
+    for t in ts:
+        t.start()
+    got.append(b.wait(5))
+    for t in ts:
+        t.join(10)
+    out += [sorted(got), b.parties, b.n_waiting, b.broken]
+    b.abort()
+    out.append(b.broken)
+    try:
+        b.wait(1)
+    except threading.BrokenBarrierError:
+        out.append("broken")
+    b.reset()
+    out.append(b.broken)
+    return out
+
+
+@pytest.mark.parametrize("script", [values_and_arrays, locks_and_semaphores, condition_and_barrier])
+def test_same_results_as_multiprocessing(script):
+    assert script(shmkit) == script(MP)
+
+
+def _docs_child(n, a):
+    n.value = 3.1415927
+    for i in range(len(a)):
+        a[i] = -a[i]
+
+
+def docs_example(m, ctx):
+    num = m.Value("d", 0.0)
+    arr = m.Array("i", range(10))
+    p = ctx.Process(target=_docs_child, args=(num, arr))
     p.start()
-    b.close()
-    out = [a.recv(), a.recv_bytes(), a.poll(5)]
-    try:
-        a.recv()
-    except EOFError:
-        out.append("EOF")
     p.join()
-    r, w = mp.Pipe(duplex=False)
-    out += [r.readable, r.writable, w.readable, w.writable]
-    return out
+    return num.value, arr[:]
 
 
-def _dict_child(d, l, i):
-    d["job-%d" % i] = i
-    l.append(i)
-
-
-def _dict_script(mp):
-    d, l = mp.dict(), mp.list()
-    ps = [multiprocessing.get_context("fork").Process(target=_dict_child, args=(d, l, i)) for i in range(4)]
-    for p in ps:
-        p.start()
-    for p in ps:
-        p.join()
-    d["x"] = 1
-    out = [sorted(d.items()), sorted(l), len(d), "x" in d, d.get("nope", 0), d.pop("x"), len(d)]
-    l2 = mp.list([1, 2, 3])
-    l2[0] = 10
-    out += [l2[:], l2[1:], len(l2), l2.pop(), list(l2)]
-    return out
-
-
-@pytest.mark.parametrize("script", [_queue_script, _pipe_script, _dict_script])
-def test_same_results(script):
-    ctx = multiprocessing.get_context("fork")
-    m = _Mp(ctx)
-    try:
-        expected = script(m)
-    finally:
-        if m.manager is not None:
-            m.manager.shutdown()
-    assert script(shmkit) == expected
+def test_docs_example_same_result(ctx):
+    assert docs_example(shmkit, ctx) == docs_example(ctx, ctx)
