@@ -162,7 +162,12 @@ impl PipeEndpoint {
         let conn = &mut c.conn;
         let partial = &mut c.partial;
         let r = sliced(py, timeout_of(timeout), |slice| loop {
-            match conn.recv_timeout(slice) {
+            // Records already there are taken without waiting; then wait one slice.
+            let got = match conn.try_recv() {
+                Err(RecvError::Empty) => conn.recv_timeout(slice),
+                r => r,
+            };
+            match got {
                 Ok(buf) => match buf.first().copied() {
                     Some(MORE) => partial.extend_from_slice(&buf[1..]),
                     Some(LAST) => {

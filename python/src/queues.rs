@@ -104,6 +104,14 @@ impl ByteQueue {
                 Err(e) => Err(send_err(e)),
             };
         }
+        // Fast path: room now, no wait, the GIL kept (a wait would release it).
+        if limit == 0 || h.len() < limit {
+            match h.try_send(data) {
+                Ok(()) => return Ok(true),
+                Err(SendError::Full) => {}
+                Err(e) => return Err(send_err(e)),
+            }
+        }
         match sliced(py, timeout_of(timeout), attempt)? {
             None => Ok(false),
             Some(r) => r.map(|()| true).map_err(send_err),
@@ -122,6 +130,12 @@ impl ByteQueue {
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let h = &self.h;
         let r = if block {
+            match h.try_recv() {
+                // Fast path: a message is there, no wait.
+                Ok(v) => return Ok(Some(PyBytes::new_bound(py, &v))),
+                Err(RecvError::Empty) => {}
+                Err(e) => return Err(recv_err(e)),
+            }
             sliced(py, timeout_of(timeout), |slice| {
                 match h.recv_timeout(slice) {
                     Err(RecvError::Timeout) | Err(RecvError::Empty) => None,
