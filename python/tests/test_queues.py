@@ -230,3 +230,29 @@ def test_get_waits_and_does_not_hold_the_gil():
         t.join()
         p.join(30)
     assert len(ticks) >= 5
+
+
+def test_ctrl_c_interrupts_a_blocked_get_and_a_blocked_recv():
+    import subprocess
+    import sys
+
+    code = (
+        "import shmkit, sys\n"
+        "q = shmkit.Queue(); a, b = shmkit.Pipe()\n"
+        "for f in (q.get, a.recv):\n"
+        "    try:\n"
+        "        print('waiting', flush=True); f()\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('interrupted', flush=True)\n"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(2):
+            assert p.stdout.readline().strip() == "waiting"
+            time.sleep(0.2)
+            p.send_signal(signal.SIGINT)
+            assert p.stdout.readline().strip() == "interrupted"
+        assert p.wait(30) == 0
+    finally:
+        p.kill()
+        p.wait()
