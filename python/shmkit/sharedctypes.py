@@ -207,7 +207,9 @@ def _open_value(seg, name, type_name, length):
     code = _CODE_OF_TYPE.get(type_name)
     if code is None:
         raise TypeError("value %s/%s has element type %s" % (seg, name, type_name))
-    return Value._attach(seg, name, (code, _lock_by_name(seg, name)))
+    # The directory does not record which lock a value was made with: opened by reference,
+    # a value comes without one (lock=False); pickle it to keep its lock.
+    return Value._attach(seg, name, (code, None))
 
 
 def _open_array(seg, name, type_name, length):
@@ -215,10 +217,6 @@ def _open_array(seg, name, type_name, length):
     if code is None:
         raise TypeError("array %s/%s has element type %s" % (seg, name, type_name))
     return Array._attach(seg, name, (code, length, None))
-
-
-def _lock_by_name(seg, name):
-    return None
 
 
 _CODE_OF_TYPE = {

@@ -313,15 +313,6 @@ impl Array {
     fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
         match self.key(key)? {
             Key::One(i) => each!(&self.a, h => Ok(py_err(h.get(i))?.to_py(py))),
-            Key::Range { start, step, count } if matches!(self.a, Slot::C(_)) => {
-                // A slice of a 'c' array is bytes, as with ctypes.
-                let Slot::C(h) = &self.a else { unreachable!() };
-                let all = h.snapshot();
-                let b: Vec<u8> = indices(start, step, count)
-                    .filter_map(|i| all.get(i).map(|c| c.0))
-                    .collect();
-                Ok(PyBytes::new_bound(py, &b).into_py(py))
-            }
             Key::Range { start, step, count } => each!(&self.a, h => {
                 let all = h.snapshot();
                 let items: Vec<PyObject> = indices(start, step, count)
@@ -329,6 +320,13 @@ impl Array {
                     .collect::<Option<_>>()
                     .ok_or_else(|| to_py(shmkit::Error::IndexOutOfBounds { index: start, len: all.len() }))?;
                 Ok(PyList::new_bound(py, items).into_py(py))
+            }, h => {
+                // A slice of a 'c' array is bytes, as with ctypes.
+                let all = h.snapshot();
+                let b: Vec<u8> = indices(start, step, count)
+                    .filter_map(|i| all.get(i).map(|c| c.0))
+                    .collect();
+                Ok(PyBytes::new_bound(py, &b).into_py(py))
             }),
         }
     }
