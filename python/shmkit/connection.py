@@ -15,6 +15,8 @@ works under every start method: make the pipe, pass one end to a child, use the 
 * A peer that dies (even by SIGKILL) counts as closed: ``recv`` drains and raises
   ``EOFError``, ``poll`` returns ``True``.
 * ``fileno()`` raises :class:`OSError`: there is no descriptor to ``select`` on (use ``poll``).
+* One thread at a time per connection (as with multiprocessing): a second thread's call on the
+  same end waits (GIL released, Ctrl-C checked) until the first one's call returns.
 """
 
 import pickle

@@ -50,8 +50,20 @@ fn send_err(e: SendError) -> PyErr {
 }
 
 impl PipeEndpoint {
-    fn lock(&self) -> MutexGuard<'_, Option<Claimed>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The end's state, for one thread at a time. Another thread of this process may hold
+    /// it while it waits with the GIL released: wait for it without the GIL (never block on
+    /// the mutex while holding the GIL, which that thread needs to finish), checking Ctrl-C.
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Option<Claimed>>> {
+        loop {
+            match self.state.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    py.allow_threads(|| std::thread::sleep(Duration::from_micros(200)));
+                    py.check_signals()?;
+                }
+            }
+        }
     }
 
     /// This process's connection, claiming the end on first use. A claim inherited through
@@ -109,7 +121,7 @@ impl PipeEndpoint {
     /// as long as needed. Releases the GIL; Ctrl-C interrupts it (a partly sent message is
     /// then cancelled). `BrokenPipeError` if the pipe is closed or the other end died.
     fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let mut g = self.lock();
+        let mut g = self.lock(py)?;
         let c = self.claimed(&mut g)?;
         let piece = c.conn.max_msg().saturating_sub(1).max(1);
         let mut record = Vec::with_capacity(piece.min(data.len()) + 1);
@@ -123,14 +135,19 @@ impl PipeEndpoint {
             record.extend_from_slice(chunk);
             let conn = &mut c.conn;
             let rec = &record;
-            let r = sliced(py, None, |slice| match conn.send_timeout(rec, slice) {
-                Err(SendError::Timeout) | Err(SendError::Full) => None,
-                r => Some(r),
-            });
-            let r = match r {
-                Ok(Some(r)) => r.map_err(send_err),
-                Ok(None) => unreachable_timeout(),
-                Err(e) => Err(e),
+            // Fast path: room now, the GIL kept; else wait for room in GIL-free slices.
+            let r = match conn.try_send(rec) {
+                Err(SendError::Full) => {
+                    match sliced(py, None, |slice| match conn.send_timeout(rec, slice) {
+                        Err(SendError::Timeout) | Err(SendError::Full) => None,
+                        r => Some(r),
+                    }) {
+                        Ok(Some(r)) => r.map_err(send_err),
+                        Ok(None) => unreachable_timeout(),
+                        Err(e) => Err(e),
+                    }
+                }
+                r => r.map_err(send_err),
             };
             if let Err(e) = r {
                 if !first {
@@ -157,7 +174,7 @@ impl PipeEndpoint {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let mut g = self.lock();
+        let mut g = self.lock(py)?;
         let c = self.claimed(&mut g)?;
         let conn = &mut c.conn;
         let partial = &mut c.partial;
@@ -200,7 +217,7 @@ impl PipeEndpoint {
     /// notice a dead peer). Releases the GIL; Ctrl-C interrupts it.
     #[pyo3(signature = (timeout = 0.0))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let mut g = self.lock();
+        let mut g = self.lock(py)?;
         let c = self.claimed(&mut g)?;
         if c.eof {
             return Ok(true);
@@ -224,8 +241,8 @@ impl PipeEndpoint {
     /// Closes the pipe for both ends if this process holds this end (the other end's
     /// receives drain and then raise `EOFError`); an end this process never used is only
     /// let go.
-    fn close(&self) {
-        let mut g = self.lock();
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self.lock(py)?;
         if let Some(c) = g.take() {
             if c.pid == std::process::id() {
                 c.conn.close();
@@ -234,11 +251,12 @@ impl PipeEndpoint {
                 std::mem::forget(c);
             }
         }
+        Ok(())
     }
 
     /// The pid of the live process holding the other end (`None`: nobody, or its holder died).
-    fn peer_pid(&self) -> PyResult<Option<u32>> {
-        let mut g = self.lock();
+    fn peer_pid(&self, py: Python<'_>) -> PyResult<Option<u32>> {
+        let mut g = self.lock(py)?;
         let c = self.claimed(&mut g)?;
         Ok(c.conn.peer())
     }

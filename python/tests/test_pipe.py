@@ -130,3 +130,28 @@ def test_connections_pickle_as_references():
     a.close()
     with pytest.raises(OSError):
         pickle.dumps(a)
+
+
+def test_a_second_thread_waits_for_the_end_without_the_gil():
+    # Thread A blocks in recv() (the end's state held, the GIL released); the main thread's
+    # poll() on the same end must wait for A without holding the GIL, or A could never
+    # return. Run in a subprocess: the old code deadlocked.
+    import subprocess
+    import sys
+
+    code = (
+        "import multiprocessing as mp, threading, time, shmkit\n"
+        "def late(c):\n"
+        "    time.sleep(0.3); c.send('x')\n"
+        "if __name__ == '__main__':\n"
+        "    a, b = shmkit.Pipe()\n"
+        "    p = mp.get_context('fork').Process(target=late, args=(b,)); p.start()\n"
+        "    got = []\n"
+        "    t = threading.Thread(target=lambda: got.append(a.recv())); t.start()\n"
+        "    time.sleep(0.1)\n"
+        "    a.poll(0)\n"
+        "    t.join(); p.join(); print(got)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['x']"
