@@ -178,25 +178,24 @@ impl PipeEndpoint {
         let c = self.claimed(&mut g)?;
         let conn = &mut c.conn;
         let partial = &mut c.partial;
-        let r = sliced(py, timeout_of(timeout), |slice| loop {
-            // Records already there are taken without waiting; then wait one slice.
-            let got = match conn.try_recv() {
-                Err(RecvError::Empty) => conn.recv_timeout(slice),
-                r => r,
-            };
-            match got {
-                Ok(buf) => match buf.first().copied() {
-                    Some(MORE) => partial.extend_from_slice(&buf[1..]),
-                    Some(LAST) => {
-                        partial.extend_from_slice(&buf[1..]);
-                        return Some(Ok(std::mem::take(partial)));
+        // Fast path: a whole message is there; taken with the GIL kept.
+        let r = match drain(conn, partial) {
+            Some(r) => Some(r),
+            None => sliced(py, timeout_of(timeout), |slice| loop {
+                if let Some(r) = drain(conn, partial) {
+                    return Some(r);
+                }
+                match conn.recv_timeout(slice) {
+                    Ok(rec) => {
+                        if let Some(m) = feed(partial, &rec) {
+                            return Some(Ok(m));
+                        }
                     }
-                    _ => partial.clear(),
-                },
-                Err(RecvError::Timeout) | Err(RecvError::Empty) => return None,
-                Err(e) => return Some(Err(e)),
-            }
-        })?;
+                    Err(RecvError::Timeout) | Err(RecvError::Empty) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
+            })?,
+        };
         match r {
             None => Ok(None),
             Some(Ok(v)) => Ok(Some(PyBytes::new_bound(py, &v))),
@@ -259,6 +258,39 @@ impl PipeEndpoint {
         let mut g = self.lock(py)?;
         let c = self.claimed(&mut g)?;
         Ok(c.conn.peer())
+    }
+}
+
+/// Adds the record `rec` to the message being received; the whole message once `rec` ends
+/// it. An `ABORT` record (or an empty, invalid one) drops the pieces so far.
+fn feed(partial: &mut Vec<u8>, rec: &[u8]) -> Option<Vec<u8>> {
+    match rec.first().copied() {
+        Some(MORE) => partial.extend_from_slice(&rec[1..]),
+        Some(LAST) => {
+            partial.extend_from_slice(&rec[1..]);
+            return Some(std::mem::take(partial));
+        }
+        _ => partial.clear(),
+    }
+    None
+}
+
+/// Takes the records already there, without waiting: a whole message, an error, or `None`
+/// (nothing more now; pieces taken stay in `partial`).
+fn drain(
+    conn: &mut shmkit::ring::Connection,
+    partial: &mut Vec<u8>,
+) -> Option<Result<Vec<u8>, RecvError>> {
+    loop {
+        match conn.try_recv() {
+            Ok(rec) => {
+                if let Some(m) = feed(partial, &rec) {
+                    return Some(Ok(m));
+                }
+            }
+            Err(RecvError::Empty) => return None,
+            Err(e) => return Some(Err(e)),
+        }
     }
 }
 
