@@ -7,11 +7,9 @@ import pytest
 
 import shmkit
 from conftest import run_script, shm_segments
+from targets import _bump
 
 
-def _bump(counter, n):
-    for _ in range(n):
-        counter.add(1)
 
 
 def test_pickles_as_a_reference_not_a_copy():
