@@ -11,6 +11,7 @@ import pytest
 
 import shmkit
 from conftest import run_script
+from targets import _fetch_add_many, _notify_after, _take_and_die
 
 
 @pytest.mark.parametrize(
@@ -54,9 +55,6 @@ def test_lock_argument_is_used_as_given():
     assert v2.get_lock().ref == lock.ref
 
 
-def _fetch_add_many(c, n):
-    for _ in range(n):
-        c.fetch_add(1)
 
 
 def test_fetch_add_and_counters_across_processes(ctx):
@@ -117,10 +115,6 @@ def test_exception_classes():
     lock.release()
 
 
-def _notify_after(cond, box):
-    with cond:
-        box.value = 1
-        cond.notify_all()
 
 
 @pytest.mark.parametrize("lock_kind", ["Lock", "RLock"])
@@ -137,10 +131,6 @@ def test_condition_across_processes(ctx, lock_kind):
         cond.wait(0.01)
 
 
-def _take_and_die(sem, ready):
-    sem.acquire()
-    ready.set()
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_semaphore_permits_of_a_dead_process_come_back(ctx):

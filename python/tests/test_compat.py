@@ -7,6 +7,7 @@ import threading
 import pytest
 
 import shmkit
+from targets import _docs_child
 
 MP = multiprocessing.get_context("fork")
 
@@ -124,10 +125,6 @@ def test_same_results_as_multiprocessing(script):
     assert script(shmkit) == script(MP)
 
 
-def _docs_child(n, a):
-    n.value = 3.1415927
-    for i in range(len(a)):
-        a[i] = -a[i]
 
 
 def docs_example(m, ctx):

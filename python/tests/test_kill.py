@@ -10,12 +10,9 @@ import time
 import pytest
 
 import shmkit
+from targets import barrier_party, hold_forever, interrupted
 
 
-def hold_forever(lock, ready):
-    lock.acquire()
-    ready.set()
-    time.sleep(600)
 
 
 def start_holder(ctx, lock):
@@ -65,16 +62,6 @@ def test_with_block_that_raises_owner_died_leaves_the_lock_free(ctx):
         pass
 
 
-def barrier_party(barrier, rounds_done, hang_after_first):
-    barrier.wait(timeout=30)
-    rounds_done.fetch_add(1)
-    if hang_after_first:
-        time.sleep(600)
-    try:
-        barrier.wait(timeout=30)
-    except shmkit.BrokenBarrierError:
-        os._exit(7)
-    os._exit(0)
 
 
 def test_killed_barrier_party_breaks_the_barrier(ctx):
@@ -106,23 +93,6 @@ def test_killed_barrier_party_breaks_the_barrier(ctx):
 
 # --- Ctrl-C and the GIL ---
 
-def interrupted(what, obj, started):
-    try:
-        started.set()
-        if what == "lock":
-            obj.acquire()
-        elif what == "event":
-            obj.wait()
-        elif what == "condition":
-            with obj:
-                obj.wait()
-        elif what == "barrier":
-            obj.wait()
-        elif what == "semaphore":
-            obj.acquire()
-    except KeyboardInterrupt:
-        os._exit(42)
-    os._exit(1)
 
 
 @pytest.mark.parametrize("what", ["lock", "event", "condition", "barrier", "semaphore"])

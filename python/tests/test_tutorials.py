@@ -12,16 +12,13 @@ import os
 import pytest
 
 import shmkit
+from targets import add_one, add_one_unlocked, f, increment_ten, pool_task
 
 METHODS_99 = ["fork", "spawn", "forkserver"] if os.environ.get("SHMKIT_PY_FULL") else ["fork"]
 
 
 # --- a child increments a shared Value ten times under its lock (and ten processes add 1) ---
 
-def increment_ten(counter):
-    for _ in range(10):
-        with counter.get_lock():
-            counter.value += 1
 
 
 def test_child_increments_value_ten_times_under_its_lock(ctx):
@@ -33,9 +30,6 @@ def test_child_increments_value_ten_times_under_its_lock(ctx):
     assert counter.value == 10
 
 
-def add_one(variable):
-    with variable.get_lock():
-        variable.value += 1
 
 
 def test_ten_processes_add_one(ctx):
@@ -51,8 +45,6 @@ def test_ten_processes_add_one(ctx):
 
 # --- 99 processes add 1, with the lock (exactly 99) and without (at most 99) ---
 
-def add_one_unlocked(variable):
-    variable.value += 1
 
 
 def run_99(ctx, target, variable):
@@ -83,10 +75,6 @@ def test_99_processes_add_one_without_the_lock(method):
 
 # --- the multiprocessing documentation's "Sharing state" example ---
 
-def f(n, a):
-    n.value = 3.1415927
-    for i in range(len(a)):
-        a[i] = -a[i]
 
 
 def test_docs_value_and_array(ctx):
@@ -102,11 +90,6 @@ def test_docs_value_and_array(ctx):
 
 # --- a Pool: shared objects as task arguments (multiprocessing refuses this for its own) ---
 
-def pool_task(variable, lock, n):
-    for _ in range(n):
-        with lock:
-            variable.value += 1
-    return n
 
 
 def test_pool_tasks_update_a_shared_value(ctx):
