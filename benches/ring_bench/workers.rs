@@ -3,7 +3,7 @@
 //! per-producer order check.
 
 use crate::common::{now_ns, SharedFile, Span, Worker};
-use shmkit::ring::PopError;
+use shmkit::PopError;
 use shmkit::Segment;
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,7 +156,7 @@ fn spsc_worker(w: Worker, target: &str) {
                     loop {
                         match tx.try_push(v) {
                             Ok(()) => break,
-                            Err(shmkit::ring::PushError::Full(back)) => {
+                            Err(shmkit::PushError::Full(back)) => {
                                 v = back;
                                 wait.backoff("shmkit-spsc producer");
                             }
@@ -222,7 +222,7 @@ fn mpmc_worker(w: Worker, target: &str) {
                 loop {
                     match ring.try_push(v) {
                         Ok(()) => break,
-                        Err(shmkit::ring::PushError::Full(back)) => {
+                        Err(shmkit::PushError::Full(back)) => {
                             v = back;
                             wait.backoff("shmkit-mpmc producer");
                         }
@@ -362,7 +362,7 @@ fn spin_push(tx: &mut shmkit::Producer<u64>, mut v: u64) {
     loop {
         match tx.try_push(v) {
             Ok(()) => return,
-            Err(shmkit::ring::PushError::Full(back)) => {
+            Err(shmkit::PushError::Full(back)) => {
                 v = back;
                 wait.spin("ping-pong push");
             }
@@ -400,7 +400,7 @@ fn mpmc_pingpong_worker(w: Worker, target: &str) {
         loop {
             match tx.try_push(v) {
                 Ok(()) => return,
-                Err(shmkit::ring::PushError::Full(back)) => {
+                Err(shmkit::PushError::Full(back)) => {
                     v = back;
                     wait.spin("ping-pong push");
                 }

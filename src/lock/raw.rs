@@ -85,6 +85,20 @@ static_assertions::assert_eq_size!(RawMutex, [u64; 3]);
 static_assertions::assert_eq_align!(RawMutex, u64);
 
 /// A snapshot of a lock word, for tools.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let m = seg.mutex("m", 0u8)?;
+/// assert_eq!(m.state().owner_tid, None);
+/// let g = m.lock().unwrap();
+/// let s = m.state();
+/// assert_eq!(s.owner_pid, Some(std::process::id()));
+/// assert!(s.owner_tid.is_some() && !s.owner_died && !s.not_recoverable);
+/// drop(g);
+/// assert_eq!(m.state().owner_tid, None);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct LockState {
     /// Thread id of the owner (`None`: unlocked or not recoverable).
