@@ -12,8 +12,8 @@ use crate::wait::{sliced, timeout_of};
 use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmkit::ring::{Pipe, PipeEnd, RecvError, SendError};
 use shmkit::Handle;
+use shmkit::{Pipe, PipeEnd, RecvError, SendError};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ const ABORT: u8 = 2;
 /// This process's claim of an end, and a message being received.
 struct Claimed {
     pid: u32,
-    conn: shmkit::ring::Connection,
+    conn: shmkit::Connection,
     partial: Vec<u8>,
     /// A receive found the pipe closed and drained (or the other end dead).
     eof: bool,
@@ -278,7 +278,7 @@ fn feed(partial: &mut Vec<u8>, rec: &[u8]) -> Option<Vec<u8>> {
 /// Takes the records already there, without waiting: a whole message, an error, or `None`
 /// (nothing more now; pieces taken stay in `partial`).
 fn drain(
-    conn: &mut shmkit::ring::Connection,
+    conn: &mut shmkit::Connection,
     partial: &mut Vec<u8>,
 ) -> Option<Result<Vec<u8>, RecvError>> {
     loop {

@@ -12,8 +12,8 @@ use crate::wait::{sliced, timeout_of};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmkit::ring::{MpmcBytes, RecvError, SendError};
 use shmkit::{Handle, Segment, SegmentOptions};
+use shmkit::{MpmcBytes, RecvError, SendError};
 use std::time::Duration;
 
 /// Bytes per piece of a blob (the `ByteList`'s element size).
