@@ -9,18 +9,14 @@ import time
 
 import pytest
 
+import ipc_targets
 import shmkit
 
-
-def _writer(d, l, i):
-    d[i] = i * i
-    d["job-%d" % i] = {"worker": i}
-    l.append(i)
 
 
 def test_ten_processes_write_into_a_dict_and_a_list(ctx):
     d, l = shmkit.dict(), shmkit.list()
-    ps = [ctx.Process(target=_writer, args=(d, l, i)) for i in range(10)]
+    ps = [ctx.Process(target=ipc_targets.writer, args=(d, l, i)) for i in range(10)]
     for p in ps:
         p.start()
     for p in ps:
@@ -121,16 +117,11 @@ def test_the_list_protocol():
         l.pop()
 
 
-def _set_ns(ns):
-    ns.x = 10
-    ns.y = "hello"
-    del ns.z
-
 
 def test_namespace(ctx):
     ns = shmkit.Namespace(z=1)
     ns._local = "not shared"
-    p = ctx.Process(target=_set_ns, args=(ns,))
+    p = ctx.Process(target=ipc_targets.set_ns, args=(ns,))
     p.start()
     p.join(30)
     assert p.exitcode == 0
@@ -144,20 +135,11 @@ def test_namespace(ctx):
         ns2._local
 
 
-def _hammer(d, l):
-    i = 0
-    while True:
-        d["k%d" % (i % 50)] = ("v", i)
-        l.append(i)
-        if len(l) > 500:
-            l.pop()
-        i += 1
-
 
 def test_a_writer_killed_mid_way_leaves_them_consistent():
     ctx = multiprocessing.get_context("fork")
     d, l = shmkit.dict(capacity=64), shmkit.list(capacity=1024)
-    p = ctx.Process(target=_hammer, args=(d, l))
+    p = ctx.Process(target=ipc_targets.hammer, args=(d, l))
     p.start()
     deadline = time.monotonic() + 30
     while len(d) < 50 and time.monotonic() < deadline:

@@ -8,19 +8,14 @@ import time
 
 import pytest
 
+import ipc_targets
 import shmkit
 
-
-def _child(conn):
-    conn.send("Hi daddy!")
-    assert conn.recv() == "Hi child!"
-    conn.send([42, None, "hello"])
-    conn.close()
 
 
 def test_hi_daddy_hi_child(ctx):
     parent_conn, child_conn = shmkit.Pipe()
-    p = ctx.Process(target=_child, args=(child_conn,))
+    p = ctx.Process(target=ipc_targets.child, args=(child_conn,))
     p.start()
     child_conn.close()  # the parent's copy: not used here, so only let go
     assert parent_conn.recv() == "Hi daddy!"
@@ -33,19 +28,11 @@ def test_hi_daddy_hi_child(ctx):
     assert parent_conn.poll()
 
 
-def _echo(conn):
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except EOFError:
-            return
-        conn.send_bytes(data[::-1])
-
 
 def test_bytes_api_and_large_messages():
     ctx = multiprocessing.get_context("fork")
     a, b = shmkit.Pipe()
-    p = ctx.Process(target=_echo, args=(b,))
+    p = ctx.Process(target=ipc_targets.echo, args=(b,))
     p.start()
     a.send_bytes(b"0123456789", 2, 3)
     assert a.recv_bytes() == b"432"
@@ -98,15 +85,11 @@ def test_poll_and_flags():
         b.send(1)
 
 
-def _send_then_hang(conn):
-    conn.send("last words")
-    time.sleep(60)
-
 
 def test_a_killed_peer_reads_as_eof():
     ctx = multiprocessing.get_context("fork")
     a, b = shmkit.Pipe()
-    p = ctx.Process(target=_send_then_hang, args=(b,))
+    p = ctx.Process(target=ipc_targets.send_then_hang, args=(b,))
     p.start()
     assert a.recv() == "last words"
     os.kill(p.pid, signal.SIGKILL)

@@ -10,17 +10,14 @@ import multiprocessing
 
 import pytest
 
+import ipc_targets
 import shmkit
 
-
-def _producer(q, who, n):
-    for i in range(n):
-        q.put((who, i))
 
 
 def test_three_processes_put_into_a_queue(ctx):
     q = shmkit.Queue()
-    ps = [ctx.Process(target=_producer, args=(q, w, 20)) for w in range(3)]
+    ps = [ctx.Process(target=ipc_targets.producer, args=(q, w, 20)) for w in range(3)]
     for p in ps:
         p.start()
     got = [q.get(timeout=30) for _ in range(60)]
@@ -34,13 +31,10 @@ def test_three_processes_put_into_a_queue(ctx):
     assert q.empty()
 
 
-def _f(q):
-    q.put([42, None, "hello"])
-
 
 def test_the_tutorial_example(ctx):
     q = shmkit.Queue()
-    p = ctx.Process(target=_f, args=(q,))
+    p = ctx.Process(target=ipc_targets.f, args=(q,))
     p.start()
     assert q.get(timeout=30) == [42, None, "hello"]
     p.join(30)
@@ -80,15 +74,12 @@ def test_simple_queue():
     assert q.get() == "x"
 
 
-def _echo_large(q_in, q_out):
-    q_out.put(q_in.get(timeout=30)[::-1])
-
 
 def test_objects_larger_than_a_slot_go_through_a_blob(ctx):
     q_in, q_out = shmkit.Queue(max_msg=256), shmkit.Queue(max_msg=256)
     before = set(os.listdir("/dev/shm"))
     big = bytes(range(256)) * 10000  # 2.5 MB: three blob pieces
-    p = ctx.Process(target=_echo_large, args=(q_in, q_out))
+    p = ctx.Process(target=ipc_targets.echo_large, args=(q_in, q_out))
     p.start()
     q_in.put(big)
     assert q_out.get(timeout=30) == big[::-1]
@@ -109,20 +100,11 @@ def test_a_failed_put_removes_its_blob():
     assert {n for n in set(os.listdir("/dev/shm")) - before if n.startswith(mine)} == set()
 
 
-def _worker(q, done):
-    while True:
-        item = q.get(timeout=30)
-        if item is None:
-            q.task_done()
-            return
-        done.add(item)
-        q.task_done()
-
 
 def test_joinable_queue_task_done_and_join(ctx):
     q = shmkit.JoinableQueue()
     done = shmkit.Counter()
-    ps = [ctx.Process(target=_worker, args=(q, done)) for _ in range(2)]
+    ps = [ctx.Process(target=ipc_targets.worker, args=(q, done)) for _ in range(2)]
     for p in ps:
         p.start()
     for i in range(1, 51):
@@ -139,17 +121,6 @@ def test_joinable_queue_task_done_and_join(ctx):
         q.task_done()
 
 
-def _put_forever(q):
-    i = 0
-    while True:
-        q.put(i)
-        i += 1
-
-
-def _get_forever(q):
-    while True:
-        q.get()
-
 
 def _kill(p):
     os.kill(p.pid, signal.SIGKILL)
@@ -160,7 +131,7 @@ def _kill(p):
 def test_a_killed_producer_loses_at_most_its_item():
     ctx = multiprocessing.get_context("fork")
     q = shmkit.Queue(capacity=64)
-    p = ctx.Process(target=_put_forever, args=(q,))
+    p = ctx.Process(target=ipc_targets.put_forever, args=(q,))
     p.start()
     got = [q.get(timeout=30) for _ in range(2000)]
     _kill(p)
@@ -181,7 +152,7 @@ def test_a_killed_producer_loses_at_most_its_item():
 def test_a_killed_consumer_loses_at_most_its_item():
     ctx = multiprocessing.get_context("fork")
     q = shmkit.Queue(capacity=8)
-    p = ctx.Process(target=_get_forever, args=(q,))
+    p = ctx.Process(target=ipc_targets.get_forever, args=(q,))
     p.start()
     for i in range(3000):
         q.put(i, timeout=30)
@@ -201,10 +172,6 @@ def test_a_killed_consumer_loses_at_most_its_item():
     assert [q.get(timeout=5) for _ in range(q.capacity)] == list(range(q.capacity))
 
 
-def _sleep_then_put(q):
-    time.sleep(0.3)
-    q.put("late")
-
 
 def test_get_waits_and_does_not_hold_the_gil():
     ctx = multiprocessing.get_context("fork")
@@ -221,7 +188,7 @@ def test_get_waits_and_does_not_hold_the_gil():
 
     t = threading.Thread(target=tick)
     t.start()
-    p = ctx.Process(target=_sleep_then_put, args=(q,))
+    p = ctx.Process(target=ipc_targets.sleep_then_put, args=(q,))
     p.start()
     try:
         assert q.get(timeout=30) == "late"
