@@ -73,19 +73,22 @@ def test_a_full_default_segment_is_replaced():
 
 SCRIPT = textwrap.dedent(
     """
-    import multiprocessing as mp, shmkit, sys
+    import multiprocessing as mp, os, shmkit, sys
+
+    def say(name):
+        os.write(1, (name + "\\n").encode())  # one write: lines of processes never interleave
 
     def child(c, e):
         c.add(1)
         own = shmkit.Counter()   # the child's own default segment
         own.add(1)
-        print(own._segment, flush=True)
+        say(own._segment)
         e.set()
 
     if __name__ == "__main__":
         mp.set_start_method(sys.argv[1])
         c, e = shmkit.Counter(), shmkit.Event()
-        print(c._segment, flush=True)
+        say(c._segment)
         ps = [mp.Process(target=child, args=(c, e)) for _ in range(2)]
         for p in ps: p.start()
         for p in ps: p.join()

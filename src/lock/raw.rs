@@ -48,12 +48,6 @@ impl Fail {
     }
 }
 
-/// Spins before announcing a waiter and sleeping.
-#[cfg(not(feature = "loom"))]
-const SPINS: u32 = 40;
-#[cfg(feature = "loom")]
-const SPINS: u32 = 1;
-
 /// A robust, process-shared futex lock word with its owner record. 24 bytes.
 #[repr(C)]
 pub(crate) struct RawMutex {
@@ -145,8 +139,8 @@ impl RawMutex {
             Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
             Wait::Try => None,
         };
+        // The crate's spin phase before announcing a waiter and sleeping.
         let mut spin = Spin::new();
-        let mut spins = 0u32;
         // WAITERS once this thread has slept: it then keeps the bit when it takes the lock, since
         // others may still sleep.
         let mut sleeper = 0u32;
@@ -192,8 +186,7 @@ impl RawMutex {
                 }
                 continue;
             };
-            if spins < SPINS && cur & WAITERS == 0 {
-                spins += 1;
+            if cur & WAITERS == 0 && !spin.over() {
                 spin.snooze();
                 continue;
             }
