@@ -65,10 +65,10 @@ impl<'a> Unextended for shmkit::MutexGuard<'a, ()> {
     }
 }
 
-impl<'a> Unextended for shmkit::lock::ReentrantGuard<'a> {
-    type Static = shmkit::lock::ReentrantGuard<'static>;
+impl<'a> Unextended for shmkit::ReentrantGuard<'a> {
+    type Static = shmkit::ReentrantGuard<'static>;
     unsafe fn extend(self) -> Self::Static {
         // SAFETY: as above.
-        unsafe { std::mem::transmute::<shmkit::lock::ReentrantGuard<'a>, Self::Static>(self) }
+        unsafe { std::mem::transmute::<shmkit::ReentrantGuard<'a>, Self::Static>(self) }
     }
 }

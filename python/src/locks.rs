@@ -211,7 +211,7 @@ impl Lock {
 #[pyclass(subclass, module = "shmkit._native", frozen)]
 pub struct RLock {
     // Declared before `h` (see Lock). One guard per level, all of one thread.
-    held: StdMutex<Vec<Held<shmkit::lock::ReentrantGuard<'static>>>>,
+    held: StdMutex<Vec<Held<shmkit::ReentrantGuard<'static>>>>,
     h: Handle<shmkit::ReentrantMutex>,
     #[pyo3(get)]
     _segment: String,
@@ -220,7 +220,7 @@ pub struct RLock {
 }
 
 impl RLock {
-    fn store(&self, g: shmkit::lock::ReentrantGuard<'_>) {
+    fn store(&self, g: shmkit::ReentrantGuard<'_>) {
         // SAFETY: as in Lock::store: kept in `self.held`, declared before `self.h`.
         let g = unsafe { extend(g) };
         lock_std(&self.held).push(Held::new(g));
@@ -250,7 +250,7 @@ impl RLock {
         }
     }
 
-    fn pop_mine(&self) -> PyResult<Held<shmkit::lock::ReentrantGuard<'static>>> {
+    fn pop_mine(&self) -> PyResult<Held<shmkit::ReentrantGuard<'static>>> {
         let mut held = lock_std(&self.held);
         match held.last() {
             Some(h) if h.mine() => Ok(held.pop().expect("checked non-empty")),
@@ -543,10 +543,10 @@ impl Barrier {
     /// Finds or creates the barrier `name` for `parties` parties.
     #[new]
     fn new(segment_name: &str, name: &str, parties: u32) -> PyResult<Self> {
-        if parties == 0 || parties > shmkit::lock::MAX_PARTIES {
+        if parties == 0 || parties > shmkit::limits::MAX_PARTIES {
             return Err(PyValueError::new_err(format!(
                 "parties must be 1 to {}",
-                shmkit::lock::MAX_PARTIES
+                shmkit::limits::MAX_PARTIES
             )));
         }
         Ok(Barrier {
