@@ -3,8 +3,8 @@
 A ``Value`` is one atomic word (the core's ``AtomicValue``): ``.value`` is read and written
 atomically without a lock, and the integer and float typecodes have atomic read-modify-write
 operations (``fetch_add``, ``fetch_sub``, ``swap``, ``compare_exchange``). An ``Array`` is the
-core's ``SeqArray``: each read (an element or a slice) is a consistent copy, each write (an
-element or a slice) one atomic update. ``get_lock()`` returns the object's lock (an ``RLock``
+core's ``SeqArray``: an element read is never torn, and each write (an element or a slice) is
+one update under the array's writer lock, so writers never interleave. ``get_lock()`` returns the object's lock (an ``RLock``
 by default, as multiprocessing), for compound updates such as ``v.value += 1``.
 """
 
@@ -122,8 +122,8 @@ class Array(_native.Array, _Locked, _segment.SharedObject):
 
     ``Array(typecode_or_type, size_or_initializer, lock=True, name=None, segment=None)``:
     an int makes a zeroed array of that length, a sequence (or bytes, for ``'c'``) an array
-    holding it. Indexing, slicing (get and set; a slice assignment is one atomic update),
-    ``len``, iteration (over one consistent copy), ``get_lock()``, ``get_obj()``; ``'c'`` arrays
+    holding it. Indexing, slicing (get and set; a slice assignment is one update under the
+    writer lock), ``len``, iteration (over one copy), ``get_lock()``, ``get_obj()``; ``'c'`` arrays
     also have ``.value`` (bytes up to the first NUL) and ``.raw`` (every byte).
     """
 
@@ -166,7 +166,7 @@ class Array(_native.Array, _Locked, _segment.SharedObject):
         return item in self[:]
 
     def tolist(self):
-        """A consistent copy of the array as a list."""
+        """A copy of the array as a list (read block by block, each block untorn)."""
         return self.snapshot()
 
     @property

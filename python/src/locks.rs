@@ -538,19 +538,15 @@ pub struct Barrier {
     _name: String,
 }
 
-/// The core's `lock::MAX_PARTIES` (its modules became private on main and the constant is not
-/// re-exported at the crate root; the core rejects more parties anyway, this gives Python's
-/// `ValueError` first).
-const MAX_PARTIES: u32 = 0xffff;
-
 #[pymethods]
 impl Barrier {
     /// Finds or creates the barrier `name` for `parties` parties.
     #[new]
     fn new(segment_name: &str, name: &str, parties: u32) -> PyResult<Self> {
-        if parties == 0 || parties > MAX_PARTIES {
+        if parties == 0 || parties > shmkit::limits::MAX_PARTIES {
             return Err(PyValueError::new_err(format!(
-                "parties must be 1 to {MAX_PARTIES}"
+                "parties must be 1 to {}",
+                shmkit::limits::MAX_PARTIES
             )));
         }
         Ok(Barrier {

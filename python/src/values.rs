@@ -3,12 +3,14 @@
 //! operations) and `SeqArray<T>` (readers never block writers; every read is a consistent copy).
 
 use crate::errors::{py_err, to_py};
+use crate::guards::Carry;
 use crate::segments::segment;
+use crate::wait::sliced;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PySlice};
 use shmkit::bytemuck;
-use shmkit::{AtomicValue, Handle, SeqArray};
+use shmkit::{ArrayWriter, AtomicValue, Handle, SeqArray};
 
 /// The element of a `'c'` value or array: one byte, returned to Python as `bytes` of length 1.
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -236,8 +238,9 @@ impl Value {
     }
 }
 
-/// A fixed-length shared array (the core's `SeqArray`): every read is a consistent copy,
-/// writers serialize on the array's writer lock (robust: a dead writer is taken over).
+/// A fixed-length shared array (the core's `SeqArray`): every element read is untorn, a slice
+/// read is a copy block by block; writers serialize on the array's writer lock (robust: a dead
+/// writer is taken over), waited for with the GIL released.
 #[pyclass(subclass, module = "shmkit._native", frozen, sequence)]
 pub struct Array {
     a: Slot<Arrays>,
@@ -276,6 +279,24 @@ impl Array {
             return Err(pyo3::exceptions::PyIndexError::new_err("invalid index"));
         }
         Ok(Key::One(j as usize))
+    }
+}
+
+/// Takes the array's writer lock the way every blocking call waits (`wait::sliced`): a writer
+/// that keeps it (or is stopped with SIGSTOP) does not hold the GIL hostage, and Ctrl-C
+/// interrupts the wait.
+fn writer<'a, T: Elem>(py: Python<'_>, h: &'a SeqArray<T>) -> PyResult<ArrayWriter<'a, T>> {
+    let got = sliced(py, None, |slice| match h.writer_timeout(slice) {
+        Err(shmkit::Error::Timeout { .. }) => None,
+        r => Some(Carry(r)),
+    })?;
+    match got {
+        Some(Carry(r)) => py_err(r),
+        // `sliced` without a timeout returns only with a result or an exception.
+        None => Err(to_py(shmkit::Error::Timeout {
+            what: "the array's writer lock",
+            waited: std::time::Duration::ZERO,
+        })),
     }
 }
 
@@ -331,9 +352,17 @@ impl Array {
         }
     }
 
-    fn __setitem__(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         match self.key(key)? {
-            Key::One(i) => each!(&self.a, h => py_err(h.set(i, Elem::from_py(value)?))),
+            Key::One(i) => each!(&self.a, h => {
+                let v = Elem::from_py(value)?;
+                py_err(writer(py, h)?.set(i, v))
+            }),
             Key::Range { start, step, count } => each!(&self.a, h => {
                 let vals = value
                     .iter()?
@@ -347,8 +376,8 @@ impl Array {
                 }
                 let last = start as isize + step * (count as isize - 1);
                 let (lo, hi) = (start.min(last as usize), start.max(last as usize));
-                // One write under the writer lock: readers see all of it or none of it.
-                py_err(h.update_range(lo..hi + 1, |s| {
+                // One write under the writer lock: no other writer interleaves.
+                py_err(writer(py, h)?.update_range(lo..hi + 1, |s| {
                     for (k, i) in indices(start, step, count).enumerate() {
                         s[i - lo] = vals[k];
                     }
@@ -357,7 +386,7 @@ impl Array {
         }
     }
 
-    /// A consistent copy of the whole array, as a list.
+    /// A copy of the whole array, as a list.
     fn snapshot(&self, py: Python<'_>) -> PyObject {
         each!(&self.a, h => {
             let items: Vec<PyObject> = h.snapshot().into_iter().map(|v| v.to_py(py)).collect();
@@ -376,13 +405,13 @@ impl Array {
     /// For `'c'` arrays: writes `data` from the start in one write (the rest is zeroed when
     /// `fill` is true).
     #[pyo3(signature = (data, fill = false))]
-    fn write_bytes(&self, data: &[u8], fill: bool) -> PyResult<()> {
+    fn write_bytes(&self, py: Python<'_>, data: &[u8], fill: bool) -> PyResult<()> {
         let len = self.len;
         each!(&self.a, _h => Err(PyTypeError::new_err("write_bytes is for 'c' arrays")), h => {
             if data.len() > len {
                 return Err(PyValueError::new_err("byte string too long"));
             }
-            py_err(h.update_range(0..len, |s| {
+            py_err(writer(py, h)?.update_range(0..len, |s| {
                 for (i, c) in s.iter_mut().enumerate() {
                     if let Some(&b) = data.get(i) {
                         c.0 = b;
