@@ -7,6 +7,17 @@
 
 use std::thread::ThreadId;
 
+thread_local! {
+    // This thread's id, read without `thread::current()`'s reference count (two atomic
+    // read-modify-writes per call): ids are never reused, as `ThreadId` promises.
+    static THREAD: ThreadId = std::thread::current().id();
+}
+
+/// The calling thread's `ThreadId`.
+fn this_thread() -> ThreadId {
+    THREAD.with(|t| *t)
+}
+
 /// A guard (or a lock result carrying one) that is moved between Python calls of one object.
 ///
 /// Sound to send because a guard is only ever *used* (dropped, marked consistent) by the
@@ -27,13 +38,13 @@ pub struct Held<G> {
 impl<G> Held<G> {
     pub fn new(guard: G) -> Self {
         Held {
-            thread: std::thread::current().id(),
+            thread: this_thread(),
             guard: Carry(guard),
         }
     }
 
     pub fn mine(&self) -> bool {
-        self.thread == std::thread::current().id()
+        self.thread == this_thread()
     }
 }
 

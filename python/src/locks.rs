@@ -12,13 +12,9 @@ use crate::segments::segment;
 use crate::wait::{sliced, timeout_of};
 use pyo3::exceptions::{PyAssertionError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
 use shmkit::{Error, Handle, LockError};
-use std::sync::{Mutex as StdMutex, MutexGuard as StdGuard};
-
-fn lock_std<T>(m: &StdMutex<T>) -> StdGuard<'_, T> {
-    // The protected Option/Vec is consistent at every instant: a poisoned mutex is usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use std::cell::RefCell;
 
 /// How an acquisition ended, seen from Python.
 enum Got<G> {
@@ -30,10 +26,16 @@ enum Got<G> {
 /// Takes a core lock the Python way: `block=False` tries once; otherwise waits in slices
 /// (GIL released, signals checked) for at most `timeout`. `WouldDeadlock` (this thread holds
 /// a non-reentrant lock) is `No` for a bounded acquire and an exception for an unbounded one.
+///
+/// `free` says whether the lock word is free (a plain load). If it is, a blocking acquire first
+/// tries once with the GIL held: an uncontended acquire then costs one compare-exchange, not a
+/// release and retake of the GIL. A try that loses a race falls through to the sliced wait,
+/// so the guarantees (GIL released while waiting, Ctrl-C, bounded) are those of `sliced`.
 fn take<'a, G>(
     py: Python<'_>,
     block: bool,
     timeout: Option<f64>,
+    free: impl Fn() -> bool,
     attempt: impl Fn(Option<std::time::Duration>) -> Result<G, LockError<G>> + Sync + 'a,
 ) -> PyResult<Got<G>> {
     let timeout = if block {
@@ -45,10 +47,21 @@ fn take<'a, G>(
     let r = if !block {
         Some(Carry(attempt(None)))
     } else {
-        sliced(py, timeout, |slice| match attempt(Some(slice)) {
-            Err(LockError::Error(Error::Timeout { .. })) => None,
-            r => Some(Carry(r)),
-        })?
+        let quick = if free() {
+            match attempt(None) {
+                Err(LockError::Error(Error::WouldBlock { .. })) => None,
+                r => Some(Carry(r)),
+            }
+        } else {
+            None
+        };
+        match quick {
+            Some(r) => Some(r),
+            None => sliced(py, timeout, |slice| match attempt(Some(slice)) {
+                Err(LockError::Error(Error::Timeout { .. })) => None,
+                r => Some(Carry(r)),
+            })?,
+        }
     };
     match r.map(|c| c.0) {
         None => Ok(Got::No),
@@ -66,6 +79,11 @@ fn take<'a, G>(
     }
 }
 
+/// Whether a lock word is free to take (unowned, recoverable).
+fn free(s: shmkit::LockState) -> bool {
+    s.owner_tid.is_none() && !s.not_recoverable
+}
+
 fn owner_died() -> PyErr {
     raise(
         "OwnerDied",
@@ -81,7 +99,7 @@ fn owner_died() -> PyErr {
 #[pyclass(subclass, module = "shmkit._native", frozen)]
 pub struct Lock {
     // Declared before `h`: the guard borrows the lock inside `h`'s mapping (guards::extend).
-    held: StdMutex<Option<Held<shmkit::MutexGuard<'static, ()>>>>,
+    held: GILProtected<RefCell<Option<Held<shmkit::MutexGuard<'static, ()>>>>>,
     h: Handle<shmkit::Mutex<()>>,
     #[pyo3(get)]
     _segment: String,
@@ -90,11 +108,11 @@ pub struct Lock {
 }
 
 impl Lock {
-    fn store(&self, g: shmkit::MutexGuard<'_, ()>) {
+    fn store(&self, py: Python<'_>, g: shmkit::MutexGuard<'_, ()>) {
         // SAFETY: stored in `self.held`, declared before `self.h`, whose mutex `g` locks;
         // taken out only to be dropped (release, _release_save) while `self` lives.
         let g = unsafe { extend(g) };
-        *lock_std(&self.held) = Some(Held::new(g));
+        *self.held.get(py).borrow_mut() = Some(Held::new(g));
     }
 
     /// `Some(true)`: taken; `Some(false)`: not taken; `None`: taken from a dead holder.
@@ -105,16 +123,22 @@ impl Lock {
         timeout: Option<f64>,
     ) -> PyResult<Option<bool>> {
         let h = &self.h;
-        match take(py, block, timeout, |t| match t {
-            None => h.try_lock(),
-            Some(t) => h.lock_timeout(t),
-        })? {
+        match take(
+            py,
+            block,
+            timeout,
+            || free(h.state()),
+            |t| match t {
+                None => h.try_lock(),
+                Some(t) => h.lock_timeout(t),
+            },
+        )? {
             Got::Clean(g) => {
-                self.store(g);
+                self.store(py, g);
                 Ok(Some(true))
             }
             Got::OwnerDied(g) => {
-                self.store(g);
+                self.store(py, g);
                 Ok(None)
             }
             Got::No => Ok(Some(false)),
@@ -128,7 +152,7 @@ impl Lock {
     #[new]
     fn new(segment_name: &str, name: &str) -> PyResult<Self> {
         Ok(Lock {
-            held: StdMutex::new(None),
+            held: GILProtected::new(RefCell::new(None)),
             h: py_err(segment(segment_name)?.mutex(name, ()))?,
             _segment: segment_name.to_string(),
             _name: name.to_string(),
@@ -146,8 +170,8 @@ impl Lock {
 
     /// Releases the lock (any thread of the process that took it may, as in multiprocessing).
     /// `ValueError` if it is not held by this process.
-    fn release(&self) -> PyResult<()> {
-        let g = lock_std(&self.held).take();
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let g = self.held.get(py).borrow_mut().take();
         match g {
             Some(g) => {
                 drop(g);
@@ -161,8 +185,8 @@ impl Lock {
 
     /// After `OwnerDied`: declares the protected data repaired, so that later acquirers are
     /// not told again. Does nothing on a lock taken normally.
-    fn mark_consistent(&self) -> PyResult<()> {
-        match lock_std(&self.held).as_mut() {
+    fn mark_consistent(&self, py: Python<'_>) -> PyResult<()> {
+        match self.held.get(py).borrow_mut().as_mut() {
             Some(h) => {
                 h.guard.0.mark_consistent();
                 Ok(())
@@ -178,25 +202,32 @@ impl Lock {
             Some(taken) => Ok(taken),
             None => {
                 // Never leave the lock held behind an exception that skips __exit__.
-                drop(lock_std(&self.held).take());
+                drop(self.held.get(py).borrow_mut().take());
                 Err(owner_died())
             }
         }
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
-        self.release()
+    // Three optional arguments rather than `*args`: no tuple is built per `with` block.
+    #[pyo3(signature = (_t = None, _v = None, _tb = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _t: Option<&Bound<'_, PyAny>>,
+        _v: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.release(py)
     }
 
     /// Whether some thread of this process holds the lock through this object.
-    fn _is_owned(&self) -> bool {
-        lock_std(&self.held).is_some()
+    fn _is_owned(&self, py: Python<'_>) -> bool {
+        self.held.get(py).borrow_mut().is_some()
     }
 
     /// For `Condition.wait`: releases, returns the depth (1).
-    fn _release_save(&self) -> PyResult<usize> {
-        self.release().map(|_| 1)
+    fn _release_save(&self, py: Python<'_>) -> PyResult<usize> {
+        self.release(py).map(|_| 1)
     }
 
     /// For `Condition.wait`: retakes (raising `OwnerDied`, held, if the holder died).
@@ -211,7 +242,7 @@ impl Lock {
 #[pyclass(subclass, module = "shmkit._native", frozen)]
 pub struct RLock {
     // Declared before `h` (see Lock). One guard per level, all of one thread.
-    held: StdMutex<Vec<Held<shmkit::ReentrantGuard<'static>>>>,
+    held: GILProtected<RefCell<Vec<Held<shmkit::ReentrantGuard<'static>>>>>,
     h: Handle<shmkit::ReentrantMutex>,
     #[pyo3(get)]
     _segment: String,
@@ -220,10 +251,10 @@ pub struct RLock {
 }
 
 impl RLock {
-    fn store(&self, g: shmkit::ReentrantGuard<'_>) {
+    fn store(&self, py: Python<'_>, g: shmkit::ReentrantGuard<'_>) {
         // SAFETY: as in Lock::store: kept in `self.held`, declared before `self.h`.
         let g = unsafe { extend(g) };
-        lock_std(&self.held).push(Held::new(g));
+        self.held.get(py).borrow_mut().push(Held::new(g));
     }
 
     /// `Some(true)`: taken; `Some(false)`: not taken; `None`: taken from a dead holder.
@@ -234,24 +265,39 @@ impl RLock {
         timeout: Option<f64>,
     ) -> PyResult<Option<bool>> {
         let h = &self.h;
-        match take(py, block, timeout, |t| match t {
-            None => h.try_lock(),
-            Some(t) => h.lock_timeout(t),
-        })? {
+        match take(
+            py,
+            block,
+            timeout,
+            || {
+                // Free, or this thread holds it already (a recursive acquire never waits).
+                free(h.state())
+                    || self
+                        .held
+                        .get(py)
+                        .borrow_mut()
+                        .last()
+                        .is_some_and(|x| x.mine())
+            },
+            |t| match t {
+                None => h.try_lock(),
+                Some(t) => h.lock_timeout(t),
+            },
+        )? {
             Got::Clean(g) => {
-                self.store(g);
+                self.store(py, g);
                 Ok(Some(true))
             }
             Got::OwnerDied(g) => {
-                self.store(g);
+                self.store(py, g);
                 Ok(None)
             }
             Got::No => Ok(Some(false)),
         }
     }
 
-    fn pop_mine(&self) -> PyResult<Held<shmkit::ReentrantGuard<'static>>> {
-        let mut held = lock_std(&self.held);
+    fn pop_mine(&self, py: Python<'_>) -> PyResult<Held<shmkit::ReentrantGuard<'static>>> {
+        let mut held = self.held.get(py).borrow_mut();
         match held.last() {
             Some(h) if h.mine() => Ok(held.pop().expect("checked non-empty")),
             _ => Err(PyAssertionError::new_err(
@@ -267,7 +313,7 @@ impl RLock {
     #[new]
     fn new(segment_name: &str, name: &str) -> PyResult<Self> {
         Ok(RLock {
-            held: StdMutex::new(Vec::new()),
+            held: GILProtected::new(RefCell::new(Vec::new())),
             h: py_err(segment(segment_name)?.reentrant_mutex(name))?,
             _segment: segment_name.to_string(),
             _name: name.to_string(),
@@ -283,14 +329,14 @@ impl RLock {
 
     /// Releases one level; only the owning thread may (`AssertionError` otherwise, as in
     /// multiprocessing).
-    fn release(&self) -> PyResult<()> {
-        drop(self.pop_mine()?);
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        drop(self.pop_mine(py)?);
         Ok(())
     }
 
     /// After `OwnerDied`: declares the protected state repaired.
-    fn mark_consistent(&self) -> PyResult<()> {
-        match lock_std(&self.held).last_mut() {
+    fn mark_consistent(&self, py: Python<'_>) -> PyResult<()> {
+        match self.held.get(py).borrow_mut().last_mut() {
             Some(h) if h.mine() => {
                 h.guard.0.mark_consistent();
                 Ok(())
@@ -306,32 +352,48 @@ impl RLock {
             Some(taken) => Ok(taken),
             None => {
                 // As in Lock.__enter__.
-                let _ = self.pop_mine();
+                let _ = self.pop_mine(py);
                 Err(owner_died())
             }
         }
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<()> {
-        self.release()
+    // Three optional arguments rather than `*args`: no tuple is built per `with` block.
+    #[pyo3(signature = (_t = None, _v = None, _tb = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _t: Option<&Bound<'_, PyAny>>,
+        _v: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        self.release(py)
     }
 
     /// Whether the calling thread holds the lock.
-    fn _is_owned(&self) -> bool {
-        lock_std(&self.held).last().is_some_and(|h| h.mine())
+    fn _is_owned(&self, py: Python<'_>) -> bool {
+        self.held
+            .get(py)
+            .borrow_mut()
+            .last()
+            .is_some_and(|h| h.mine())
     }
 
     /// The calling thread's depth.
-    fn _count(&self) -> usize {
-        lock_std(&self.held).iter().filter(|h| h.mine()).count()
+    fn _count(&self, py: Python<'_>) -> usize {
+        self.held
+            .get(py)
+            .borrow_mut()
+            .iter()
+            .filter(|h| h.mine())
+            .count()
     }
 
     /// For `Condition.wait`: releases every level; returns the depth.
-    fn _release_save(&self) -> PyResult<usize> {
+    fn _release_save(&self, py: Python<'_>) -> PyResult<usize> {
         let mut n = 0;
-        while self._is_owned() {
-            drop(self.pop_mine()?);
+        while self._is_owned(py) {
+            drop(self.pop_mine(py)?);
             n += 1;
         }
         if n == 0 {
