@@ -94,6 +94,14 @@ def _dumps(v):
     return pickle.dumps(v, pickle.HIGHEST_PROTOCOL)
 
 
+# Bound once for the hot paths (__getitem__, __setitem__): module globals, not attribute chains.
+_pdumps = pickle.dumps
+_loads = pickle.loads
+_HIGHEST = pickle.HIGHEST_PROTOCOL
+_dget = _native.ByteDict.get
+_dset = _native.ByteDict.set
+
+
 _MISSING = object()
 
 
@@ -128,18 +136,25 @@ class dict(_native.ByteDict, _segment.SharedObject, MutableMapping):
         return _segment.SharedObject.__reduce__(self)
 
     def __getitem__(self, key):
-        v = _native.ByteDict.get(self, encode_key(key))
+        # A str key (the common case) encoded inline, as encode_key does.
+        if type(key) is str:
+            v = _dget(self, b"s" + key.encode("utf-8", "surrogatepass"))
+        else:
+            v = _dget(self, encode_key(key))
         if v is None:
             if type(self).__missing__ is not dict.__missing__:
                 return self.__missing__(key)
             raise KeyError(key)
-        return pickle.loads(v)
+        return _loads(v)
 
     def __missing__(self, key):
         raise KeyError(key)
 
     def __setitem__(self, key, value):
-        _native.ByteDict.set(self, encode_key(key), _dumps(value))
+        if type(key) is str:
+            _dset(self, b"s" + key.encode("utf-8", "surrogatepass"), _pdumps(value, _HIGHEST))
+        else:
+            _dset(self, encode_key(key), _pdumps(value, _HIGHEST))
 
     def __delitem__(self, key):
         if _native.ByteDict.remove(self, encode_key(key)) is None:

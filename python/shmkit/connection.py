@@ -25,6 +25,13 @@ from . import _native, _segment
 
 __all__ = ["Pipe", "Connection", "DEFAULT_CAPACITY", "DEFAULT_MAX_MSG"]
 
+# Bound once for send() and recv(): module globals, not attribute chains.
+_dumps = pickle.dumps
+_loads = pickle.loads
+_HIGHEST = pickle.HIGHEST_PROTOCOL
+_psend = _native.PipeEndpoint.send
+_precv = _native.PipeEndpoint.recv
+
 #: Bytes per direction of a pipe.
 DEFAULT_CAPACITY = 1 << 20
 #: Bytes per record; longer messages go in pieces.
@@ -145,9 +152,10 @@ class Connection(_native.PipeEndpoint, _segment.SharedObject):
 
     def send(self, obj):
         """Sends a picklable object."""
-        self._check_closed()
-        self._check_writable()
-        _native.PipeEndpoint.send(self, pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+        if self._closed or not self._writable:
+            self._check_closed()
+            self._check_writable()
+        _psend(self, _dumps(obj, _HIGHEST))
 
     def _recv(self):
         self._check_closed()
@@ -185,7 +193,10 @@ class Connection(_native.PipeEndpoint, _segment.SharedObject):
 
     def recv(self):
         """Receives a picklable object sent with ``send``."""
-        return pickle.loads(self._recv())
+        if self._closed or not self._readable:
+            self._check_closed()
+            self._check_readable()
+        return _loads(_precv(self, None))
 
     def poll(self, timeout=0.0):
         """Whether there is data to read (or the other end closed or died), waiting at most

@@ -38,6 +38,13 @@ DEFAULT_MAX_MSG = 8192
 _INLINE = b"\x00"
 _BLOB = b"\x01"
 
+# Bound once: the hot paths look these up as module globals, not attribute chains.
+_dumps = pickle.dumps
+_loads = pickle.loads
+_HIGHEST = pickle.HIGHEST_PROTOCOL
+_put = _native.ByteQueue.put
+_get = _native.ByteQueue.get
+
 
 def _capacity_for(maxsize, capacity):
     if capacity is not None:
@@ -66,6 +73,7 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
     def _setup(self, maxsize, cap, max_msg):
         self._maxsize = maxsize
         self._dims = (cap, max_msg)
+        self._max_msg = self.max_msg  # the slot's size, read once (a pickle fits if shorter)
         self._closed = False
 
     def _state(self):
@@ -81,9 +89,12 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
     # -- encoding ---------------------------------------------------------------------------
 
     def _encode(self, obj):
-        data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
-        if len(data) + 1 <= self.max_msg:
+        data = _dumps(obj, _HIGHEST)
+        if len(data) < self._max_msg:
             return _INLINE + data, None
+        return self._encode_blob(data)
+
+    def _encode_blob(self, data):
         blob = "%s%d-%s" % (_segment.PREFIX, os.getpid(), secrets.token_hex(8))
         _native.blob_write(blob, data)
         return _BLOB + ("%s:%d" % (blob, len(data))).encode(), blob
@@ -104,31 +115,36 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
     def put(self, obj, block=True, timeout=None):
         """Puts ``obj`` (pickled), waiting at most ``timeout`` seconds (``None``: as long as
         needed; ``block=False``: not at all) for room; :class:`queue.Full` if there was none."""
-        self._check_open()
-        msg, blob = self._encode(obj)
+        # The common case (an open queue, a pickle that fits a slot) in as few Python-level
+        # calls as possible: one pickle, one native put.
+        if self._closed:
+            self._check_open()
+        data = _dumps(obj, _HIGHEST)
+        if len(data) < self._max_msg:
+            if _put(self, _INLINE + data, block, timeout):
+                return
+            raise _queue.Full
+        msg, blob = self._encode_blob(data)
         try:
-            ok = _native.ByteQueue.put(self, msg, block, timeout)
+            ok = _put(self, msg, block, timeout)
         except BaseException:
-            if blob is not None:
-                _native.unlink_segment(blob)
+            _native.unlink_segment(blob)
             raise
         if not ok:
-            if blob is not None:
-                _native.unlink_segment(blob)
+            _native.unlink_segment(blob)
             raise _queue.Full
-        self._after_put()
-
-    def _after_put(self):
-        pass
 
     def get(self, block=True, timeout=None):
         """Removes and returns the oldest item, waiting at most ``timeout`` seconds (``None``:
         as long as needed; ``block=False``: not at all); :class:`queue.Empty` if there was
         none."""
-        self._check_open()
-        msg = _native.ByteQueue.get(self, block, timeout)
+        if self._closed:
+            self._check_open()
+        msg = _get(self, block, timeout)
         if msg is None:
             raise _queue.Empty
+        if msg[0] == 0:
+            return _loads(msg[1:])
         return self._decode(msg)
 
     def put_nowait(self, obj):
