@@ -8,4 +8,4 @@
 /// The first 8 bytes of every shmkit segment (`"SHMKIT\0\x01"` read as a little-endian u64).
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKIT\0\x01");
 /// The segment format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;

@@ -37,11 +37,12 @@
 //! | ------------- | ------------------- | ------------------------------------------------------ |
 //! | header        | 1 line              | layout tag, capacity, key and value limits, hash seed  |
 //! | stripes       | `S` lines           | per stripe: lock (owner word), update in progress, entry count, allocation hint |
-//! | bucket heads  | `B`, padded to a line | first slot of each bucket's chain (`slot + 1`, 0 = empty) |
-//! | slots         | `C × W`             | the entries (below)                                    |
+//! | slots         | `C × W`             | the entries (below), each also holding one bucket's head |
 //!
-//! `C` is the capacity (entries), `B` = `C` rounded up to a power of two (buckets), `S` =
-//! min(`B`, 64) stripes (bucket `b` belongs to stripe `b mod S`). One slot (`W` words):
+//! `C` is the capacity (entries) and also the number of buckets (a key's hash scaled to
+//! `0..C` by one multiply), `S` = the largest power of two ≤ min(`C`, 64) stripes (bucket `b`
+//! belongs to stripe `b mod S`). One slot (`W` words, padded to 16 words, an aligned 128-byte
+//! pair of cache lines, for small entries and to a whole number of 64-byte lines otherwise):
 //!
 //! | word           | contents                                                               |
 //! | -------------- | ---------------------------------------------------------------------- |
@@ -50,8 +51,13 @@
 //! | `hash`         | the key's 64-bit hash (seeded per map)                                 |
 //! | `link`         | key length (high 32 bits) · next slot of the chain + 1 (low 32 bits)    |
 //! | `published`    | version of the value (a two-copy rotating latch, [`crate::seqlock`]'s) |
+//! | `head`         | not the entry's: first slot + 1 of the chain of bucket *j* (this slot's number), 0 = empty |
 //! | key            | ⌈key_max / 8⌉ words                                                    |
 //! | 2 value copies | each: value length, then ⌈value_max / 8⌉ words                         |
+//!
+//! An insert into bucket `b` takes slot `b` when it is free, so most lookups find the bucket's
+//! head and the entry in one line pair (in a map half full, most entries are in their own
+//! bucket's slot); the others take one more line.
 //!
 //! Separate chaining over a fixed pool of slots: a bucket's chain only changes under its
 //! stripe's lock, a free slot is claimed by one CAS on its `claim` word (so two stripes never
@@ -222,7 +228,7 @@ pub(crate) const LINE: usize = if cfg!(feature = "loom") { 1 } else { 16 };
 
 /// Layout version of maps and lists, kept in the top byte of the type tag's `extra` and in the
 /// object's header word: an object of another layout is refused, never misread.
-pub(crate) const LAYOUT_VERSION: u64 = 1;
+pub(crate) const LAYOUT_VERSION: u64 = 2;
 
 /// `n` zeroed words on the heap, as the tail of a `#[repr(C)]` struct made of one `[AtomicU64]`.
 pub(crate) fn heap_words(n: usize) -> Box<[AtomicU64]> {

@@ -476,3 +476,36 @@ fn stripes_hold_their_keys() {
         );
     }
 }
+
+/// A lookup costs one line pair when the entry sits in its bucket's own slot (which holds the
+/// bucket's head): in a map half full, most entries must be there, and a removal and a new
+/// insert keep it so.
+#[test]
+fn entries_sit_in_their_buckets_own_slot_when_it_is_free() {
+    let m = ByteMap::new(MapOptions::new(2000).key_max(8).value_max(8)).unwrap();
+    let t = m.table().unwrap();
+    let at_home = |n: u64| {
+        (0..n)
+            .filter(|k| {
+                let key = k.to_ne_bytes();
+                let slot = t.slot(t.bucket(t.hash(&key)));
+                slot[CLAIM].load(Ordering::Relaxed) == LIVE && t.key_is(slot, &key)
+            })
+            .count()
+    };
+    for k in 0..1000u64 {
+        m.insert(&k.to_ne_bytes(), b"v").unwrap();
+    }
+    let home = at_home(1000);
+    assert!(home >= 700, "{home} of 1000 entries in their own slot");
+    for k in 0..1000u64 {
+        m.remove(&k.to_ne_bytes()).unwrap();
+        m.insert(&k.to_ne_bytes(), b"w").unwrap();
+    }
+    let again = at_home(1000);
+    assert!(again >= 700, "{again} of 1000 after reinsertion");
+    assert_eq!(
+        m.get(&999u64.to_ne_bytes()).unwrap().as_deref(),
+        Some(&b"w"[..])
+    );
+}
