@@ -42,7 +42,7 @@ cargo +nightly miri test --lib -- \
 	ring::pipe::tests::slice_receive ring::pipe::tests::layout ring::pipe::tests::one_connection \
 	ring::spsc::tests::a_producer_killed ring::spsc::tests::ends_are_owned \
 	ring::bytes::tests::ends_are_owned ring::pipe::tests::connections_are_owned \
-	ring::mpmc_bytes::tests::geometry ring::error::tests \
+	ring::mpmc_bytes::tests::geometry ring::tests \
 	counter::tests::counter_ops value::tests::ints_wrap \
 	lock::mutex::tests::layout lock::mutex::tests::lock_try_timeout \
 	lock::raw::tests::try_lock_gives_up \

@@ -179,7 +179,7 @@ mod bench {
                 let t = pool.run_split(iters);
                 if !stripes_reported && iters >= WORKERS as u64 {
                     stripes_reported = true;
-                    let used: Vec<usize> = (0..shmkit::counter::SHARDS)
+                    let used: Vec<usize> = (0..shmkit::internals::SHARDS)
                         .filter(|&i| c.stripes()[i] != 0)
                         .collect();
                     if used.len() < WORKERS {

@@ -47,6 +47,7 @@
 //! | `shmkit-spsc-futex` | the same rings with the blocking `push`/`pop`, and the pinging side pausing `FUTEX_GAP` (200 µs) (a busy wait, not timed) before each ping so that the echoing side has given up spinning and sleeps on the ring's futex: each round trip is a futex wake of the echoing side, plus one of the pinging side if the answer outlasts its own spin phase (on the reference VM it does: ~90 µs per wake; see the README's "Measured"). Only the round trips are timed (push to the answer's pop) |
 //! | `shmkit-mpmc-spin` | as `shmkit-spsc-spin` through two `MpmcRing<u64>`s (sequence word and item share a slot), for comparison |
 //! | `raw-atomic-pingpong` | 2 processes bounce one `AtomicU64` in a `/dev/shm` file (store odd, wait for even): the hardware floor |
+//! | `raw-futex-pingpong` | the floor of the sleeping path, for `shmkit-spsc-futex`: 2 processes, one futex word each in a `/dev/shm` file; every hop stores the round number and `FUTEX_WAKE`s, and the other side sleeps in `FUTEX_WAIT` (never spins) until its word holds it; the pinger pauses `FUTEX_GAP` before each ping, as `shmkit-spsc-futex` does |
 //! | `iceoryx2` | 2 processes, two iceoryx2 0.10 publish-subscribe services of `u64` (`send_copy`, busy-polled `receive`), in `benches/peers` |
 //! | `ipc-channel` | 2 processes, two `ipc::channel::<u64>()`s, blocking `recv` |
 //! | `python-mp-pipe` | 2 Python processes, `multiprocessing.Pipe()` `send`/`recv` |
@@ -61,7 +62,8 @@
 //! After the groups, a separate measured pass times every ping-pong id that ran, one round
 //! trip at a time (`CLOCK_MONOTONIC` before the ping and after the answer, so each sample also
 //! holds about one clock read), into an HDR histogram, and prints median and p99 (and the
-//! median's ratio to `raw-atomic-pingpong`) to stdout and to
+//! median's ratio to its floor: `raw-futex-pingpong` for `shmkit-spsc-futex`,
+//! `raw-atomic-pingpong` for the others) to stdout and to
 //! `target/criterion/ring-latency.txt`.
 //!
 //! # Peers
@@ -178,6 +180,7 @@ mod bench {
         shmkit_pingpong(&mut g, ROLE_PP_MPMC, "shmkit-mpmc-spin", &mut ran);
         shmkit_pingpong(&mut g, ROLE_PP_FUTEX, "shmkit-spsc-futex", &mut ran);
         raw_pingpong(&mut g, &mut ran);
+        raw_futex_pingpong(&mut g, &mut ran);
         peer_id(&mut g, "iceoryx2", Peer::Rust("iox2-pingpong"), &mut ran);
         peer_id(&mut g, "ipc-channel", Peer::Rust("ipc-pingpong"), &mut ran);
         peer_id(
@@ -380,12 +383,14 @@ mod bench {
         }
     }
 
-    fn raw_pool(samples: Option<&Path>) -> (SharedFile, ProcessPool) {
+    /// A zeroed `/dev/shm` file and the two workers of `role` (`raw-atomic-pingpong` or
+    /// `raw-futex-pingpong`) on it.
+    fn raw_pool(role: &str, samples: Option<&Path>) -> (SharedFile, ProcessPool) {
         let mut file = SharedFile::create("raw", 4096);
         let path = file.path().to_str().expect("UTF-8 path").to_owned();
         let pool = match samples.and_then(Path::to_str) {
-            Some(p) => ProcessPool::spawn(ROLE_PP_RAW, 2, &[(ENV_TARGET, &path), (ENV_SAMPLES, p)]),
-            None => ProcessPool::spawn(ROLE_PP_RAW, 2, &[(ENV_TARGET, &path)]),
+            Some(p) => ProcessPool::spawn(role, 2, &[(ENV_TARGET, &path), (ENV_SAMPLES, p)]),
+            None => ProcessPool::spawn(role, 2, &[(ENV_TARGET, &path)]),
         };
         file.unlink();
         (file, pool)
@@ -397,7 +402,21 @@ mod bench {
         let mut did = false;
         g.bench_function(ID, |b| {
             did = true;
-            let (_, pool) = state.get_or_insert_with(|| raw_pool(None));
+            let (_, pool) = state.get_or_insert_with(|| raw_pool(ROLE_PP_RAW, None));
+            b.iter_custom(|iters| pool.run(&[iters, iters]));
+        });
+        if did {
+            ran.push(ID);
+        }
+    }
+
+    fn raw_futex_pingpong(g: &mut BenchmarkGroup<'_, WallTime>, ran: &mut Ran) {
+        const ID: &str = "raw-futex-pingpong";
+        let mut state: Option<(SharedFile, ProcessPool)> = None;
+        let mut did = false;
+        g.bench_function(ID, |b| {
+            did = true;
+            let (_, pool) = state.get_or_insert_with(|| raw_pool(ROLE_PP_RAW_FUTEX, None));
             b.iter_custom(|iters| pool.run(&[iters, iters]));
         });
         if did {
@@ -455,7 +474,7 @@ mod bench {
             "shmkit-spsc-spin" | "shmkit-mpmc-spin" | "raw-atomic-pingpong" | "iceoryx2" => 100_000,
             "ipc-channel" => 20_000,
             // ~0.5 ms per sample (gap included).
-            "shmkit-spsc-futex" => 2_000,
+            "shmkit-spsc-futex" | "raw-futex-pingpong" => 2_000,
             _ => 5_000,
         };
         // Criterion's `--test` mode runs every id once: keep the pass short there too.
@@ -494,9 +513,14 @@ mod bench {
                 pool.run(&[n, n]);
                 Ok(read_samples(&file, n))
             }
-            "raw-atomic-pingpong" => {
+            "raw-atomic-pingpong" | "raw-futex-pingpong" => {
+                let role = if id == "raw-atomic-pingpong" {
+                    ROLE_PP_RAW
+                } else {
+                    ROLE_PP_RAW_FUTEX
+                };
                 let file = sample_file(n);
-                let (_raw, mut pool) = raw_pool(Some(file.path()));
+                let (_raw, mut pool) = raw_pool(role, Some(file.path()));
                 pool.run(&[warm, warm]);
                 pool.run(&[n, n]);
                 Ok(read_samples(&file, n))
@@ -538,28 +562,36 @@ mod bench {
                 Err(reason) => skipped.push(format!("{id}: SKIPPED: {reason}")),
             }
         }
-        let floor = rows
-            .iter()
-            .find(|r| r.0 == "raw-atomic-pingpong")
-            .map(|r| r.2);
+        // The floor of an id: raw-futex-pingpong for the sleeping ids, raw-atomic-pingpong
+        // for every other.
+        let median_of = |floor: &str| rows.iter().find(|r| r.0 == floor).map(|r| r.2);
+        let (atomic, futex) = (
+            median_of("raw-atomic-pingpong"),
+            median_of("raw-futex-pingpong"),
+        );
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "pingpong-latency, one round trip per sample (HDR histogram; median/raw = ratio of \
-             medians to raw-atomic-pingpong)"
+            "pingpong-latency, one round trip per sample (HDR histogram; median/floor = ratio of \
+             medians to raw-futex-pingpong for the -futex ids, to raw-atomic-pingpong otherwise)"
         );
         let _ = writeln!(
             out,
-            "{:<22} {:>8} {:>12} {:>12} {:>11}",
-            "id", "samples", "median", "p99", "median/raw"
+            "{:<22} {:>8} {:>12} {:>12} {:>12}",
+            "id", "samples", "median", "p99", "median/floor"
         );
         for (id, n, p50, p99) in &rows {
+            let floor = if id.ends_with("-futex") || *id == "raw-futex-pingpong" {
+                futex
+            } else {
+                atomic
+            };
             let ratio = floor.map_or("-".to_owned(), |f| {
                 format!("{:.2}x", *p50 as f64 / f as f64)
             });
             let _ = writeln!(
                 out,
-                "{id:<22} {n:>8} {:>12} {:>12} {ratio:>11}",
+                "{id:<22} {n:>8} {:>12} {:>12} {ratio:>12}",
                 fmt_ns(*p50),
                 fmt_ns(*p99)
             );

@@ -287,7 +287,7 @@ mod bench {
         while stop.load() == 0 {
             k += 1;
             pace.wait();
-            w.write(&[k; N]);
+            w.write(&[k; N]).unwrap();
         }
     }
 
@@ -764,7 +764,7 @@ mod bench {
                         let t = Instant::now();
                         for _ in 0..iters {
                             k += 1;
-                            w.write(black_box(&[k; N]));
+                            w.write(black_box(&[k; N])).unwrap();
                         }
                         t.elapsed()
                     })

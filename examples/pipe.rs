@@ -25,8 +25,8 @@
 
 #[cfg(not(feature = "loom"))]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    use shmkit::ring::{PipeEnd, RecvError};
     use shmkit::Segment;
+    use shmkit::{PipeEnd, RecvError};
     use std::process::Command;
 
     let args: Vec<String> = std::env::args().collect();

@@ -158,7 +158,7 @@ fn sharded_adds_to_one_stripe_sum_exactly() {
         let c2 = c.clone();
         let t = thread::spawn(move || {
             c2.add_to(7, 1);
-            c2.add_to(7 + shmkit::counter::SHARDS, 1);
+            c2.add_to(7 + shmkit::internals::SHARDS, 1);
         });
         c.add_to(7, 5);
         t.join().unwrap();

@@ -1,6 +1,6 @@
 //! loom models of the directory's find-or-create race, on a heap-placed directory.
 //!
-//! The directory algorithm (`shmkit::segment::directory::Directory`) runs over a slice of
+//! The directory algorithm (`shmkit::internals::Directory`) runs over a slice of
 //! entries and a bump-allocator word; here both live on the heap. The `init` callback stands for
 //! the object's initialization: it writes a loom atomic (relaxed) that represents the object's
 //! memory, so a model checks that the write happens-before every other creator's return.
@@ -20,7 +20,7 @@ mod common;
 use common::thread;
 use core::alloc::Layout;
 use loom::sync::Arc;
-use shmkit::segment::directory::{DirEntry, Directory};
+use shmkit::internals::{DirEntry, Directory};
 use shmkit::sync::{AtomicU64, AtomicUsize, Ordering};
 use shmkit::{Error, Kind, TypeTag};
 use std::path::Path;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::thread;
-use shmkit::lock::sim;
+use shmkit::internals::sim;
 use shmkit::sync::loom_futex;
 use shmkit::{Error, LockError, Mutex};
 use std::sync::Arc;

@@ -7,7 +7,7 @@ mod common;
 
 use common::thread;
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use shmkit::lock::sim;
+use shmkit::internals::sim;
 use shmkit::sync::loom_futex;
 use shmkit::Semaphore;
 use std::sync::Arc;

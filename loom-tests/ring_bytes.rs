@@ -6,8 +6,8 @@
 mod common;
 
 use common::thread;
-use shmkit::ring::{ByteRing, RecvError, SendError};
 use shmkit::sync::loom_futex;
+use shmkit::{ByteRing, RecvError, SendError};
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {

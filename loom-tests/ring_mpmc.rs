@@ -7,8 +7,8 @@
 mod common;
 
 use common::thread;
-use shmkit::ring::{MpmcRing, PopError, PushError};
 use shmkit::sync::loom_futex;
+use shmkit::{MpmcRing, PopError, PushError};
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {

@@ -6,8 +6,8 @@
 mod common;
 
 use common::thread;
-use shmkit::ring::{PopError, PushError, SpscRing};
 use shmkit::sync::loom_futex;
+use shmkit::{PopError, PushError, SpscRing};
 use std::sync::Arc;
 
 fn strict_model(f: impl Fn() + Sync + Send + 'static) {

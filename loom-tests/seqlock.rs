@@ -73,7 +73,7 @@ fn reader_across_two_writes_is_monotonic() {
 #[test]
 fn reader_lapped_by_n_writes_is_never_torn() {
     assert_eq!(
-        shmkit::seqlock::copies_for(16),
+        shmkit::internals::copies_for(16),
         4,
         "the model assumes N = 4"
     );
@@ -89,7 +89,7 @@ fn reader_lapped_by_n_writes_is_never_torn() {
         };
         let mut w = s.writer().unwrap();
         for k in 1..=4 {
-            w.write(&val(k));
+            w.write(&val(k)).unwrap();
         }
         drop(w);
         r.join().unwrap();
@@ -113,7 +113,7 @@ fn reader_across_a_full_rotation_is_monotonic() {
         };
         let mut w = s.writer().unwrap();
         for k in 1..=4 {
-            w.write(&val(k));
+            w.write(&val(k)).unwrap();
         }
         drop(w);
         r.join().unwrap();
@@ -132,7 +132,7 @@ fn writer_lock_handover_loses_no_update() {
         };
         let mut w = s.writer().unwrap();
         let v = w.get();
-        w.write(&val(check(v) + 1));
+        w.write(&val(check(v) + 1)).unwrap();
         drop(w);
         let r = check(s.read());
         assert!(r >= 1);
@@ -163,7 +163,7 @@ fn dead_writer_repair_races_a_reader() {
         let mut w = s.writer().unwrap();
         assert!(w.took_over_from().is_some());
         assert_eq!(w.get(), val(1), "the takeover sees the last complete value");
-        w.write(&val(3));
+        w.write(&val(3)).unwrap();
         drop(w);
         r.join().unwrap();
         assert_eq!(s.read(), val(3));
@@ -240,8 +240,8 @@ fn killed_writer_mid_copy_then_takeover_and_rotation() {
         };
         let mut w = s.writer().unwrap();
         assert!(w.took_over_from().is_some());
-        w.write(&val(2));
-        w.write(&val(3));
+        w.write(&val(2)).unwrap();
+        w.write(&val(3)).unwrap();
         drop(w);
         r.join().unwrap();
         assert_eq!(s.read(), val(3));
@@ -308,7 +308,7 @@ fn writer_lock_relock_by_holder_is_refused() {
         let mut w = s.writer().unwrap();
         assert!(matches!(s.write(&val(9)), Err(Error::WouldDeadlock { .. })));
         assert!(matches!(s.try_writer(), Err(Error::WouldDeadlock { .. })));
-        w.write(&val(1));
+        w.write(&val(1)).unwrap();
         drop(w);
         t.join().unwrap();
         let v = check(s.read());

@@ -2,7 +2,7 @@
 //! with.
 //!
 //! They sit below [`error`](crate::error), whose messages name the magic, and below the segment
-//! code that writes and checks them; their public path is `shmkit::segment::{MAGIC,
+//! code that writes and checks them; their public path is `shmkit::{MAGIC,
 //! FORMAT_VERSION}`.
 
 /// The first 8 bytes of every shmkit segment (`"SHMKIT\0\x01"` read as a little-endian u64).

@@ -58,7 +58,7 @@
 //! searches deeper).
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs, unnameable_types, clippy::undocumented_unsafe_blocks)]
 
 // Say it here, once, rather than let the build fail deep inside on a missing libc item: the
 // waits sleep on shared futex words, process identity comes from /proc, anonymous segments are
@@ -69,39 +69,116 @@ compile_error!(
      seals and membarrier; this target has none of them"
 );
 
-pub mod counter;
-pub mod error;
+// The public face: every item a user needs is re-exported once, below, at the crate root (one
+// path per item); the modules themselves are private. The three `#[doc(hidden)]` modules and
+// `internals` serve the in-tree tests, fuzz targets, loom models and benches, and are not part of
+// the API.
+mod counter;
+mod error;
 mod format;
 #[doc(hidden)]
 pub mod hooks;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
-pub mod lock;
-pub mod map;
-pub mod object;
+mod lock;
+mod map;
+mod object;
+#[doc(hidden)]
 pub mod process;
-pub mod ring;
-pub mod segment;
-pub mod seqlock;
+mod ring;
+mod segment;
+mod seqlock;
+#[doc(hidden)]
 pub mod sync;
-pub mod value;
-pub mod words;
+mod value;
+mod words;
 
 pub use counter::{Counter, ShardedCounter};
-pub use error::{Error, Result};
+pub use error::{Error, PopError, PushError, RecvError, Result, SendError};
+pub use format::{FORMAT_VERSION, MAGIC};
 pub use lock::{
-    Barrier, Condvar, Event, LockError, LockResult, Mutex, MutexGuard, ReentrantMutex, Semaphore,
+    Barrier, Condvar, Event, LockError, LockResult, LockState, Mutex, MutexGuard, ReentrantGuard,
+    ReentrantMutex, Semaphore,
 };
-pub use map::{ByteList, ByteMap, List, MapOptions, PodMap};
+pub use map::{key16, ByteList, ByteMap, List, MapOptions, PodMap};
 #[cfg(feature = "serde")]
 pub use map::{Namespace, SerdeList, SerdeMap};
 pub use object::{Kind, Object, TypeTag};
-pub use ring::{ByteRing, Connection, Pipe, PipeEnd};
-pub use ring::{Consumer, MpmcRing, Producer, SpscRing};
+pub use ring::{
+    ByteReceiver, ByteRing, ByteSender, Connection, Consumer, MpmcBytes, MpmcRing, Pipe, PipeEnd,
+    Producer, SpscRing,
+};
+pub use segment::directory::EntryInfo;
 #[cfg(not(feature = "loom"))]
-pub use segment::{Backing, Handle, Segment, SegmentOptions};
-pub use seqlock::{SeqArray, SeqLock};
-pub use value::AtomicValue;
+pub use segment::{Backing, Handle, Segment, SegmentOptions, SHM_DIR};
+pub use seqlock::{ArrayWriter, SeqArray, SeqLock, SeqLockWriter};
+pub use value::{Arith, AtomicValue};
+
+/// How each family of primitives works and what it guarantees: the long form of the types' docs
+/// (the crate's modules are private; their guides are here).
+pub mod guide {
+    // Outer doc attributes resolve their links in this module: the whole public face is in scope.
+    #[allow(unused_imports)]
+    use crate::*;
+
+    #[doc = include_str!("guide/segments.md")]
+    pub mod segments {}
+
+    #[doc = include_str!("guide/locks.md")]
+    pub mod locks {}
+
+    #[doc = include_str!("guide/seqlocks.md")]
+    pub mod seqlocks {}
+
+    #[doc = include_str!("guide/rings.md")]
+    pub mod rings {}
+
+    #[doc = include_str!("guide/mpmc.md")]
+    pub mod mpmc {}
+
+    #[doc = include_str!("guide/maps.md")]
+    pub mod maps {}
+}
+
+/// The limits shmkit enforces (capacities, lengths, counts) and its defaults, in one place.
+///
+/// ```
+/// use shmkit::limits;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// // Counts past a limit are clamped to it…
+/// assert_eq!(seg.semaphore("s", u32::MAX)?.available(), limits::MAX_PERMITS);
+/// // …and sizes past one are refused.
+/// assert!(seg.spsc::<u8>("r", limits::RING_CAPACITY_LIMIT + 1).is_err());
+/// # Ok(()) }
+/// ```
+pub mod limits {
+    pub use crate::lock::{HOLDER_SLOTS, MAX_PARTIES, MAX_PERMITS, PARTY_SLOTS};
+    #[cfg(feature = "serde")]
+    pub use crate::map::SERDE_MAX_DEPTH;
+    pub use crate::map::{KEY_MAX_LIMIT, LIST_CAPACITY_LIMIT, MAP_CAPACITY_LIMIT, VALUE_MAX_LIMIT};
+    pub use crate::object::TYPE_NAME_MAX;
+    pub use crate::ring::bytes::max_msg_limit;
+    pub use crate::ring::mpmc_bytes::MAX_MSG_LIMIT;
+    pub use crate::ring::{MAX_CAPACITY as RING_CAPACITY_LIMIT, MIN_BYTE_CAPACITY};
+    pub use crate::segment::directory::NAME_MAX as OBJECT_NAME_MAX;
+    #[cfg(not(feature = "loom"))]
+    pub use crate::segment::{DEFAULT_DIR_CAPACITY, DEFAULT_WAIT, SEGMENT_NAME_MAX};
+    pub use crate::seqlock::LIVENESS_PERIOD;
+}
+
+/// Internals that the in-tree tests, fuzz targets, loom models and benches reach into. Not part of
+/// the API: anything here may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::counter::SHARDS;
+    #[cfg(feature = "loom")]
+    pub use crate::lock::sim;
+    pub use crate::object::fnv1a;
+    pub use crate::segment::directory::{DirEntry, Directory};
+    pub use crate::seqlock::copies_for;
+}
 
 /// The `bytemuck` crate that shmkit builds on, for its other items (`bytes_of`, `cast_slice`,
 /// `AnyBitPattern` …) and as the path the derives need (see [`Pod`]).

@@ -11,6 +11,19 @@ use core::ptr::NonNull;
 ///
 /// A number rather than a Rust enum, because the directory is untrusted memory: an unknown value
 /// read from it must stay representable (and is shown as `unknown(N)`).
+///
+/// ```
+/// use shmkit::Kind;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// seg.mutex("m", 0u64)?;
+/// let kind = seg.entries()?[0].tag.kind;
+/// assert_eq!(kind, Kind::MUTEX);
+/// assert_eq!(kind.name(), Some("mutex"));
+/// assert_eq!(Kind(999).name(), None); // a value no shmkit wrote stays representable
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Kind(pub u32);
 
@@ -93,11 +106,29 @@ pub const TYPE_NAME_MAX: usize = 96;
 
 /// The description of an object that the directory stores next to its name: what kind it is, what
 /// element type it holds and how many.
+///
+/// ```
+/// use shmkit::{Kind, TypeTag};
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let t = TypeTag::of::<[f32; 3]>(Kind::SEQLOCK);
+/// assert_eq!((t.elem_size, t.elem_align), (12, 4));
+/// assert!(t.same_type(&TypeTag::of::<[f32; 3]>(Kind::SEQLOCK)));
+/// assert!(!t.same_type(&TypeTag::of::<[u32; 3]>(Kind::SEQLOCK)));
+///
+/// // What the directory recorded for an object (tools list it; errors print it).
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// seg.seqlock("pos", [0.0f32; 3])?;
+/// let tag = &seg.entries()?[0].tag;
+/// assert_eq!(tag.kind, Kind::SEQLOCK);
+/// assert!(tag.type_name.contains("f32"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct TypeTag {
     /// The object's kind.
     pub kind: Kind,
-    /// The element type's name (`core::any::type_name`), cut to [`TYPE_NAME_MAX`] bytes; empty
+    /// The element type's name (`core::any::type_name`), cut to [`TYPE_NAME_MAX`](crate::limits::TYPE_NAME_MAX) bytes; empty
     /// when the kind has no element type.
     pub type_name: String,
     /// FNV-1a hash of the element type's full name (0 when there is none).
@@ -198,6 +229,27 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
 /// - [`cast`](Object::cast) returns a pointer to at most `layout(tag).size()` bytes from `ptr`,
 ///   with any slice length taken from the *local* `tag`, never from shared memory;
 /// - the type holds no pointers and nothing with a `Drop` that matters.
+///
+/// Users never implement it; they name it to open an object whose type a caller chooses:
+///
+/// ```
+/// use shmkit::{Counter, Handle, Object, Segment};
+///
+/// fn open_as<P: Object + ?Sized>(seg: &Segment, name: &str) -> shmkit::Result<Handle<P>> {
+///     seg.open_object::<P>(name)
+/// }
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// seg.counter("hits")?.add(2);
+/// assert_eq!(open_as::<Counter>(&seg, "hits")?.load(), 2);
+/// assert_eq!(Counter::element().kind, shmkit::Kind::COUNTER);
+/// assert!(matches!(
+///     open_as::<shmkit::Mutex<u64>>(&seg, "hits"),
+///     Err(shmkit::Error::TypeMismatch { .. })
+/// ));
+/// # Ok(()) }
+/// ```
 pub unsafe trait Object: Send + Sync + 'static {
     /// What the creator passes to initialize the object (initial value, length…).
     type Params;

@@ -114,18 +114,6 @@ pub fn load_pod<T: Pod>(src: &[AtomicU64]) -> T {
     *load_uninit(src, &mut MaybeUninit::uninit())
 }
 
-/// Stores a slice of plain values into consecutive words (`words_for(size_of_val(values))`).
-#[inline]
-pub fn store_slice<T: Pod>(dst: &[AtomicU64], values: &[T]) {
-    store_bytes(dst, bytemuck::cast_slice(values));
-}
-
-/// Loads a slice of plain values from consecutive words.
-#[inline]
-pub fn load_slice<T: Pod>(src: &[AtomicU64], out: &mut [T]) {
-    load_bytes(src, bytemuck::cast_slice_mut(out));
-}
-
 /// Packs a value of 1, 2, 4 or 8 bytes into the low bytes of a `u64` (the rest zero).
 #[inline]
 pub fn pack_u64<T: Pod>(value: T) -> u64 {

@@ -16,7 +16,7 @@ fn main() {
 
 #[cfg(not(feature = "loom"))]
 mod imp {
-    use shmkit::ring::RecvError;
+    use shmkit::RecvError;
     use shmkit::{Counter, Error, PipeEnd, Segment};
     use std::time::{Duration, Instant};
 
@@ -322,8 +322,152 @@ mod imp {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
+    /// A seqlock writer guard inherited by a forked child is inert there: the writer lock is the
+    /// parent's, so the child's copy must not write (each write is an `Error::InheritedGuard`)
+    /// nor free the parent's lock on drop. Before, the release was already skipped but every
+    /// write through the copy went through, beside the parent's own writes (issue 10, item 8).
+    fn seqlock_writers_are_inert_in_a_forked_child() {
+        let seg = Segment::anonymous(SIZE).unwrap();
+        let sl = seg.seqlock::<u64>("sl", 1).unwrap();
+        let arr = seg.array::<u64>("arr", 4).unwrap();
+        let w = std::cell::Cell::new(Some(sl.writer().unwrap()));
+        let aw = std::cell::Cell::new(Some(arr.writer().unwrap()));
+        let parent = std::process::id();
+        let mut kids = Forked::new();
+        kids.fork(|| {
+            let mut w = w.take().unwrap();
+            let mut aw = aw.take().unwrap();
+            let wrote = w.write(&99);
+            let updated = w.update(|v| *v = 98);
+            let set = aw.set(0, 99);
+            let all = aw.write_from(&[99; 4]);
+            let ranged = aw.update_range(0..2, |v| v.fill(98));
+            assert_eq!(
+                sl.read(),
+                1,
+                "the child wrote through the parent's seqlock writer"
+            );
+            assert_eq!(
+                arr.snapshot(),
+                [0; 4],
+                "the child wrote through the parent's array writer"
+            );
+            assert!(
+                matches!(wrote, Err(Error::InheritedGuard { .. })),
+                "write: {wrote:?}"
+            );
+            assert!(
+                matches!(updated, Err(Error::InheritedGuard { .. })),
+                "update: {updated:?}"
+            );
+            for r in [set, all, ranged] {
+                assert!(matches!(r, Err(Error::InheritedGuard { .. })), "{r:?}");
+            }
+            drop(w);
+            drop(aw);
+            assert!(
+                matches!(sl.try_writer(), Err(Error::WriterBusy { pid }) if pid == parent),
+                "the child's drop freed the parent's seqlock writer lock"
+            );
+            assert!(
+                matches!(arr.try_writer(), Err(Error::WriterBusy { pid }) if pid == parent),
+                "the child's drop freed the parent's array writer lock"
+            );
+        });
+        kids.wait_all();
+        // The parent's own guards write as before, and free their locks.
+        let mut w = w.take().unwrap();
+        w.write(&2).unwrap();
+        assert_eq!(sl.read(), 2);
+        drop(w);
+        let mut aw = aw.take().unwrap();
+        aw.set(3, 7).unwrap();
+        drop(aw);
+        assert_eq!(arr.snapshot(), [0, 0, 0, 7]);
+        drop(sl.try_writer().unwrap());
+        drop(arr.try_writer().unwrap());
+    }
+
+    /// The object name whose creation stops its creator (see `main`).
+    #[cfg(feature = "test-hooks")]
+    const STALLED: &str = "stalled";
+
+    /// A forked child stopped (SIGSTOP, at the `directory.create.named` test point) in the middle
+    /// of creating an object: the entry is named but not initialized. The parent must not take
+    /// the live child for dead, and must not wait past its deadline; once the child is killed the
+    /// creation is taken over and the object works.
+    #[cfg(feature = "test-hooks")]
+    fn directory_creation_of_a_stalled_fork_child() {
+        std::thread::sleep(Duration::from_millis(50)); // see claims_of_live_fork_children_stand
+        let wait = Duration::from_millis(300);
+        let seg = shmkit::SegmentOptions::new()
+            .wait_timeout(wait)
+            .anonymous(SIZE)
+            .unwrap();
+        let mut kids = Forked::new();
+        kids.fork(|| {
+            let _ = seg.counter(STALLED);
+            unreachable!("the stop point returned");
+        });
+        let pid = kids.pids[0];
+        // Wait until the child stopped itself at the point (the entry is named by then).
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, writing only to `status`.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WUNTRACED) };
+        assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
+        assert!(libc::WIFSTOPPED(status), "child not stopped: {status:#x}");
+        // Alive (stopped): never judged dead, and every wait ends by its deadline.
+        for _ in 0..2 {
+            let t = Instant::now();
+            match seg.counter(STALLED) {
+                Err(Error::Timeout { .. }) => {}
+                other => panic!("find-or-create of a live child's entry: {other:?}"),
+            }
+            let took = t.elapsed();
+            assert!(
+                took >= wait - Duration::from_millis(50),
+                "gave up early: {took:?}"
+            );
+            assert!(
+                took < Duration::from_secs(3),
+                "blocked past the deadline: {took:?}"
+            );
+            let t = Instant::now();
+            match seg.open_object::<Counter>(STALLED) {
+                Err(Error::Timeout { .. }) => {}
+                other => panic!("open of a live child's entry: {other:?}"),
+            }
+            assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        }
+        // Other objects are still created and found meanwhile.
+        seg.counter("other").unwrap().inc();
+        // Dead: reported as such, then the creation is recovered.
+        kids.kill_all();
+        match seg.open_object::<Counter>(STALLED) {
+            Err(Error::CreatorDied { pid: p, .. }) => assert_eq!(p, pid as u32),
+            other => panic!("open after the creator died: {other:?}"),
+        }
+        let c = seg.counter(STALLED).unwrap();
+        assert_eq!(c.load(), 0);
+        c.add(3);
+        assert_eq!(seg.open_object::<Counter>(STALLED).unwrap().load(), 3);
+        assert_eq!(seg.open_object::<Counter>("other").unwrap().load(), 1);
+    }
+
     pub fn main() {
-        let tests: [(&str, fn()); 5] = [
+        // Arm the stop point before anything reads it (once per process): only the creation of
+        // the object STALLED stops, and only the forked child creates it first.
+        #[cfg(feature = "test-hooks")]
+        std::env::set_var(
+            "SHMKIT_HOOK",
+            format!("stop:directory.create.named:{STALLED}"),
+        );
+        #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
+        let mut tests: Vec<(&str, fn())> = vec![
+            (
+                "seqlock_writers_are_inert_in_a_forked_child",
+                seqlock_writers_are_inert_in_a_forked_child,
+            ),
             (
                 "claims_of_live_fork_children_stand",
                 claims_of_live_fork_children_stand,
@@ -342,6 +486,11 @@ mod imp {
                 four_children_race_on_one_counter,
             ),
         ];
+        #[cfg(feature = "test-hooks")]
+        tests.push((
+            "directory_creation_of_a_stalled_fork_child",
+            directory_creation_of_a_stalled_fork_child,
+        ));
         // Name filters as libtest takes them: free arguments, not options or their values.
         let mut filter = Vec::new();
         let mut args = std::env::args().skip(1);
@@ -361,7 +510,7 @@ mod imp {
             }
         }
         if std::env::args().any(|a| a == "--list") {
-            for (name, _) in tests {
+            for (name, _) in &tests {
                 println!("{name}: test");
             }
             return;

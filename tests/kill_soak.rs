@@ -1,6 +1,6 @@
 //! Kill soak (issue 10): producers and consumers of `MpmcRing`, `MpmcBytes`, `SpscRing` and
-//! `ByteRing` are SIGKILLed at random instants and restarted, for about 20 s in all
-//! (`SHMKIT_SOAK_SECS` sets the total; the four queues share it).
+//! `ByteRing`, and the holders of a `Mutex`, are SIGKILLed at random instants and restarted, for
+//! about 20 s in all (`SHMKIT_SOAK_SECS` sets the total; the four queues and the mutex share it).
 //!
 //! Every message carries its producer's id, the producer's incarnation, a sequence number and a
 //! checksum (byte messages add a filler of varying length derived from them). Consumers check
@@ -15,13 +15,20 @@
 //! (`lost()`, MPMC), `lost() <= missing <= kills`: every slot it reaped is a message missing,
 //! and the rest of what is missing are messages a killed producer attempted before claiming a
 //! slot or a killed consumer popped before journaling them (neither is visible to the queue).
+//!
+//! The mutex part ([`soak_mutex`]) keeps a pair of values equal under the lock: a counter
+//! outside the mutex and the two words inside it. Each holder checks the invariant on entry,
+//! bumps the counter, holds the lock a random while, then bumps both words (written back at
+//! unlock). A holder killed anywhere in there breaks the pair; the next locker gets `OwnerDied`,
+//! repairs it and marks the lock consistent. Checks: the invariant on every entry and at the end,
+//! progress after every kill, and `1 <= repairs <= kills` (half the kills aim at the holder).
 #![cfg(not(feature = "loom"))]
 
 mod common;
 
 use common::{ChildCtx, Children, SegGuard};
-use shmkit::ring::{PopError, PushError, RecvError, SendError};
-use shmkit::{Consumer, Segment};
+use shmkit::{Consumer, Error, LockError, Segment};
+use shmkit::{PopError, PushError, RecvError, SendError};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -154,12 +161,13 @@ enum Got {
 fn xproc_child() {
     common::run_child(|ctx: &ChildCtx| {
         let seg = ctx.open();
-        let kind = Kind::parse(ctx.arg_str(0));
         match ctx.role.as_str() {
             // args: kind, id, incarnation. Pushes messages until the stop flag is set.
-            "produce" => produce(&seg, kind, ctx.arg(1), ctx.arg(2)),
+            "produce" => produce(&seg, Kind::parse(ctx.arg_str(0)), ctx.arg(1), ctx.arg(2)),
             // args: kind, slot. Pops until the queue is closed, journaling each message.
-            "consume" => consume(&seg, kind, ctx.arg(1)),
+            "consume" => consume(&seg, Kind::parse(ctx.arg_str(0)), ctx.arg(1)),
+            // args: slot. Takes the mutex over and over until the stop flag is set.
+            "hold" => hold(&seg, ctx.arg(0)),
             other => panic!("unknown role {other}"),
         }
     });
@@ -294,6 +302,127 @@ fn consume(seg: &Segment, kind: Kind, slot: u64) {
             Got::Closed => return,
         }
     }
+}
+
+/// The mutex soak's holder: see the module docs and [`soak_mutex`].
+fn hold(seg: &Segment, slot: u64) {
+    let m = seg.mutex::<[u64; 2]>("m", [0, 0]).unwrap();
+    let outside = seg.counter("outside").unwrap();
+    let repairs = seg.counter("repairs").unwrap();
+    let stop = seg.counter("stop").unwrap();
+    let mut rng = Rng(u64::from(std::process::id()) << 20 | slot | 1);
+    while stop.load() == 0 {
+        let mut g = match m.lock_timeout(POLL) {
+            Ok(g) => g,
+            Err(LockError::OwnerDied(mut g)) => {
+                // A holder died between its two halves (or in the middle of the write-back):
+                // the counter outside is the truth, the words follow it.
+                let n = outside.load();
+                *g = [n, n];
+                repairs.inc();
+                g.mark_consistent();
+                g
+            }
+            Err(LockError::Error(Error::Timeout { .. })) => continue,
+            Err(e) => panic!("lock: {e}"),
+        };
+        let [a, b] = *g;
+        let n = outside.load();
+        assert!(
+            a == n && b == n,
+            "holder {slot}: pair broken under a consistent lock: words {a}, {b}, outside {n}"
+        );
+        outside.inc();
+        // Hold it a while: the window in which a kill leaves the pair broken.
+        std::thread::sleep(Duration::from_micros(rng.below(1500)));
+        *g = [a + 1, b + 1];
+        drop(g);
+    }
+}
+
+/// Mutex holders killed at random (half of the kills aim at the current holder) and restarted;
+/// see the module docs.
+fn soak_mutex(secs: f64, rng: &mut Rng) {
+    const HOLDERS: usize = 3;
+    let g = SegGuard::new("soak_mutex");
+    let seg = Segment::create(g.name(), SIZE).unwrap();
+    let m = seg.mutex::<[u64; 2]>("m", [0, 0]).unwrap();
+    let outside = seg.counter("outside").unwrap();
+    let repairs = seg.counter("repairs").unwrap();
+    let stop = seg.counter("stop").unwrap();
+    let mut kids = Children::new();
+    let mut holders: Vec<usize> = (0..HOLDERS)
+        .map(|i| kids.spawn("hold", g.name(), &[&i]))
+        .collect();
+    let (mut kills, mut aimed) = (0u64, 0u64);
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50 + rng.below(200)));
+        let before = outside.load();
+        let owner = m.state().owner_pid;
+        let at_holder = rng.below(2) == 0;
+        let victim = match holders.iter().position(|&i| Some(kids.pid(i)) == owner) {
+            Some(h) if at_holder => {
+                aimed += 1;
+                h
+            }
+            _ => rng.below(HOLDERS as u64) as usize,
+        };
+        expect_killed(kids.kill(holders[victim]), "mutex", "holder");
+        holders[victim] = kids.spawn("hold", g.name(), &[&victim]);
+        kills += 1;
+        // Progress after every kill (a survivor repairs the pair if the victim held the lock).
+        let t = Instant::now();
+        while outside.load() < before + 8 {
+            // A holder that exited on its own (it found the pair broken): fail with its stderr.
+            for &i in &holders {
+                if kids.exited(i).is_some() {
+                    kids.wait_ok(i, PROGRESS);
+                }
+            }
+            assert!(
+                t.elapsed() < PROGRESS,
+                "mutex: no progress within {PROGRESS:?} after kill {kills} ({} operations)",
+                outside.load()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    stop.store(1);
+    for &i in &holders {
+        kids.wait_ok(i, PROGRESS);
+    }
+    // The last kill may have hit a holder after which no survivor locked: repair as they do.
+    let mut last = match m.lock_timeout(PROGRESS) {
+        Ok(g) => g,
+        Err(LockError::OwnerDied(mut g)) => {
+            let n = outside.load();
+            *g = [n, n];
+            repairs.inc();
+            g.mark_consistent();
+            g
+        }
+        Err(e) => panic!("mutex: the final lock: {e}"),
+    };
+    let n = outside.load();
+    let repaired = repairs.load();
+    eprintln!(
+        "mutex: {secs:.1} s, {n} operations, {kills} kills ({aimed} aimed at the holder), \
+         {repaired} repairs"
+    );
+    assert_eq!(*last, [n, n], "mutex: the pair is broken at the end");
+    *last = [0, 0];
+    drop(last);
+    assert!(kills > 0, "mutex: no kill happened");
+    assert!(
+        repaired >= 1 || aimed == 0,
+        "mutex: {aimed} kills aimed at the holder, but no locker ever got OwnerDied"
+    );
+    assert!(
+        repaired <= kills,
+        "mutex: {repaired} repairs after only {kills} kills"
+    );
+    assert!(!m.state().owner_died && !m.state().not_recoverable);
 }
 
 /// A small deterministic generator (xorshift), seeded from the clock and printed.
@@ -524,6 +653,7 @@ fn kill_soak() {
     eprintln!("kill soak: {total} s, seed {seed}");
     let mut rng = Rng(seed);
     for kind in [Kind::Mpmc, Kind::MpmcBytes, Kind::Spsc, Kind::Bytes] {
-        soak(kind, total / 4.0, &mut rng);
+        soak(kind, total / 5.0, &mut rng);
     }
+    soak_mutex(total / 5.0, &mut rng);
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{ChildCtx, Children, Gate, SegGuard, TIMEOUT};
-use shmkit::ring::{RecvError, SendError};
 use shmkit::{Error, Segment};
+use shmkit::{RecvError, SendError};
 use std::time::{Duration, Instant};
 
 const SIZE: u64 = 1 << 20;

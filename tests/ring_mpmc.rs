@@ -4,7 +4,7 @@
 mod common;
 
 use common::{ChildCtx, Children, Gate, SegGuard, TempDir, TIMEOUT};
-use shmkit::ring::PopError;
+use shmkit::PopError;
 use shmkit::Segment;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,7 @@ fn xproc_child() {
                 loop {
                     match q.push_timeout(id << 32 | i, TIMEOUT) {
                         Ok(()) => i += 1,
-                        Err(shmkit::ring::PushError::Closed(_)) => break,
+                        Err(shmkit::PushError::Closed(_)) => break,
                         Err(e) => panic!("push: {e}"),
                     }
                 }
@@ -172,7 +172,7 @@ fn classic_queue_example_three_producers() {
     kids.wait_all(TIMEOUT);
     got.sort();
     assert_eq!(got, [0, 1, 2].map(|i| format!("hello from producer {i}")));
-    assert_eq!(mq.try_recv(), Err(shmkit::ring::RecvError::Empty));
+    assert_eq!(mq.try_recv(), Err(shmkit::RecvError::Empty));
     let e = seg.entries().unwrap();
     let e = e.iter().find(|e| e.name == "mq").unwrap();
     assert_eq!(

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{ChildCtx, Children, SegGuard, TIMEOUT};
-use shmkit::ring::PopError;
+use shmkit::PopError;
 use shmkit::Segment;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{ChildCtx, Children, SegGuard, TIMEOUT};
-use shmkit::ring::{PipeEnd, RecvError, SendError};
 use shmkit::{Error, Segment};
+use shmkit::{PipeEnd, RecvError, SendError};
 use std::time::{Duration, Instant};
 
 const SIZE: u64 = 1 << 20;

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{ChildCtx, Children, Gate, SegGuard, TIMEOUT};
-use shmkit::ring::{PopError, PushError};
 use shmkit::{Error, Segment};
+use shmkit::{PopError, PushError};
 use std::time::{Duration, Instant};
 
 const SIZE: u64 = 1 << 20;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{ChildCtx, Children, SegGuard, TempDir, TIMEOUT};
-use shmkit::segment::FORMAT_VERSION;
+use shmkit::FORMAT_VERSION;
 use shmkit::{AtomicValue, Counter, Error, Segment, SegmentOptions, ShardedCounter};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -496,7 +496,7 @@ fn mode_is_exactly_0600_whatever_the_umask() {
 /// A header with the magic but never made ready, its creator recorded as (`pid`, `start`).
 fn unfinished_file_started(path: &Path, pid: u32, start: u64) {
     let mut bytes = vec![0u8; SIZE as usize];
-    patch_u64(&mut bytes, 0, shmkit::segment::MAGIC);
+    patch_u64(&mut bytes, 0, shmkit::MAGIC);
     patch_u64(&mut bytes, OFF_CREATOR_PID, pid as u64);
     patch_u64(&mut bytes, OFF_CREATOR_START, start);
     write_private(path, &bytes).unwrap();
@@ -586,7 +586,7 @@ fn all_zero_file_is_not_a_segment_promptly() {
     }
     // The magic alone, never made ready and with no creator: corrupted, as promptly.
     let mut bytes = vec![0u8; SIZE as usize];
-    patch_u64(&mut bytes, 0, shmkit::segment::MAGIC);
+    patch_u64(&mut bytes, 0, shmkit::MAGIC);
     write_private(&file, &bytes).unwrap();
     let t = Instant::now();
     match Segment::open_file(&file) {

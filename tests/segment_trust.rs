@@ -234,7 +234,7 @@ fn squatted_temporary_names_do_not_block_create() {
     let pid = kids.pid(k);
     let mut squats = Squats(Vec::new());
     for n in 0..64 {
-        let p = std::path::Path::new(shmkit::segment::SHM_DIR)
+        let p = std::path::Path::new(shmkit::SHM_DIR)
             .join(format!(".{}.shmkit-init.{pid}.{n}", target.name()));
         if n % 2 == 0 {
             std::fs::write(&p, b"squatted").unwrap();

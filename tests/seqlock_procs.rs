@@ -81,8 +81,8 @@ fn uniform_writer(seg: &Segment) {
     let mut k = 0u64;
     while stop.load() == 0 {
         k += 1;
-        wa.write(&[k; 8]);
-        wb.write(&[k; 512]);
+        wa.write(&[k; 8]).unwrap();
+        wb.write(&[k; 512]).unwrap();
         if k % 16 == 0 {
             big.fill(k);
             warr.write_from(&big).unwrap();
@@ -204,7 +204,7 @@ fn killed_writer_is_reported_and_recovered() {
     let mut nw = v.try_writer().unwrap();
     assert_eq!(nw.took_over_from(), Some(wpid));
     assert_eq!(nw.get(), [2; 64]);
-    nw.write(&[4; 64]);
+    nw.write(&[4; 64]).unwrap();
     drop(nw);
     assert_eq!(v.read_checked().unwrap(), [4; 64]);
     v.check_writer().unwrap();
@@ -246,7 +246,7 @@ fn hold_writer(seg: &Segment) {
     let v = seg.seqlock::<[u64; 4]>("v", [0; 4]).unwrap();
     let arr = seg.array::<u32>("arr", 100).unwrap();
     let mut w = v.writer().unwrap();
-    w.write(&[1; 4]);
+    w.write(&[1; 4]).unwrap();
     let _a = arr.writer().unwrap();
     seg.counter("held").unwrap().store(1);
     loop {
@@ -332,7 +332,7 @@ fn writer_timeout_against_a_parked_or_stopped_holder() {
     let mut w = v.writer_timeout(T100).unwrap();
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert_eq!(w.took_over_from(), Some(pid));
-    w.write(&[3; 4]);
+    w.write(&[3; 4]).unwrap();
     drop(w);
     arr.set_timeout(3, 7, T100).unwrap();
     assert_eq!((v.read(), arr.get(3).unwrap()), ([3; 4], 7));

@@ -3,10 +3,10 @@
 //! per-producer order check.
 
 use crate::common::{now_ns, SharedFile, Span, Worker};
-use shmkit::ring::PopError;
+use shmkit::PopError;
 use shmkit::Segment;
 use std::hint::spin_loop;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Capacity of every ring and queue in the throughput groups.
@@ -27,6 +27,7 @@ pub(crate) const ROLE_PP_SPIN: &str = "pp-spin";
 pub(crate) const ROLE_PP_MPMC: &str = "pp-mpmc";
 pub(crate) const ROLE_PP_FUTEX: &str = "pp-futex";
 pub(crate) const ROLE_PP_RAW: &str = "pp-raw";
+pub(crate) const ROLE_PP_RAW_FUTEX: &str = "pp-raw-futex";
 /// Items per `push_slice`/`pop_into` call of `shmkit-spsc-batch`.
 const BATCH: usize = 64;
 /// Capacity of each ping-pong ring (one item is ever in flight).
@@ -114,6 +115,7 @@ pub fn worker(w: Worker) {
         ROLE_PP_SPIN | ROLE_PP_FUTEX => pingpong_worker(w, &target),
         ROLE_PP_MPMC => mpmc_pingpong_worker(w, &target),
         ROLE_PP_RAW => raw_pingpong_worker(w, &target),
+        ROLE_PP_RAW_FUTEX => raw_futex_pingpong_worker(w, &target),
         other => panic!("ring bench: unknown worker role {other:?}"),
     }
 }
@@ -156,7 +158,7 @@ fn spsc_worker(w: Worker, target: &str) {
                     loop {
                         match tx.try_push(v) {
                             Ok(()) => break,
-                            Err(shmkit::ring::PushError::Full(back)) => {
+                            Err(shmkit::PushError::Full(back)) => {
                                 v = back;
                                 wait.backoff("shmkit-spsc producer");
                             }
@@ -222,7 +224,7 @@ fn mpmc_worker(w: Worker, target: &str) {
                 loop {
                     match ring.try_push(v) {
                         Ok(()) => break,
-                        Err(shmkit::ring::PushError::Full(back)) => {
+                        Err(shmkit::PushError::Full(back)) => {
                             v = back;
                             wait.backoff("shmkit-mpmc producer");
                         }
@@ -362,7 +364,7 @@ fn spin_push(tx: &mut shmkit::Producer<u64>, mut v: u64) {
     loop {
         match tx.try_push(v) {
             Ok(()) => return,
-            Err(shmkit::ring::PushError::Full(back)) => {
+            Err(shmkit::PushError::Full(back)) => {
                 v = back;
                 wait.spin("ping-pong push");
             }
@@ -400,7 +402,7 @@ fn mpmc_pingpong_worker(w: Worker, target: &str) {
         loop {
             match tx.try_push(v) {
                 Ok(()) => return,
-                Err(shmkit::ring::PushError::Full(back)) => {
+                Err(shmkit::PushError::Full(back)) => {
                     v = back;
                     wait.spin("ping-pong push");
                 }
@@ -481,6 +483,91 @@ fn raw_pingpong_worker(w: Worker, target: &str) {
                     wait.spin("raw pong");
                 }
                 word.store(2 * k, Ordering::Release);
+            }
+            Span::Untimed
+        });
+    }
+}
+
+/// Offset of the pinger's futex word in the `raw-futex-pingpong` file (the echo's is at 0): a
+/// cache line apart.
+pub(crate) const RAW_FUTEX_PONG: usize = 64;
+
+/// A process-shared `FUTEX_WAIT` while `*word == expected` (no timeout: the bench's parent
+/// kills a stuck worker).
+fn raw_futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: `word` is a live, aligned 32-bit atomic in a shared mapping for the whole call;
+    // FUTEX_WAIT only reads it; the timeout pointer is null.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+/// A process-shared `FUTEX_WAKE` of one waiter on `word`.
+fn raw_futex_wake(word: &AtomicU32) {
+    // SAFETY: as above; FUTEX_WAKE does not touch the word.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+    }
+}
+
+/// `raw-futex-pingpong`, the floor of the sleeping path: one futex word per direction; every
+/// hop stores the round number, always `FUTEX_WAKE`s, and the other side waits in `FUTEX_WAIT`
+/// (never spinning) until its word holds it. The pinger pauses [`FUTEX_GAP`] before each ping,
+/// as `shmkit-spsc-futex` does.
+fn raw_futex_pingpong_worker(w: Worker, target: &str) {
+    let file = SharedFile::open(target);
+    // SAFETY: the parent made this file 4096 zeroed bytes; offsets 0 and 64 are aligned
+    // AtomicU32s used only as such.
+    let (ping, pong) = unsafe {
+        (
+            file.get::<AtomicU32>(0),
+            file.get::<AtomicU32>(RAW_FUTEX_PONG),
+        )
+    };
+    let samples = Samples::from_env();
+    let wait_for = |word: &AtomicU32, k: u32| loop {
+        let v = word.load(Ordering::Acquire);
+        if v == k {
+            return;
+        }
+        raw_futex_wait(word, v);
+    };
+    let mut k = 0u32;
+    if w.index() == 0 {
+        w.serve_timed(|n| {
+            let mut total = 0u64;
+            for i in 0..n {
+                k = k.wrapping_add(1);
+                let until = now_ns() + FUTEX_GAP.as_nanos() as u64;
+                while now_ns() < until {
+                    spin_loop();
+                }
+                let t0 = now_ns();
+                ping.store(k, Ordering::Release);
+                raw_futex_wake(ping);
+                wait_for(pong, k);
+                let t1 = now_ns();
+                total += t1 - t0;
+                if let Some(s) = &samples {
+                    s.record(i, t1 - t0);
+                }
+            }
+            Span::Measured(total)
+        });
+    } else {
+        w.serve_timed(|n| {
+            for _ in 0..n {
+                k = k.wrapping_add(1);
+                wait_for(ping, k);
+                pong.store(k, Ordering::Release);
+                raw_futex_wake(pong);
             }
             Span::Untimed
         });

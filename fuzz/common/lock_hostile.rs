@@ -16,7 +16,7 @@
 //! within their documented ranges.
 
 use arbitrary::Arbitrary;
-use shmkit::lock::{MAX_PARTIES, MAX_PERMITS};
+use shmkit::limits::{MAX_PARTIES, MAX_PERMITS};
 use shmkit::{Barrier, Condvar, Error, Event, LockError, Mutex, ReentrantMutex, Semaphore};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -13,8 +13,8 @@
 //! bounds, or wait past their timeout (1 ms, plus slack for a loaded machine).
 
 use arbitrary::Arbitrary;
-use shmkit::object::{Object, TypeTag};
 use shmkit::{ByteMap, List, MapOptions};
+use shmkit::{Object, TypeTag};
 use std::alloc::Layout;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -25,12 +25,12 @@
 //! longer than their timeout (at most 1 ms, plus slack for a loaded machine).
 
 use arbitrary::Arbitrary;
-use shmkit::object::{Object, TypeTag};
-use shmkit::ring::{
+use shmkit::SegmentOptions;
+use shmkit::{
     ByteRing, MpmcBytes, MpmcRing, Pipe, PipeEnd, PopError, PushError, RecvError, SendError,
     SpscRing,
 };
-use shmkit::SegmentOptions;
+use shmkit::{Object, TypeTag};
 use std::alloc::Layout;
 use std::fmt::Debug;
 use std::fs::File;
@@ -706,8 +706,8 @@ trait Ends {
 /// before the ring's memory (they live in `exercise`).
 struct ByteEnds<'a> {
     ring: &'a ByteRing,
-    tx: Option<shmkit::ring::ByteSender>,
-    rx: Option<shmkit::ring::ByteReceiver>,
+    tx: Option<shmkit::ByteSender>,
+    rx: Option<shmkit::ByteReceiver>,
 }
 
 impl<'a> ByteEnds<'a> {

@@ -11,8 +11,8 @@
 //! cannot block; timeouts are at most 1 ms and must be kept.
 
 use arbitrary::Arbitrary;
-use shmkit::ring::{MpmcRing, PopError, PushError, SpscRing};
 use shmkit::Error;
+use shmkit::{MpmcRing, PopError, PushError, SpscRing};
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@
 //! must return `Ok` or `Err`: a panic, a hang or an out-of-bounds access is a bug.
 
 use arbitrary::Arbitrary;
-use shmkit::object::fnv1a;
+use shmkit::internals::fnv1a;
 use shmkit::{AtomicValue, Counter, Segment, SegmentOptions, ShardedCounter};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

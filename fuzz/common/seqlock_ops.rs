@@ -234,7 +234,7 @@ fn lock_ops(ops: &[LockOp]) {
                 ));
                 assert_eq!(w.get(), lv(m));
                 for &x in xs.iter().take(16) {
-                    w.write(&lv(x));
+                    w.write(&lv(x)).unwrap();
                     (m, writes) = (x, writes + 1);
                 }
             }

@@ -98,7 +98,7 @@ struct Party {
 /// # Limits
 ///
 /// - A process that dies before it ever arrived is not known to the barrier: use `wait_timeout`
-///   for the first generation. Up to [`PARTY_SLOTS`] processes are recorded.
+///   for the first generation. Up to [`PARTY_SLOTS`](crate::limits::PARTY_SLOTS) processes are recorded.
 /// - A party killed right after its arrival, before recording it, is taken for a party that died
 ///   without arriving: the generation breaks instead of completing.
 /// - A party in another pid namespace is never judged dead (its pid means nothing here).

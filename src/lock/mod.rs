@@ -2,48 +2,8 @@
 //! types of Python's `multiprocessing` built on shared futex words: [`ReentrantMutex`],
 //! [`Condvar`], [`Event`], [`Semaphore`] (optionally bounded) and [`Barrier`].
 //!
-//! Every lock word lives in shared memory and is waited on with *shared* futexes, so threads of
-//! any process that maps the segment take part.
-//!
-//! # Guarantees, and their limits
-//!
-//! - **A dead owner is reported, not waited for.** A mutex's lock word names its owner thread
-//!   (thread id and a tag of its pid namespace) in the same CAS that takes it, and the owner
-//!   records its process (pid, start time, namespace) next to it. A lock whose owner died is
-//!   handed to the next locker as [`LockError::OwnerDied`] with the guard; sleeping waiters look
-//!   at the owner's liveness every 10 ms. A semaphore's permits held by a dead process are
-//!   reclaimed; a barrier party that died without arriving breaks the barrier.
-//! - **Rust's poison convention, not POSIX's.** An `OwnerDied` guard dropped without
-//!   `mark_consistent` (for example by `?`) leaves the lock *inconsistent*: the next locker is
-//!   told `OwnerDied` again, until someone repairs the data. Only `mark_not_recoverable` makes a
-//!   lock permanently unusable ([`Error::NotRecoverable`]). (A POSIX robust mutex becomes
-//!   `ENOTRECOVERABLE` as soon as an `EOWNERDEAD` holder unlocks it without
-//!   `pthread_mutex_consistent`.)
-//! - **Exact at every instruction.** Every multi-step protocol is crash-consistent: a mutex is
-//!   claimed with its owner in one CAS; a semaphore operation is committed by one CAS and its
-//!   bookkeeping completed exactly once by whoever comes next; a barrier arrival is one CAS. A
-//!   process killed anywhere duplicates no permit, leaks none, and never miscounts an arrival.
-//!   (Named kill points, compiled in with the `test-hooks` feature, prove it in `tests/`.)
-//! - **Deadlines all the way down.** There is no internal lock: every `try_` call returns at
-//!   once and every `_timeout` call by its deadline, whatever a peer does (stopped with
-//!   `SIGSTOP` inside an operation, or writing a live thread id or any other garbage into the
-//!   shared words). A timed [`Condvar`] wait retakes its mutex within a bound too. Blocking
-//!   calls without a timeout wait for a live peer for as long as it lives.
-//! - **Hostile memory gives errors or wrong values, never a panic or a hang**: no arithmetic
-//!   on a shared value can overflow, every index read from shared memory is bounded.
-//! - **Other pid namespaces.** An owner, permit holder or barrier party in another pid namespace
-//!   (a container sharing `/dev/shm`) is never judged dead: its pid means nothing here. Its
-//!   claims come back only when it releases them, or when a process of its own namespace finds
-//!   it dead. (The lock word's namespace tag has 8 bits: two namespaces share it 1 time in 254;
-//!   the owner record then tells them apart, except in the instant between an owner's CAS and
-//!   its record.)
-//! - **`fork()`.** A guard inherited by a forked child is inert there (dropping it neither
-//!   writes back nor unlocks: the lock is the parent's thread's). A forked child is a process of
-//!   its own: its claims stand while it lives and are recovered once it dies.
-//!
-//! Limits: a permit is accounted to the process that acquired it; [`HOLDER_SLOTS`] processes'
-//! permits and [`PARTY_SLOTS`] barrier parties are tracked (further ones are not recovered if
-//! they die); a process that dies before it ever arrived at a barrier is unknown to it.
+//! The long form (guarantees, layout, protocol) is the public guide page
+//! [`crate::guide::locks`], written in `src/guide/locks.md`.
 
 mod barrier;
 mod condvar;
@@ -68,6 +28,27 @@ use crate::Error;
 use core::fmt;
 
 /// The result of taking a lock: the guard, or a [`LockError`] (which may hold the guard).
+///
+/// ```
+/// use shmkit::{LockResult, Mutex, MutexGuard, Segment};
+///
+/// fn take(m: &Mutex<u32>) -> LockResult<MutexGuard<'_, u32>> {
+///     m.try_lock()
+/// }
+///
+/// // `?` converts it into shmkit::Error (an OwnerDied guard is then dropped unrepaired, and the
+/// // next locker is told again).
+/// fn get(m: &Mutex<u32>) -> shmkit::Result<u32> {
+///     Ok(*m.lock()?)
+/// }
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// let m = seg.mutex("n", 7u32)?;
+/// assert_eq!(*take(&m).unwrap(), 7);
+/// assert_eq!(get(&m)?, 7);
+/// # Ok(()) }
+/// ```
 pub type LockResult<G> = Result<G, LockError<G>>;
 
 /// Why a lock call did not simply return its guard.
@@ -78,6 +59,37 @@ pub type LockResult<G> = Result<G, LockError<G>>;
 /// leaves the lock *inconsistent*, not broken: the next locker gets `OwnerDied` again, until
 /// someone repairs the data and calls `mark_consistent` (Rust's poison convention; POSIX would
 /// make the lock `ENOTRECOVERABLE` here, for every process, for good).
+///
+/// ```
+/// use shmkit::{LockError, Mutex, Segment};
+/// use std::time::Duration;
+///
+/// /// Adds to a balance; a holder that died left it whole (one word), so repair is to accept it.
+/// fn deposit(m: &Mutex<i64>, amount: i64) -> shmkit::Result<i64> {
+///     let mut g = match m.lock() {
+///         Ok(g) => g,
+///         Err(LockError::OwnerDied(mut g)) => {
+///             g.mark_consistent();
+///             g
+///         }
+///         Err(LockError::Error(e)) => return Err(e),
+///     };
+///     *g += amount;
+///     Ok(*g)
+/// }
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// let m = seg.mutex("balance", 100i64)?;
+/// assert_eq!(deposit(&m, 5)?, 105);
+/// let _g = m.lock().unwrap();
+/// // This thread holds it: asking again is an error, not a deadlock.
+/// assert!(matches!(
+///     m.lock_timeout(Duration::from_millis(10)),
+///     Err(LockError::Error(shmkit::Error::WouldDeadlock { .. }))
+/// ));
+/// # Ok(()) }
+/// ```
 pub enum LockError<G> {
     /// The previous owner died holding the lock. You hold it now (the guard); its data may be
     /// half-updated. Repair it and call `mark_consistent`; dropping the guard without that hands

@@ -202,6 +202,19 @@ unsafe fn init_in_place<T: Pod>(p: *mut u8, n: usize, value: T) {
 
 /// The lock held: derefs to a copy of the value, written back (if borrowed mutably) at drop,
 /// just before the unlock. Not `Send`: the lock belongs to the thread that took it.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let m = seg.mutex("pair", [0u64; 2])?;
+/// {
+///     let mut g = m.lock().unwrap();
+///     g[0] += 1; // changes the guard's copy...
+///     g[1] += 1;
+/// } // ...written back at drop, just before the unlock
+/// assert_eq!(*m.lock().unwrap(), [1, 1]);
+/// # Ok(()) }
+/// ```
 pub struct MutexGuard<'a, T: Pod> {
     mutex: &'a Mutex<T>,
     me: Held,

@@ -48,12 +48,6 @@ impl Fail {
     }
 }
 
-/// Spins before announcing a waiter and sleeping.
-#[cfg(not(feature = "loom"))]
-const SPINS: u32 = 40;
-#[cfg(feature = "loom")]
-const SPINS: u32 = 1;
-
 /// A robust, process-shared futex lock word with its owner record. 24 bytes.
 #[repr(C)]
 pub(crate) struct RawMutex {
@@ -85,6 +79,20 @@ static_assertions::assert_eq_size!(RawMutex, [u64; 3]);
 static_assertions::assert_eq_align!(RawMutex, u64);
 
 /// A snapshot of a lock word, for tools.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let m = seg.mutex("m", 0u8)?;
+/// assert_eq!(m.state().owner_tid, None);
+/// let g = m.lock().unwrap();
+/// let s = m.state();
+/// assert_eq!(s.owner_pid, Some(std::process::id()));
+/// assert!(s.owner_tid.is_some() && !s.owner_died && !s.not_recoverable);
+/// drop(g);
+/// assert_eq!(m.state().owner_tid, None);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct LockState {
     /// Thread id of the owner (`None`: unlocked or not recoverable).
@@ -131,8 +139,8 @@ impl RawMutex {
             Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
             Wait::Try => None,
         };
+        // The crate's spin phase before announcing a waiter and sleeping.
         let mut spin = Spin::new();
-        let mut spins = 0u32;
         // WAITERS once this thread has slept: it then keeps the bit when it takes the lock, since
         // others may still sleep.
         let mut sleeper = 0u32;
@@ -178,8 +186,7 @@ impl RawMutex {
                 }
                 continue;
             };
-            if spins < SPINS && cur & WAITERS == 0 {
-                spins += 1;
+            if cur & WAITERS == 0 && !spin.over() {
                 spin.snooze();
                 continue;
             }

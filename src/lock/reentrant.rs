@@ -129,6 +129,19 @@ impl core::fmt::Debug for ReentrantMutex {
 }
 
 /// One level of a held [`ReentrantMutex`]. Not `Send`.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let r = seg.reentrant_mutex("r")?;
+/// let outer = r.lock().unwrap();
+/// let inner = r.lock().unwrap(); // the same thread again: depth 2, no deadlock
+/// assert_eq!(r.depth(), 2);
+/// drop(inner);
+/// drop(outer);
+/// assert_eq!(r.depth(), 0);
+/// # Ok(()) }
+/// ```
 pub struct ReentrantGuard<'a> {
     mutex: &'a ReentrantMutex,
     /// The owner, as of the lock (inert in a `fork()`ed child).

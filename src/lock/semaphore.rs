@@ -123,7 +123,7 @@ struct Holder {
 ///
 /// - A permit is assumed to be released by the process that acquired it, as with a lock; a
 ///   permit handed to another process to release is accounted to the acquirer until then.
-/// - [`HOLDER_SLOTS`] processes are tracked; a process keeps its slot until it exits. Permits
+/// - [`HOLDER_SLOTS`](crate::limits::HOLDER_SLOTS) processes are tracked; a process keeps its slot until it exits. Permits
 ///   of further processes are untracked: not reclaimed if they die holding them.
 /// - At most [`MAX_PERMITS`] permits can be free (2²⁴ − 1).
 ///

@@ -21,7 +21,7 @@ use std::time::Duration;
 /// - A process killed in the middle of a push leaves a *hole* at its index (counted by `len`,
 ///   returned as `None` by `get`, skipped by iteration, filled by `set`, removed by `pop` and
 ///   `clear`); a process killed in a pop or clear is finished for it by the next one. See the
-///   [module docs](crate::map) and `RawList`'s for the protocol.
+///   [module docs](crate::guide::maps) and `RawList`'s for the protocol.
 ///
 /// ```
 /// # fn main() -> shmkit::Result<()> {

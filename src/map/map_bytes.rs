@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// A hash map of byte strings shared between threads and processes: lock-free reads, striped
 /// writers, fixed capacity, and consistent after a process is killed in the middle of any
-/// operation (see the [module docs](crate::map) for the guarantees and the layout).
+/// operation (see the [module docs](crate::guide::maps) for the guarantees and the layout).
 ///
 /// Keys are 1 to `key_max` bytes (an empty key is allowed too), values 0 to `value_max` bytes,
 /// both fixed at creation with the capacity ([`MapOptions`]).
@@ -37,7 +37,7 @@ use std::time::Duration;
 /// ```
 #[repr(C)]
 pub struct ByteMap {
-    /// The header, stripes and slots (which hold the bucket heads) ([module docs](crate::map)).
+    /// The header, stripes and slots (which hold the bucket heads) ([module docs](crate::guide::maps)).
     words: [AtomicU64],
 }
 
@@ -435,7 +435,7 @@ impl ByteMap {
     }
 
     /// Calls `f(key, value)` for each entry, each read whole (see the
-    /// [module docs](crate::map#iteration) for what holds across entries). Lock-free.
+    /// [module docs](crate::guide::maps#iteration) for what holds across entries). Lock-free.
     ///
     /// # Errors
     /// [`Error::ObjectCorrupted`] (entries before the error were visited).

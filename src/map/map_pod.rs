@@ -11,7 +11,7 @@ use core::mem::MaybeUninit;
 use std::time::Duration;
 
 /// A hash map of plain-data keys and values (`K, V: Pod`), shared between threads and processes;
-/// the same algorithm as [`ByteMap`] (see the [module docs](crate::map)), with keys and values
+/// the same algorithm as [`ByteMap`] (see the [module docs](crate::guide::maps)), with keys and values
 /// stored as their bytes. Keys are equal when their bytes are (so `-0.0` and `0.0` keys differ).
 ///
 /// ```
@@ -246,7 +246,7 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
         self.raw.clear()
     }
 
-    /// The entries, each read whole (see the [module docs](crate::map#iteration)).
+    /// The entries, each read whole (see the [module docs](crate::guide::maps#iteration)).
     pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
         self.raw.iter().map(|(k, v)| (pod_from(&k), pod_from(&v)))
     }

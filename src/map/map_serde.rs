@@ -15,7 +15,7 @@ use std::time::Duration;
 /// bytes, which holds for numbers, strings, tuples, structs and enums of them) into at most
 /// `key_max` and `value_max` bytes. Decoding is bounded in depth
 /// ([`SERDE_MAX_DEPTH`](crate::map::SERDE_MAX_DEPTH) containers). The algorithm is [`ByteMap`]'s (see the
-/// [module docs](crate::map)).
+/// [module docs](crate::guide::maps)).
 ///
 /// ```
 /// # fn main() -> shmkit::Result<()> {
@@ -146,7 +146,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SerdeMap<
         self.raw.clear()
     }
 
-    /// The entries that decode, each read whole (see the [module docs](crate::map#iteration)).
+    /// The entries that decode, each read whole (see the [module docs](crate::guide::maps#iteration)).
     pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
         self.raw
             .iter()

@@ -32,9 +32,9 @@
 //! unknown kind, a length above `max_msg`, a record that overruns the end of the area or the
 //! published tail — each is reported as `Corrupted`, never an out-of-bounds access or a panic.
 
-use super::error::{RecvError, SendError};
 use super::head::RingHead;
 use super::wait::{block, notify, peer_gone, Look, Sleeper};
+use crate::error::{RecvError, SendError};
 use crate::sync::{AtomicU64, Deadline, Ordering};
 use crate::words::{load_bytes, store_bytes, words_for};
 use std::time::Duration;

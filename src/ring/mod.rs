@@ -1,48 +1,11 @@
 //! Bounded ring-buffer queues across processes.
 //!
-//! - [`SpscRing`]: one producer, one consumer (each side claimed by one process at a time), split
-//!   into [`Producer`] and [`Consumer`] handles.
-//! - [`ByteRing`]: one sender, one receiver of variable-length byte messages, split into
-//!   [`ByteSender`] and [`ByteReceiver`] handles.
-//! - [`Pipe`]: a duplex connection between two processes (two byte rings), one
-//!   [`Connection`] per end, like Python's `multiprocessing.Pipe()`.
-//! - [`MpmcRing`]: any number of producers and consumers in any processes, with per-slot state
-//!   words that record who claimed each slot, so a killed process loses at most its item in
-//!   flight and never blocks the others.
-//! - [`MpmcBytes`]: the same for byte messages up to a fixed maximum size (Python's
-//!   `multiprocessing.Queue` for bytes).
-//!
-//! Rings keep monotonic 64-bit positions (never wrapping indices) and copy items of any
-//! [`bytemuck::Pod`] type through atomic words. Blocking calls spin briefly, then sleep on a
-//! shared futex word; the fast path makes no system call unless the other side sleeps.
-//!
-//! # Guarantees
-//!
-//! - **Every wait is bounded.** `try_` calls return at once, `_timeout` calls (a [`Duration`])
-//!   by their deadline, and blocking calls recheck, every 10 ms, the liveness of whoever they
-//!   wait on: a single-producer ring or pipe whose peer died holding its side drains what the
-//!   peer sent and then reports `Closed`; an MPMC slot held by a dead process is reaped (and
-//!   counted in `lost()`).
-//! - **Owned ends.** [`Producer`], [`Consumer`], [`ByteSender`], [`ByteReceiver`] and
-//!   [`Connection`] keep their ring alive (an `Arc` of a heap ring, or the segment mapping), so
-//!   they are `Send + 'static`: move them into threads and structs.
-//! - **One error convention.** [`PushError`] (with the value handed back), [`PopError`],
-//!   [`SendError`] and [`RecvError`] all convert into [`crate::Error`] with `?`.
-//!
-//! # Layout of this module
-//!
-//! The floor every face stands on: `head` (the positions and control line every ring starts
-//! with, and the one `close`), `wait` (the one wait loop, spin policy, recheck period and side
-//! claims), `error`, `owned` (what keeps a ring alive for an owned end). The engines: `spsc`,
-//! `lane` (one direction of byte records), `mpmc` (face, engine, process registry). The faces:
-//! [`SpscRing`], [`ByteRing`], [`Pipe`], [`MpmcRing`], [`MpmcBytes`].
-//!
-//! [`Duration`]: std::time::Duration
+//! The long form (guarantees, layout, protocol) is the public guide page
+//! [`crate::guide::rings`], written in `src/guide/rings.md`.
 
 pub mod bytes;
 #[cfg(feature = "serde")]
 mod codec;
-mod error;
 mod head;
 mod lane;
 pub mod mpmc;
@@ -52,8 +15,8 @@ pub mod pipe;
 pub mod spsc;
 mod wait;
 
+pub use crate::error::{PopError, PushError, RecvError, SendError};
 pub use bytes::{ByteReceiver, ByteRing, ByteSender};
-pub use error::{PopError, PushError, RecvError, SendError};
 pub use lane::MIN_BYTE_CAPACITY;
 pub use pipe::{Connection, Pipe, PipeEnd};
 
@@ -92,5 +55,41 @@ pub(crate) fn capacity_for(words: usize, stride: usize) -> usize {
     match words / stride.max(1) {
         0 => 0,
         c => 1usize << c.ilog2(),
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::{MpmcBytes, MpmcRing, RecvError, SendError, SpscRing};
+    use crate::Error;
+
+    /// `?` on every ring error inside a function returning `shmkit::Result` (issue 11, item 8).
+    #[test]
+    fn every_ring_error_converts_with_question_mark() {
+        fn spsc() -> crate::Result<u64> {
+            let ring = SpscRing::<u64>::new(1)?;
+            let (mut tx, mut rx) = ring.split()?;
+            tx.push(7)?;
+            tx.try_push(8)?;
+            Ok(rx.pop()?)
+        }
+        assert!(matches!(spsc(), Err(Error::Send(SendError::Full))));
+        fn mpmc() -> crate::Result<u64> {
+            let q = MpmcRing::<u64>::new(2)?;
+            q.push(1)?;
+            let v = q.pop()?;
+            q.try_pop()?;
+            Ok(v)
+        }
+        assert!(matches!(mpmc(), Err(Error::Recv(RecvError::Empty))));
+        fn bytes() -> crate::Result<Vec<u8>> {
+            let q = MpmcBytes::new(2, 8)?;
+            q.send(b"x")?;
+            let v = q.recv()?;
+            q.close();
+            q.recv()?;
+            Ok(v)
+        }
+        assert!(matches!(bytes(), Err(Error::Recv(RecvError::Closed))));
     }
 }

@@ -1,8 +1,8 @@
-//! The ring family's one wait loop, its spin policy, and the per-process side claims.
+//! The ring family's one wait loop and the per-process side claims.
 //!
-//! A side that must wait spins briefly ([`Spin`]), then [`arm`](Sleeper::arm)s: it announces
-//! itself in a waiter flag, issues a heavy barrier and reads the futex word; it re-checks its
-//! condition and sleeps on the word. The other side, after publishing its position, calls
+//! A side that must wait spins briefly (the crate's one spin policy, [`Spin`]), then
+//! [`arm`](Sleeper::arm)s: it announces itself in a waiter flag, issues a heavy barrier and reads
+//! the futex word; it re-checks its condition and sleeps on the word. The other side, after publishing its position, calls
 //! [`notify`]: a light barrier, then a read of the flag, and a [`wake`] only if it is set. The
 //! barriers pair like two `SeqCst` fences (see [`crate::sync::asym`]: the light one is a compiler
 //! barrier where the kernel has global expedited membarriers), so no wake-up is lost, and the fast
@@ -17,58 +17,12 @@
 
 use crate::error::{Error, Result};
 use crate::sync::asym::{heavy_barrier, light_barrier};
-use crate::sync::{futex_wait, futex_wake, AtomicU32, AtomicU64, Deadline, Ordering};
+use crate::sync::{futex_wait, futex_wake, AtomicU32, AtomicU64, Deadline, Ordering, Spin};
 use std::time::Duration;
 
 /// The longest single futex sleep of a blocked call, and the period at which it rechecks the
 /// liveness of whoever it waits on (the first recheck comes one period after the spin phase).
 pub(crate) const RECHECK: Duration = Duration::from_millis(10);
-
-/// The ring family's spin policy: crossbeam's [`Backoff`](crossbeam_utils::Backoff) (7 growing
-/// spins, then a few `yield`s) and then a few more yields, about 10 µs in all before a side
-/// sleeps (README, Measured: waking a sleeping CPU costs 11–90 µs on the reference machine, so a
-/// peer that answers within the spin phase is not put to sleep). Under loom the spin phase is
-/// empty (fewer states to explore).
-pub(crate) struct Spin {
-    #[cfg(not(feature = "loom"))]
-    backoff: crossbeam_utils::Backoff,
-    #[cfg(not(feature = "loom"))]
-    extra: u32,
-}
-
-/// Yields after the `Backoff` completes, before sleeping.
-#[cfg(not(feature = "loom"))]
-const EXTRA_YIELDS: u32 = 9;
-
-impl Spin {
-    #[inline]
-    pub(crate) fn new() -> Self {
-        Spin {
-            #[cfg(not(feature = "loom"))]
-            backoff: crossbeam_utils::Backoff::new(),
-            #[cfg(not(feature = "loom"))]
-            extra: 0,
-        }
-    }
-
-    /// Waits a little if the spin phase is not over; `false` once it is time to sleep.
-    #[inline]
-    pub(crate) fn snooze(&mut self) -> bool {
-        #[cfg(not(feature = "loom"))]
-        {
-            if !self.backoff.is_completed() {
-                self.backoff.snooze();
-                return true;
-            }
-            if self.extra < EXTRA_YIELDS {
-                self.extra += 1;
-                crate::sync::yield_now();
-                return true;
-            }
-        }
-        false
-    }
-}
 
 /// When a blocked call is due to recheck liveness: one [`RECHECK`] after its spin phase, then
 /// once per period. Under loom at every look after the spin phase (time does not pass there, and
@@ -186,7 +140,8 @@ pub(crate) fn block<R>(
     mut look: impl FnMut(bool) -> Look<R>,
 ) -> Option<R> {
     let mut spin = Spin::new();
-    let mut spinning = true;
+    // Under loom the spin phase is empty (fewer states to explore).
+    let mut spinning = !cfg!(feature = "loom");
     let mut recheck = Recheck::new();
     let mut armed: Option<u32> = None;
     loop {
@@ -218,11 +173,12 @@ pub(crate) fn block<R>(
             return None;
         }
         if spinning {
-            spinning = spin.snooze();
-            if spinning {
+            if !spin.over() {
+                spin.snooze();
                 continue;
             }
             // The spin phase is over: start the recheck clock, look once more, then sleep.
+            spinning = false;
             recheck.due();
             continue;
         }

@@ -109,6 +109,20 @@ impl DirEntry {
 }
 
 /// What the directory says about one object, for tools and `open`.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// seg.counter("hits")?;
+/// seg.array::<f32>("temps", 8)?;
+/// let entries = seg.entries()?;
+/// let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+/// assert_eq!(names, ["hits", "temps"]);
+/// assert_eq!(entries[1].tag.kind, shmkit::Kind::SEQ_ARRAY);
+/// assert_eq!(entries[1].tag.len, 8);
+/// assert!(entries.iter().all(|e| e.ready));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryInfo {
     /// Position in the directory.

@@ -26,7 +26,7 @@ use crate::segment::directory::DirEntry;
 use crate::sync::{AtomicU64, Ordering};
 use std::path::Path;
 
-pub use super::{FORMAT_VERSION, MAGIC};
+pub use crate::format::{FORMAT_VERSION, MAGIC};
 /// Marker in the high half of `version_state` once the segment is initialized ("REDY").
 pub const READY: u32 = u32::from_le_bytes(*b"REDY");
 /// Bytes taken by the header; the directory follows.

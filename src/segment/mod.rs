@@ -1,34 +1,7 @@
 //! Segments: memory maps with a validated header and a directory of named objects.
 //!
-//! A segment is one of:
-//! - **named**: a file in `/dev/shm` that any process knowing the name can open
-//!   ([`Segment::create`], [`Segment::open`], [`Segment::open_or_create`]);
-//! - **file-backed**: a file anywhere, which survives restarts ([`Segment::file`],
-//!   [`Segment::open_file`]);
-//! - **anonymous**: a sealed memfd shared with `fork()`ed children ([`Segment::anonymous`]).
-//!
-//! Objects are found or created by name with a type tag ([`Segment::counter`],
-//! [`Segment::value`], [`Segment::object`] …); asking for a name under another type is
-//! [`Error::TypeMismatch`](crate::Error::TypeMismatch). Handles ([`Handle`]) keep the mapping alive.
-//!
-//! # Whose segments a process uses
-//!
-//! - **Created private**: mode 0600 (exactly, whatever the umask) unless
-//!   [`SegmentOptions::mode`] says otherwise, never over an existing file, and published under
-//!   its name only once its header is complete.
-//! - **Opened only from a trusted owner**: `open`, `open_file` and the existing-file path of
-//!   `open_or_create` and `file` open the file with `O_NOFOLLOW` (a symbolic link at the name is
-//!   refused), then check, with `fstat` on the opened descriptor (so what is checked is what gets
-//!   mapped), that its owner is this process's effective uid or root and that neither its group
-//!   nor others may write it. Anything else is [`Error::UntrustedSegment`](crate::Error::UntrustedSegment) naming the path, the
-//!   owner's uid and the mode, before a byte of the file is read. A deliberately shared segment
-//!   is opened with [`SegmentOptions::trust_owner`] and/or [`SegmentOptions::allow_shared`].
-//!
-//! Limits: a process that may write the file can still hurt the others. Whoever owns it (this
-//! user, root, or a user trusted on purpose) can rewrite any object (shmkit then reports
-//! corruption or returns wrong values, never undefined behaviour) and can **truncate** it, and
-//! every process that then touches the lost pages takes `SIGBUS`; shmkit cannot prevent that for
-//! a file that has a name. Anonymous segments are sealed memfds and cannot be truncated.
+//! The long form (guarantees, layout, protocol) is the public guide page
+//! [`crate::guide::segments`], written in `src/guide/segments.md`.
 
 #[cfg(not(feature = "loom"))]
 mod handle;
@@ -43,7 +16,6 @@ mod typed;
 
 pub mod directory;
 
-pub use crate::format::{FORMAT_VERSION, MAGIC};
 #[cfg(not(feature = "loom"))]
 pub use handle::Handle;
 
@@ -396,6 +368,23 @@ mod imp {
         /// Creates an anonymous segment of `size` bytes, shared with children `fork()`ed later.
         pub fn anonymous(size: u64) -> Result<Segment> {
             SegmentOptions::new().anonymous(size)
+        }
+
+        /// The file of the named segment `name`: `/dev/shm/<name>`, once the name is checked.
+        ///
+        /// ```
+        /// use shmkit::Segment;
+        ///
+        /// let p = Segment::path_of("jobs").unwrap();
+        /// assert_eq!(p, std::path::Path::new(shmkit::SHM_DIR).join("jobs"));
+        /// assert!(matches!(Segment::path_of("a/b"), Err(shmkit::Error::InvalidName { .. })));
+        /// ```
+        ///
+        /// # Errors
+        /// [`Error::InvalidName`] for an empty name, one longer than 200 bytes, or one with `/`,
+        /// NUL or a leading `.`.
+        pub fn path_of(name: &str) -> Result<PathBuf> {
+            named_path(name)
         }
 
         /// Removes the named segment `name` from `/dev/shm` without opening it. Processes that

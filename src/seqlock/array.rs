@@ -1,40 +1,30 @@
 //! [`SeqArray<T>`]: a fixed-length array of plain values, striped into independently versioned
-//! latch blocks.
+//! latch blocks. This file holds the array, its layout and its readers; `block` one block's
+//! latch and copy-forward, `writer` the writer lock's side and [`ArrayWriter`].
 
-use super::latch::{copy_words, Rotation};
-use super::writer::{self, Acquired, Wait, WriterLock};
+mod block;
+mod writer;
+
+pub use writer::ArrayWriter;
+
+use super::latch::Rotation;
+use super::writer::WriterLock;
 use super::{alloc_region, round_up, LINE};
-use crate::sync::{AtomicU64, Ordering};
-use crate::words::{load_pod, store_pod, words_for_type};
+use crate::sync::AtomicU64;
+use crate::words::{load_pod, words_for_type};
 use crate::{Error, Result};
+use block::{Block, BLOCK_WORDS, H, N};
 use bytemuck::Pod;
 use core::marker::PhantomData;
 use core::ops::Range;
 use std::time::Duration;
 
-/// Target number of data words in one block (512 bytes).
-#[cfg(not(feature = "loom"))]
-const BLOCK_WORDS: usize = 64;
-/// Under loom: tiny blocks, so that models with a few elements span several blocks.
-#[cfg(feature = "loom")]
-const BLOCK_WORDS: usize = 2;
-
-/// Number of rotating copies of each block of a [`SeqArray`] (see the
-/// [module docs](crate::seqlock#memory) for the choice).
-pub const ARRAY_COPIES: usize = 2;
-
-/// Copies per block (a power of two).
-const N: usize = ARRAY_COPIES;
-/// Header words of a block: its `published` version and one "changed range" word per copy,
-/// padded to a cache line.
-const H: usize = round_up(1 + N, LINE);
-
 /// A fixed-length array of `T` shared between threads and processes: every element is read and
 /// written without tearing, readers never block writers and writers never wait for readers.
 ///
 /// Each element takes a whole number of 8-byte words (a `u8` takes 8 bytes, an `f32` 8, an
-/// `f64` 8, a `[f32; 3]` 16), kept in [`ARRAY_COPIES`] rotating copies (see the
-/// [module docs](crate::seqlock)). The array is cut into blocks of about 512 bytes, each with its
+/// `f64` 8, a `[f32; 3]` 16), kept in 2 rotating copies (see the
+/// [guide](crate::guide::seqlocks)). The array is cut into blocks of about 512 bytes, each with its
 /// own version: a reader of one element or a small range retries only when *its* block is
 /// published again during the read, so a writer hammering one end of a large array does not
 /// starve readers of the other end. Operations spanning several blocks
@@ -65,77 +55,6 @@ pub struct SeqArray<T> {
     /// | `1 + c`, `c < N`     | `changed[c]`: words the version in copy `c` changed (`start << 32 \| end`) |
     /// | `H + c·S ..`         | copy `c`: the block's elements (`S` = data words rounded up to a line; exact for a short last block) |
     words: [AtomicU64],
-}
-
-/// One block: its latch and the writer's record of what each copy's version changed.
-#[derive(Clone, Copy)]
-struct Block<'a> {
-    latch: Rotation<'a>,
-    changed: &'a [AtomicU64],
-    width: usize,
-}
-
-impl<'a> Block<'a> {
-    /// The range a `changed` word names, clamped to the block (the word is shared memory).
-    fn range(&self, c: usize) -> (usize, usize) {
-        let w = self.changed[c].load(Ordering::Relaxed);
-        let end = ((w & 0xffff_ffff) as usize).min(self.width);
-        let start = ((w >> 32) as usize).min(end);
-        (start, end)
-    }
-
-    /// Writes the next version of the block: the words `a..b` come from `f`, the others from the
-    /// current version. The next copy holds the version before the current one, so only the
-    /// words that the current version changed are copied over (besides `a..b`).
-    #[inline]
-    fn write(&self, a: usize, b: usize, f: impl FnOnce(&[AtomicU64])) {
-        self.latch.write(|u, cur, next| {
-            self.fill(u, cur, next, a, b, f);
-        });
-    }
-
-    /// Brings `next` (the copy of version `u`) up to the current version outside `a..b`, lets
-    /// `f` store `a..b` and records `a..b` as what version `u` changed.
-    #[inline]
-    fn fill(
-        &self,
-        u: u64,
-        cur: &[AtomicU64],
-        next: &[AtomicU64],
-        a: usize,
-        b: usize,
-        f: impl FnOnce(&[AtomicU64]),
-    ) {
-        let me = u as usize % N;
-        // The versions between the one `next` holds (u − N) and the current one (u − 1) are
-        // recorded in the other copies' `changed` words.
-        let (mut lo, mut hi) = (self.width, 0);
-        for c in (0..N).filter(|&c| c != me) {
-            let (s, e) = self.range(c);
-            if s < e {
-                lo = lo.min(s);
-                hi = hi.max(e);
-            }
-        }
-        let cut = a.clamp(lo, hi.max(lo));
-        copy_words(&next[lo.min(cut)..cut], &cur[lo.min(cut)..cut]);
-        let from = b.clamp(lo, hi.max(lo));
-        if from < hi {
-            copy_words(&next[from..hi], &cur[from..hi]);
-        }
-        f(next);
-        self.changed[me].store((a as u64) << 32 | b as u64, Ordering::Relaxed);
-    }
-
-    /// After a takeover from a dead writer: resynchronizes the version and makes the next copy
-    /// (which the dead writer may have half written, outside any recorded range) equal to the
-    /// current one again. Readers are not disturbed: they read the current copy, and a reader
-    /// of the next copy's old version is lapped and retries.
-    fn recover(&self) {
-        self.latch.resync();
-        let (_, cur, next) = self.latch.begin();
-        copy_words(next, cur);
-    }
 }
 
 impl<T: Pod> SeqArray<T> {
@@ -389,184 +308,6 @@ impl<T: Pod> SeqArray<T> {
     pub fn check_writer(&self) -> Result<()> {
         self.lock.check()
     }
-
-    /// Takes the writer lock until the returned handle is dropped (a single-writer handle),
-    /// waiting as [`SeqLock::writer`](super::SeqLock::writer) does.
-    ///
-    /// # Errors
-    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
-    /// lock already.
-    pub fn writer(&self) -> Result<ArrayWriter<'_, T>> {
-        self.writer_waiting(Wait::For(None))
-    }
-
-    /// Like [`writer`](Self::writer), waiting at most `timeout`.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`](crate::Error::Timeout), [`Error::WouldDeadlock`](crate::Error::WouldDeadlock).
-    pub fn writer_timeout(&self, timeout: Duration) -> Result<ArrayWriter<'_, T>> {
-        self.writer_waiting(Wait::For(Some(timeout)))
-    }
-
-    /// Like [`writer`](Self::writer), without waiting.
-    ///
-    /// # Errors
-    /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock;
-    /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread does.
-    pub fn try_writer(&self) -> Result<ArrayWriter<'_, T>> {
-        self.writer_waiting(Wait::Try)
-    }
-
-    fn writer_waiting(&self, wait: Wait) -> Result<ArrayWriter<'_, T>> {
-        match self.lock.acquire(wait) {
-            Ok(a) => Ok(self.wrap(a)),
-            Err(f) => Err(f.into_error(wait)),
-        }
-    }
-
-    fn wrap(&self, a: Acquired) -> ArrayWriter<'_, T> {
-        let len = self.len();
-        if a.took_over_from.is_some() {
-            for k in 0..len.div_ceil(Self::B) {
-                self.block(k, len).recover();
-            }
-        }
-        ArrayWriter {
-            array: self,
-            len,
-            took_over_from: a.took_over_from,
-        }
-    }
-
-    /// Test hook: takes the writer lock in the name of process `owner_pid` and abandons a write
-    /// of `v` to element `index` before it is published, with the block's next copy brought up
-    /// to date and half of the element's words written, as a writer killed there would. The lock
-    /// stays held.
-    ///
-    /// # Errors
-    /// [`Error::WriterBusy`](crate::Error::WriterBusy), [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
-    #[doc(hidden)]
-    pub fn __abandon_set(&self, index: usize, v: T, owner_pid: u32) -> Result<()> {
-        let len = self.check_index(index)?;
-        let id = if owner_pid == crate::process::pid() {
-            writer::me()
-        } else {
-            writer::pack(owner_pid, 0)
-        };
-        let a = (self.lock.acquire_as(id, 0, Wait::Try)).map_err(|f| f.into_error(Wait::Try))?;
-        let w = self.wrap(a);
-        core::mem::forget(w);
-        let b = self.block(index / Self::B, len);
-        let j = index % Self::B;
-        let scratch: Vec<AtomicU64> = (0..Self::E).map(|_| AtomicU64::new(0)).collect();
-        store_pod(&scratch, &v);
-        let half = Self::E.div_ceil(2);
-        let (u, cur, next) = b.latch.begin();
-        b.fill(u, cur, next, j * Self::E, (j + 1) * Self::E, |c| {
-            copy_words(&Self::elem(c, j)[..half], &scratch[..half]);
-        });
-        Ok(())
-    }
-}
-
-/// Holds a [`SeqArray`]'s writer lock (from [`SeqArray::writer`]); released on drop.
-pub struct ArrayWriter<'a, T: Pod> {
-    array: &'a SeqArray<T>,
-    len: usize,
-    took_over_from: Option<u32>,
-}
-
-impl<T: Pod> ArrayWriter<'_, T> {
-    /// Element `index` as this writer last left it (no retry: nobody else writes).
-    ///
-    /// # Errors
-    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
-    pub fn get(&self, index: usize) -> Result<T> {
-        self.array.check_index(index)?;
-        let b = self.array.block(index / SeqArray::<T>::B, self.len);
-        Ok(load_pod(SeqArray::<T>::elem(
-            b.latch.current(),
-            index % SeqArray::<T>::B,
-        )))
-    }
-
-    /// Sets element `index`.
-    ///
-    /// # Errors
-    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds).
-    pub fn set(&mut self, index: usize, v: T) -> Result<()> {
-        self.array.check_index(index)?;
-        let (j, e) = (index % SeqArray::<T>::B, SeqArray::<T>::E);
-        self.array
-            .block(index / SeqArray::<T>::B, self.len)
-            .write(j * e, (j + 1) * e, |c| {
-                store_pod(SeqArray::<T>::elem(c, j), &v)
-            });
-        Ok(())
-    }
-
-    /// Writes `src` at `start`, block by block.
-    fn put(&mut self, start: usize, src: &[T]) {
-        let mut i = start;
-        for chunk in self.array.chunks(start, src.len()) {
-            let j0 = i % SeqArray::<T>::B;
-            let part = &src[i - start..i - start + chunk];
-            let e = SeqArray::<T>::E;
-            let block = self.array.block(i / SeqArray::<T>::B, self.len);
-            block.write(j0 * e, (j0 + chunk) * e, |c| {
-                for (j, v) in part.iter().enumerate() {
-                    store_pod(SeqArray::<T>::elem(c, j0 + j), v);
-                }
-            });
-            i += chunk;
-        }
-    }
-
-    /// Replaces the whole array with `src`.
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) when `src.len() != len`.
-    pub fn write_from(&mut self, src: &[T]) -> Result<()> {
-        if src.len() != self.len {
-            return Err(Error::LengthMismatch {
-                expected: self.len,
-                found: src.len(),
-            });
-        }
-        self.put(0, src);
-        Ok(())
-    }
-
-    /// Applies `f` to the elements of `range` and writes them back.
-    ///
-    /// # Errors
-    /// [`Error::IndexOutOfBounds`](crate::Error::IndexOutOfBounds) when the range passes the end or is reversed.
-    pub fn update_range(&mut self, range: Range<usize>, f: impl FnOnce(&mut [T])) -> Result<()> {
-        let count = SeqArray::<T>::range_count(&range, self.len)?;
-        self.array.check_range(range.start, count)?;
-        let mut vals: Vec<T> = (range.clone())
-            .map(|i| {
-                let b = self.array.block(i / SeqArray::<T>::B, self.len);
-                load_pod(SeqArray::<T>::elem(b.latch.current(), i % SeqArray::<T>::B))
-            })
-            .collect();
-        f(&mut vals);
-        self.put(range.start, &vals);
-        Ok(())
-    }
-
-    /// The pid of a dead writer whose lock this writer took over (its unpublished write was
-    /// discarded), like `EOWNERDEAD`.
-    pub fn took_over_from(&self) -> Option<u32> {
-        self.took_over_from
-    }
-}
-
-impl<T: Pod> Drop for ArrayWriter<'_, T> {
-    fn drop(&mut self) {
-        // Frees the lock only if this process holds it (not in a forked child).
-        self.array.lock.release(writer::me());
-    }
 }
 
 impl<T: Pod + core::fmt::Debug> core::fmt::Debug for SeqArray<T> {
@@ -580,6 +321,7 @@ mod object {
     use super::*;
     use crate::object::{Kind, Object, TypeTag};
     use crate::seqlock::{fat, region_layout, LAYOUT_VERSION};
+    use crate::sync::Ordering;
     use core::alloc::Layout;
     use core::ptr::NonNull;
 

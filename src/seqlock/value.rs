@@ -16,7 +16,7 @@ use std::time::Duration;
 ///
 /// `T` is any [`bytemuck::Pod`] type (`[f64; 512]`, a `#[repr(C)]` struct of prices…). The value
 /// is kept in [`copies_for`]`(size_of::<T>())` rotating copies (see the
-/// [module docs](crate::seqlock)): a reader is disturbed only when the writer laps it, a writer
+/// [guide](crate::guide::seqlocks)): a reader is disturbed only when the writer laps it, a writer
 /// killed in the middle of a write leaves the previous value readable, and the next writer
 /// simply writes again. Writers from any number of threads and processes are serialized by a
 /// writer lock that detects a dead holder.
@@ -167,7 +167,7 @@ impl<T: Pod> SeqLock<T> {
     /// Reads like [`read`](Self::read) and reports a writer that died in the middle of a write.
     ///
     /// When a write of the next version has begun but is not published, it waits up to
-    /// [`STALL`](super::STALL) for the version to move on, then checks (one `/proc` read) that the
+    /// 50 µs for the version to move on, then checks (one `/proc` read) that the
     /// writer still runs.
     ///
     /// # Errors
@@ -214,7 +214,7 @@ impl<T: Pod> SeqLock<T> {
     ///
     /// # Errors
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
-    /// lock already (a [`Writer`] of this seqlock is alive in it).
+    /// lock already (a [`SeqLockWriter`] of this seqlock is alive in it).
     #[inline]
     pub fn write(&self, v: &T) -> Result<()> {
         self.write_waiting(v, Wait::For(None))
@@ -225,15 +225,12 @@ impl<T: Pod> SeqLock<T> {
     #[inline]
     fn write_waiting(&self, v: &T, wait: Wait) -> Result<()> {
         match self.lock.acquire(wait) {
-            Ok(a) => {
-                self.wrap(a).write(v);
-                Ok(())
-            }
+            Ok(a) => self.wrap(a).write(v),
             Err(f) => Err(f.into_error(wait)),
         }
     }
 
-    fn writer_waiting(&self, wait: Wait) -> Result<Writer<'_, T>> {
+    fn writer_waiting(&self, wait: Wait) -> Result<SeqLockWriter<'_, T>> {
         match self.lock.acquire(wait) {
             Ok(a) => Ok(self.wrap(a)),
             Err(f) => Err(f.into_error(wait)),
@@ -257,7 +254,7 @@ impl<T: Pod> SeqLock<T> {
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
     /// lock already.
     pub fn update(&self, f: impl FnOnce(&mut T)) -> Result<T> {
-        Ok(self.writer()?.update(f))
+        self.writer()?.update(f)
     }
 
     /// Replaces the value if the writer lock is free (or its holder is dead).
@@ -275,7 +272,7 @@ impl<T: Pod> SeqLock<T> {
     /// # Errors
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread holds the writer
     /// lock already.
-    pub fn writer(&self) -> Result<Writer<'_, T>> {
+    pub fn writer(&self) -> Result<SeqLockWriter<'_, T>> {
         self.writer_waiting(Wait::For(None))
     }
 
@@ -283,7 +280,7 @@ impl<T: Pod> SeqLock<T> {
     ///
     /// # Errors
     /// [`Error::Timeout`](crate::Error::Timeout), [`Error::WouldDeadlock`](crate::Error::WouldDeadlock).
-    pub fn writer_timeout(&self, timeout: Duration) -> Result<Writer<'_, T>> {
+    pub fn writer_timeout(&self, timeout: Duration) -> Result<SeqLockWriter<'_, T>> {
         self.writer_waiting(Wait::For(Some(timeout)))
     }
 
@@ -292,11 +289,11 @@ impl<T: Pod> SeqLock<T> {
     /// # Errors
     /// [`Error::WriterBusy`](crate::Error::WriterBusy) when another live writer holds the lock;
     /// [`Error::WouldDeadlock`](crate::Error::WouldDeadlock) when this thread does.
-    pub fn try_writer(&self) -> Result<Writer<'_, T>> {
+    pub fn try_writer(&self) -> Result<SeqLockWriter<'_, T>> {
         self.writer_waiting(Wait::Try)
     }
 
-    fn wrap(&self, a: Acquired) -> Writer<'_, T> {
+    fn wrap(&self, a: Acquired) -> SeqLockWriter<'_, T> {
         if a.took_over_from.is_some() {
             // The dead writer never released the lock: read its last version with a
             // read-modify-write. Its unpublished copy is simply written again by the next write;
@@ -304,9 +301,10 @@ impl<T: Pod> SeqLock<T> {
             let v = self.latch().resync();
             self.begun().store(v, Ordering::Relaxed);
         }
-        Writer {
+        SeqLockWriter {
             lock: self,
             took_over_from: a.took_over_from,
+            generation: writer::generation(),
         }
     }
 
@@ -338,20 +336,49 @@ impl<T: Pod> SeqLock<T> {
 }
 
 /// Holds a [`SeqLock`]'s writer lock (from [`SeqLock::writer`]); released on drop.
-pub struct Writer<'a, T: Pod> {
+///
+/// A copy inherited by a `fork()`ed child is inert there: its writes return
+/// [`Error::InheritedGuard`](crate::Error::InheritedGuard) and change nothing, and dropping it
+/// leaves the parent's lock held.
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let pos = seg.seqlock("pos", [0.0f64; 3])?;
+/// let mut w = pos.writer()?; // other writers wait (or time out) until `w` is dropped
+/// for step in 1..=3 {
+///     w.write(&[step as f64, 0.0, 0.0])?;
+/// }
+/// assert_eq!(w.update(|p| p[1] = 2.0)?, [3.0, 2.0, 0.0]);
+/// assert!(matches!(pos.try_write(&[0.0; 3]), Err(shmkit::Error::WouldDeadlock { .. })));
+/// drop(w);
+/// assert_eq!(pos.read(), [3.0, 2.0, 0.0]);
+/// # Ok(()) }
+/// ```
+pub struct SeqLockWriter<'a, T: Pod> {
     lock: &'a SeqLock<T>,
     took_over_from: Option<u32>,
+    /// The fork generation the lock was taken in (the guard is inert in another).
+    generation: u64,
 }
 
-impl<T: Pod> Writer<'_, T> {
+impl<T: Pod> SeqLockWriter<'_, T> {
     /// Replaces the value.
+    ///
+    /// # Errors
+    /// [`Error::InheritedGuard`](crate::Error::InheritedGuard) in a `fork()`ed child, for a
+    /// writer its parent took (nothing is written).
     #[inline]
-    pub fn write(&mut self, v: &T) {
+    pub fn write(&mut self, v: &T) -> Result<()> {
+        if self.generation != writer::generation() {
+            return Err(writer::inherited());
+        }
         let begun = self.lock.begun();
         self.lock.latch().write(|u, _, next| {
             begun.store(u, Ordering::Relaxed);
             store_pod(next, v);
         });
+        Ok(())
     }
 
     /// The current value (the writer's own, without retry).
@@ -361,11 +388,14 @@ impl<T: Pod> Writer<'_, T> {
     }
 
     /// Replaces the value with `f` applied to it; returns the new value.
-    pub fn update(&mut self, f: impl FnOnce(&mut T)) -> T {
+    ///
+    /// # Errors
+    /// [`Error::InheritedGuard`](crate::Error::InheritedGuard), as [`write`](Self::write).
+    pub fn update(&mut self, f: impl FnOnce(&mut T)) -> Result<T> {
         let mut v = self.get();
         f(&mut v);
-        self.write(&v);
-        v
+        self.write(&v)?;
+        Ok(v)
     }
 
     /// The pid of a dead writer whose lock this writer took over (its unpublished write is
@@ -375,7 +405,7 @@ impl<T: Pod> Writer<'_, T> {
     }
 }
 
-impl<T: Pod> Drop for Writer<'_, T> {
+impl<T: Pod> Drop for SeqLockWriter<'_, T> {
     fn drop(&mut self) {
         // Frees the lock only if this process holds it: in a forked child (another process)
         // an inherited writer leaves the parent's lock alone.
@@ -502,7 +532,7 @@ mod tests {
         let mut w = s.try_writer().unwrap();
         assert_eq!(w.took_over_from(), Some(dead));
         assert_eq!(w.get(), [1; 9], "the takeover sees the last complete value");
-        w.write(&[3; 9]);
+        w.write(&[3; 9]).unwrap();
         drop(w);
         assert_eq!(s.read_checked().unwrap(), [3; 9]);
         s.check_writer().unwrap();
@@ -520,7 +550,7 @@ mod tests {
         assert_eq!(s.read(), [1; 3]);
         let mut w = s.try_writer().unwrap();
         assert_eq!(w.took_over_from(), Some(dead));
-        w.write(&[4; 3]);
+        w.write(&[4; 3]).unwrap();
         drop(w);
         assert_eq!(s.read_checked().unwrap(), [4; 3]);
     }

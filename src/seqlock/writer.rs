@@ -52,8 +52,13 @@
 //! would never end, so it gets [`Error::WouldDeadlock`]. Another thread of the process never
 //! reads its own token there (it stored 0 over it when it released), so it waits as it should.
 //!
-//! A release only frees a lock that names this process: a guard inherited by a `fork()`ed child
-//! (another process, another word) leaves the parent's lock alone.
+//! # Guards across `fork()`
+//!
+//! A writer guard remembers the fork generation it was taken in ([`generation`]). A copy
+//! inherited by a `fork()`ed child is inert, as the lock family's guards are: its writes change
+//! nothing and return [`Error::InheritedGuard`] (the lock, and the right to write, stay with the
+//! parent), and its release leaves the parent's lock alone (a release only frees a lock that
+//! names this process, and the child is another process, another word).
 
 use crate::process;
 use crate::sync::{asym, futex_wait, futex_wake, AtomicU32, AtomicU64, Deadline, Ordering, Spin};
@@ -154,6 +159,22 @@ pub(crate) fn pack(pid: u32, start: u64) -> u64 {
         pid_ns: process::me().pid_ns,
     }
     .word()
+}
+
+/// The fork generation of this process: a writer guard taken in another generation (its
+/// parent's, before a `fork()`) is inert in this one. One relaxed load.
+#[inline]
+pub(crate) fn generation() -> u64 {
+    #[cfg(not(feature = "loom"))]
+    return process::fork_generation();
+    #[cfg(feature = "loom")]
+    return 0; // no fork() under loom
+}
+
+/// The error of a write through a guard inherited through `fork()` (see the module docs).
+#[cold]
+pub(crate) fn inherited() -> Error {
+    Error::InheritedGuard { what: WHAT }
 }
 
 /// The pid of an owner word.

@@ -17,7 +17,7 @@
 //! - `futex.rs`: process-shared [`futex_wait`] and [`futex_wake`]; under loom their stand-ins
 //!   and `loom_futex`;
 //! - `thread.rs`: [`thread_stripe`] and [`thread_id`];
-//! - `spin.rs`: [`Spin`], the spin-then-yield policy of short waits;
+//! - `spin.rs`: [`Spin`], the crate's one spin policy (spin, then yield, then sleep or keep yielding);
 //! - `deadline.rs`: [`Deadline`], the end of a bounded wait.
 
 #[cfg(not(feature = "loom"))]

@@ -104,7 +104,7 @@ impl SegGuard {
 
     /// The segment's path in `/dev/shm`.
     pub fn path(&self) -> PathBuf {
-        Path::new(shmkit::segment::SHM_DIR).join(&self.name)
+        Path::new(shmkit::SHM_DIR).join(&self.name)
     }
 }
 

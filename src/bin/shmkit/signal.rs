@@ -1,7 +1,8 @@
 //! Ctrl-C (SIGINT) and SIGTERM as a flag that the main loops poll, so that `demo` can stop its
 //! workers and remove its segment, and `watch` can end cleanly.
 
-use shmkit::sync::{AtomicBool, Ordering};
+// A flag of this process only (never in shared memory, never under loom): std's atomics.
+use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

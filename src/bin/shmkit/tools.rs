@@ -1,8 +1,8 @@
 //! `shmkit ls`, `stat`, `watch` and `rm`: looking at and cleaning up segments.
 
 use crate::fmt::{self, CmdResult};
-use shmkit::segment::{named_path, FORMAT_VERSION, MAGIC, SHM_DIR};
 use shmkit::{Error, Segment, SegmentOptions};
+use shmkit::{FORMAT_VERSION, MAGIC, SHM_DIR};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -312,7 +312,7 @@ fn judge(name: &str, force: bool) -> Result<Verdict, String> {
     }
     let path = match init_file_pid(name) {
         Some(_) => Path::new(SHM_DIR).join(name),
-        None => named_path(name).map_err(|e| e.to_string())?,
+        None => Segment::path_of(name).map_err(|e| e.to_string())?,
     };
     let meta = path.symlink_metadata().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound { path: path.clone() }.to_string(),

@@ -1,7 +1,7 @@
 //! [`ByteSender`] and [`ByteReceiver`]: the two ends of a [`ByteRing`](super::ByteRing)(super::ByteRing), each the
 //! only handle of its side system-wide, each owning its ring.
 use crate::error::Result;
-use crate::ring::error::{RecvError, SendError};
+use crate::error::{RecvError, SendError};
 use crate::ring::lane::{Rx, Tx};
 use crate::ring::owned::Keep;
 use crate::ring::wait::release;
@@ -11,6 +11,22 @@ use std::time::Duration;
 /// The sending side of a [`ByteRing`](super::ByteRing): the only handle, system-wide, that sends. It owns its
 /// ring (it keeps the heap ring or the segment mapping alive), so it is `Send + 'static`.
 /// Dropping it releases the side (it does not close the ring).
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let (mut tx, mut rx) = seg.byte_ring("log", 4096, 256)?.split()?;
+/// // Ends are owned (`Send + 'static`): move one into a thread, or keep it in a struct.
+/// let t = std::thread::spawn(move || -> shmkit::Result<()> {
+///     for line in ["started", "working", "done"] {
+///         tx.send(line.as_bytes())?;
+///     }
+///     Ok(())
+/// });
+/// t.join().unwrap()?;
+/// assert_eq!(rx.recv()?, b"started");
+/// # Ok(()) }
+/// ```
 pub struct ByteSender {
     // `'static` below stands for "as long as `_keep` lives" (see `ByteRing::sender_kept`).
     pub(super) tx: Tx<'static>,
@@ -26,6 +42,22 @@ pub struct ByteSender {
 /// The receiving side of a [`ByteRing`](super::ByteRing): the only handle, system-wide, that receives. Like the
 /// [`ByteSender`] it owns its ring and is `Send + 'static`. Dropping it releases the side (it
 /// does not close the ring).
+///
+/// ```
+/// use shmkit::RecvError;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let (mut tx, mut rx) = seg.byte_ring("jobs", 4096, 64)?.split()?;
+/// tx.send(b"job-1")?;
+/// let mut buf = Vec::new();
+/// assert_eq!(rx.recv_into(&mut buf)?, 5); // reuses the buffer's allocation
+/// assert_eq!(buf, b"job-1");
+/// assert_eq!(rx.try_recv(), Err(RecvError::Empty));
+/// tx.close();
+/// assert_eq!(rx.recv(), Err(RecvError::Closed)); // closed, and everything sent was received
+/// # Ok(()) }
+/// ```
 pub struct ByteReceiver {
     // `'static` below stands for "as long as `_keep` lives" (see `ByteRing::sender_kept`).
     pub(super) rx: Rx<'static>,

@@ -80,7 +80,7 @@ pub(super) fn dims_valid(cap: u64, max_msg: u64) -> bool {
 /// releases the side, so that another process may take it over.
 ///
 /// ```
-/// use shmkit::ring::{ByteRing, RecvError};
+/// use shmkit::{ByteRing, RecvError};
 /// let ring = ByteRing::new(1024, 100)?;
 /// let (mut tx, mut rx) = ring.split()?;
 /// tx.send(b"hello")?;

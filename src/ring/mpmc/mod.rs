@@ -1,64 +1,8 @@
 //! [`MpmcRing<T>`]: a bounded multi-producer multi-consumer ring, across processes, that survives
 //! the death of a producer or consumer at any instruction.
 //!
-//! # Algorithm
-//!
-//! A bounded ring of slots on monotonic 64-bit positions (item `p` lives in slot
-//! `p & (capacity - 1)`, in lap `p / capacity`). Each slot has one **state word** that says, in
-//! one atomic value, which lap the slot is in, what is happening to it and who is doing it:
-//!
-//! ```text
-//!  63            32 31  30 29                      0
-//! +----------------+------+-------------------------+
-//! |  lap (32 bits) | state| owner (registry index)  |
-//! +----------------+------+-------------------------+
-//!   state: EMPTY → WRITING(owner) → FULL → READING(owner) → EMPTY of the next lap
-//! ```
-//!
-//! - A producer at position `p` claims slot `p` with one CAS `EMPTY(lap) → WRITING(lap, me)`,
-//!   writes the item and publishes it with `FULL(lap)` (release).
-//! - A consumer at `p` claims it with one CAS `FULL(lap) → READING(lap, me)`, copies the item and
-//!   frees the slot for the next lap with `EMPTY(lap + 1)` (release).
-//! - `head` and `tail` are only hints of where to start: whoever finds the slot at the hint
-//!   already claimed moves the hint on with a CAS (helping). Claims therefore happen in position
-//!   order, and items of one producer are popped in the order it pushed them.
-//!
-//! Because the claim and the claimer's identity are one CAS, **there is no instant at which a
-//! slot is taken but nobody is recorded as its taker**: this is what makes process death
-//! recoverable (Vyukov's queue claims with a CAS on `tail` and would leave an anonymous hole).
-//!
-//! # Process death
-//!
-//! The owner field is an index into a small **registry** of processes in the ring's header
-//! (pid and start time, claimed once per process in one CAS; 128 entries). A waiter that finds
-//! the slot it needs in `WRITING` or `READING` for longer than its spin phase checks the owner's
-//! liveness; if the process is gone, it **reaps** the slot with a CAS to `EMPTY(lap + 1)`: a dead
-//! producer's slot is skipped, a dead consumer's slot is freed. Every reaped slot adds one to
-//! [`lost`](MpmcRing::lost). What can be lost is exactly the one item each killed process had in
-//! flight (claimed, not yet published or not yet fully copied); every other item is delivered
-//! exactly once. Only the blocking calls (`push`, `pop`, `_timeout`) judge liveness (it reads
-//! `/proc`); `try_` calls report `Full`/`Empty` while a dead process's slot is in the way.
-//! Registry entries of dead processes are reused; the new holder first reaps every slot the
-//! dead one still held. If 128 live processes hold entries, further processes still work, but
-//! their in-flight slots cannot be reaped should they die.
-//!
-//! # Close
-//!
-//! [`close`](MpmcRing::close) makes later pushes fail with `Closed`. A producer checks the flag
-//! again after publishing (behind a light barrier); a consumer that finds an empty slot on a
-//! closed ring confirms with a read-modify-write of the flag and a heavy barrier before it
-//! reports `Closed`. The barriers pair like two `SeqCst` fences ([`crate::sync::asym`]; they are
-//! `SeqCst` fences in the loom models, which check this race), so one of the two sees the other:
-//! an item is either popped or handed back to its producer as `Closed(value)`, never stranded in
-//! a ring that consumers have left. Sleeping and waking use the same pairing, so a push or pop
-//! makes no fence and no system call while nobody sleeps.
-//!
-//! # Untrusted memory
-//!
-//! State words and positions read from shared memory are untrusted: slots are indexed with the
-//! local capacity, owners are bounds-checked against the registry, and every loop is bounded, so
-//! a scribbling peer causes errors, wrong values or timeouts, never an out-of-bounds access or a
-//! panic.
+//! The long form (guarantees, layout, protocol) is the public guide page
+//! [`crate::guide::mpmc`], written in `src/guide/mpmc.md`.
 
 mod engine;
 mod registry;
@@ -69,7 +13,6 @@ use engine::{state_word, READING, WRITING};
 pub(crate) use registry::MpmcMeta;
 #[cfg(feature = "loom")]
 pub use registry::LOOM_DEAD_WORD;
-pub use registry::REGISTRY_ENTRIES;
 
 use super::head::RingHead;
 use super::slot_words;
@@ -87,13 +30,13 @@ use std::time::Duration;
 /// to a power of two, at least 2. Items of one producer are popped in the order it pushed them.
 /// [`len`](MpmcRing::len) is approximate while others push or pop. A process killed while it
 /// pushes or pops loses at most the one item it had in flight, counted in
-/// [`lost`](MpmcRing::lost); see the [module docs](self) for the algorithm and its guarantees.
+/// [`lost`](MpmcRing::lost); see the [guide](crate::guide::mpmc) for the algorithm and its guarantees.
 ///
 /// `close()` makes later pushes fail with `Closed`; pops drain what was pushed and then fail with
 /// `Closed`. A push racing with `close` either lands (and is popped) or fails with `Closed(v)`.
 ///
 /// ```
-/// let q = shmkit::ring::MpmcRing::<u32>::new(8)?;
+/// let q = shmkit::MpmcRing::<u32>::new(8)?;
 /// std::thread::scope(|s| {
 ///     for p in 0..2 {
 ///         let q = &q;

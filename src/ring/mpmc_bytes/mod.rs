@@ -31,13 +31,13 @@ pub const MAX_MSG_LIMIT: u64 = 1 << 24;
 /// shareable between processes.
 ///
 /// ```
-/// let q = shmkit::ring::MpmcBytes::new(4, 100)?;
+/// let q = shmkit::MpmcBytes::new(4, 100)?;
 /// q.send(b"hello")?;
 /// q.send(b"")?;
 /// assert_eq!(q.recv()?, b"hello");
 /// let mut buf = Vec::new();
 /// assert_eq!(q.recv_into(&mut buf)?, 0);
-/// assert!(matches!(q.send(&[0; 101]), Err(shmkit::ring::SendError::TooLarge { .. })));
+/// assert!(matches!(q.send(&[0; 101]), Err(shmkit::SendError::TooLarge { .. })));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[repr(C)]

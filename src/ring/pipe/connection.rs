@@ -2,7 +2,7 @@
 //! pipe.
 use super::PipeEnd;
 use crate::error::Result;
-use crate::ring::error::{RecvError, SendError};
+use crate::error::{RecvError, SendError};
 use crate::ring::lane::{Rx, Tx};
 use crate::ring::owned::Keep;
 use crate::ring::wait::{holder_alive, release};
@@ -13,6 +13,22 @@ use std::time::Duration;
 /// end. It owns its pipe (it keeps the heap pipe or the segment mapping alive), so it is
 /// `Send + 'static`. Dropping it releases the end (it does not close the pipe), so another
 /// process may take it over.
+///
+/// ```
+/// use shmkit::{PipeEnd, Segment};
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = Segment::anonymous(1 << 16)?;
+/// let pipe = seg.pipe("rpc", 4096, 256)?;
+/// let mut client = pipe.end(PipeEnd::A)?; // in one process
+/// let mut server = pipe.end(PipeEnd::B)?; // in another
+/// client.send(b"ping")?;
+/// assert_eq!(server.recv()?, b"ping");
+/// server.send(b"pong")?;
+/// assert_eq!(client.recv()?, b"pong");
+/// assert!(client.peer().is_some()); // the process holding the other end
+/// # Ok(()) }
+/// ```
 pub struct Connection {
     // `'static` below stands for "as long as `_keep` lives" (see `Pipe::end_kept`).
     pub(super) tx: Tx<'static>,

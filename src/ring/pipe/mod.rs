@@ -46,6 +46,13 @@ struct Ends {
 static_assertions::assert_eq_size!(Ends, [u64; 4]);
 
 /// One of the two ends of a [`Pipe`].
+///
+/// ```
+/// use shmkit::PipeEnd;
+///
+/// assert_eq!(PipeEnd::A.other(), PipeEnd::B);
+/// assert_eq!(PipeEnd::B.other(), PipeEnd::A);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum PipeEnd {
     /// Sends on A→B, receives on B→A.
@@ -72,7 +79,7 @@ impl PipeEnd {
 /// [`end`](Pipe::end) and talks through the [`Connection`].
 ///
 /// ```
-/// use shmkit::ring::{Pipe, PipeEnd, RecvError};
+/// use shmkit::{Pipe, PipeEnd, RecvError};
 /// let pipe = Pipe::new(4096, 256)?;
 /// let mut a = pipe.end(PipeEnd::A)?;
 /// let mut b = pipe.end(PipeEnd::B)?;

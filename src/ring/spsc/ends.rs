@@ -13,6 +13,21 @@ use std::time::Duration;
 /// The producer side of an [`SpscRing`]: the only handle, system-wide, that pushes. It owns its
 /// ring (it keeps the heap ring or the segment mapping alive), so it is `Send + 'static`: move
 /// it into a thread or a struct. Dropping it releases the side (it does not close the ring).
+///
+/// ```
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let ring = seg.spsc::<u64>("ticks", 8)?;
+/// let mut tx = ring.producer()?;
+/// // One producer at a time, across all processes.
+/// assert!(matches!(ring.producer(), Err(shmkit::Error::RingSideTaken { .. })));
+/// tx.push(1)?;
+/// tx.push_slice(&[2, 3])?;
+/// assert_eq!(tx.len(), 3);
+/// drop(tx); // frees the side for the next producer
+/// let _tx = ring.producer()?;
+/// # Ok(()) }
+/// ```
 pub struct Producer<T: Pod> {
     pub(super) ring: NonNull<SpscRing<T>>,
     /// Our position: the only writer of `tail`, so the local copy is the truth.
@@ -26,6 +41,21 @@ pub struct Producer<T: Pod> {
 /// The consumer side of an [`SpscRing`]: the only handle, system-wide, that pops. Like the
 /// [`Producer`] it owns its ring and is `Send + 'static`. Dropping it releases the side (it does
 /// not close the ring).
+///
+/// ```
+/// use shmkit::PopError;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let (mut tx, mut rx) = seg.spsc::<[f32; 2]>("points", 16)?.split()?;
+/// tx.push_slice(&[[0.0, 1.0], [2.0, 3.0]])?;
+/// assert_eq!(rx.pop()?, [0.0, 1.0]);
+/// let mut out = [[0.0; 2]; 4];
+/// assert_eq!(rx.pop_into(&mut out)?, 1);
+/// assert_eq!(out[0], [2.0, 3.0]);
+/// assert_eq!(rx.try_pop(), Err(PopError::Empty));
+/// # Ok(()) }
+/// ```
 pub struct Consumer<T: Pod> {
     pub(super) ring: NonNull<SpscRing<T>>,
     /// Our position: the only writer of `head`, so the local copy is the truth.

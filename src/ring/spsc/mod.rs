@@ -71,7 +71,7 @@ pub use ends::{Consumer, Producer};
 /// side, so another process may take it over.
 ///
 /// ```
-/// use shmkit::ring::{SpscRing, PopError};
+/// use shmkit::{SpscRing, PopError};
 /// let ring = SpscRing::<u64>::new(3)?; // rounded up to 4
 /// assert_eq!(ring.capacity(), 4);
 /// let (mut tx, mut rx) = ring.split()?;

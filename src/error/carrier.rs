@@ -1,12 +1,32 @@
 //! The ring family's errors, one file: what a push, pop, send or receive found instead of
-//! succeeding. Each converts into [`crate::Error`] with `?`: pushes and sends into
-//! [`Error::Send`], pops and receives into [`Error::Recv`] (the value of a failed push is dropped
-//! by the conversion; match on [`PushError`] to keep it).
+//! succeeding. Each converts into [`Error`] with `?`: pushes and sends into [`Error::Send`], pops
+//! and receives into [`Error::Recv`] (the value of a failed push is dropped by the conversion;
+//! match on [`PushError`] to keep it).
+//!
+//! They live on the error floor, beside the [`Error`] that wraps two of them, so that the
+//! dependencies point one way: the rings import their errors from here, and no error names a
+//! ring (see ARCHITECTURE.md).
 
-use crate::error::Error;
+use super::Error;
 use core::fmt;
 
 /// Why a push did not happen; the value is handed back (rtrb style).
+///
+/// ```
+/// use shmkit::PushError;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let (mut tx, _rx) = seg.spsc::<u32>("q", 2)?.split()?;
+/// tx.push(1)?;
+/// tx.push(2)?;
+/// match tx.try_push(3) {
+///     Err(PushError::Full(v)) => assert_eq!(v, 3), // the value comes back
+///     other => panic!("{other:?}"),
+/// }
+/// assert_eq!(tx.try_push(4).unwrap_err().into_inner(), 4);
+/// # Ok(()) }
+/// ```
 #[derive(PartialEq, Eq)]
 pub enum PushError<T> {
     /// The ring is full (from `try_push`).
@@ -57,6 +77,22 @@ impl<T> fmt::Display for PushError<T> {
 impl<T> std::error::Error for PushError<T> {}
 
 /// Why a pop returned no item.
+///
+/// ```
+/// use shmkit::PopError;
+/// use std::time::Duration;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let q = seg.mpmc::<u64>("jobs", 8)?;
+/// assert_eq!(q.try_pop(), Err(PopError::Empty));
+/// assert_eq!(q.pop_timeout(Duration::from_millis(5)), Err(PopError::Timeout));
+/// q.push(9)?;
+/// q.close();
+/// assert_eq!(q.pop()?, 9); // what was pushed before the close is still popped
+/// assert_eq!(q.pop(), Err(PopError::Closed));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PopError {
     /// The ring is empty (from `try_pop`).
@@ -84,6 +120,22 @@ impl fmt::Display for PopError {
 impl std::error::Error for PopError {}
 
 /// Why no message was received.
+///
+/// ```
+/// use shmkit::RecvError;
+/// use std::time::Duration;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let (mut tx, mut rx) = seg.byte_ring("b", 1024, 64)?.split()?;
+/// tx.send(b"hello")?;
+/// let mut small = [0u8; 2];
+/// assert_eq!(rx.try_recv_slice(&mut small), Err(RecvError::TooSmall { needed: 5 }));
+/// let mut buf = [0u8; 8];
+/// assert_eq!(rx.try_recv_slice(&mut buf)?, 5); // the message had stayed in the ring
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Err(RecvError::Timeout));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RecvError {
     /// No message now (from the `try_` calls).
@@ -122,6 +174,20 @@ impl fmt::Display for RecvError {
 impl std::error::Error for RecvError {}
 
 /// Why a message was not sent (the caller still owns the bytes).
+///
+/// ```
+/// use shmkit::SendError;
+///
+/// # fn main() -> shmkit::Result<()> {
+/// let seg = shmkit::Segment::anonymous(1 << 16)?;
+/// let q = seg.mpmc_bytes("msgs", 4, 16)?;
+/// assert_eq!(q.send(&[0; 17]), Err(SendError::TooLarge { len: 17, max: 16 }));
+/// while q.try_send(b"x").is_ok() {}
+/// assert_eq!(q.try_send(b"y"), Err(SendError::Full));
+/// q.close();
+/// assert_eq!(q.send(b"z"), Err(SendError::Closed));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SendError {
     /// The queue is full (from `try_send`).
@@ -205,41 +271,5 @@ impl From<PopError> for Error {
     /// [`Error::Recv`] with the same condition.
     fn from(e: PopError) -> Self {
         Error::Recv(e.into())
-    }
-}
-
-#[cfg(all(test, not(feature = "loom")))]
-mod tests {
-    use super::*;
-    use crate::ring::{MpmcBytes, MpmcRing, SpscRing};
-
-    /// `?` on every ring error inside a function returning `shmkit::Result` (issue 11, item 8).
-    #[test]
-    fn every_ring_error_converts_with_question_mark() {
-        fn spsc() -> crate::Result<u64> {
-            let ring = SpscRing::<u64>::new(1)?;
-            let (mut tx, mut rx) = ring.split()?;
-            tx.push(7)?;
-            tx.try_push(8)?;
-            Ok(rx.pop()?)
-        }
-        assert!(matches!(spsc(), Err(Error::Send(SendError::Full))));
-        fn mpmc() -> crate::Result<u64> {
-            let q = MpmcRing::<u64>::new(2)?;
-            q.push(1)?;
-            let v = q.pop()?;
-            q.try_pop()?;
-            Ok(v)
-        }
-        assert!(matches!(mpmc(), Err(Error::Recv(RecvError::Empty))));
-        fn bytes() -> crate::Result<Vec<u8>> {
-            let q = MpmcBytes::new(2, 8)?;
-            q.send(b"x")?;
-            let v = q.recv()?;
-            q.close();
-            q.recv()?;
-            Ok(v)
-        }
-        assert!(matches!(bytes(), Err(Error::Recv(RecvError::Closed))));
     }
 }

@@ -3,6 +3,10 @@
 //! Every variant says what was found and, where it applies, what was expected, so that the
 //! message alone tells a user what to do.
 
+mod carrier;
+
+pub use carrier::{PopError, PushError, RecvError, SendError};
+
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -216,6 +220,13 @@ pub enum Error {
         /// The holder's process id.
         pid: u32,
     },
+    /// A writer guard inherited through `fork()`: the lock it stands for is held by the parent
+    /// process, so the forked child may not write through its copy (the write did nothing).
+    /// Take a writer of the child's own instead.
+    InheritedGuard {
+        /// What the guard locks, e.g. `the seqlock writer lock`.
+        what: &'static str,
+    },
     /// An index past the end of an array.
     IndexOutOfBounds {
         /// The index asked for (for a range: its end).
@@ -246,13 +257,11 @@ pub enum Error {
         pid: u32,
     },
     /// Pushing into a ring or sending on a byte ring, pipe or byte queue failed (from
-    /// `send_value`, or `?` on a [`SendError`](crate::ring::SendError) or a
-    /// [`PushError`](crate::ring::PushError)).
-    Send(crate::ring::SendError),
+    /// `send_value`, or `?` on a [`SendError`] or a [`PushError`]).
+    Send(SendError),
     /// Popping from a ring or receiving from a byte ring, pipe or byte queue failed (from
-    /// `recv_value`, or `?` on a [`RecvError`](crate::ring::RecvError) or a
-    /// [`PopError`](crate::ring::PopError)).
-    Recv(crate::ring::RecvError),
+    /// `recv_value`, or `?` on a [`RecvError`] or a [`PopError`]).
+    Recv(RecvError),
     /// A map has no free slot for a new entry (its capacity is fixed at creation).
     MapFull {
         /// The map's capacity, in entries.
@@ -455,6 +464,11 @@ impl fmt::Display for Error {
             Error::WriterBusy { pid } => {
                 write!(f, "the seqlock writer lock is held by process {pid}")
             }
+            Error::InheritedGuard { what } => write!(
+                f,
+                "this guard was inherited through fork(): {what} is held by the parent process, \
+                 so nothing was written (take a writer in this process)"
+            ),
             Error::IndexOutOfBounds { index, len } => {
                 write!(f, "index {index} out of bounds for an array of length {len}")
             }
