@@ -1,244 +1,321 @@
-//! Describing what a segment holds, for tools (`shmkit stat`, `shmkit watch`).
+//! What a segment holds, as structured state: for a library user, an exporter
+//! ([`crate::export`]) and the `shmkit` tool (`stat`, `watch`, `export`, `serve`).
 //!
-//! Each object kind contributes one arm to [`describe`]; it opens the object with the tag found
-//! in the directory (validated like any open) and prints its current state in one line.
+//! [`report`] lists every object of a segment with its [`State`]: plain numbers (a counter's
+//! value, a ring's positions, a lock word's state …). `Display` on a [`State`] gives the one line
+//! of `shmkit stat`. Everything here only reads: no call takes a lock a writer takes, waits for a
+//! writer, or makes a writer wait (a seqlock is read optimistically, a map lock-free; a
+//! semaphore's reader may help finish an operation in flight, lock-free, as any of its users
+//! does).
+//!
+//! ```
+//! use shmkit::inspect::{self, State};
+//! use shmkit::Segment;
+//!
+//! # fn main() -> shmkit::Result<()> {
+//! let seg = Segment::anonymous(1 << 16)?;
+//! seg.counter("hits")?.add(3);
+//! let objects = inspect::report(&seg)?;
+//! assert_eq!(objects[0].name, "hits");
+//! assert!(matches!(objects[0].state, Ok(State::Counter { value: 3 })));
+//! assert_eq!(objects[0].state.as_ref().unwrap().to_string(), "3");
+//! # Ok(()) }
+//! ```
 
 mod collections;
+mod state;
+mod text;
 
 pub use collections::{list_state, map_state, ListState, MapState};
+pub use state::{Number, ObjectReport, Positions, Reading, State};
 
 use crate::object::Kind;
 use crate::segment::directory::EntryInfo;
 use crate::{AtomicValue, Counter, Result, Segment, SeqArray, SeqLock, ShardedCounter};
 
-/// A one-line description of the current state of the object `entry` in `seg`.
+/// Every object of `seg`, in directory order, with its state.
+///
+/// # Errors
+/// The directory could not be read (scribbled over); an object whose state cannot be read
+/// carries its own error in [`ObjectReport::state`].
+pub fn report(seg: &Segment) -> Result<Vec<ObjectReport>> {
+    let entries = seg.entries()?;
+    // One O(n log n) overlap check for all the objects instead of one pass over the directory
+    // per object; when it fails, each object is checked on its own (and the overlapping ones
+    // report the error).
+    let at = At {
+        seg,
+        checked: seg.directory().check_all_disjoint().is_ok(),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let state = state_at(at, &e);
+            ObjectReport {
+                kind: e.tag.kind,
+                type_name: e.tag.type_name,
+                offset: e.offset,
+                size: e.size,
+                name: e.name,
+                state,
+            }
+        })
+        .collect())
+}
+
+/// The current state of the object `entry` (from [`Segment::entries`]) in `seg`.
 ///
 /// Values whose element type is a primitive number are decoded; others are shown as raw bits.
-pub fn describe(seg: &Segment, entry: &EntryInfo) -> Result<String> {
-    if !entry.ready {
-        return Ok("(being initialized)".to_string());
-    }
-    let name = entry.name.as_str();
-    Ok(match entry.tag.kind {
-        Kind::COUNTER => seg.open_object::<Counter>(name)?.load().to_string(),
-        Kind::SHARDED_COUNTER => {
-            let c = seg.open_object::<ShardedCounter>(name)?;
-            let busy = c.stripes().iter().filter(|&&s| s != 0).count();
-            format!("{} (over {busy} busy stripes)", c.sum())
+///
+/// # Errors
+/// As [`Segment::open_entry_as`]: the entry no longer names a valid object of its kind.
+pub fn state(seg: &Segment, entry: &EntryInfo) -> Result<State> {
+    state_at(At::each(seg), entry)
+}
+
+/// How objects are opened: from `seg`, with the overlap check done for all of them already
+/// (`checked`) or for each.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a> {
+    seg: &'a Segment,
+    checked: bool,
+}
+
+impl<'a> At<'a> {
+    /// Each object checked on its own.
+    fn each(seg: &'a Segment) -> Self {
+        At {
+            seg,
+            checked: false,
         }
-        Kind::VALUE => describe_value(seg, entry)?,
-        Kind::MUTEX => describe_lock(seg.open_entry_as::<crate::Mutex<()>>(entry)?.state()),
-        Kind::REENTRANT_MUTEX => {
-            let m = seg.open_object::<crate::ReentrantMutex>(name)?;
-            let s = m.state();
-            let mut out = describe_lock(s);
-            if s.owner_tid.is_some() {
-                out.push_str(&format!(", depth {}", m.depth()));
+    }
+
+    fn open<P: crate::object::Object + ?Sized>(
+        self,
+        entry: &EntryInfo,
+    ) -> Result<crate::Handle<P>> {
+        self.seg.open_listed_as(entry, self.checked)
+    }
+}
+
+fn state_at(at: At<'_>, entry: &EntryInfo) -> Result<State> {
+    if !entry.ready {
+        return Ok(State::Initializing);
+    }
+    Ok(match entry.tag.kind {
+        Kind::COUNTER => State::Counter {
+            value: at.open::<Counter>(entry)?.load(),
+        },
+        Kind::SHARDED_COUNTER => {
+            let c = at.open::<ShardedCounter>(entry)?;
+            State::ShardedCounter {
+                sum: c.sum(),
+                busy_stripes: c.stripes().iter().filter(|&&s| s != 0).count(),
             }
-            out
+        }
+        Kind::VALUE => State::Value(value(at, entry)?),
+        Kind::MUTEX => State::Lock {
+            state: at.open::<crate::Mutex<()>>(entry)?.state(),
+            depth: None,
+        },
+        Kind::REENTRANT_MUTEX => {
+            let m = at.open::<crate::ReentrantMutex>(entry)?;
+            State::Lock {
+                state: m.state(),
+                depth: Some(m.depth()),
+            }
         }
         Kind::CONDVAR => {
-            let c = seg.open_object::<crate::Condvar>(name)?;
-            format!("{} waiters, {} notifies", c.waiters(), c.generation())
+            let c = at.open::<crate::Condvar>(entry)?;
+            State::Condvar {
+                waiters: c.waiters(),
+                notifies: c.generation(),
+            }
         }
         Kind::SEMAPHORE => {
-            let s = seg.open_object::<crate::Semaphore>(name)?;
-            let mut out = format!("{} permits free", s.available());
-            if let Some(b) = s.bound() {
-                out.push_str(&format!(" (bound {b})"));
+            let s = at.open::<crate::Semaphore>(entry)?;
+            State::Semaphore {
+                available: s.available(),
+                bound: s.bound(),
+                holders: s.holders(),
+                reclaimed: s.reclaimed(),
             }
-            let held: Vec<String> = s
-                .holders()
-                .iter()
-                .map(|(p, n)| format!("pid {p}: {n}"))
-                .collect();
-            if !held.is_empty() {
-                out.push_str(&format!(", held by {}", held.join(", ")));
-            }
-            if s.reclaimed() != 0 {
-                out.push_str(&format!(", {} reclaimed from dead holders", s.reclaimed()));
-            }
-            out
         }
         Kind::BARRIER => {
-            let b = seg.open_object::<crate::Barrier>(name)?;
-            format!(
-                "generation {}, {}/{} arrived{}",
-                b.generation(),
-                b.arrived(),
-                b.parties(),
-                if b.is_broken() { ", broken" } else { "" }
-            )
+            let b = at.open::<crate::Barrier>(entry)?;
+            State::Barrier {
+                generation: b.generation(),
+                arrived: b.arrived(),
+                parties: b.parties(),
+                broken: b.is_broken(),
+            }
         }
         Kind::EVENT => {
-            let e = seg.open_object::<crate::Event>(name)?;
-            let state = if e.is_set() { "set" } else { "clear" };
-            format!("{state}, {} waiters", e.waiters())
+            let e = at.open::<crate::Event>(entry)?;
+            State::Event {
+                set: e.is_set(),
+                waiters: e.waiters(),
+            }
         }
-        Kind::SEQLOCK => describe_seqlock(seg, entry)?,
-        Kind::SEQ_ARRAY => describe_array(seg, entry)?,
-        Kind::SPSC => describe_spsc(seg, entry)?,
-        Kind::MPMC => describe_mpmc(seg, entry)?,
-        Kind::BYTES_QUEUE => seg.open_entry_as::<crate::ByteRing>(entry)?.describe(),
-        Kind::PIPE => seg.open_entry_as::<crate::Pipe>(entry)?.describe(),
+        Kind::SEQLOCK => seqlock(at, entry)?,
+        Kind::SEQ_ARRAY => array(at, entry)?,
+        Kind::SPSC => {
+            // The ring's head, positions and claims do not depend on the element type; the
+            // element size (and so the layout) comes from the tag, so any element type opens it.
+            let r = at.open::<crate::SpscRing<u8>>(entry)?;
+            State::Spsc {
+                positions: positions(r.positions(), r.capacity()),
+                holders: r.holders(),
+                closed: r.is_closed(),
+            }
+        }
+        Kind::MPMC => {
+            // As for SPSC: the element size comes from the tag, so any element type opens it.
+            let r = at.open::<crate::MpmcRing<u8>>(entry)?;
+            State::Mpmc {
+                positions: positions(r.positions(), r.capacity()),
+                lost: r.lost(),
+                closed: r.is_closed(),
+            }
+        }
+        Kind::BYTES_QUEUE => {
+            let r = at.open::<crate::ByteRing>(entry)?;
+            State::ByteRing {
+                positions: positions(r.positions(), r.capacity()),
+                max_msg: r.max_msg() as u64,
+                holders: r.holders(),
+                closed: r.is_closed(),
+            }
+        }
+        Kind::PIPE => {
+            let p = at.open::<crate::Pipe>(entry)?;
+            let (ab, ba) = p.positions();
+            State::Pipe {
+                a_to_b: positions(ab, p.capacity()),
+                b_to_a: positions(ba, p.capacity()),
+                max_msg: p.max_msg() as u64,
+                holders: p.holders(),
+                closed: p.is_closed(),
+            }
+        }
         Kind::MPMC_BYTES => {
-            let q = seg.open_entry_as::<crate::ring::MpmcBytes>(entry)?;
-            format!(
-                "~{}/{} messages of at most {} bytes, {} sends claimed{}{}",
-                q.len(),
-                q.capacity(),
-                q.max_msg(),
-                q.positions().1,
-                match q.lost() {
-                    0 => String::new(),
-                    n => format!(", {n} lost with dead processes"),
-                },
-                if q.is_closed() { ", closed" } else { "" }
-            )
+            let q = at.open::<crate::ring::MpmcBytes>(entry)?;
+            State::MpmcBytes {
+                positions: positions(q.positions(), q.capacity()),
+                max_msg: q.max_msg() as u64,
+                lost: q.lost(),
+                closed: q.is_closed(),
+            }
         }
-        Kind::MAP => collections::map_state(seg, entry)?.to_string(),
-        Kind::LIST => collections::list_state(seg, entry)?.to_string(),
-        _ => format!("{} bytes at offset {}", entry.size, entry.offset),
+        Kind::MAP => State::Map(collections::map_at(at, entry)?),
+        Kind::LIST => State::List(collections::list_at(at, entry)?),
+        kind => State::Other {
+            kind,
+            offset: entry.offset,
+            size: entry.size,
+        },
     })
 }
 
-fn describe_value(seg: &Segment, entry: &EntryInfo) -> Result<String> {
-    macro_rules! try_types {
-        ($($t:ty),*) => {
-            $(
-                if entry.tag.type_name == core::any::type_name::<$t>() {
-                    return Ok(format!("{:?}", seg.open_object::<AtomicValue<$t>>(&entry.name)?.load()));
-                }
-            )*
-        };
+fn positions((head, tail): (u64, u64), capacity: usize) -> Positions {
+    Positions {
+        head,
+        tail,
+        capacity: capacity as u64,
     }
-    try_types!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
-    // An element type this tool does not know: show the raw bits of the value's word.
-    // Every AtomicValue<T> has the layout of AtomicValue<u64>; the low bytes hold T.
-    let v = seg.open_entry_as::<AtomicValue<u64>>(entry)?;
-    let bits = v.load() & (u64::MAX >> (64 - 8 * entry.tag.elem_size.clamp(1, 8)));
-    Ok(format!("{} bits {bits:#x}", entry.tag.type_name))
 }
 
-/// How many leading elements of a [`SeqArray`] are shown.
+/// Runs `$body` with `$t` bound to the element type named by `$entry`'s tag, when that is a
+/// primitive number; `$num` wraps a value of it into a [`Number`].
+macro_rules! with_number_type {
+    ($entry:expr, |$t:ident, $num:ident| $body:block) => {
+        with_number_type!(@each $entry, $t, $num, $body,
+            u8 Unsigned u64, u16 Unsigned u64, u32 Unsigned u64, u64 Unsigned u64,
+            usize Unsigned u64, i8 Signed i64, i16 Signed i64, i32 Signed i64, i64 Signed i64,
+            isize Signed i64, f32 F32 f32, f64 F64 f64)
+    };
+    (@each $entry:expr, $t:ident, $num:ident, $body:block, $($ty:ident $variant:ident $wide:ty),*) => {
+        $(
+            if $entry.tag.type_name == core::any::type_name::<$ty>() {
+                type $t = $ty;
+                let $num = |x: $ty| Number::$variant(x as $wide);
+                return $body;
+            }
+        )*
+    };
+}
+
+fn value(at: At<'_>, entry: &EntryInfo) -> Result<Reading> {
+    with_number_type!(entry, |T, num| {
+        Ok(Reading::Number(num(at
+            .open::<AtomicValue<T>>(entry)?
+            .load())))
+    });
+    // An element type this tool does not know: the raw bits of the value's word. Every
+    // AtomicValue<T> has the layout of AtomicValue<u64>; the low bytes hold T.
+    let v = at.open::<AtomicValue<u64>>(entry)?;
+    let bits = v.load() & (u64::MAX >> (64 - 8 * entry.tag.elem_size.clamp(1, 8)));
+    Ok(Reading::Bits {
+        type_name: entry.tag.type_name.clone(),
+        bits,
+    })
+}
+
+/// How many leading elements of a [`SeqArray`] are read.
 const SHOWN: usize = 8;
+
+fn note(r: Result<()>) -> Option<String> {
+    r.err().map(|e| e.to_string())
+}
 
 /// `SeqLock<T>`: the value for primitive numbers, version and writer state; the type and size
 /// for other element types.
-fn describe_seqlock(seg: &Segment, entry: &EntryInfo) -> Result<String> {
-    macro_rules! try_types {
-        ($($t:ty),*) => {$(
-            if entry.tag.type_name == core::any::type_name::<$t>() {
-                let s = seg.open_object::<SeqLock<$t>>(&entry.name)?;
-                return Ok(format!(
-                    "{:?} (version {}{})",
-                    s.read(),
-                    s.version(),
-                    writer_note(s.check_writer())
-                ));
-            }
-        )*};
-    }
-    try_types!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
-    Ok(format!(
-        "{} ({} bytes)",
-        entry.tag.type_name, entry.tag.elem_size
-    ))
+fn seqlock(at: At<'_>, entry: &EntryInfo) -> Result<State> {
+    with_number_type!(entry, |T, num| {
+        let s = at.open::<SeqLock<T>>(entry)?;
+        Ok(State::SeqLock {
+            value: Reading::Number(num(s.read())),
+            version: s.version(),
+            writer_note: note(s.check_writer()),
+        })
+    });
+    Ok(State::SeqLock {
+        value: Reading::Opaque {
+            type_name: entry.tag.type_name.clone(),
+            size: u64::from(entry.tag.elem_size),
+        },
+        version: 0,
+        writer_note: None,
+    })
 }
 
 /// `SeqArray<T>`: the length and, for primitive numbers, the first elements.
-fn describe_array(seg: &Segment, entry: &EntryInfo) -> Result<String> {
-    macro_rules! try_types {
-        ($($t:ty),*) => {$(
-            if entry.tag.type_name == core::any::type_name::<$t>() {
-                let a = seg.open_object::<SeqArray<$t>>(&entry.name)?;
-                let n = a.len().min(SHOWN);
-                let mut first = vec![<$t>::default(); n];
-                a.read_range(0, &mut first)?;
-                let more = if a.len() > n { ", …" } else { "" };
-                let items: Vec<String> = first.iter().map(|x| format!("{x:?}")).collect();
-                return Ok(format!(
-                    "len {}: [{}{more}]{}",
-                    a.len(),
-                    items.join(", "),
-                    writer_note(a.check_writer())
-                ));
-            }
-        )*};
-    }
-    try_types!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64);
-    Ok(format!("len {} of {}", entry.tag.len, entry.tag.type_name))
-}
-
-fn writer_note(r: Result<()>) -> String {
-    match r {
-        Ok(()) => String::new(),
-        Err(e) => format!("; {e}"),
-    }
-}
-
-/// A lock word's state in words: `unlocked`, `locked by tid 812 (pid 800), waiters`, …
-fn describe_lock(s: crate::lock::LockState) -> String {
-    if s.not_recoverable {
-        return "not recoverable (a holder declared the data beyond repair)".into();
-    }
-    let mut out = match (s.owner_tid, s.owner_pid) {
-        (None, _) => "unlocked".to_string(),
-        (Some(t), Some(p)) => format!("locked by tid {t} (pid {p})"),
-        (Some(t), None) => format!("locked by tid {t}"),
-    };
-    if s.waiters {
-        out.push_str(", waiters");
-    }
-    if s.owner_died {
-        out.push_str(", owner died (data not yet marked consistent)");
-    }
-    out
-}
-
-fn describe_spsc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
-    // The ring's head, positions and claims do not depend on the element type; the element size
-    // (and so the layout) comes from the tag, so any element type opens it for inspection.
-    let r = seg.open_entry_as::<crate::SpscRing<u8>>(entry)?;
-    let cap = entry.tag.len;
-    let (head, tail) = r.positions();
-    let len = tail.wrapping_sub(head);
-    let (p, c) = r.holders();
-    let closed = if r.is_closed() { ", closed" } else { "" };
-    if len > cap {
-        return Ok(format!(
-            "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
-        ));
-    }
-    Ok(format!(
-        "{len}/{cap} items, {tail} pushed, producer pid {p}, consumer pid {c}{closed}"
-    ))
-}
-
-fn describe_mpmc(seg: &Segment, entry: &EntryInfo) -> Result<String> {
-    // As for SPSC: the element size comes from the tag, so any element type opens it.
-    let r = seg.open_entry_as::<crate::MpmcRing<u8>>(entry)?;
-    let cap = entry.tag.len;
-    let (head, tail) = r.positions();
-    let closed = if r.is_closed() { ", closed" } else { "" };
-    let lost = match r.lost() {
-        0 => String::new(),
-        n => format!(", {n} lost with dead processes"),
-    };
-    match tail.checked_sub(head) {
-        Some(len) if len <= cap => Ok(format!(
-            "~{len}/{cap} items, {tail} pushes claimed{lost}{closed}"
-        )),
-        _ => Ok(format!(
-            "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
-        )),
-    }
+fn array(at: At<'_>, entry: &EntryInfo) -> Result<State> {
+    with_number_type!(entry, |T, num| {
+        let a = at.open::<SeqArray<T>>(entry)?;
+        let n = a.len().min(SHOWN);
+        let mut first = vec![T::default(); n];
+        a.read_range(0, &mut first)?;
+        Ok(State::SeqArray {
+            len: a.len() as u64,
+            type_name: entry.tag.type_name.clone(),
+            first: Some(first.into_iter().map(num).collect()),
+            writer_note: note(a.check_writer()),
+        })
+    });
+    Ok(State::SeqArray {
+        len: entry.tag.len,
+        type_name: entry.tag.type_name.clone(),
+        first: None,
+        writer_note: None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::describe;
+    use super::state;
     use crate::ring::PipeEnd;
+    use crate::segment::directory::EntryInfo;
     use crate::Segment;
 
     fn line_of(seg: &Segment, name: &str) -> String {
@@ -248,7 +325,7 @@ mod tests {
             .into_iter()
             .find(|e| e.name == name)
             .unwrap();
-        describe(seg, &entry).unwrap()
+        state(seg, &entry).unwrap().to_string()
     }
 
     #[test]
@@ -264,7 +341,7 @@ mod tests {
             .entries()
             .unwrap()
             .iter()
-            .map(|e| describe(&seg, e).unwrap())
+            .map(|e: &EntryInfo| state(&seg, e).unwrap().to_string())
             .collect();
         seg.unlink().unwrap();
         assert_eq!(lines[0], "21.5 (version 0)");

@@ -78,6 +78,10 @@ mod error;
 mod format;
 #[doc(hidden)]
 pub mod hooks;
+// Two public modules of their own, for tools and for services that expose their segments:
+// the structured state of every object, and its metrics exposition.
+#[cfg(not(feature = "loom"))]
+pub mod export;
 #[cfg(not(feature = "loom"))]
 pub mod inspect;
 mod lock;
@@ -110,7 +114,7 @@ pub use ring::{
 };
 pub use segment::directory::EntryInfo;
 #[cfg(not(feature = "loom"))]
-pub use segment::{Backing, Handle, Segment, SegmentOptions, SHM_DIR};
+pub use segment::{Backing, Handle, Removal, Segment, SegmentOptions, User, Users, SHM_DIR};
 pub use seqlock::{ArrayWriter, SeqArray, SeqLock, SeqLockWriter};
 pub use value::{Arith, AtomicValue};
 
@@ -164,7 +168,7 @@ pub mod limits {
     pub use crate::ring::{MAX_CAPACITY as RING_CAPACITY_LIMIT, MIN_BYTE_CAPACITY};
     pub use crate::segment::directory::NAME_MAX as OBJECT_NAME_MAX;
     #[cfg(not(feature = "loom"))]
-    pub use crate::segment::{DEFAULT_DIR_CAPACITY, DEFAULT_WAIT, SEGMENT_NAME_MAX};
+    pub use crate::segment::{DEFAULT_DIR_CAPACITY, DEFAULT_WAIT, SEGMENT_NAME_MAX, USER_SLOTS};
     pub use crate::seqlock::LIVENESS_PERIOD;
 }
 

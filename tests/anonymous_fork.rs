@@ -322,6 +322,82 @@ mod imp {
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     }
 
+    /// Removes a named segment on drop.
+    struct Unlink(String);
+
+    impl Drop for Unlink {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(format!("/dev/shm/{}", self.0));
+        }
+    }
+
+    fn live_pids(seg: &Segment) -> Vec<u32> {
+        let mut v: Vec<u32> = seg.users().live.iter().map(|u| u.pid).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The user table and fork: a child inherits the mapping, not the registration. Dropping an
+    /// inherited segment does not unregister the parent; a child that uses the segment registers
+    /// itself, and its own last drop releases only its own slot.
+    fn fork_children_register_themselves_and_never_unregister_the_parent() {
+        let name = format!("shmkit-t-fork-users-{}", std::process::id());
+        let _guard = Unlink(name.clone());
+        let me = std::process::id();
+        // The only reference to this mapping, so that a child can drop all of it.
+        let mut held = Some(Segment::create(&name, SIZE).unwrap());
+        let obs = shmkit::SegmentOptions::new()
+            .register(false)
+            .open(&name)
+            .unwrap();
+        assert_eq!(live_pids(&obs), [me]);
+        let mut kids = Forked::new();
+        kids.fork(|| drop(held.take()));
+        kids.wait_all();
+        assert_eq!(
+            live_pids(&obs),
+            [me],
+            "a child's drop unregistered the parent"
+        );
+
+        let step = obs.counter("step").unwrap();
+        let go = obs.counter("go").unwrap();
+        let wait_for = |c: &Counter, v: u64| {
+            let deadline = Instant::now() + TIMEOUT;
+            while c.load() < v {
+                assert!(Instant::now() < deadline, "timed out");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        kids.fork(|| {
+            let seg = held.as_ref().unwrap();
+            let users = seg.users(); // registers this child
+            assert!(users
+                .live
+                .iter()
+                .any(|u| u.is_me && u.pid == std::process::id()));
+            assert!(users.live.iter().any(|u| u.pid == me && !u.is_me));
+            step.inc();
+            wait_for(&go, 1);
+            drop(held.take());
+            step.inc();
+            wait_for(&go, 2);
+        });
+        wait_for(&step, 1);
+        let child = kids.pids[0] as u32;
+        let mut both = vec![me, child];
+        both.sort_unstable();
+        assert_eq!(live_pids(&obs), both);
+        go.inc();
+        wait_for(&step, 2);
+        // The child, still alive, released its slot and only its slot.
+        assert_eq!(live_pids(&obs), [me]);
+        go.inc();
+        kids.wait_all();
+        drop(held);
+        assert!(obs.users().is_stale());
+    }
+
     /// A seqlock writer guard inherited by a forked child is inert there: the writer lock is the
     /// parent's, so the child's copy must not write (each write is an `Error::InheritedGuard`)
     /// nor free the parent's lock on drop. Before, the release was already skipped but every
@@ -464,6 +540,10 @@ mod imp {
         );
         #[cfg_attr(not(feature = "test-hooks"), allow(unused_mut))]
         let mut tests: Vec<(&str, fn())> = vec![
+            (
+                "fork_children_register_themselves_and_never_unregister_the_parent",
+                fork_children_register_themselves_and_never_unregister_the_parent,
+            ),
             (
                 "seqlock_writers_are_inert_in_a_forked_child",
                 seqlock_writers_are_inert_in_a_forked_child,

@@ -471,8 +471,15 @@ fn stat_ls_and_rm_a_segment() {
     assert_eq!(cols[1..4], ["1.0", "MiB", "3"], "{line}");
     assert_eq!(cols[4], std::process::id().to_string());
     assert_eq!(cols[5], "yes");
+    // One user (this process; the tool only looks), so not stale.
+    assert_eq!(cols[6..8], ["1", "no"], "{line}");
 
+    // In use: refused, and left in place.
     let out = shmkit(&["rm", &name.0]);
+    assert_one_line_error(&out, "in use by 1 live process");
+    assert!(text(&out.stderr).contains(&std::process::id().to_string()));
+    assert!(name.path().exists());
+    let out = shmkit(&["rm", "--force", &name.0]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!name.path().exists());
     // Our mapping keeps working after the name is gone.
@@ -561,4 +568,71 @@ fn leftover_temporary_files_are_shown_and_removed() {
     let out = shmkit(&["rm", &file]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!path.exists());
+}
+
+#[test]
+fn ls_shows_users_and_gc_removes_only_stale_segments() {
+    let prefix = format!("shmkit-cli-gc-{}-", std::process::id());
+    let stale = Name::new("gc");
+    let used = Name::new("gc");
+    drop(Segment::create(&stale.0, 1 << 16).unwrap());
+    let held = Segment::create(&used.0, 1 << 16).unwrap();
+
+    let ls = text(&shmkit(&["ls"]).stdout);
+    let cols = |name: &str| -> Vec<String> {
+        ls.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{ls}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // NAME SIZE(2) OBJECTS CREATOR ALIVE USERS STALE AGE
+    assert_eq!(cols(&stale.0)[6..8], ["0", "yes"]);
+    assert_eq!(cols(&used.0)[6..8], ["1", "no"]);
+
+    // JSON Lines: one object per segment, nothing else.
+    let out = shmkit(&["ls", "--json"]);
+    assert!(out.status.success());
+    let json = text(&out.stdout);
+    assert!(json.lines().all(|l| l.starts_with('{') && l.ends_with('}')));
+    let line = |name: &str| -> String {
+        json.lines()
+            .find(|l| l.contains(&format!("\"name\":\"{name}\"")))
+            .unwrap_or_else(|| panic!("{name} not in:\n{json}"))
+            .to_string()
+    };
+    assert!(
+        line(&stale.0).contains("\"users\":[],\"unknown_users\":0,\"stale\":true"),
+        "{}",
+        line(&stale.0)
+    );
+    let me = format!(
+        "\"users\":[{{\"pid\":{},\"foreign\":false}}]",
+        std::process::id()
+    );
+    assert!(line(&used.0).contains(&me), "{}", line(&used.0));
+    assert!(line(&used.0).contains("\"stale\":false"));
+
+    // A dry run lists the stale one and removes nothing.
+    let out = shmkit(&["gc", "--dry-run", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!("would remove /dev/shm/{}", stale.0)),
+        "{said}"
+    );
+    assert!(!said.contains(&used.0), "{said}");
+    assert!(stale.path().exists() && used.path().exists());
+
+    let out = shmkit(&["gc", "--prefix", &prefix]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("removed /dev/shm/{}", stale.0)));
+    assert!(!stale.path().exists(), "gc left the stale segment");
+    assert!(used.path().exists(), "gc removed a segment in use");
+    drop(held);
+    // Now stale too: a plain `rm` takes it.
+    let out = shmkit(&["rm", &used.0]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!used.path().exists());
 }

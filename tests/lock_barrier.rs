@@ -63,7 +63,7 @@ fn barrier_of_eight_processes_for_a_hundred_generations() {
         .find(|e| e.name == "b")
         .unwrap();
     assert_eq!(
-        shmkit::inspect::describe(&seg, &entry).unwrap(),
+        shmkit::inspect::state(&seg, &entry).unwrap().to_string(),
         format!("generation {GENERATIONS}, 0/{PARTIES} arrived")
     );
 }

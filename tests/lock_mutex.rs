@@ -259,9 +259,12 @@ fn stat_describes_the_lock() {
         .into_iter()
         .find(|e| e.name == "m")
         .unwrap();
-    assert_eq!(shmkit::inspect::describe(&seg, &entry).unwrap(), "unlocked");
+    assert_eq!(
+        shmkit::inspect::state(&seg, &entry).unwrap().to_string(),
+        "unlocked"
+    );
     let g = m.lock().unwrap();
-    let d = shmkit::inspect::describe(&seg, &entry).unwrap();
+    let d = shmkit::inspect::state(&seg, &entry).unwrap().to_string();
     let want = format!(
         "locked by tid {} (pid {})",
         shmkit::process::tid(),

@@ -81,7 +81,7 @@ fn owner_killed_at_depth_three() {
         .into_iter()
         .find(|e| e.name == "r")
         .unwrap();
-    let d = shmkit::inspect::describe(&seg, &entry).unwrap();
+    let d = shmkit::inspect::state(&seg, &entry).unwrap().to_string();
     assert!(d.ends_with(", depth 3"), "{d}");
     kids.kill(kid);
     let mut g = match m.lock_timeout(Duration::from_secs(5)) {

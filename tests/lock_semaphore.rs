@@ -85,7 +85,7 @@ fn permits_of_a_killed_process_are_reclaimed() {
         .into_iter()
         .find(|e| e.name == "s")
         .unwrap();
-    let d = shmkit::inspect::describe(&seg, &entry).unwrap();
+    let d = shmkit::inspect::state(&seg, &entry).unwrap().to_string();
     assert!(d.starts_with("0 permits free, held by pid"), "{d}");
     assert!(matches!(s.try_acquire(), Err(Error::WouldBlock { .. })));
     kids.kill(kid);

@@ -147,7 +147,7 @@ fn condvar_wait_timeout_times_out_and_relocks() {
         .find(|e| e.name == "cv")
         .unwrap();
     assert_eq!(
-        shmkit::inspect::describe(&seg, &entry).unwrap(),
+        shmkit::inspect::state(&seg, &entry).unwrap().to_string(),
         "0 waiters, 1 notifies"
     );
 }

@@ -33,11 +33,11 @@ const INTERNAL: &[(&str, &str)] = &[
     ),
     (
         "MapState",
-        "`inspect`, public on its own until its structured form lands",
+        "`shmkit::inspect`, a public module of its own (checked below)",
     ),
     (
         "ListState",
-        "`inspect`, public on its own until its structured form lands",
+        "`shmkit::inspect`, a public module of its own (checked below)",
     ),
     ("ReadmeDoctests", "cfg(doctest) only: the README's examples"),
 ];
@@ -68,19 +68,13 @@ fn root_names(lib: &str) -> BTreeSet<String> {
     names
 }
 
-/// `(file, line, name, has_example)` for every `pub struct|enum|trait|type` outside `src/bin`
-/// and `src/inspect*` (`shmkit::inspect` is a public module of its own until its structured
-/// form lands; its types are checked there).
-fn public_types(src: &Path) -> Vec<(String, usize, String, bool)> {
+/// `(file, line, name, has_example)` for every `pub struct|enum|trait|type` in the files that
+/// `keep` accepts.
+fn public_types(src: &Path, keep: impl Fn(&Path) -> bool) -> Vec<(String, usize, String, bool)> {
     let mut files = Vec::new();
     walk(src, &mut files);
-    let bin = src.join("bin");
-    let inspect = src.join("inspect");
     let mut found = Vec::new();
-    for f in files
-        .iter()
-        .filter(|f| !f.starts_with(&bin) && !f.starts_with(&inspect) && !f.ends_with("inspect.rs"))
-    {
+    for f in files.iter().filter(|f| keep(f)) {
         let text = std::fs::read_to_string(f).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
@@ -127,7 +121,7 @@ fn every_public_type_is_at_the_root_with_an_example() {
         "{root:?}"
     );
     let internal: BTreeSet<&str> = INTERNAL.iter().map(|(n, _)| *n).collect();
-    let types = public_types(&src);
+    let types = public_types(&src, |f| !outside_the_root(&src, f));
     assert!(types.len() > 40, "found the public types");
     let mut problems = Vec::new();
     for (file, line, name, example) in &types {
@@ -144,4 +138,39 @@ fn every_public_type_is_at_the_root_with_an_example() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `src/bin` (the tool) and the two public modules of their own, `shmkit::inspect` (structured
+/// state, for tools) and `shmkit::export` (metrics exposition): their items have one path each,
+/// under their module, rather than the crate root.
+fn outside_the_root(src: &Path, f: &Path) -> bool {
+    f.starts_with(src.join("bin"))
+        || f.starts_with(src.join("inspect"))
+        || f.ends_with("src/inspect.rs")
+        || f.starts_with(src.join("export"))
+}
+
+#[test]
+fn the_tool_modules_document_their_types() {
+    // `shmkit::inspect` and `shmkit::export`: every public type has an example in its docs or in
+    // its module's (the module example shows `report` and the `State` it returns).
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let types = public_types(&src, |f| {
+        outside_the_root(&src, f) && !f.starts_with(src.join("bin"))
+    });
+    let names: BTreeSet<&str> = types.iter().map(|t| t.2.as_str()).collect();
+    for must in ["State", "ObjectReport", "Metrics", "Format"] {
+        assert!(names.contains(must), "{must} not found in {names:?}");
+    }
+    let module_examples = ["State", "ObjectReport", "Number", "Reading", "Positions"];
+    let missing: Vec<String> = types
+        .iter()
+        .filter(|(_, _, name, example)| {
+            !example
+                && !module_examples.contains(&name.as_str())
+                && !["MapState", "ListState"].contains(&name.as_str())
+        })
+        .map(|(f, l, n, _)| format!("{f}:{l}: {n} has no example in its docs"))
+        .collect();
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
 }

@@ -146,7 +146,7 @@ fn stat_describes_rings() {
     let entries = seg.entries().unwrap();
     let text = |name: &str| {
         let e = entries.iter().find(|e| e.name == name).unwrap();
-        shmkit::inspect::describe(&seg, e).unwrap()
+        shmkit::inspect::state(&seg, e).unwrap().to_string()
     };
     assert_eq!(text("m"), "~1/8 items, 1 pushes claimed");
     assert_eq!(
@@ -176,7 +176,7 @@ fn classic_queue_example_three_producers() {
     let e = seg.entries().unwrap();
     let e = e.iter().find(|e| e.name == "mq").unwrap();
     assert_eq!(
-        shmkit::inspect::describe(&seg, e).unwrap(),
+        shmkit::inspect::state(&seg, e).unwrap().to_string(),
         "~0/4 messages of at most 256 bytes, 3 sends claimed"
     );
 }

@@ -1282,7 +1282,7 @@ fn in_segment<C: Ring + ?Sized, O: Ring + ?Sized>(input: &Input, ops: &[Op], out
         SizePatch::Set(v) => put(7, v),
     }
     // The CLI's `stat` describes the entry under the patched tag (with its own view).
-    let _ = shmkit::inspect::describe(&seg, &entry).map(|s| s.len());
+    let _ = shmkit::inspect::state(&seg, &entry).map(|s| s.to_string().len());
     let kind_ok = entry.tag.kind == O::element().kind;
     let h = match seg.open_entry_as::<O>(&entry) {
         Ok(h) => h,
@@ -1305,7 +1305,7 @@ fn in_segment<C: Ring + ?Sized, O: Ring + ?Sized>(input: &Input, ops: &[Op], out
     // And again after the scribbles.
     if let Ok(list) = seg.entries() {
         for e in &list {
-            let _ = shmkit::inspect::describe(&seg, e).map(|s| s.len());
+            let _ = shmkit::inspect::state(&seg, e).map(|s| s.to_string().len());
         }
     }
 }

@@ -234,9 +234,12 @@ fn scratch_path() -> PathBuf {
     ))
 }
 
+/// Bytes of the user table between the directory and the arena (format version 3).
+const USERS_BYTES: u64 = shmkit::limits::USER_SLOTS as u64 * 8;
+
 /// Where the arena of a segment with `cap` entries starts (as shmkit lays it out).
 fn arena_offset(cap: u64) -> u64 {
-    (HEADER_SIZE + cap * ENTRY_SIZE).div_ceil(4096) * 4096
+    (HEADER_SIZE + cap * ENTRY_SIZE + USERS_BYTES).div_ceil(4096) * 4096
 }
 
 /// Writes the base, closes it, applies the patches. `None` if a valid base could not be made.
@@ -424,13 +427,16 @@ fn exercise(input: &Input, path: &Path, out: &mut Outcome) {
         seg.creator(),
     );
     let _ = format!("{seg:?}");
+    // The whole report and the exposition of a scribbled segment: errors, never a panic.
+    let _ = shmkit::inspect::report(&seg);
+    let _ = shmkit::export::write_openmetrics(&seg, &mut std::io::sink());
     match seg.entries() {
         Ok(list) => {
             out.listed = Some(list.len());
             for e in &list {
                 let _ = format!("{} {} {:?}", e.name, e.tag, e);
-                if let Ok(s) = shmkit::inspect::describe(&seg, e) {
-                    let _ = s.len();
+                if let Ok(s) = shmkit::inspect::state(&seg, e) {
+                    let _ = s.to_string().len();
                 }
                 if let Ok(v) = seg.open_entry_as::<AtomicValue<u64>>(e) {
                     let _ = v.load();

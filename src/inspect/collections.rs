@@ -2,6 +2,7 @@
 //! `Display` gives `shmkit stat`'s one line). Read lock-free, like any reader: a watcher never
 //! takes a lock a writer takes.
 
+use super::At;
 use crate::object::TypeTag;
 use crate::segment::directory::EntryInfo;
 use crate::{ByteMap, Result, Segment};
@@ -45,7 +46,11 @@ pub struct ListState {
 /// # Errors
 /// As [`Segment::open_entry_as`].
 pub fn map_state(seg: &Segment, entry: &EntryInfo) -> Result<MapState> {
-    let m = seg.open_entry_as::<ByteMap>(entry)?;
+    map_at(At::each(seg), entry)
+}
+
+pub(super) fn map_at(at: At<'_>, entry: &EntryInfo) -> Result<MapState> {
+    let m = at.open::<ByteMap>(entry)?;
     let o = m.options();
     let (kt, vt) = split_pair(&entry.tag);
     let first = m
@@ -67,7 +72,11 @@ pub fn map_state(seg: &Segment, entry: &EntryInfo) -> Result<MapState> {
 /// # Errors
 /// As [`Segment::open_entry_as`].
 pub fn list_state(seg: &Segment, entry: &EntryInfo) -> Result<ListState> {
-    let l = seg.open_entry_as::<crate::ByteList>(entry)?;
+    list_at(At::each(seg), entry)
+}
+
+pub(super) fn list_at(at: At<'_>, entry: &EntryInfo) -> Result<ListState> {
+    let l = at.open::<crate::ByteList>(entry)?;
     let ty = Elem::of(&entry.tag.type_name);
     let len = l.len();
     let first = (0..len.min(SHOWN))
@@ -244,7 +253,9 @@ mod tests {
             "7/8 elements (≤ 2 B each): [0, -1, -2, -3, -4, …]"
         );
         assert_eq!(
-            crate::inspect::describe(&seg, &entry(&seg, "l")).unwrap(),
+            crate::inspect::state(&seg, &entry(&seg, "l"))
+                .unwrap()
+                .to_string(),
             st.to_string()
         );
     }

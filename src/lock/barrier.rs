@@ -333,15 +333,54 @@ impl Barrier {
     }
 
     fn wait_inner(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.wait_as(timeout, &mut || false)
+            .map(|(_, leader)| leader)
+    }
+
+    /// As [`wait_timeout`](Barrier::wait_timeout) (`None`: no limit), returning the arrival's
+    /// index in its generation (0 for the first to arrive, `parties() - 1` for the leader; what
+    /// Python's `Barrier.wait` returns), and giving up as soon as `give_up()` returns `true`:
+    /// it is called between the waiter's naps (at least every 10 ms) and breaks the barrier as a
+    /// timeout does (Python's `threading.Barrier` breaks when a wait is interrupted). For
+    /// callers that must react to something outside the barrier while they wait, such as a
+    /// signal.
+    ///
+    /// # Errors
+    /// [`Error::BarrierBroken`] (also for the party that timed out or gave up).
+    pub fn wait_interruptible(
+        &self,
+        timeout: Option<Duration>,
+        mut give_up: impl FnMut() -> bool,
+    ) -> Result<u32> {
+        self.wait_as(timeout, &mut give_up).map(|(index, _)| index)
+    }
+
+    /// Breaks the barrier now (Python's `Barrier.abort`): parties waiting get
+    /// [`Error::BarrierBroken`], and so does every wait until [`reset`](Barrier::reset).
+    pub fn abort(&self) {
+        loop {
+            let st = self.load();
+            if st.broken() || self.break_generation(st) {
+                return;
+            }
+        }
+    }
+
+    /// Arrives and waits; `(arrival index, leader)`.
+    fn wait_as(
+        &self,
+        timeout: Option<Duration>,
+        give_up: &mut dyn FnMut() -> bool,
+    ) -> Result<(u32, bool)> {
         let deadline = Deadline::after(timeout);
         let parties = self.parties();
         let slot = self.claim(claim_word());
         if step("barrier.wait.claimed") {
-            return Ok(false);
+            return Ok((0, false));
         }
         // Arrive: one CAS.
         let mut st = self.load();
-        let (g, leader) = loop {
+        let (g, index, leader) = loop {
             if st.broken() {
                 return Err(self.broken_error());
             }
@@ -353,22 +392,22 @@ impl Barrier {
                 State::of(st.generation(), n, 0)
             };
             match self.cas(st, next) {
-                Ok(()) => break (st.generation(), leader),
+                Ok(()) => break (st.generation(), st.arrived(), leader),
                 Err(now) => st = now,
             }
         };
         if step("barrier.wait.arrived") {
-            return Ok(false);
+            return Ok((index, false));
         }
         if let Some(slot) = slot {
             self.record(slot, g);
         }
         if step("barrier.wait.recorded") {
-            return Ok(false);
+            return Ok((index, false));
         }
         if leader {
             self.wake_all();
-            return Ok(true);
+            return Ok((index, true));
         }
         loop {
             // The futex word before the state: a change of generation after this read bumps it,
@@ -376,9 +415,9 @@ impl Barrier {
             let seen = self.wake.load(Ordering::Acquire);
             let st = self.load();
             if st.generation() != g {
-                return self.outcome(st, g);
+                return self.outcome(st, g).map(|_| (index, false));
             }
-            if deadline.expired() {
+            if deadline.expired() || give_up() {
                 if self.break_generation(st) {
                     return Err(self.broken_error());
                 }

@@ -80,3 +80,58 @@ fn a_late_waiter_learns_its_generation_broke() {
     assert!(b.outcome(State::of(5, 0, BROKEN | PREV_BROKEN), 4).is_err());
     assert!(matches!(b.outcome(State::of(5, 0, 0), 4), Ok(false)));
 }
+
+#[test]
+fn wait_interruptible_returns_arrival_indices_and_gives_up_by_breaking() {
+    let b = Barrier::new(3);
+    let mut got: Vec<u32> = std::thread::scope(|s| {
+        let ts: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| b.wait_interruptible(None, || false).unwrap()))
+            .collect();
+        ts.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 2]);
+
+    // A waiter that gives up breaks the barrier for the others, within a few naps.
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let other = s.spawn(|| b.wait_timeout(Duration::from_secs(20)));
+        let mut calls = 0;
+        let r = b.wait_interruptible(None, || {
+            calls += 1;
+            calls > 3
+        });
+        assert!(
+            matches!(r, Err(Error::BarrierBroken { parties: 3 })),
+            "{r:?}"
+        );
+        assert!(matches!(
+            other.join().unwrap(),
+            Err(Error::BarrierBroken { .. })
+        ));
+    });
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(b.is_broken());
+}
+
+#[test]
+fn abort_breaks_waiters_and_later_waits_until_reset() {
+    let b = Barrier::new(2);
+    std::thread::scope(|s| {
+        let w = s.spawn(|| b.wait_timeout(Duration::from_secs(20)));
+        while b.arrived() == 0 {
+            std::thread::yield_now();
+        }
+        b.abort();
+        assert!(matches!(
+            w.join().unwrap(),
+            Err(Error::BarrierBroken { .. })
+        ));
+    });
+    assert!(b.is_broken());
+    assert!(matches!(b.try_wait(), Err(Error::BarrierBroken { .. })));
+    b.abort(); // already broken: stays so
+    b.reset().unwrap();
+    assert!(!b.is_broken());
+}

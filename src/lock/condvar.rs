@@ -138,6 +138,29 @@ impl Condvar {
         self.seq.load(Ordering::Acquire) != since
     }
 
+    /// Waits until a notify arrives after `since` (a [`generation`](Condvar::generation) read
+    /// earlier), at most `timeout` (`None`: no limit); returns whether one arrived. No mutex is
+    /// involved: for a lock the caller manages itself (Python's `Condition` over an `RLock`,
+    /// or a lock held across calls). Read `generation()` while holding the lock, release it,
+    /// `wait_since`, retake it: a notify made under the lock after the read is never missed.
+    /// Every waiter of the same `since` sees a notify, so a wait for one may return for a
+    /// `notify_one` meant for another (a spurious wake-up: check the condition in a loop).
+    pub fn wait_since(&self, since: u32, timeout: Option<Duration>) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        if self.seq.load(Ordering::SeqCst) == since {
+            futex_wait(&self.seq, since, timeout);
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.seq.load(Ordering::Acquire) != since
+    }
+
+    /// Wakes up to `n` waiting threads (of any process); `notify_n(0)` does nothing.
+    pub fn notify_n(&self, n: u32) {
+        if n != 0 {
+            self.notify(n);
+        }
+    }
+
     /// The notify counter (wrapping); see [`try_wait`](Condvar::try_wait).
     pub fn generation(&self) -> u32 {
         self.seq.load(Ordering::Acquire)
@@ -248,5 +271,37 @@ mod object {
         fn cast(ptr: NonNull<u8>, _: &TypeTag) -> NonNull<Self> {
             ptr.cast()
         }
+    }
+}
+
+#[cfg(all(test, not(feature = "loom")))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn wait_since_sees_a_notify_made_before_or_during_the_wait() {
+        let cv = Condvar::new();
+        let g = cv.generation();
+        let t = Instant::now();
+        assert!(!cv.wait_since(g, Some(Duration::from_millis(20))));
+        assert!(t.elapsed() >= Duration::from_millis(15));
+        cv.notify_n(1);
+        assert!(
+            cv.wait_since(g, None),
+            "a notify before the wait is seen at once"
+        );
+        let g = cv.generation();
+        std::thread::scope(|s| {
+            let w = s.spawn(|| cv.wait_since(g, Some(Duration::from_secs(20))));
+            while cv.waiters() == 0 {
+                std::thread::yield_now();
+            }
+            cv.notify_n(1);
+            assert!(w.join().unwrap());
+        });
+        let g = cv.generation();
+        cv.notify_n(0);
+        assert_eq!(cv.generation(), g, "notify_n(0) notifies nobody");
     }
 }

@@ -38,6 +38,10 @@ use core::alloc::Layout;
 use std::path::Path;
 use std::time::Duration;
 
+#[cfg(all(test, not(feature = "loom")))]
+mod format_doc;
+mod read;
+
 /// Longest object name, in bytes.
 pub const NAME_MAX: usize = 64;
 
@@ -306,6 +310,13 @@ impl<'a> Directory<'a> {
     /// Checks that `[offset, offset + size)` lies in the arena, is aligned for `layout` and
     /// shares no byte with another published object ([`check_disjoint`](Self::check_disjoint)).
     fn check_placement(&self, i: usize, offset: u64, size: u64, layout: Layout) -> Result<()> {
+        self.check_bounds(i, offset, size, layout)?;
+        self.check_disjoint(i, offset, size)
+    }
+
+    /// The part of [`check_placement`](Self::check_placement) about entry `i` alone: inside the
+    /// arena, aligned and of its layout's size.
+    fn check_bounds(&self, i: usize, offset: u64, size: u64, layout: Layout) -> Result<()> {
         let end = offset.checked_add(size);
         if offset < self.arena_start
             || end.is_none_or(|end| end > self.arena_end)
@@ -321,7 +332,41 @@ impl<'a> Directory<'a> {
                 layout.align()
             )));
         }
-        self.check_disjoint(i, offset, size)
+        Ok(())
+    }
+
+    /// The overlap check of [`check_found`](Self::check_found) for every published entry at once, in
+    /// O(n log n): for a tool that opens every object (10,000 counters would otherwise cost
+    /// 10,000 passes over the directory). Objects then opened with
+    /// [`check_found_bounds`](Self::check_found_bounds) at the indices seen here are as checked
+    /// as by [`check_found`](Self::check_found).
+    pub fn check_all_disjoint(&self) -> Result<()> {
+        let mut spans: Vec<(u64, u64, usize)> = Vec::new();
+        for (j, e) in self.entries.iter().enumerate() {
+            let s = e.state.load(Ordering::Acquire);
+            if s == EMPTY {
+                break;
+            }
+            if matches!(s & 0xff, NAMED | READY) {
+                let o = e.offset.load(Ordering::Relaxed);
+                let size = e.size.load(Ordering::Relaxed);
+                // An empty span overlaps nothing (as in check_disjoint).
+                if size != 0 {
+                    spans.push((o, o.saturating_add(size), j));
+                }
+            }
+        }
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            let ((o, oe, j), (p, pe, i)) = (w[0], w[1]);
+            if p < oe {
+                return Err(self.corrupted(format!(
+                    "directory entry {i} places its object at [{p}, {pe}), which overlaps \
+                     the object of entry {j} at [{o}, {oe})"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Checks that the object of entry `i`, `[offset, offset + size)`, shares no byte with the
@@ -567,98 +612,6 @@ impl<'a> Directory<'a> {
         Err(Error::DirectoryFull {
             capacity: self.capacity(),
         })
-    }
-
-    /// Finds the object `name` and returns its entry index, tag, offset and size, waiting
-    /// (bounded) while its creator initializes it.
-    pub fn find(&self, name: &str) -> Result<(u32, TypeTag, u64, u64)> {
-        validate_object_name(name)?;
-        let name_b = name.as_bytes();
-        let deadline = Deadline::after(Some(self.wait));
-        let mut i = 0usize;
-        while i < self.entries.len() {
-            let raw = self.entries[i].state.load(Ordering::Acquire);
-            match self.look(i, raw, name_b)? {
-                Seen::Empty => break,
-                Seen::Dead
-                | Seen::Named {
-                    name_matches: false,
-                    ..
-                } => i += 1,
-                Seen::Claimed { pid, start, ns } => {
-                    if self.wait_on(i, raw, pid, start, ns, &deadline)? {
-                        i += 1; // dead before naming it: not our object
-                    }
-                }
-                Seen::Named {
-                    name_matches: true,
-                    ready: true,
-                    ..
-                } => {
-                    let (tag, offset, size) = self.tag_of(i)?;
-                    return Ok((i as u32, tag, offset, size));
-                }
-                Seen::Named {
-                    name_matches: true,
-                    ready: false,
-                    pid,
-                    start,
-                    ns,
-                } => {
-                    if self.wait_on(i, raw, pid, start, ns, &deadline)? {
-                        return Err(Error::CreatorDied {
-                            what: format!("object {name:?}"),
-                            pid,
-                        });
-                    }
-                }
-            }
-        }
-        Err(Error::ObjectNotFound {
-            name: name.to_string(),
-        })
-    }
-
-    /// Checks a found object's placement against the layout the caller computed for its tag.
-    pub fn check_found(&self, index: u32, offset: u64, size: u64, layout: Layout) -> Result<()> {
-        self.check_placement(index as usize, offset, size, layout)
-    }
-
-    /// Lists the named entries (ready ones and ones being initialized).
-    pub fn list(&self) -> Result<Vec<EntryInfo>> {
-        let mut out = Vec::new();
-        for i in 0..self.entries.len() {
-            let raw = self.entries[i].state.load(Ordering::Acquire);
-            let s = raw & 0xff;
-            match s {
-                EMPTY if raw != EMPTY => {
-                    return Err(self.corrupted(format!(
-                        "directory entry {i} is marked empty but its state word is {raw:#018x} \
-                         (an empty entry is all zero)"
-                    )))
-                }
-                EMPTY => break,
-                CLAIMED | DEAD => continue,
-                NAMED | READY => {
-                    let name = self.name_of(i)?;
-                    let (tag, offset, size) = self.tag_of(i)?;
-                    out.push(EntryInfo {
-                        index: i as u32,
-                        name: String::from_utf8_lossy(&name).into_owned(),
-                        tag,
-                        offset,
-                        size,
-                        ready: s == READY,
-                    });
-                }
-                other => {
-                    return Err(self.corrupted(format!(
-                        "directory entry {i} has state {other} (valid states are 0..=4)"
-                    )))
-                }
-            }
-        }
-        Ok(out)
     }
 }
 

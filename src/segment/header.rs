@@ -13,8 +13,15 @@
 //! 64      creator          first (before the magic)    owner word (crate::process): liveness
 //! 72      creator_start    first                       full start time: pid-reuse guard
 //! 80      created_unix_ns  at creation                 shown by tools
+//! 88      life             lifecycle word (users.rs)   state in bits 62..64, generation below
+//! 96      cleaner          owner word of a remover     advisory: who is deciding a removal
+//! 104     users_overflow   attachers the table missed  > 0: "unknown users", never stale
+//! 112     flags            bit 0: remove on last detach
 //! 128     alloc_next       bump pointer (own line)     in [arena_offset, size] at every use
 //! ```
+//!
+//! The user table ([`users`](super::users)) follows the directory: `USER_SLOTS` owner words at
+//! `HEADER_SIZE + dir_capacity * 256`, before the (page-aligned) arena.
 //!
 //! Nothing in the header is trusted until all of it is validated; then the validated numbers are
 //! copied into the local handle and the shared copies are never read again (except `alloc_next`,
@@ -50,7 +57,11 @@ pub struct Header {
     pub(crate) creator_pid: AtomicU64,
     pub(crate) creator_start: AtomicU64,
     pub(crate) created_unix_ns: AtomicU64,
-    _reserved: [AtomicU64; 5],
+    pub(crate) life: AtomicU64,
+    pub(crate) cleaner: AtomicU64,
+    pub(crate) users_overflow: AtomicU64,
+    pub(crate) flags: AtomicU64,
+    _reserved: AtomicU64,
     pub(crate) alloc_next: AtomicU64,
     _pad: [AtomicU64; 15],
 }
@@ -58,18 +69,31 @@ pub struct Header {
 static_assertions::assert_eq_size!(Header, [u8; HEADER_SIZE as usize]);
 static_assertions::assert_eq_align!(Header, u64);
 static_assertions::const_assert_eq!(core::mem::offset_of!(Header, alloc_next), 128);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Header, life), 88);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Header, users_overflow), 104);
+static_assertions::const_assert_eq!(core::mem::offset_of!(Header, flags), 112);
 
-/// Where the arena starts for a directory of `dir_capacity` entries (page-aligned).
+/// Bit of [`Header::flags`]: the last process to detach removes the segment.
+pub const FLAG_REMOVE_ON_LAST_DETACH: u64 = 1;
+
+/// Where the user table starts for a directory of `dir_capacity` entries (right after it).
+pub fn users_offset_for(dir_capacity: u64) -> u64 {
+    HEADER_SIZE + dir_capacity * core::mem::size_of::<DirEntry>() as u64
+}
+
+/// Where the arena starts for a directory of `dir_capacity` entries (page-aligned, after the
+/// user table).
 pub fn arena_offset_for(dir_capacity: u64) -> u64 {
-    (HEADER_SIZE + dir_capacity * core::mem::size_of::<DirEntry>() as u64).div_ceil(4096) * 4096
+    (users_offset_for(dir_capacity) + super::users::USERS_BYTES).div_ceil(4096) * 4096
 }
 
 /// A hash of the shared layouts this build uses. Two builds whose layouts differ (even at the same
 /// format version) refuse each other's segments instead of misreading them.
 pub fn layout_hash() -> u64 {
     let desc = format!(
-        "shmkit-v{FORMAT_VERSION};header={};entry={};counter={};sharded={}x{};endian={}",
+        "shmkit-v{FORMAT_VERSION};header={};users={};entry={};counter={};sharded={}x{};endian={}",
         core::mem::size_of::<Header>(),
+        super::users::USER_SLOTS,
         core::mem::size_of::<DirEntry>(),
         core::mem::size_of::<crate::Counter>(),
         crate::counter::SHARDS,
@@ -143,7 +167,8 @@ pub fn plan(size: u64, dir_capacity: u64) -> Result<Geometry> {
 impl Header {
     /// Writes a complete header into fresh memory; `version_state` goes last, with Release, so
     /// whoever sees it ready sees every other field.
-    pub fn initialize(&self, g: &Geometry) {
+    pub fn initialize(&self, g: &Geometry, flags: u64) {
+        self.flags.store(flags, Ordering::Relaxed);
         self.creator_pid
             .store(crate::process::my_word(), Ordering::Relaxed);
         self.creator_start
@@ -272,4 +297,99 @@ pub fn validate(h: &Header, file_len: u64, path: &Path) -> Result<State> {
         }
     }
     Ok(State::Ready(g))
+}
+
+/// The rows `(offset, size, field)` of the table marked `<!-- table: NAME ... -->` in
+/// `docs/FORMAT.md`, for the tests that pin the documented layout to the code.
+#[cfg(test)]
+pub(crate) fn format_doc_table(name: &str) -> Vec<(usize, usize, String)> {
+    const DOC: &str = include_str!("../../docs/FORMAT.md");
+    let marker = format!("<!-- table: {name} ");
+    let start = DOC
+        .find(&marker)
+        .unwrap_or_else(|| panic!("docs/FORMAT.md has no table {name:?}"));
+    DOC[start..]
+        .lines()
+        .skip(3) // the marker, the column names, the separator
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let num = |s: &str| {
+                s.parse::<usize>()
+                    .unwrap_or_else(|_| panic!("not a number in {l:?}"))
+            };
+            (num(cells[1]), num(cells[2]), cells[3].to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn the_documented_header_table_matches_the_code() {
+        let code = [
+            (offset_of!(Header, magic), 8, "magic"),
+            (offset_of!(Header, version_state), 8, "version_state"),
+            (offset_of!(Header, layout_hash), 8, "layout_hash"),
+            (offset_of!(Header, size), 8, "size"),
+            (offset_of!(Header, dir_offset), 8, "dir_offset"),
+            (offset_of!(Header, dir_capacity), 8, "dir_capacity"),
+            (offset_of!(Header, arena_offset), 8, "arena_offset"),
+            (offset_of!(Header, checksum), 8, "checksum"),
+            (offset_of!(Header, creator_pid), 8, "creator_pid"),
+            (offset_of!(Header, creator_start), 8, "creator_start"),
+            (offset_of!(Header, created_unix_ns), 8, "created_unix_ns"),
+            (offset_of!(Header, life), 8, "life"),
+            (offset_of!(Header, cleaner), 8, "cleaner"),
+            (offset_of!(Header, users_overflow), 8, "users_overflow"),
+            (offset_of!(Header, flags), 8, "flags"),
+            (offset_of!(Header, _reserved), 8, "_reserved"),
+            (offset_of!(Header, alloc_next), 8, "alloc_next"),
+            (offset_of!(Header, _pad), 120, "_pad"),
+        ];
+        let code: Vec<(usize, usize, String)> = code
+            .iter()
+            .map(|&(o, s, n)| (o, s, n.to_string()))
+            .collect();
+        assert_eq!(format_doc_table("header"), code);
+        let last = code.last().unwrap();
+        assert_eq!(last.0 + last.1, size_of::<Header>());
+        assert_eq!(HEADER_SIZE as usize, size_of::<Header>());
+    }
+
+    #[test]
+    fn the_documented_constants_match_the_code() {
+        const DOC: &str = include_str!("../../docs/FORMAT.md");
+        assert!(DOC.starts_with(&format!(
+            "# The shmkit segment format, version {FORMAT_VERSION}\n"
+        )));
+        // The layout string a reader can hash, and the magic and ready marker as printed.
+        let layout = format!(
+            "shmkit-v{FORMAT_VERSION};header=256;users=64;entry=256;counter=128;sharded=32x4096;endian=le"
+        );
+        assert!(DOC.contains(&format!("`{layout}`")));
+        if cfg!(all(target_endian = "little", target_pointer_width = "64"))
+            && size_of::<crate::Counter>() == 128
+        {
+            assert_eq!(fnv1a(layout.as_bytes()), layout_hash());
+        }
+        let hex = format!("{MAGIC:016x}");
+        let grouped = format!(
+            "0x{}_{}_{}_{}",
+            &hex[0..4],
+            &hex[4..8],
+            &hex[8..12],
+            &hex[12..16]
+        );
+        assert!(DOC.contains(&grouped), "{grouped} not in docs/FORMAT.md");
+        let ready = format!("{READY:08x}");
+        assert!(DOC.contains(&format!("0x{}_{} << 32", &ready[0..4], &ready[4..8])));
+        assert_eq!(
+            arena_offset_for(3),
+            (256 + 256 * 3 + 512u64).div_ceil(4096) * 4096
+        );
+    }
 }

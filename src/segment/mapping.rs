@@ -35,8 +35,26 @@ fn header_of(map: &MmapRaw) -> &Header {
     unsafe { &*(map.as_ptr() as *const Header) }
 }
 
-/// Builds a new segment at `path` with `mode` and geometry `g`; fails with `AlreadyExists`.
-pub(crate) fn create_file(path: &Path, g: &Geometry, mode: u32) -> Result<MmapRaw> {
+/// A file's device and inode: which file a mapping is of (the user registry's key, and what a
+/// removal checks a name against before unlinking it).
+pub(crate) type FileId = (u64, u64);
+
+fn file_id(file: &File, path: &Path) -> Result<FileId> {
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("inspecting {}", path.display()), path, e))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Builds a new segment for `path` with `mode`, geometry `g` and header `flags`, complete but
+/// not yet under its name: the caller registers in it, then publishes the draft (which fails
+/// with `AlreadyExists` if the name is taken).
+pub(crate) fn create_file(
+    path: &Path,
+    g: &Geometry,
+    mode: u32,
+    flags: u64,
+) -> Result<(Draft, MmapRaw, FileId)> {
     let draft = Draft::new(path, mode, true)?;
     let file = draft.file();
     // The umask applied to open's mode; set exactly what was asked for.
@@ -45,9 +63,9 @@ pub(crate) fn create_file(path: &Path, g: &Geometry, mode: u32) -> Result<MmapRa
     file.set_len(g.size)
         .map_err(|e| Error::io(format!("sizing {}", path.display()), path, e))?;
     let map = map(file, g.size, path)?;
-    header_of(&map).initialize(g);
-    draft.publish(path)?;
-    Ok(map)
+    header_of(&map).initialize(g, flags);
+    let id = file_id(file, path)?;
+    Ok((draft, map, id))
 }
 
 /// Whose segments an opener uses (from [`SegmentOptions`](super::SegmentOptions)).
@@ -85,7 +103,11 @@ impl Trust {
 
 /// Opens an existing segment at `path` if `trust` accepts its owner and mode, waiting up to
 /// `wait` for a creator to finish.
-pub(crate) fn open_file(path: &Path, wait: Duration, trust: &Trust) -> Result<(MmapRaw, Geometry)> {
+pub(crate) fn open_file(
+    path: &Path,
+    wait: Duration,
+    trust: &Trust,
+) -> Result<(MmapRaw, Geometry, FileId)> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -149,7 +171,7 @@ pub(crate) fn open_file(path: &Path, wait: Duration, trust: &Trust) -> Result<(M
     // Validate again on the full mapping: the file may have been replaced between the two maps
     // only if someone renamed over it, and then this catches a different header.
     match header::validate(header_of(&map), len, path)? {
-        State::Ready(g) if g == geometry => Ok((map, g)),
+        State::Ready(g) if g == geometry => Ok((map, g, (meta.dev(), meta.ino()))),
         _ => Err(Error::corrupted(
             path,
             "header changed while it was being opened",
@@ -220,7 +242,7 @@ fn wait_ready(
 
 /// Creates an anonymous segment: a sealed memfd (it can be neither shrunk nor grown, so no peer
 /// can make the others take SIGBUS), mapped shared, inherited by `fork()`ed children.
-pub(crate) fn create_anonymous(g: &Geometry) -> Result<MmapRaw> {
+pub(crate) fn create_anonymous(g: &Geometry, flags: u64) -> Result<(MmapRaw, FileId)> {
     let path = PathBuf::from("<anonymous>");
     let name = c"shmkit-anonymous";
     // SAFETY: `name` is a valid NUL-terminated string; memfd_create returns a new fd or -1.
@@ -247,6 +269,7 @@ pub(crate) fn create_anonymous(g: &Geometry) -> Result<MmapRaw> {
         ));
     }
     let map = map(&file, g.size, &path)?;
-    header_of(&map).initialize(g);
-    Ok(map)
+    header_of(&map).initialize(g, flags);
+    let id = file_id(&file, &path)?;
+    Ok((map, id))
 }

@@ -10,14 +10,26 @@ pub(crate) mod header;
 #[cfg(not(feature = "loom"))]
 mod mapping;
 #[cfg(not(feature = "loom"))]
+mod options;
+#[cfg(not(feature = "loom"))]
 mod publish;
 #[cfg(not(feature = "loom"))]
+pub(crate) mod removal;
+#[cfg(not(feature = "loom"))]
 mod typed;
+#[cfg(not(feature = "loom"))]
+pub(crate) mod users;
 
 pub mod directory;
 
 #[cfg(not(feature = "loom"))]
 pub use handle::Handle;
+#[cfg(not(feature = "loom"))]
+pub use options::SegmentOptions;
+#[cfg(not(feature = "loom"))]
+pub use removal::Removal;
+#[cfg(not(feature = "loom"))]
+pub use users::{User, Users, USER_SLOTS};
 
 #[cfg(not(feature = "loom"))]
 pub use self::imp::*;
@@ -26,8 +38,9 @@ pub use self::imp::*;
 mod imp {
     use super::directory::{DirEntry, Directory, EntryInfo};
     use super::header::{self, Geometry, Header};
-    use super::mapping::{self, Trust};
-    use super::Handle;
+    use super::mapping::FileId;
+    use super::users::{self, Attach, Attachment, Table, Users};
+    use super::{Handle, SegmentOptions};
     use crate::error::{Error, Result};
     use crate::object::{Object, TypeTag};
     use memmap2::MmapRaw;
@@ -71,172 +84,6 @@ mod imp {
         Anonymous,
     }
 
-    /// Options for creating and opening segments; [`Segment`]'s constructors use the defaults.
-    ///
-    /// ```
-    /// use shmkit::SegmentOptions;
-    /// use std::os::unix::fs::PermissionsExt;
-    /// use std::time::Duration;
-    ///
-    /// # fn main() -> shmkit::Result<()> {
-    /// let name = format!("shmkit-doc-options-{}", std::process::id());
-    /// let opts = SegmentOptions::new()
-    ///     .mode(0o640) // readable by the group too (exactly this, whatever the umask)
-    ///     .dir_capacity(256) // room for 256 named objects
-    ///     .wait_timeout(Duration::from_secs(1)); // give up on a stuck creator after 1 s
-    /// let seg = opts.create(&name, 1 << 20)?;
-    /// assert_eq!(seg.dir_capacity(), 256);
-    /// let mode = std::fs::metadata(seg.path().unwrap()).unwrap().permissions().mode();
-    /// assert_eq!(mode & 0o777, 0o640);
-    ///
-    /// // The same options open it (the mode and capacity only apply to creation).
-    /// let again = opts.open(&name)?;
-    /// assert_eq!(again.size(), seg.size());
-    /// seg.unlink()?;
-    /// # Ok(()) }
-    /// ```
-    #[derive(Clone, Debug)]
-    pub struct SegmentOptions {
-        mode: u32,
-        dir_capacity: u32,
-        wait: Duration,
-        trust: Trust,
-    }
-
-    impl Default for SegmentOptions {
-        fn default() -> Self {
-            SegmentOptions {
-                mode: 0o600,
-                dir_capacity: DEFAULT_DIR_CAPACITY,
-                wait: DEFAULT_WAIT,
-                trust: Trust::default(),
-            }
-        }
-    }
-
-    impl SegmentOptions {
-        /// The defaults: mode 0600, 64 directory entries, waits bounded at 5 s.
-        pub fn new() -> Self {
-            Self::default()
-        }
-
-        /// File mode of segments this creates (exactly this, whatever the umask). Default 0600.
-        ///
-        /// A mode that lets the group or others write (0660, 0666) makes a deliberately shared
-        /// segment: openers, this process included, must then accept it with
-        /// [`allow_shared(true)`](Self::allow_shared) (and other users' processes with
-        /// [`trust_owner`](Self::trust_owner) naming the creator's uid). A group-readable 0640
-        /// segment needs no opt-in.
-        pub fn mode(mut self, mode: u32) -> Self {
-            self.mode = mode & 0o7777;
-            self
-        }
-
-        /// How many named objects a new segment can hold. Default 64.
-        pub fn dir_capacity(mut self, entries: u32) -> Self {
-            self.dir_capacity = entries;
-            self
-        }
-
-        /// How long to wait for another process that is creating the segment or an object in it
-        /// before giving up with an error. Default 5 s.
-        pub fn wait_timeout(mut self, wait: Duration) -> Self {
-            self.wait = wait;
-            self
-        }
-
-        /// Also accept segments owned by the user `uid` (may be given several times).
-        ///
-        /// By default `open`, `open_file` and the existing-file path of `open_or_create` and
-        /// `file` accept only segments owned by this process's effective uid or by root, and
-        /// refuse others with [`Error::UntrustedSegment`]: the owner of a segment can rewrite
-        /// every object in it and truncate it, which makes every process using the lost pages
-        /// take `SIGBUS`. Trust another user only for a segment you share with it on purpose.
-        pub fn trust_owner(mut self, uid: u32) -> Self {
-            if !self.trust.owners.contains(&uid) {
-                self.trust.owners.push(uid);
-            }
-            self
-        }
-
-        /// Accept segments whose mode lets their group or others write (default `false`: they
-        /// are refused with [`Error::UntrustedSegment`], since any process of those users could
-        /// rewrite the objects or truncate the file). Set it for a segment shared on purpose,
-        /// e.g. one created with [`mode(0o660)`](Self::mode) for a group.
-        pub fn allow_shared(mut self, allow: bool) -> Self {
-            self.trust.shared = allow;
-            self
-        }
-
-        /// Creates the named segment `name` in `/dev/shm`; fails if it exists.
-        pub fn create(&self, name: &str, size: u64) -> Result<Segment> {
-            let path = named_path(name)?;
-            self.create_at(path, size, Backing::Named)
-        }
-
-        /// Opens the named segment `name`.
-        pub fn open(&self, name: &str) -> Result<Segment> {
-            self.open_at(named_path(name)?, Backing::Named)
-        }
-
-        /// Opens the named segment `name`, creating it with `size` bytes if it does not exist.
-        /// Of many processes racing here exactly one creates; the others open its segment. An
-        /// existing segment is opened whatever its size.
-        pub fn open_or_create(&self, name: &str, size: u64) -> Result<Segment> {
-            self.open_or_create_at(named_path(name)?, size, Backing::Named)
-        }
-
-        /// Opens the file-backed segment at `path`, creating it with `size` bytes if missing.
-        pub fn file(&self, path: impl AsRef<Path>, size: u64) -> Result<Segment> {
-            self.open_or_create_at(path.as_ref().to_path_buf(), size, Backing::File)
-        }
-
-        /// Opens the existing file-backed segment at `path`.
-        pub fn open_file(&self, path: impl AsRef<Path>) -> Result<Segment> {
-            self.open_at(path.as_ref().to_path_buf(), Backing::File)
-        }
-
-        /// Creates an anonymous segment, shared with children `fork()`ed after this call.
-        pub fn anonymous(&self, size: u64) -> Result<Segment> {
-            let g = header::plan(size, self.dir_capacity as u64)?;
-            let map = mapping::create_anonymous(&g)?;
-            Ok(Segment::from_map(
-                map,
-                g,
-                None,
-                Backing::Anonymous,
-                self.wait,
-            ))
-        }
-
-        fn create_at(&self, path: PathBuf, size: u64, backing: Backing) -> Result<Segment> {
-            let g = header::plan(size, self.dir_capacity as u64)?;
-            let map = mapping::create_file(&path, &g, self.mode)?;
-            Ok(Segment::from_map(map, g, Some(path), backing, self.wait))
-        }
-
-        fn open_at(&self, path: PathBuf, backing: Backing) -> Result<Segment> {
-            let (map, g) = mapping::open_file(&path, self.wait, &self.trust)?;
-            Ok(Segment::from_map(map, g, Some(path), backing, self.wait))
-        }
-
-        fn open_or_create_at(&self, path: PathBuf, size: u64, backing: Backing) -> Result<Segment> {
-            // Validate the arguments before touching the file system.
-            header::plan(size, self.dir_capacity as u64)?;
-            loop {
-                match self.open_at(path.clone(), backing) {
-                    Err(Error::NotFound { .. }) => {}
-                    other => return other,
-                }
-                match self.create_at(path.clone(), size, backing) {
-                    // Lost the race to another creator: open theirs.
-                    Err(Error::AlreadyExists { .. }) => continue,
-                    other => return other,
-                }
-            }
-        }
-    }
-
     /// Checks a segment name and returns its path in `/dev/shm`.
     pub fn named_path(name: &str) -> Result<PathBuf> {
         let reason = if name.is_empty() {
@@ -258,12 +105,51 @@ mod imp {
         })
     }
 
-    struct Inner {
-        map: MmapRaw,
-        geometry: Geometry,
-        path: Option<PathBuf>,
-        backing: Backing,
-        wait: Duration,
+    pub(super) struct Inner {
+        pub(super) map: MmapRaw,
+        pub(super) geometry: Geometry,
+        pub(super) path: Option<PathBuf>,
+        pub(super) backing: Backing,
+        pub(super) wait: Duration,
+        /// This mapping's share of the process's entry in the user table.
+        pub(super) attach: Attachment,
+    }
+
+    impl Inner {
+        /// The user table of this mapping (header and slots).
+        pub(super) fn table(&self) -> Table<'_> {
+            let base = self.map.as_ptr();
+            let users_at = header::users_offset_for(self.geometry.dir_capacity) as usize;
+            // SAFETY: the header was validated (or written by us): the user table lies at
+            // users_offset_for(dir_capacity), 8-aligned, and ends before arena_offset <= size,
+            // the mapping's length; Header and the slots are all atomics (valid for any bits,
+            // shared through `&`). The borrow lives no longer than `self`, which owns the map.
+            unsafe {
+                Table {
+                    header: &*(base as *const Header),
+                    slots: std::slice::from_raw_parts(
+                        base.add(users_at) as *const crate::sync::AtomicU64,
+                        users::USER_SLOTS,
+                    ),
+                }
+            }
+        }
+    }
+
+    impl Drop for Inner {
+        fn drop(&mut self) {
+            use crate::sync::Ordering;
+            let t = self.table();
+            let last = self.attach.detach(t);
+            let marked =
+                t.header.flags.load(Ordering::Relaxed) & header::FLAG_REMOVE_ON_LAST_DETACH != 0;
+            if last && marked {
+                if let Some(path) = &self.path {
+                    let _ =
+                        super::removal::remove_mapped(t, path, self.attach.file_id(), self.wait);
+                }
+            }
+        }
     }
 
     /// A mapped segment. Cheap to clone (the clones share one mapping, unmapped with the last).
@@ -294,7 +180,7 @@ mod imp {
     /// ```
     #[derive(Clone)]
     pub struct Segment {
-        inner: Arc<Inner>,
+        pub(super) inner: Arc<Inner>,
     }
 
     impl std::fmt::Debug for Segment {
@@ -308,22 +194,81 @@ mod imp {
     }
 
     impl Segment {
-        fn from_map(
+        /// Wraps a validated mapping of file `id`, registering this process as a user if
+        /// `register`; `None` if the segment is being removed (then nothing is registered).
+        #[allow(clippy::too_many_arguments)]
+        pub(super) fn from_map(
             map: MmapRaw,
             geometry: Geometry,
             path: Option<PathBuf>,
             backing: Backing,
             wait: Duration,
-        ) -> Self {
-            Segment {
-                inner: Arc::new(Inner {
-                    map,
-                    geometry,
-                    path,
-                    backing,
-                    wait,
-                }),
+            id: FileId,
+            register: bool,
+        ) -> Result<Option<Self>> {
+            let mut inner = Inner {
+                map,
+                geometry,
+                path,
+                backing,
+                wait,
+                attach: Attachment::none(id.0, id.1),
+            };
+            if register {
+                let shown = inner.path.clone().unwrap_or_else(|| "<anonymous>".into());
+                let (a, r) = Attachment::attach(id.0, id.1, inner.table(), &shown)?;
+                if let Attach::Doomed = r {
+                    return Ok(None);
+                }
+                inner.attach = a;
             }
+            Ok(Some(Segment {
+                inner: Arc::new(inner),
+            }))
+        }
+
+        /// Marks the segment to be removed by the last process that detaches.
+        pub(super) fn mark_remove_on_last_detach(&self) {
+            self.inner.table().header.flags.fetch_or(
+                header::FLAG_REMOVE_ON_LAST_DETACH,
+                crate::sync::Ordering::Relaxed,
+            );
+        }
+
+        /// The live processes recorded as users of this segment (this one included, if it
+        /// registered), and how many more the full table could not record. See
+        /// [the guide](crate::guide::segments) for the rules (one entry per process, fork
+        /// children, observers, a full table).
+        ///
+        /// ```
+        /// use shmkit::Segment;
+        ///
+        /// # fn main() -> shmkit::Result<()> {
+        /// let name = format!("shmkit-doc-users-{}", std::process::id());
+        /// let seg = Segment::create(&name, 1 << 16)?;
+        /// let again = Segment::open(&name)?; // the same process: still one user
+        /// let users = again.users();
+        /// assert_eq!(users.live.len(), 1);
+        /// assert!(users.live[0].is_me && !users.is_stale());
+        /// seg.unlink()?;
+        /// # Ok(()) }
+        /// ```
+        pub fn users(&self) -> Users {
+            self.refresh_registration();
+            self.inner.table().users()
+        }
+
+        /// In a fork child, registers the inherited mapping (see [`users`](super::users)).
+        fn refresh_registration(&self) {
+            self.inner
+                .attach
+                .refresh(self.inner.table(), self.dir_path());
+        }
+
+        /// Whether this mapping counts this process as a user (it was mapped with
+        /// [`SegmentOptions::register`] on, in this process, and not refused by a removal).
+        pub fn is_registered(&self) -> bool {
+            self.inner.attach.registered()
         }
 
         /// Creates the named segment `name` (in `/dev/shm`) of `size` bytes, mode 0600.
@@ -385,24 +330,6 @@ mod imp {
         /// NUL or a leading `.`.
         pub fn path_of(name: &str) -> Result<PathBuf> {
             named_path(name)
-        }
-
-        /// Removes the named segment `name` from `/dev/shm` without opening it. Processes that
-        /// have it mapped keep using it.
-        pub fn remove(name: &str) -> Result<()> {
-            let path = named_path(name)?;
-            std::fs::remove_file(&path)
-                .map_err(|e| Error::io(format!("removing {}", path.display()), &path, e))
-        }
-
-        /// Removes this segment's file (named or file-backed; nothing for anonymous segments).
-        /// Mappings stay valid; new `open`s fail with [`Error::NotFound`].
-        pub fn unlink(&self) -> Result<()> {
-            match &self.inner.path {
-                Some(p) => std::fs::remove_file(p)
-                    .map_err(|e| Error::io(format!("removing {}", p.display()), p, e)),
-                None => Ok(()),
-            }
         }
 
         /// Writes the segment's contents to its file (file-backed segments; harmless otherwise).
@@ -478,10 +405,11 @@ mod imp {
 
         /// The directory over this segment's entries and arena, with validated local bounds.
         pub fn directory(&self) -> Directory<'_> {
+            self.refresh_registration();
             let g = &self.inner.geometry;
             // SAFETY: the header was validated: HEADER_SIZE + dir_capacity * 256 <= arena_offset
             // <= size == the mapping's length, so the entries lie inside the mapping; the offset
-            // 256 keeps 8-byte alignment; DirEntry is all atomics (valid for any bits).
+            // HEADER_SIZE (256) keeps 8-byte alignment; DirEntry is all atomics (valid for any bits).
             let entries = unsafe {
                 std::slice::from_raw_parts(
                     self.inner.map.as_ptr().add(header::HEADER_SIZE as usize) as *const DirEntry,
@@ -563,8 +491,19 @@ mod imp {
         /// Opens the listed `entry` as a `P`, checking its kind and placement but not its element
         /// type name: for tools that show objects of types they do not know (same layout).
         pub fn open_entry_as<P: Object + ?Sized>(&self, entry: &EntryInfo) -> Result<Handle<P>> {
+            self.open_listed_as(entry, false)
+        }
+
+        /// [`open_entry_as`](Self::open_entry_as); with `disjoint_checked`, the caller ran
+        /// `Directory::check_all_disjoint` after listing `entry`, and an object still at its
+        /// listed index skips the pass over the other entries (`inspect::report`).
+        pub(crate) fn open_listed_as<P: Object + ?Sized>(
+            &self,
+            entry: &EntryInfo,
+            disjoint_checked: bool,
+        ) -> Result<Handle<P>> {
             let dir = self.directory();
-            let (index, found, offset, size) = dir.find(&entry.name)?;
+            let (index, found, offset, size) = dir.find_listed(entry.index, &entry.name)?;
             if found.kind != P::element().kind {
                 return Err(Error::TypeMismatch {
                     name: entry.name.clone(),
@@ -578,7 +517,11 @@ mod imp {
                     format!("object {:?} has impossible dimensions: {found}", entry.name),
                 )
             })?;
-            dir.check_found(index, offset, size, layout)?;
+            if disjoint_checked && index == entry.index {
+                dir.check_found_bounds(index, offset, size, layout)?;
+            } else {
+                dir.check_found(index, offset, size, layout)?;
+            }
             Ok(self.handle_at::<P>(index, offset, &found))
         }
 

@@ -18,6 +18,47 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A signed integer with thousands separators: `-1,234`.
+pub fn thousands_signed(n: i64) -> String {
+    let sign = if n < 0 { "-" } else { "" };
+    format!("{sign}{}", thousands(n.unsigned_abs()))
+}
+
+/// A float for people: about 7 significant digits, trailing zeros dropped, thousands
+/// separators (`52,093.76`, `21.5`, `0.123457`); very large or small magnitudes in scientific
+/// notation (`1.235e15`); never the 17 digits of an exact `f64` (`52093.761000000006`).
+pub fn float(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let a = x.abs();
+    if !(1e-3..1e15).contains(&a) {
+        return format!("{x:.3e}");
+    }
+    let magnitude = a.log10().floor() as i32;
+    let decimals = (6 - magnitude).clamp(0, 6) as usize;
+    let s = format!("{a:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let int = thousands(int.parse().unwrap_or(0));
+    let sign = if x < 0.0 { "-" } else { "" };
+    if frac.is_empty() {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    }
+}
+
 /// A byte count as `64.0 KiB` (exact below 1 KiB).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -107,5 +148,13 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(1_700_000_000_000_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(utc(951_782_400_000_000_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(thousands_signed(-1234), "-1,234");
+        assert_eq!(float(52093.761000000006), "52,093.76");
+        assert_eq!(float(21.5), "21.5");
+        assert_eq!(float(-0.1234567), "-0.123457");
+        assert_eq!(float(1234567.0), "1,234,567");
+        assert_eq!(float(2.0e20), "2.000e20");
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(0.0), "0");
     }
 }

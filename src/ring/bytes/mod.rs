@@ -310,26 +310,6 @@ impl ByteRing {
             _keep: keep,
         })
     }
-
-    /// One line for `shmkit stat`.
-    #[cfg(not(feature = "loom"))]
-    pub(crate) fn describe(&self) -> String {
-        let (head, tail) = self.positions();
-        let (s, r) = self.holders();
-        let cap = self.capacity() as u64;
-        let closed = if self.is_closed() { ", closed" } else { "" };
-        let used = tail.wrapping_sub(head);
-        if used > cap {
-            return format!(
-                "corrupted positions (head {head}, tail {tail}, capacity {cap}){closed}"
-            );
-        }
-        format!(
-            "{used}/{cap} bytes used, max_msg {}, {tail} bytes written, sender pid {s}, \
-             receiver pid {r}{closed}",
-            self.max_msg()
-        )
-    }
 }
 
 impl core::fmt::Debug for ByteRing {

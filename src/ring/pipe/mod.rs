@@ -275,31 +275,16 @@ impl Pipe {
         })
     }
 
-    /// One line for `shmkit stat`.
-    #[cfg(not(feature = "loom"))]
-    pub(crate) fn describe(&self) -> String {
-        let (ab, ba) = self.lanes();
-        let (a, b) = self.holders();
-        let dir = |h: &RingHead| {
-            let head = h.head.load(Ordering::Acquire);
-            let tail = h.tail.load(Ordering::Acquire);
-            match tail.checked_sub(head) {
-                Some(u) if u <= ab.cap => format!("{u} bytes used"),
-                _ => format!("corrupted positions (head {head}, tail {tail})"),
-            }
+    /// The raw positions `(head, tail)` of the directions A→B and B→A, in bytes, as found in
+    /// shared memory (for tools).
+    pub fn positions(&self) -> ((u64, u64), (u64, u64)) {
+        let pos = |h: &RingHead| {
+            (
+                h.head.load(Ordering::Acquire),
+                h.tail.load(Ordering::Acquire),
+            )
         };
-        let closed = if ab.is_closed() || ba.is_closed() {
-            ", closed"
-        } else {
-            ""
-        };
-        format!(
-            "A->B {}, B->A {}, capacity {} each, max_msg {}, end A pid {a}, end B pid {b}{closed}",
-            dir(&self.ab),
-            dir(&self.ba),
-            ab.cap,
-            ab.max
-        )
+        (pos(&self.ab), pos(&self.ba))
     }
 }
 

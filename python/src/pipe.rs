@@ -1,0 +1,324 @@
+//! `Pipe` and `Connection` (their native part), on the core's duplex `Pipe`.
+//!
+//! Each end is claimed by the first process that uses it (not the one that created it), so
+//! the parent can make a pipe and hand one end to a child under any start method. A message of
+//! any length travels as one or more records of at most `max_msg` bytes, each starting with a
+//! flag byte: [`MORE`] (more pieces follow), [`LAST`] (the message ends here), [`ABORT`] (the
+//! sender was interrupted mid-message: drop the pieces so far).
+
+use crate::errors::{py_err, to_py};
+use crate::segments::segment;
+use crate::wait::{sliced, timeout_of};
+use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use shmkit::Handle;
+use shmkit::{Pipe, PipeEnd, RecvError, SendError};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+const LAST: u8 = 0;
+const MORE: u8 = 1;
+const ABORT: u8 = 2;
+
+/// This process's claim of an end, and a message being received.
+struct Claimed {
+    pid: u32,
+    conn: shmkit::Connection,
+    partial: Vec<u8>,
+    /// A receive found the pipe closed and drained (or the other end dead).
+    eof: bool,
+}
+
+/// One end of a shared pipe.
+#[pyclass(subclass, module = "shmkit._native", frozen)]
+pub struct PipeEndpoint {
+    h: Handle<Pipe>,
+    end: PipeEnd,
+    state: Mutex<Option<Claimed>>,
+    #[pyo3(get)]
+    _segment: String,
+    #[pyo3(get)]
+    _name: String,
+}
+
+fn send_err(e: SendError) -> PyErr {
+    match e {
+        SendError::Closed => PyBrokenPipeError::new_err("the other end closed the pipe or died"),
+        e => to_py(shmkit::Error::Send(e)),
+    }
+}
+
+impl PipeEndpoint {
+    /// The end's state, for one thread at a time. Another thread of this process may hold
+    /// it while it waits with the GIL released: wait for it without the GIL (never block on
+    /// the mutex while holding the GIL, which that thread needs to finish), checking Ctrl-C.
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Option<Claimed>>> {
+        loop {
+            match self.state.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    py.allow_threads(|| std::thread::sleep(Duration::from_micros(200)));
+                    py.check_signals()?;
+                }
+            }
+        }
+    }
+
+    /// This process's connection, claiming the end on first use. A claim inherited through
+    /// `fork` is the parent's: it is forgotten (not released) and the end claimed anew.
+    fn claimed<'a>(&self, g: &'a mut MutexGuard<'_, Option<Claimed>>) -> PyResult<&'a mut Claimed> {
+        let pid = std::process::id();
+        if g.as_ref().is_some_and(|c| c.pid != pid) {
+            if let Some(old) = g.take() {
+                std::mem::forget(old);
+            }
+        }
+        if g.is_none() {
+            let conn = py_err(self.h.end(self.end))?;
+            **g = Some(Claimed {
+                pid,
+                conn,
+                partial: Vec::new(),
+                eof: false,
+            });
+        }
+        Ok(g.as_mut().expect("claimed above"))
+    }
+}
+
+#[pymethods]
+impl PipeEndpoint {
+    /// Finds or creates the pipe `name` in segment `segment_name` (`capacity` bytes per
+    /// direction, records of at most `max_msg` bytes) and stands for its end `end` (0 = A,
+    /// 1 = B), not claimed yet.
+    #[new]
+    fn new(segment_name: &str, name: &str, end: u8, capacity: u64, max_msg: u64) -> PyResult<Self> {
+        let h = py_err(segment(segment_name)?.pipe(name, capacity, max_msg))?;
+        Ok(PipeEndpoint {
+            h,
+            end: if end == 0 { PipeEnd::A } else { PipeEnd::B },
+            state: Mutex::new(None),
+            _segment: segment_name.to_string(),
+            _name: name.to_string(),
+        })
+    }
+
+    /// 0 for end A, 1 for end B.
+    #[getter]
+    fn end(&self) -> u8 {
+        u8::from(self.end == PipeEnd::B)
+    }
+
+    /// The pipe's capacity per direction and its record size.
+    #[getter]
+    fn dims(&self) -> (usize, usize) {
+        (self.h.capacity(), self.h.max_msg())
+    }
+
+    /// Sends `data` as one message (in pieces if it is longer than a record), waiting for room
+    /// as long as needed. Releases the GIL; Ctrl-C interrupts it (a partly sent message is
+    /// then cancelled). `BrokenPipeError` if the pipe is closed or the other end died.
+    fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let mut g = self.lock(py)?;
+        let c = self.claimed(&mut g)?;
+        let piece = c.conn.max_msg().saturating_sub(1).max(1);
+        let mut record = Vec::with_capacity(piece.min(data.len()) + 1);
+        let mut chunks = data.chunks(piece).peekable();
+        let mut first = true;
+        while first || chunks.peek().is_some() {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let flag = if chunks.peek().is_some() { MORE } else { LAST };
+            record.clear();
+            record.push(flag);
+            record.extend_from_slice(chunk);
+            let conn = &mut c.conn;
+            let rec = &record;
+            // Fast path: room now, the GIL kept; else wait for room in GIL-free slices.
+            let r = match conn.try_send(rec) {
+                Err(SendError::Full) => {
+                    match sliced(py, None, |slice| match conn.send_timeout(rec, slice) {
+                        Err(SendError::Timeout) | Err(SendError::Full) => None,
+                        r => Some(r),
+                    }) {
+                        Ok(Some(r)) => r.map_err(send_err),
+                        Ok(None) => unreachable_timeout(),
+                        Err(e) => Err(e),
+                    }
+                }
+                r => r.map_err(send_err),
+            };
+            if let Err(e) = r {
+                if !first {
+                    // Pieces went out: cancel them, or close the pipe rather than let the
+                    // receiver glue them to the next message.
+                    if c.conn.try_send(&[ABORT]).is_err() {
+                        c.conn.close();
+                    }
+                }
+                return Err(e);
+            }
+            first = false;
+        }
+        Ok(())
+    }
+
+    /// Receives one whole message, waiting at most `timeout` seconds (`None`: no limit);
+    /// `None` when none came in time. `EOFError` once the pipe is closed (or the other end
+    /// died) and drained. Releases the GIL; Ctrl-C interrupts it (pieces received so far are
+    /// kept for the next call).
+    #[pyo3(signature = (timeout = None))]
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let mut g = self.lock(py)?;
+        let c = self.claimed(&mut g)?;
+        let conn = &mut c.conn;
+        let partial = &mut c.partial;
+        // Fast path: a whole message is there; taken with the GIL kept.
+        let r = match drain(conn, partial) {
+            Some(r) => Some(r),
+            None => sliced(py, timeout_of(timeout), |slice| loop {
+                if let Some(r) = drain(conn, partial) {
+                    return Some(r);
+                }
+                match conn.recv_timeout(slice) {
+                    Ok(rec) => {
+                        if let Some(m) = feed(partial, &rec) {
+                            return Some(Ok(m));
+                        }
+                    }
+                    Err(RecvError::Timeout) | Err(RecvError::Empty) => return None,
+                    Err(e) => return Some(Err(e)),
+                }
+            })?,
+        };
+        match r {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(Some(PyBytes::new_bound(py, &v))),
+            Some(Err(RecvError::Closed)) => {
+                c.partial.clear();
+                c.eof = true;
+                Err(PyEOFError::new_err(
+                    "the pipe is closed (or the other end died) and drained",
+                ))
+            }
+            Some(Err(e)) => Err(to_py(shmkit::Error::Recv(e))),
+        }
+    }
+
+    /// Whether a receive would not block: a message (or a piece of one) is waiting, or the
+    /// pipe is closed or its other end died. Waits at most `timeout` seconds (`None`: no
+    /// limit; with 0 and nobody live at the other end, up to 20 ms, the time the core takes to
+    /// notice a dead peer). Releases the GIL; Ctrl-C interrupts it.
+    #[pyo3(signature = (timeout = 0.0))]
+    fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let mut g = self.lock(py)?;
+        let c = self.claimed(&mut g)?;
+        if c.eof {
+            return Ok(true);
+        }
+        let conn = &mut c.conn;
+        if conn.poll(Duration::ZERO) {
+            return Ok(true);
+        }
+        let t = timeout_of(timeout);
+        if t == Some(Duration::ZERO) {
+            // The core notices a dead peer at its periodic recheck, not in a zero wait: when
+            // nobody live holds the other end, wait one recheck period to let it look.
+            if conn.peer().is_none() {
+                return Ok(py.allow_threads(|| conn.poll(Duration::from_millis(20))));
+            }
+            return Ok(false);
+        }
+        Ok(sliced(py, t, |slice| conn.poll(slice).then_some(()))?.is_some())
+    }
+
+    /// Closes the pipe for both ends if this process holds this end (the other end's
+    /// receives drain and then raise `EOFError`); an end this process never used is only
+    /// let go.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let mut g = self.lock(py)?;
+        if let Some(c) = g.take() {
+            if c.pid == std::process::id() {
+                c.conn.close();
+                drop(c);
+            } else {
+                std::mem::forget(c);
+            }
+        }
+        Ok(())
+    }
+
+    /// The pid of the live process holding the other end (`None`: nobody, or its holder died).
+    fn peer_pid(&self, py: Python<'_>) -> PyResult<Option<u32>> {
+        let mut g = self.lock(py)?;
+        let c = self.claimed(&mut g)?;
+        Ok(c.conn.peer())
+    }
+}
+
+/// Adds the record `rec` to the message being received; the whole message once `rec` ends
+/// it. An `ABORT` record (or an empty, invalid one) drops the pieces so far.
+fn feed(partial: &mut Vec<u8>, rec: &[u8]) -> Option<Vec<u8>> {
+    match rec.first().copied() {
+        Some(MORE) => partial.extend_from_slice(&rec[1..]),
+        Some(LAST) => {
+            partial.extend_from_slice(&rec[1..]);
+            return Some(std::mem::take(partial));
+        }
+        _ => partial.clear(),
+    }
+    None
+}
+
+/// Takes the records already there, without waiting: a whole message, an error, or `None`
+/// (nothing more now; pieces taken stay in `partial`).
+fn drain(
+    conn: &mut shmkit::Connection,
+    partial: &mut Vec<u8>,
+) -> Option<Result<Vec<u8>, RecvError>> {
+    loop {
+        match conn.try_recv() {
+            Ok(rec) => {
+                if let Some(m) = feed(partial, &rec) {
+                    return Some(Ok(m));
+                }
+            }
+            Err(RecvError::Empty) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
+/// `sliced` with no timeout never gives up.
+fn unreachable_timeout() -> PyResult<()> {
+    Err(PyOSError::new_err(
+        "a wait without timeout ended without result",
+    ))
+}
+
+impl Drop for PipeEndpoint {
+    /// Dropping the end this process holds closes the pipe, as garbage collecting a
+    /// multiprocessing `Connection` closes its descriptor; a claim inherited through `fork`
+    /// is the parent's and is left alone.
+    fn drop(&mut self) {
+        let g = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = g.take() {
+            if c.pid == std::process::id() {
+                c.conn.close();
+                drop(c);
+            } else {
+                std::mem::forget(c);
+            }
+        }
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PipeEndpoint>()?;
+    Ok(())
+}

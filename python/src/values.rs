@@ -1,0 +1,431 @@
+//! `Value` and `Array`: multiprocessing's typecodes on the core's `AtomicValue<T>` (a value is
+//! one atomic word: reads and writes never tear, `fetch_add` & co. are single atomic
+//! operations) and `SeqArray<T>` (readers never block writers; every read is a consistent copy).
+
+use crate::errors::{py_err, to_py};
+use crate::guards::Carry;
+use crate::segments::segment;
+use crate::wait::sliced;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PySlice};
+use shmkit::bytemuck;
+use shmkit::{ArrayWriter, AtomicValue, Handle, SeqArray};
+
+/// The element of a `'c'` value or array: one byte, returned to Python as `bytes` of length 1.
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[bytemuck(crate = "shmkit::bytemuck")]
+#[repr(transparent)]
+pub struct Char(u8);
+
+/// Conversion between Python objects and elements, as ctypes does it (integers are truncated
+/// to the type's width, like `ctypes.c_int(2**32 + 1).value == 1`).
+trait Elem: shmkit::Pod + Send + Sync {
+    fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self>;
+    fn to_py(self, py: Python<'_>) -> PyObject;
+}
+
+macro_rules! int_elem {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self> {
+                match o.extract::<i64>() {
+                    Ok(v) => Ok(v as $t),
+                    Err(e) => o.extract::<u64>().map(|v| v as $t).map_err(|_| e),
+                }
+            }
+            fn to_py(self, py: Python<'_>) -> PyObject {
+                self.into_py(py)
+            }
+        }
+    )*};
+}
+int_elem!(i8, u8, i16, u16, i32, u32, i64, u64);
+
+macro_rules! float_elem {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self> {
+                Ok(o.extract::<f64>()? as $t)
+            }
+            fn to_py(self, py: Python<'_>) -> PyObject {
+                (self as f64).into_py(py)
+            }
+        }
+    )*};
+}
+float_elem!(f32, f64);
+
+impl Elem for Char {
+    fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = o.downcast::<PyBytes>() {
+            if let [c] = b.as_bytes() {
+                return Ok(Char(*c));
+            }
+        } else if let Ok(i) = o.extract::<u8>() {
+            return Ok(Char(i));
+        }
+        Err(PyTypeError::new_err(
+            "one character bytes, bytearray or integer expected",
+        ))
+    }
+    fn to_py(self, py: Python<'_>) -> PyObject {
+        PyBytes::new_bound(py, &[self.0]).into_py(py)
+    }
+}
+
+/// One handle per typecode. `'l'`/`'L'` are C longs: 8 bytes on 64-bit Linux.
+enum Slot<W: ?Sized + Family> {
+    I8(W::Of<i8>),
+    U8(W::Of<u8>),
+    I16(W::Of<i16>),
+    U16(W::Of<u16>),
+    I32(W::Of<i32>),
+    U32(W::Of<u32>),
+    I64(W::Of<i64>),
+    U64(W::Of<u64>),
+    F32(W::Of<f32>),
+    F64(W::Of<f64>),
+    C(W::Of<Char>),
+}
+
+/// Which core type a `Slot` holds handles of.
+trait Family {
+    type Of<T: Elem>: Send + Sync;
+}
+struct Values;
+impl Family for Values {
+    type Of<T: Elem> = Handle<AtomicValue<T>>;
+}
+struct Arrays;
+impl Family for Arrays {
+    type Of<T: Elem> = Handle<SeqArray<T>>;
+}
+
+/// `$body` for every typecode, with `$h` the typed handle (`$num` also for every number, and
+/// `$c` for `'c'`).
+macro_rules! each {
+    ($v:expr, $h:ident => $body:expr) => {
+        each!($v, $h => $body, $h => $body)
+    };
+    ($v:expr, $h:ident => $num:expr, $c:ident => $cbody:expr) => {
+        match $v {
+            Slot::I8($h) => $num,
+            Slot::U8($h) => $num,
+            Slot::I16($h) => $num,
+            Slot::U16($h) => $num,
+            Slot::I32($h) => $num,
+            Slot::U32($h) => $num,
+            Slot::I64($h) => $num,
+            Slot::U64($h) => $num,
+            Slot::F32($h) => $num,
+            Slot::F64($h) => $num,
+            Slot::C($c) => $cbody,
+        }
+    };
+}
+
+/// Makes the slot for `code` with `make::<T>()`.
+macro_rules! slot_of {
+    ($code:expr, $make:ident) => {
+        match $code {
+            'b' => Slot::I8($make!(i8)),
+            'B' => Slot::U8($make!(u8)),
+            'h' => Slot::I16($make!(i16)),
+            'H' => Slot::U16($make!(u16)),
+            'i' => Slot::I32($make!(i32)),
+            'I' => Slot::U32($make!(u32)),
+            'l' | 'q' => Slot::I64($make!(i64)),
+            'L' | 'Q' => Slot::U64($make!(u64)),
+            'f' => Slot::F32($make!(f32)),
+            'd' => Slot::F64($make!(f64)),
+            'c' => Slot::C($make!(Char)),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "typecode {other:?} is not one of b B h H i I l L q Q f d c"
+                )))
+            }
+        }
+    };
+}
+
+fn no_char_ops() -> PyErr {
+    PyTypeError::new_err("atomic arithmetic needs a numeric typecode, not 'c'")
+}
+
+/// A single shared number (or character) read and written atomically (the core's
+/// `AtomicValue`).
+#[pyclass(subclass, module = "shmkit._native", frozen)]
+pub struct Value {
+    v: Slot<Values>,
+    #[pyo3(get)]
+    _segment: String,
+    #[pyo3(get)]
+    _name: String,
+    #[pyo3(get)]
+    _typecode: char,
+}
+
+#[pymethods]
+impl Value {
+    /// Finds or creates the value `name` of typecode `typecode` in `segment_name`; a new one
+    /// starts at `init` (an existing one keeps its contents).
+    #[new]
+    fn new(
+        segment_name: &str,
+        name: &str,
+        typecode: char,
+        init: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let seg = segment(segment_name)?;
+        macro_rules! make {
+            ($t:ty) => {
+                py_err(seg.value::<$t>(name, <$t as Elem>::from_py(init)?))?
+            };
+        }
+        Ok(Value {
+            v: slot_of!(typecode, make),
+            _segment: segment_name.to_string(),
+            _name: name.to_string(),
+            _typecode: typecode,
+        })
+    }
+
+    /// The value (settable). One atomic load or store: never torn, no lock.
+    #[getter]
+    fn get_value(&self, py: Python<'_>) -> PyObject {
+        each!(&self.v, h => h.load().to_py(py))
+    }
+
+    #[setter]
+    fn set_value(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        each!(&self.v, h => { h.store(Elem::from_py(v)?); Ok(()) })
+    }
+
+    /// Sets the value and returns the previous one (one atomic operation).
+    fn swap(&self, py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        each!(&self.v, h => Ok(h.swap(Elem::from_py(v)?).to_py(py)))
+    }
+
+    /// Adds `n` and returns the previous value (one atomic operation; integers wrap).
+    #[pyo3(signature = (n = None))]
+    fn fetch_add(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        let one = 1i64.into_py(py);
+        let n = n.unwrap_or(one.bind(py));
+        each!(&self.v, h => Ok(h.fetch_add(Elem::from_py(n)?).to_py(py)), _c => Err(no_char_ops()))
+    }
+
+    /// Subtracts `n` and returns the previous value (one atomic operation; integers wrap).
+    #[pyo3(signature = (n = None))]
+    fn fetch_sub(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        let one = 1i64.into_py(py);
+        let n = n.unwrap_or(one.bind(py));
+        each!(&self.v, h => Ok(h.fetch_sub(Elem::from_py(n)?).to_py(py)), _c => Err(no_char_ops()))
+    }
+
+    /// Sets the value to `new` if it is `current` (compared bit for bit); returns
+    /// `(True, current)` on success, `(False, actual value)` otherwise.
+    fn compare_exchange(
+        &self,
+        py: Python<'_>,
+        current: &Bound<'_, PyAny>,
+        new: &Bound<'_, PyAny>,
+    ) -> PyResult<(bool, PyObject)> {
+        each!(&self.v, h => Ok(match h.compare_exchange(Elem::from_py(current)?, Elem::from_py(new)?) {
+            Ok(v) => (true, v.to_py(py)),
+            Err(v) => (false, v.to_py(py)),
+        }))
+    }
+}
+
+/// A fixed-length shared array (the core's `SeqArray`): every element read is untorn, a slice
+/// read is a copy block by block; writers serialize on the array's writer lock (robust: a dead
+/// writer is taken over), waited for with the GIL released.
+#[pyclass(subclass, module = "shmkit._native", frozen, sequence)]
+pub struct Array {
+    a: Slot<Arrays>,
+    len: usize,
+    #[pyo3(get)]
+    _segment: String,
+    #[pyo3(get)]
+    _name: String,
+    #[pyo3(get)]
+    _typecode: char,
+}
+
+enum Key {
+    One(usize),
+    Range {
+        start: usize,
+        step: isize,
+        count: usize,
+    },
+}
+
+impl Array {
+    fn key(&self, key: &Bound<'_, PyAny>) -> PyResult<Key> {
+        if let Ok(s) = key.downcast::<PySlice>() {
+            let i = s.indices(self.len as isize)?;
+            return Ok(Key::Range {
+                start: i.start.max(0) as usize,
+                step: i.step,
+                count: i.slicelength,
+            });
+        }
+        let i: isize = key.extract()?;
+        let len = self.len as isize;
+        let j = if i < 0 { i + len } else { i };
+        if j < 0 || j >= len {
+            return Err(pyo3::exceptions::PyIndexError::new_err("invalid index"));
+        }
+        Ok(Key::One(j as usize))
+    }
+}
+
+/// Takes the array's writer lock the way every blocking call waits (`wait::sliced`): a writer
+/// that keeps it (or is stopped with SIGSTOP) does not hold the GIL hostage, and Ctrl-C
+/// interrupts the wait.
+fn writer<'a, T: Elem>(py: Python<'_>, h: &'a SeqArray<T>) -> PyResult<ArrayWriter<'a, T>> {
+    let got = sliced(py, None, |slice| match h.writer_timeout(slice) {
+        Err(shmkit::Error::Timeout { .. }) => None,
+        r => Some(Carry(r)),
+    })?;
+    match got {
+        Some(Carry(r)) => py_err(r),
+        // `sliced` without a timeout returns only with a result or an exception.
+        None => Err(to_py(shmkit::Error::Timeout {
+            what: "the array's writer lock",
+            waited: std::time::Duration::ZERO,
+        })),
+    }
+}
+
+fn indices(start: usize, step: isize, count: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |k| (start as isize + step * k as isize) as usize)
+}
+
+#[pymethods]
+impl Array {
+    /// Finds or creates the array `name` of `length` elements of typecode `typecode` in
+    /// `segment_name` (a new one is zeroed).
+    #[new]
+    fn new(segment_name: &str, name: &str, typecode: char, length: usize) -> PyResult<Self> {
+        let seg = segment(segment_name)?;
+        macro_rules! make {
+            ($t:ty) => {
+                py_err(seg.array::<$t>(name, length))?
+            };
+        }
+        let a: Slot<Arrays> = slot_of!(typecode, make);
+        let len = each!(&a, h => h.len());
+        Ok(Array {
+            a,
+            len,
+            _segment: segment_name.to_string(),
+            _name: name.to_string(),
+            _typecode: typecode,
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.len
+    }
+
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<PyObject> {
+        match self.key(key)? {
+            Key::One(i) => each!(&self.a, h => Ok(py_err(h.get(i))?.to_py(py))),
+            Key::Range { start, step, count } => each!(&self.a, h => {
+                let all = h.snapshot();
+                let items: Vec<PyObject> = indices(start, step, count)
+                    .map(|i| all.get(i).copied().map(|v| v.to_py(py)))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| to_py(shmkit::Error::IndexOutOfBounds { index: start, len: all.len() }))?;
+                Ok(PyList::new_bound(py, items).into_py(py))
+            }, h => {
+                // A slice of a 'c' array is bytes, as with ctypes.
+                let all = h.snapshot();
+                let b: Vec<u8> = indices(start, step, count)
+                    .filter_map(|i| all.get(i).map(|c| c.0))
+                    .collect();
+                Ok(PyBytes::new_bound(py, &b).into_py(py))
+            }),
+        }
+    }
+
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        match self.key(key)? {
+            Key::One(i) => each!(&self.a, h => {
+                let v = Elem::from_py(value)?;
+                py_err(writer(py, h)?.set(i, v))
+            }),
+            Key::Range { start, step, count } => each!(&self.a, h => {
+                let vals = value
+                    .iter()?
+                    .map(|o| Elem::from_py(&o?))
+                    .collect::<PyResult<Vec<_>>>()?;
+                if vals.len() != count {
+                    return Err(PyValueError::new_err("Can only assign sequence of same size"));
+                }
+                if count == 0 {
+                    return Ok(());
+                }
+                let last = start as isize + step * (count as isize - 1);
+                let (lo, hi) = (start.min(last as usize), start.max(last as usize));
+                // One write under the writer lock: no other writer interleaves.
+                py_err(writer(py, h)?.update_range(lo..hi + 1, |s| {
+                    for (k, i) in indices(start, step, count).enumerate() {
+                        s[i - lo] = vals[k];
+                    }
+                }))
+            }),
+        }
+    }
+
+    /// A copy of the whole array, as a list.
+    fn snapshot(&self, py: Python<'_>) -> PyObject {
+        each!(&self.a, h => {
+            let items: Vec<PyObject> = h.snapshot().into_iter().map(|v| v.to_py(py)).collect();
+            PyList::new_bound(py, items).into_py(py)
+        })
+    }
+
+    /// For `'c'` arrays: the contents as one `bytes` (every element).
+    fn raw_bytes(&self, py: Python<'_>) -> PyResult<PyObject> {
+        each!(&self.a, _h => Err(PyTypeError::new_err("raw_bytes is for 'c' arrays")), h => {
+            let b: Vec<u8> = h.snapshot().into_iter().map(|c| c.0).collect();
+            Ok(PyBytes::new_bound(py, &b).into_py(py))
+        })
+    }
+
+    /// For `'c'` arrays: writes `data` from the start in one write (the rest is zeroed when
+    /// `fill` is true).
+    #[pyo3(signature = (data, fill = false))]
+    fn write_bytes(&self, py: Python<'_>, data: &[u8], fill: bool) -> PyResult<()> {
+        let len = self.len;
+        each!(&self.a, _h => Err(PyTypeError::new_err("write_bytes is for 'c' arrays")), h => {
+            if data.len() > len {
+                return Err(PyValueError::new_err("byte string too long"));
+            }
+            py_err(writer(py, h)?.update_range(0..len, |s| {
+                for (i, c) in s.iter_mut().enumerate() {
+                    if let Some(&b) = data.get(i) {
+                        c.0 = b;
+                    } else if fill {
+                        c.0 = 0;
+                    }
+                }
+            }))
+        })
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Value>()?;
+    m.add_class::<Array>()?;
+    Ok(())
+}
