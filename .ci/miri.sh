@@ -9,7 +9,8 @@
 # weak-memory emulation see the seqlock and SPSC protocols between threads. Left out, because
 # Miri cannot run them: file-backed mappings (every `in_a_segment` test and the segment layer),
 # `kill(pid, 0)` liveness checks (the blocking ring paths), and stress tests that take minutes
-# under the interpreter. Under Miri, `sync::asym` falls back to fences (no membarrier). Needs the
+# under the interpreter (the map's and list's scribbling, threaded and million-cycle tests;
+# the list's grace-period test, whose deadline the interpreter's speed overruns). Under Miri, `sync::asym` falls back to fences (no membarrier). Needs the
 # nightly toolchain's `miri` component; installs it when missing, and says so and exits 0 when it
 # cannot (as the fuzz smoke does without nightly).
 set -euo pipefail
@@ -47,4 +48,7 @@ cargo +nightly miri test --lib -- \
 	lock::raw::tests::try_lock_gives_up \
 	lock::semaphore::tests::committed lock::semaphore::tests::a_committed \
 	lock::barrier::tests::a_late lock::barrier::tests::arrived_at \
+	map::geometry::tests::hash_spreads map::tests::basic_operations \
+	map::tests::death_at_every_point_is_repaired map::list_tests::push_get_set_pop_clear \
+	map::list_tests::dead_pushers_leave_holes map::list_tests::dead_popper_is_repaired \
 	--skip in_a_segment

@@ -10,8 +10,9 @@
 //! Peers: `std::sync::RwLock<HashMap>` and `dashmap::DashMap` between two threads of one process
 //! (an in-process map cannot be shared by processes), and Python's `Manager().dict()` between
 //! processes (`benches/python/map_peer.py`, run from here; a get or set is a socket round trip
-//! to the manager's server and a pickle; skipped with a message if `python3` is missing). LMDB
-//! (`heed`) is not here: see the README's Measured section.
+//! to the manager's server and a pickle; skipped with a message if `python3` is missing), and
+//! LMDB through `heed` between processes (`benches/map_peers/lmdb.rs`: its readers are lock-free
+//! across processes, its writers serialize on one lock and a commit).
 //!
 //! After criterion's medians, a latency pass prints p50 and p99 of single operations (each timed
 //! with two clock reads, whose own cost is measured and subtracted).
@@ -24,7 +25,12 @@ fn main() {
 }
 
 #[cfg(not(feature = "loom"))]
+#[path = "map_peers/lmdb.rs"]
+mod lmdb;
+
+#[cfg(not(feature = "loom"))]
 mod bench {
+    use super::lmdb;
     use criterion::{BenchmarkId, Criterion};
     use dashmap::DashMap;
     use shmkit::{MapOptions, PodMap, Segment};
@@ -36,23 +42,23 @@ mod bench {
     use std::sync::{Arc, RwLock};
     use std::time::{Duration, Instant};
 
-    const ROLE: &str = "SHMKIT_BENCH_MAP_ROLE";
+    pub(crate) const ROLE: &str = "SHMKIT_BENCH_MAP_ROLE";
     const SEG: &str = "SHMKIT_BENCH_MAP_SEG";
     /// Capacity of every map, and the entries present (half).
     const CAP: u64 = 100_000;
-    const FILLED: u64 = CAP / 2;
+    pub(crate) const FILLED: u64 = CAP / 2;
 
-    type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+    pub(crate) type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
     /// The two entry shapes.
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-    enum Shape {
+    pub(crate) enum Shape {
         Small,
         Large,
     }
 
     impl Shape {
-        fn label(self) -> &'static str {
+        pub(crate) fn label(self) -> &'static str {
             match self {
                 Shape::Small => "8B",
                 Shape::Large => "32B-256B",
@@ -64,7 +70,7 @@ mod bench {
                 Shape::Large => MapOptions::new(CAP).key_max(32).value_max(256),
             }
         }
-        fn key(self, k: u64) -> Vec<u8> {
+        pub(crate) fn key(self, k: u64) -> Vec<u8> {
             match self {
                 Shape::Small => k.to_ne_bytes().to_vec(),
                 Shape::Large => {
@@ -74,7 +80,7 @@ mod bench {
                 }
             }
         }
-        fn value(self, x: u64) -> Vec<u8> {
+        pub(crate) fn value(self, x: u64) -> Vec<u8> {
             match self {
                 Shape::Small => x.to_ne_bytes().to_vec(),
                 Shape::Large => x.to_ne_bytes().repeat(32),
@@ -83,7 +89,7 @@ mod bench {
     }
 
     /// Random present keys (a fixed sequence), so every peer reads the same ones.
-    fn keys() -> Vec<u64> {
+    pub(crate) fn keys() -> Vec<u64> {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         (0..1 << 16)
             .map(|_| {
@@ -104,9 +110,11 @@ mod bench {
         let keys = keys();
         for shape in [Shape::Small, Shape::Large] {
             let shm = Shm::new(shape);
+            let lmdb = lmdb::Lmdb::new(shape);
             {
                 let mut g = c.benchmark_group("map-get");
                 shm.get(&mut g, &keys);
+                lmdb.get(&mut g, &keys);
                 in_process(&mut g, shape, &keys, Op::Get);
                 python(&mut g, shape, "get");
                 g.finish();
@@ -115,6 +123,8 @@ mod bench {
                 let mut g = c.benchmark_group("map-insert");
                 shm.insert(&mut g, &keys, false);
                 shm.insert(&mut g, &keys, true);
+                lmdb.insert(&mut g, &keys, false);
+                lmdb.insert(&mut g, &keys, true);
                 in_process(&mut g, shape, &keys, Op::Insert);
                 python(&mut g, shape, "set");
                 g.finish();
@@ -300,6 +310,11 @@ mod bench {
     }
 
     fn child(role: &str) {
+        match role {
+            "lmdb-writer-8B" => return lmdb::writer(Shape::Small),
+            "lmdb-writer-32B-256B" => return lmdb::writer(Shape::Large),
+            _ => {}
+        }
         let seg = Segment::open(&std::env::var(SEG).unwrap()).unwrap();
         let keys = keys();
         match role {

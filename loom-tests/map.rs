@@ -183,6 +183,56 @@ fn writer_dies_mid_update_or_insert() {
     }
 }
 
+/// A writer dies in the middle of a removal: before its unlink the removal did not happen,
+/// after it it did. A reader meanwhile sees the value whole or nothing; the next writer of the
+/// key repairs the stripe, and no slot is lost (both slots are usable afterwards).
+#[test]
+fn writer_dies_mid_remove() {
+    for (point, stays) in [("map.remove.marked", true), ("map.remove.unlinked", false)] {
+        common::model(move || {
+            let m = map(2);
+            m.insert(b"k", &val(1)).unwrap();
+            let dying = {
+                let m = m.clone();
+                thread::spawn(move || {
+                    assert!(m.__abandon(b"k", None, dead_owner(), point).unwrap());
+                })
+            };
+            let seen = whole(&m.get(b"k").unwrap());
+            assert!(matches!(seen, None | Some(1)), "{point}: read {seen:?}");
+            dying.join().unwrap();
+            let old = whole(&m.insert(b"k", &val(3)).unwrap());
+            assert_eq!(old, stays.then_some(1), "{point}");
+            m.insert(b"n", &val(4)).unwrap();
+            assert_eq!(m.len(), 2);
+            assert_eq!(m.iter().count(), 2);
+        });
+    }
+}
+
+/// An insert and a removal of one key race: they serialize (one order or the other), and the
+/// slot count stays exact.
+#[test]
+fn insert_and_remove_of_one_key_race() {
+    common::model(|| {
+        let m = map(2);
+        m.insert(b"k", &val(1)).unwrap();
+        let w = {
+            let m = m.clone();
+            thread::spawn(move || m.remove(b"k").unwrap())
+        };
+        let old = whole(&m.insert(b"k", &val(2)).unwrap());
+        let removed = whole(&w.join().unwrap());
+        let now = whole(&m.get(b"k").unwrap());
+        match (removed, old) {
+            (Some(1), None) => assert_eq!(now, Some(2)),
+            (Some(2), Some(1)) => assert_eq!(now, None),
+            other => panic!("not a serial order: (removed, old) = {other:?}, now {now:?}"),
+        }
+        assert_eq!(m.iter().count(), m.len());
+    });
+}
+
 /// Two pushers race for indices: each gets its own, and a reader (the second pusher, after its
 /// push) only ever reads whole elements of the published prefix.
 #[test]

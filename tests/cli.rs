@@ -380,6 +380,43 @@ fn workers_die_with_a_killed_demo() {
     assert!(!name.path().exists());
 }
 
+/// `shmkit stat` shows a map's and a list's size, capacity and first entries.
+#[test]
+fn stat_shows_maps_and_lists() {
+    let name = Name::new("statmap");
+    let seg = Segment::create(&name.0, 1 << 20).unwrap();
+    let scores = seg.pod_map::<u32, f64>("scores", 10).unwrap();
+    scores.insert(&7, &2.5).unwrap();
+    let d = seg
+        .map("dict", shmkit::MapOptions::new(4).key_max(8).value_max(8))
+        .unwrap();
+    d.insert(b"job", b"done").unwrap();
+    let l = seg.list::<i16>("l", 8).unwrap();
+    for i in 0..7 {
+        l.push(-i).unwrap();
+    }
+    let out = shmkit(&["stat", &name.0]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row = |obj: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{obj} ")))
+            .unwrap_or_else(|| panic!("no row {obj} in:\n{stdout}"))
+            .to_string()
+    };
+    assert!(
+        row("scores").ends_with("1/10 entries (keys ≤ 4 B, values ≤ 8 B): {7: 2.5}"),
+        "{stdout}"
+    );
+    assert!(row("dict").contains("1/4 entries"), "{stdout}");
+    assert!(row("dict").contains("\"job\": \"done\""), "{stdout}");
+    assert!(
+        row("l").ends_with("7/8 elements (≤ 2 B each): [0, -1, -2, -3, -4, …]"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn stat_ls_and_rm_a_segment() {
     let name = Name::new("stat");

@@ -30,13 +30,17 @@ pub(crate) const S_HINT: usize = 3;
 /// Most stripes a map has (under loom: 2, so that two keys meet or not by choice).
 pub(crate) const MAX_STRIPES: usize = if cfg!(feature = "loom") { 2 } else { 64 };
 
-/// Slot words before the key.
+/// Slot words before the key. `HEAD` is not the entry's: it is the head of the chain of the
+/// bucket with the slot's number (bucket `b`'s chain starts in slot `b`, which is also where an
+/// insert into bucket `b` puts its entry when that slot is free, so a lookup usually finds the
+/// head and the entry in the same line).
 pub(crate) const CLAIM: usize = 0;
 pub(crate) const SEQ: usize = 1;
 pub(crate) const HASH: usize = 2;
 pub(crate) const LINK: usize = 3;
 pub(crate) const PUBLISHED: usize = 4;
-pub(crate) const KEY: usize = 5;
+pub(crate) const HEAD: usize = 5;
+pub(crate) const KEY: usize = 6;
 
 /// `claim` of a free slot.
 pub(crate) const FREE: u64 = 0;
@@ -46,7 +50,7 @@ pub(crate) const LIVE: u64 = 1;
 pub(crate) const CLAIMED: u64 = 1 << 63;
 
 static_assertions::const_assert!(STRIPE_WORDS >= 4 && HEADER_WORDS >= 4);
-static_assertions::const_assert!(KEY == 5 && CLAIMED > (MAX_STRIPES as u64));
+static_assertions::const_assert!(KEY == 6 && CLAIMED > (MAX_STRIPES as u64));
 
 /// A map's dimensions and the word offsets derived from them (all local numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +59,8 @@ pub(crate) struct Geometry {
     pub cap: usize,
     pub key_max: usize,
     pub value_max: usize,
-    /// Buckets (a power of two ≥ `cap`) and stripes (a power of two ≤ `buckets`).
+    /// Buckets (as many as slots: bucket `b`'s head is in slot `b`) and stripes (a power of
+    /// two ≤ `buckets`).
     pub buckets: usize,
     pub stripes: usize,
     /// Words of the key, of one value copy (its length word included) and of a slot.
@@ -63,7 +68,6 @@ pub(crate) struct Geometry {
     pub copy_words: usize,
     pub slot_words: usize,
     pub stripes_at: usize,
-    pub heads_at: usize,
     pub slots_at: usize,
     pub total: usize,
 }
@@ -71,6 +75,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// The geometry of a map with these dimensions, `None` when they are out of the limits or
     /// the size overflows.
+    #[inline]
     pub(crate) fn new(cap: u64, key_max: u64, value_max: u64) -> Option<Geometry> {
         let opts = super::MapOptions {
             capacity: cap,
@@ -80,14 +85,14 @@ impl Geometry {
         opts.check().ok()?;
         let cap = usize::try_from(cap).ok()?;
         let (key_max, value_max) = (key_max as usize, value_max as usize);
-        let buckets = cap.checked_next_power_of_two()?;
-        let stripes = buckets.min(MAX_STRIPES);
+        let buckets = cap;
+        // The largest power of two ≤ min(cap, MAX_STRIPES).
+        let stripes = 1usize << cap.min(MAX_STRIPES).ilog2();
         let key_words = words_for(key_max);
         let copy_words = 1 + words_for(value_max);
-        let slot_words = KEY + key_words + 2 * copy_words;
+        let slot_words = pad_slot(KEY + key_words + 2 * copy_words);
         let stripes_at = HEADER_WORDS;
-        let heads_at = stripes_at + stripes * STRIPE_WORDS;
-        let slots_at = heads_at.checked_add(buckets.checked_next_multiple_of(LINE)?)?;
+        let slots_at = stripes_at + stripes * STRIPE_WORDS;
         let total = slots_at.checked_add(cap.checked_mul(slot_words)?)?;
         // Whole bytes must fit an isize (a Layout).
         total.checked_mul(8).filter(|&b| b <= isize::MAX as usize)?;
@@ -101,10 +106,16 @@ impl Geometry {
             copy_words,
             slot_words,
             stripes_at,
-            heads_at,
             slots_at,
             total,
         })
+    }
+
+    /// The bucket of hash `h`: its high bits scaled to `0..buckets` (one multiply; any number of
+    /// buckets).
+    #[inline]
+    pub(crate) fn bucket(&self, h: u64) -> usize {
+        ((h as u128 * self.buckets as u128) >> 64) as usize
     }
 
     /// The type tag's `extra` for these limits: layout version, key_max, value_max.
@@ -152,7 +163,7 @@ impl Geometry {
         for w in &words[..self.slots_at] {
             w.store(0, Ordering::Relaxed);
         }
-        for (k, s) in words[self.stripes_at..self.heads_at]
+        for (k, s) in words[self.stripes_at..self.slots_at]
             .chunks_exact(STRIPE_WORDS)
             .enumerate()
         {
@@ -186,6 +197,19 @@ pub(crate) fn new_seed() -> u64 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u32(std::process::id());
         h.finish()
+    }
+}
+
+/// A slot's words rounded up so that slots start on line boundaries: 16 words (an aligned
+/// 128-byte pair of cache lines, fetched together) for a small entry, a multiple of 8 words (one
+/// cache line) otherwise. Under loom (`LINE` = 1) slots are not padded.
+const fn pad_slot(words: usize) -> usize {
+    if LINE == 1 {
+        words
+    } else if words <= 16 {
+        16
+    } else {
+        words.next_multiple_of(8)
     }
 }
 
@@ -243,10 +267,17 @@ mod tests {
         assert!(Geometry::new(1 << 31, 8, 8).is_none());
         assert!(Geometry::new(10, 8, super::super::VALUE_MAX_LIMIT + 1).is_none());
         let huge = Geometry::new(1 << 30, 1 << 16, 1 << 24).unwrap();
-        assert_eq!(huge.slot_words, 5 + (1 << 13) + 2 * (1 + (1 << 21)));
+        assert_eq!(huge.slot_words, 6 + (1 << 13) + 2 * (1 + (1 << 21)));
         let g = Geometry::new(1000, 32, 256).unwrap();
-        assert_eq!((g.buckets, g.stripes), (1024, 64));
-        assert_eq!(g.slot_words, 5 + 4 + 2 * 33);
+        assert_eq!((g.buckets, g.stripes), (1000, 64));
+        assert_eq!(g.slot_words, (6 + 4 + 2 * 33usize).next_multiple_of(8));
+        assert_eq!(g.slots_at % LINE, 0);
+        let small = Geometry::new(100, 8, 8).unwrap();
+        assert_eq!((small.slot_words, small.stripes), (16, 64));
+        assert_eq!(Geometry::new(3, 8, 8).unwrap().stripes, 2);
+        for h in [0, 1, u64::MAX / 2, u64::MAX] {
+            assert!(g.bucket(h) < g.buckets && small.bucket(h) < small.buckets);
+        }
         let words = crate::map::heap_words(g.total);
         g.init(&words, 7);
         assert_eq!(Geometry::of(&words).unwrap(), g);

@@ -37,7 +37,7 @@ use std::time::Duration;
 /// ```
 #[repr(C)]
 pub struct ByteMap {
-    /// The header, stripes, bucket heads and slots ([module docs](crate::guide::maps)).
+    /// The header, stripes and slots (which hold the bucket heads) ([module docs](crate::guide::maps)).
     words: [AtomicU64],
 }
 

@@ -130,7 +130,7 @@ pub(crate) const LINE: usize = if cfg!(feature = "loom") { 1 } else { 16 };
 
 /// Layout version of maps and lists, kept in the top byte of the type tag's `extra` and in the
 /// object's header word: an object of another layout is refused, never misread.
-pub(crate) const LAYOUT_VERSION: u64 = 1;
+pub(crate) const LAYOUT_VERSION: u64 = 2;
 
 /// `n` zeroed words on the heap, as the tail of a `#[repr(C)]` struct made of one `[AtomicU64]`.
 pub(crate) fn heap_words(n: usize) -> Box<[AtomicU64]> {

@@ -65,7 +65,7 @@ impl<'a> Table<'a> {
 
     #[inline]
     pub(crate) fn bucket(&self, h: u64) -> usize {
-        h as usize & (self.g.buckets - 1)
+        self.g.bucket(h)
     }
 
     #[inline]
@@ -80,10 +80,10 @@ impl<'a> Table<'a> {
         &self.w[at..at + STRIPE_WORDS]
     }
 
-    /// The head word of bucket `b` (`b < buckets`).
+    /// The head word of bucket `b` (`b < buckets`): in slot `b`.
     #[inline]
     pub(crate) fn head(&self, b: usize) -> &'a AtomicU64 {
-        &self.w[self.g.heads_at + b]
+        &self.w[self.g.slots_at + b * self.g.slot_words + HEAD]
     }
 
     /// The words of slot `j` (`j < cap`).
@@ -158,11 +158,26 @@ impl<'a> Table<'a> {
     ) -> Result<Found<R>> {
         debug_assert!(key.len() <= self.g.key_max);
         let b = self.bucket(h);
+        if let Some(found) = self.walk(b, h, key, &mut f)? {
+            return Ok(found);
+        }
+        self.lookup_again(b, h, key, f)
+    }
+
+    /// The restarts of a lookup whose first walk was disturbed.
+    #[cold]
+    fn lookup_again<R>(
+        &self,
+        b: usize,
+        h: u64,
+        key: &[u8],
+        mut f: impl FnMut(&[AtomicU64], usize) -> R,
+    ) -> Result<Found<R>> {
         let mut spin = Spin::new();
-        for _ in 0..MAX_RESTARTS {
-            match self.walk(b, h, key, &mut f)? {
-                Some(found) => return Ok(found),
-                None => spin.snooze(),
+        for _ in 1..MAX_RESTARTS {
+            spin.snooze();
+            if let Some(found) = self.walk(b, h, key, &mut f)? {
+                return Ok(found);
             }
         }
         Err(corrupted("map", "a lookup was disturbed too often"))

@@ -4,7 +4,7 @@
 //!
 //! | op     | steps (one store each unless said)                                            |
 //! | ------ | ----------------------------------------------------------------------------- |
-//! | insert | claim a free slot (CAS `0 → CLAIMED\|s`) · fence · fill key, hash, link, value · `seq` even · link at the bucket's head · `claim = LIVE` · count + 1 |
+//! | insert | claim a free slot, the bucket's own first (CAS `0 → CLAIMED\|s`) · fence · fill key, hash, link, value · `seq` even · link at the bucket's head · `claim = LIVE` · count + 1 |
 //! | update | `work = slot + 1` · fill the latch's other copy · publish it · `work = 0`      |
 //! | remove | `claim = CLAIMED\|s` · unlink (one store to the predecessor or the head) · `seq` odd · `claim = 0` · count − 1 |
 //!
@@ -92,11 +92,11 @@ impl<'a> Locked<'a> {
     /// [`Error::MapFull`] when no slot is free, even after sweeping dead processes' stripes.
     pub(crate) fn insert_new(&self, b: usize, h: u64, key: &[u8], value: &[u8]) -> Result<usize> {
         let t = &self.t;
-        let j = match self.claim_free() {
+        let j = match self.claim_free(b) {
             Some(j) => j,
             None => {
                 t.sweep_dead(self.s);
-                self.claim_free().ok_or(Error::MapFull {
+                self.claim_free(b).ok_or(Error::MapFull {
                     capacity: t.g.cap as u64,
                     key_max: t.g.key_max as u64,
                     value_max: t.g.value_max as u64,
@@ -137,22 +137,28 @@ impl<'a> Locked<'a> {
         Ok(j)
     }
 
-    /// Claims a free slot for this stripe, searching from the stripe's hint (one CAS per
+    /// Claims a free slot for this stripe: slot `home` (the bucket's own, whose line holds the
+    /// bucket's head) if it is free, else one searched from the stripe's hint (one CAS per
     /// candidate: two stripes never take one slot).
-    fn claim_free(&self) -> Option<usize> {
+    fn claim_free(&self, home: usize) -> Option<usize> {
         let t = &self.t;
-        let hint = &t.stripe(self.s)[S_HINT];
-        let cap = t.g.cap;
-        let start = (hint.load(Ordering::Relaxed) as usize) % cap;
         let mine = CLAIMED | self.s as u64;
-        for k in 0..cap {
-            let j = (start + k) % cap;
+        let take = |j: usize| {
             let claim = &t.slot(j)[CLAIM];
-            if claim.load(Ordering::Relaxed) == FREE
+            claim.load(Ordering::Relaxed) == FREE
                 && claim
                     .compare_exchange(FREE, mine, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
-            {
+        };
+        if take(home) {
+            return Some(home);
+        }
+        let hint = &t.stripe(self.s)[S_HINT];
+        let cap = t.g.cap;
+        let start = (hint.load(Ordering::Relaxed) as usize) % cap;
+        for k in 0..cap {
+            let j = (start + k) % cap;
+            if take(j) {
                 hint.store((j + 1) as u64, Ordering::Relaxed);
                 return Some(j);
             }
