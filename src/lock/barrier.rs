@@ -493,5 +493,4 @@ mod object {
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "barrier_tests.rs"]
 mod tests;

@@ -551,5 +551,4 @@ mod object {
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "semaphore_tests.rs"]
 mod tests;

@@ -370,5 +370,4 @@ mod object {
 }
 
 #[cfg(all(test, not(feature = "loom")))]
-#[path = "array_tests.rs"]
 mod tests;
