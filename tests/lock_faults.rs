@@ -93,29 +93,6 @@ fn killed_at(kids: &mut Children, i: usize, point: &str) {
     );
 }
 
-/// Waits until child `i` is stopped (state `T` in /proc).
-fn stopped_at(kids: &Children, i: usize, point: &str) {
-    let pid = kids.pid(i);
-    common::wait_until(
-        &format!("the child to stop at {point}"),
-        Duration::from_secs(30),
-        || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let i = s.rfind(')')?;
-                    s[i + 1..].split_whitespace().next().map(|st| st == "T")
-                })
-                .unwrap_or(false)
-        },
-    );
-}
-
-fn resume(kids: &Children, i: usize) {
-    // SAFETY: kill on our own, not yet reaped, child.
-    unsafe { libc::kill(kids.pid(i) as libc::pid_t, libc::SIGCONT) };
-}
-
 /// Runs `f` on a helper thread and fails if it does not return within `bound`: a call blocked
 /// behind a stopped peer fails the test instead of hanging it.
 fn bounded<T: Send + 'static>(
@@ -226,7 +203,7 @@ fn semaphore_calls_return_in_time_behind_a_stopped_peer() {
         s.acquire_timeout(Duration::from_secs(5)).unwrap();
         let role = if reclaiming { "sem_try" } else { "sem_cycle" };
         let k = spawn_hooked(&mut kids, role, guard.name(), "stop", point);
-        stopped_at(&kids, k, point);
+        kids.wait_stopped(k, point);
 
         let name = guard.name().to_string();
         bounded(&format!("try_acquire behind {point}"), AT_ONCE, {
@@ -259,7 +236,7 @@ fn semaphore_calls_return_in_time_behind_a_stopped_peer() {
             let s = Segment::open(&name).unwrap().semaphore("s", 2).unwrap();
             s.release().unwrap(); // the parent's permit
         });
-        resume(&kids, k);
+        kids.resume(k);
         kids.wait_ok(k, Duration::from_secs(30));
         semaphore_is_exact(&seg, 0);
     }
@@ -317,7 +294,7 @@ fn barrier_calls_return_in_time_behind_a_stopped_peer() {
         let b = seg.barrier("b", 3).unwrap();
         let mut kids = Children::new();
         let k = spawn_hooked(&mut kids, "barrier_arrive", guard.name(), "stop", point);
-        stopped_at(&kids, k, point);
+        kids.wait_stopped(k, point);
         let name = guard.name().to_string();
         bounded(&format!("try_wait behind {point}"), AT_ONCE, {
             let name = name.clone();
@@ -337,7 +314,7 @@ fn barrier_calls_return_in_time_behind_a_stopped_peer() {
                 ));
             },
         );
-        resume(&kids, k);
+        kids.resume(k);
         kids.wait_ok(k, Duration::from_secs(30));
         // The stopped party learnt the barrier broke; it is usable again after a reset.
         assert_eq!(seg.counter("broken").unwrap().load(), 1);
@@ -389,7 +366,7 @@ fn mutex_calls_return_in_time_behind_a_stopped_owner() {
         "stop",
         "mutex.unlock.written",
     );
-    stopped_at(&kids, k, "mutex.unlock.written");
+    kids.wait_stopped(k, "mutex.unlock.written");
     let t = Instant::now();
     assert!(matches!(
         m.try_lock(),
@@ -402,7 +379,7 @@ fn mutex_calls_return_in_time_behind_a_stopped_owner() {
         Err(LockError::Error(Error::Timeout { .. }))
     ));
     assert!(t.elapsed() < TIMEOUT + SLACK, "{:?}", t.elapsed());
-    resume(&kids, k);
+    kids.resume(k);
     kids.wait_ok(k, Duration::from_secs(30));
     assert_eq!(*m.lock().unwrap(), 1);
 }
@@ -440,7 +417,7 @@ fn condvar_wait_timeout_returns_in_time_behind_a_stopped_owner() {
             let t = Instant::now();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 if t.elapsed() > Duration::from_secs(10) {
-                    resume(&kids, k);
+                    kids.resume(k);
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(10));
@@ -456,8 +433,8 @@ fn condvar_wait_timeout_returns_in_time_behind_a_stopped_owner() {
     });
     assert!(took < wait + SLACK, "the wait took {took:?}");
     assert!(matches!(&r, Err(e) if e.contains("Timeout")), "{r:?}");
-    stopped_at(&kids, k, "mutex.unlock.written");
-    resume(&kids, k);
+    kids.wait_stopped(k, "mutex.unlock.written");
+    kids.resume(k);
     kids.wait_ok(k, Duration::from_secs(30));
     assert_eq!(*m.lock().unwrap(), 1);
 }

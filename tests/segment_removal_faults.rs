@@ -39,26 +39,8 @@ fn spawn_stopped(kids: &mut Children, role: &str, seg: &str, point: &str) -> usi
     let i = kids.spawn_with(role, seg, &[], |c| {
         c.env("SHMKIT_HOOK", hook);
     });
-    let pid = kids.pid(i);
-    common::wait_until(
-        &format!("the child to stop at {point}"),
-        Duration::from_secs(30),
-        || {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let i = s.rfind(')')?;
-                    s[i + 1..].split_whitespace().next().map(|st| st == "T")
-                })
-                .unwrap_or(false)
-        },
-    );
+    kids.wait_stopped(i, point);
     i
-}
-
-fn resume(kids: &Children, i: usize) {
-    // SAFETY: kill on our own, not yet reaped, child.
-    unsafe { libc::kill(kids.pid(i) as libc::pid_t, libc::SIGCONT) };
 }
 
 fn exit_code(kids: &mut Children, i: usize) -> i32 {
@@ -80,7 +62,7 @@ fn an_attacher_during_the_check_keeps_the_segment() {
     let mut kids = Children::new();
     let c = spawn_stopped(&mut kids, "clean", name.name(), "segment.remove.claimed");
     let seg = Segment::open(name.name()).unwrap();
-    resume(&kids, c);
+    kids.resume(c);
     assert_eq!(
         exit_code(&mut kids, c),
         11,
@@ -108,7 +90,7 @@ fn an_attacher_after_the_check_cancels_the_removal() {
     let mut kids = Children::new();
     let c = spawn_stopped(&mut kids, "clean", name.name(), "segment.remove.checked");
     let seg = Segment::open(name.name()).unwrap();
-    resume(&kids, c);
+    kids.resume(c);
     assert_eq!(
         exit_code(&mut kids, c),
         11,
@@ -134,7 +116,7 @@ fn a_cleaner_sees_an_attacher_that_has_not_finished() {
         Removal::InUse(u) if u.live.iter().any(|u| u.pid == kids.pid(a))
     ));
     assert!(name.path().exists());
-    resume(&kids, a);
+    kids.resume(a);
     kids.kill(a);
 }
 
@@ -154,7 +136,7 @@ fn a_decided_removal_is_not_joined_and_spares_the_next_segment() {
     let fresh = Segment::open_or_create(name.name(), SIZE).unwrap();
     fresh.counter("fresh").unwrap().inc();
     drop(fresh);
-    resume(&kids, c);
+    kids.resume(c);
     assert_eq!(
         exit_code(&mut kids, c),
         13,
@@ -188,7 +170,7 @@ fn two_removers_of_one_file_unlink_once() {
         "the second remover unlinked while the first held the lock: {r:?}"
     );
     assert!(name.path().exists());
-    resume(&kids, c);
+    kids.resume(c);
     assert_eq!(exit_code(&mut kids, c), 10);
     assert!(!name.path().exists());
 }

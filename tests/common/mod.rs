@@ -337,6 +337,32 @@ impl Children {
         self.procs[i].child.id()
     }
 
+    /// Waits (at most 30 s, else the test fails) until child `i` is stopped (state `T` in
+    /// `/proc`), e.g. by a `stop:` test point; `what` names where, for the failure message.
+    pub fn wait_stopped(&self, i: usize, what: &str) {
+        let pid = self.pid(i);
+        wait_until(
+            &format!("the child to stop at {what}"),
+            Duration::from_secs(30),
+            || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|s| {
+                        let i = s.rfind(')')?;
+                        s[i + 1..].split_whitespace().next().map(|st| st == "T")
+                    })
+                    .unwrap_or(false)
+            },
+        );
+    }
+
+    /// Resumes child `i` (SIGCONT) after [`wait_stopped`](Self::wait_stopped).
+    pub fn resume(&self, i: usize) {
+        // SAFETY: kill(2) with a pid of our own child, which is not reaped while `self` holds
+        // its `Child` (so the pid cannot have been reused); no memory is involved.
+        unsafe { libc::kill(self.pid(i) as libc::pid_t, libc::SIGCONT) };
+    }
+
     /// SIGKILLs child `i` and reaps it; returns its exit status.
     pub fn kill(&mut self, i: usize) -> ExitStatus {
         let p = &mut self.procs[i];
