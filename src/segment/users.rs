@@ -283,8 +283,8 @@ impl<'a> Table<'a> {
 struct Local {
     dev: u64,
     ino: u64,
-    /// The process that made it: a fork child's inherited entries are not its.
-    pid: u32,
+    /// The fork generation that made it: a fork child's inherited entries are not its.
+    gen: u64,
     word: u64,
     place: Place,
     refs: usize,
@@ -315,8 +315,8 @@ fn local() -> Option<std::sync::MutexGuard<'static, Vec<Local>>> {
         }
     };
     // Entries made before a fork belong to the parent: forget them in the child.
-    let pid = std::process::id();
-    g.retain(|l| l.pid == pid);
+    let gen = generation();
+    g.retain(|l| l.gen == gen);
     Some(g)
 }
 
@@ -394,7 +394,7 @@ impl Attachment {
             g.push(Local {
                 dev: self.dev,
                 ino: self.ino,
-                pid: std::process::id(),
+                gen,
                 word,
                 place,
                 refs: 1,
