@@ -29,15 +29,19 @@ fn main() {
 mod lmdb;
 
 #[cfg(not(feature = "loom"))]
+#[path = "common/python_peer.rs"]
+mod python_peer;
+
+#[cfg(not(feature = "loom"))]
 mod bench {
     use super::lmdb;
+    use super::python_peer::PythonPeer;
     use criterion::{BenchmarkId, Criterion};
     use dashmap::DashMap;
     use shmkit::{MapOptions, PodMap, Segment};
     use std::collections::HashMap;
     use std::hint::black_box;
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+    use std::process::{Child, Command, Stdio};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, RwLock};
     use std::time::{Duration, Instant};
@@ -427,64 +431,20 @@ mod bench {
 
     // ---------- python3 multiprocessing Manager().dict() ----------
 
-    struct Python {
-        child: Child,
-        stdin: ChildStdin,
-        stdout: BufReader<ChildStdout>,
-    }
-
-    impl Drop for Python {
-        fn drop(&mut self) {
-            let _ = writeln!(self.stdin, "quit");
-            let _ = self.stdin.flush();
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(10) {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
     fn python(g: &mut Group<'_>, shape: Shape, op: &str) {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python/map_peer.py");
         let size = if shape == Shape::Small { "8" } else { "256" };
-        let child = Command::new("python3")
-            .args([script, size, &FILLED.to_string(), op])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                println!("python-manager-dict: skipped, cannot run python3: {e}");
-                return;
-            }
+        let args = [size.to_string(), FILLED.to_string(), op.to_string()];
+        let Some(mut py) = PythonPeer::start("python-manager-dict", script, &args) else {
+            return;
         };
-        let mut py = Python {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()),
-            child,
-        };
-        let mut line = String::new();
-        py.stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "python peer did not start");
         let label = if op == "get" {
             "python-manager-dict-writer"
         } else {
             "python-manager-dict-2-writers"
         };
         g.bench_function(BenchmarkId::new(label, shape.label()), |b| {
-            b.iter_custom(|iters| {
-                writeln!(py.stdin, "{iters}").unwrap();
-                py.stdin.flush().unwrap();
-                let mut line = String::new();
-                py.stdout.read_line(&mut line).unwrap();
-                Duration::from_nanos(line.trim().parse().expect("python reports nanoseconds"))
-            })
+            b.iter_custom(|iters| py.run(iters))
         });
     }
 }

@@ -33,12 +33,16 @@ fn main() {
 }
 
 #[cfg(not(feature = "loom"))]
+#[path = "common/python_peer.rs"]
+mod python_peer;
+
+#[cfg(not(feature = "loom"))]
 mod bench {
+    use super::python_peer::PythonPeer;
     use criterion::{BenchmarkId, Criterion};
     use shmkit::{Counter, Handle, Segment};
     use std::hint::black_box;
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+    use std::process::{Child, Command};
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -663,64 +667,18 @@ mod bench {
 
     // ---------- python3 multiprocessing.Array with its lock ----------
 
-    struct Python {
-        child: Child,
-        stdin: ChildStdin,
-        stdout: BufReader<ChildStdout>,
-    }
-
-    impl Drop for Python {
-        fn drop(&mut self) {
-            let _ = writeln!(self.stdin, "quit");
-            let _ = self.stdin.flush();
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(5) {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
     fn python_peer(g: &mut Group<'_>, label: &str, words: usize, pace: Pace, readers: usize) {
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/benches/python/seqlock_peer.py"
         );
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(words.to_string())
-            .arg(pace.encode())
-            .arg(readers.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => {
-                println!("python-mp-array-lock/{label}: skipped, cannot run python3: {e}");
-                return;
-            }
+        let args = [words.to_string(), pace.encode(), readers.to_string()];
+        let peer = format!("python-mp-array-lock/{label}");
+        let Some(mut py) = PythonPeer::start(&peer, script, &args) else {
+            return;
         };
-        let mut py = Python {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()),
-            child,
-        };
-        let mut line = String::new();
-        py.stdout.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "python peer did not start");
         g.bench_function(BenchmarkId::new("python-mp-array-lock", label), |b| {
-            b.iter_custom(|iters| {
-                writeln!(py.stdin, "{iters}").unwrap();
-                py.stdin.flush().unwrap();
-                let mut line = String::new();
-                py.stdout.read_line(&mut line).unwrap();
-                Duration::from_nanos(line.trim().parse().expect("python reports nanoseconds"))
-            })
+            b.iter_custom(|iters| py.run(iters))
         });
     }
 
