@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 mod collections;
 mod counters;
 mod errors;
+mod fast;
 mod guards;
 mod locks;
 mod pipe;

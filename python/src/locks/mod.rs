@@ -1,20 +1,23 @@
-//! The lock family: `Lock`, `RLock`, `Semaphore`/`BoundedSemaphore`, `Event`, the condition
-//! variable under `Condition`, and `Barrier`, on the core's robust futex locks.
-//!
-//! A `Lock` or `RLock` keeps the core's guard between `acquire()` and `release()`
-//! (`guards.rs`). A holder that died is reported by `acquire()` raising `shmkit.OwnerDied`
-//! *with the lock held* (the caller may repair and `mark_consistent()`); `__enter__` releases
-//! it before raising, so `with lock:` never leaves it held.
+//! The lock family: `Lock`, `RLock` (in `mutex.rs`), `Semaphore`/`BoundedSemaphore`,
+//! `Event`, the condition variable under `Condition`, and `Barrier`, on the core's robust
+//! futex locks. This file has the common acquisition rule ([`take`]) and the others.
 
 use crate::errors::{py_err, raise, to_py};
-use crate::guards::{extend, Carry, Held};
+use crate::guards::Carry;
 use crate::segments::segment;
 use crate::wait::{sliced, timeout_of};
-use pyo3::exceptions::{PyAssertionError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::GILProtected;
 use shmkit::{Error, Handle, LockError};
-use std::cell::RefCell;
+
+mod mutex;
+
+/// Rounds of doubling `pause` spins (2^GIL_SPINS - 1 pauses in all, about 2 µs: the core's
+/// own spin phase) a blocking acquire waits with the GIL held before it releases the GIL.
+/// Measured with the bench's `Value += 1 under get_lock(), 2 processes` (python/README.md):
+/// without it, every acquire that found the lock held paid a GIL release and retake, and the
+/// two processes spent more time handing the GIL over than holding the lock.
+const GIL_SPINS: u32 = 6;
 
 /// How an acquisition ended, seen from Python.
 enum Got<G> {
@@ -27,10 +30,14 @@ enum Got<G> {
 /// (GIL released, signals checked) for at most `timeout`. `WouldDeadlock` (this thread holds
 /// a non-reentrant lock) is `No` for a bounded acquire and an exception for an unbounded one.
 ///
-/// `free` says whether the lock word is free (a plain load). If it is, a blocking acquire first
-/// tries once with the GIL held: an uncontended acquire then costs one compare-exchange, not a
-/// release and retake of the GIL. A try that loses a race falls through to the sliced wait,
-/// so the guarantees (GIL released while waiting, Ctrl-C, bounded) are those of `sliced`.
+/// `free` says whether the lock word is free (a plain load). A blocking acquire first looks
+/// with the GIL held: if the lock is free it tries once (an uncontended acquire costs one
+/// compare-exchange, not a release and retake of the GIL); if not, it spins for about as
+/// long as a short critical section (`v.value += 1` under the lock) lasts, still holding the
+/// GIL, and tries when the lock comes free. Only then does it release the GIL and wait in
+/// the core (which spins again, then sleeps on the futex). A try that loses a race falls
+/// through to the sliced wait, so the guarantees (GIL released while waiting, Ctrl-C,
+/// bounded) are those of `sliced`; the spin with the GIL held is bounded by [`GIL_SPINS`].
 fn take<'a, G>(
     py: Python<'_>,
     block: bool,
@@ -38,6 +45,24 @@ fn take<'a, G>(
     free: impl Fn() -> bool,
     attempt: impl Fn(Option<std::time::Duration>) -> Result<G, LockError<G>> + Sync + 'a,
 ) -> PyResult<Got<G>> {
+    // `acquire(timeout=0)` (or negative) does not spin: it means "now or not at all".
+    let spin = block && timeout.is_none_or(|t| t > 0.0);
+    let mut tried = false;
+    for round in 0..if spin { GIL_SPINS + 1 } else { 0 } {
+        if round > 0 {
+            for _ in 0..1u32 << (round - 1) {
+                std::hint::spin_loop();
+            }
+        }
+        if free() {
+            tried = true;
+            match attempt(None) {
+                Ok(g) => return Ok(Got::Clean(g)),
+                Err(LockError::OwnerDied(g)) => return Ok(Got::OwnerDied(g)),
+                Err(_) => break, // lost a race (or an error): the general path below decides
+            }
+        }
+    }
     let timeout = if block {
         timeout_of(timeout)
     } else {
@@ -47,7 +72,7 @@ fn take<'a, G>(
     let r = if !block {
         Some(Carry(attempt(None)))
     } else {
-        let quick = if free() {
+        let quick = if !tried && free() {
             match attempt(None) {
                 Err(LockError::Error(Error::WouldBlock { .. })) => None,
                 r => Some(Carry(r)),
@@ -93,322 +118,6 @@ fn owner_died() -> PyErr {
           told again",
         ),
     )
-}
-
-/// multiprocessing's `Lock`: a robust non-reentrant lock (the core's `Mutex<()>`).
-#[pyclass(subclass, module = "shmkit._native", frozen)]
-pub struct Lock {
-    // Declared before `h`: the guard borrows the lock inside `h`'s mapping (guards::extend).
-    held: GILProtected<RefCell<Option<Held<shmkit::MutexGuard<'static, ()>>>>>,
-    h: Handle<shmkit::Mutex<()>>,
-    #[pyo3(get)]
-    _segment: String,
-    #[pyo3(get)]
-    _name: String,
-}
-
-impl Lock {
-    fn store(&self, py: Python<'_>, g: shmkit::MutexGuard<'_, ()>) {
-        // SAFETY: stored in `self.held`, declared before `self.h`, whose mutex `g` locks;
-        // taken out only to be dropped (release, _release_save) while `self` lives.
-        let g = unsafe { extend(g) };
-        *self.held.get(py).borrow_mut() = Some(Held::new(g));
-    }
-
-    /// `Some(true)`: taken; `Some(false)`: not taken; `None`: taken from a dead holder.
-    fn acquire_inner(
-        &self,
-        py: Python<'_>,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<bool>> {
-        let h = &self.h;
-        match take(
-            py,
-            block,
-            timeout,
-            || free(h.state()),
-            |t| match t {
-                None => h.try_lock(),
-                Some(t) => h.lock_timeout(t),
-            },
-        )? {
-            Got::Clean(g) => {
-                self.store(py, g);
-                Ok(Some(true))
-            }
-            Got::OwnerDied(g) => {
-                self.store(py, g);
-                Ok(None)
-            }
-            Got::No => Ok(Some(false)),
-        }
-    }
-}
-
-#[pymethods]
-impl Lock {
-    /// Finds or creates the lock `name` in segment `segment_name` (created unlocked).
-    #[new]
-    fn new(segment_name: &str, name: &str) -> PyResult<Self> {
-        Ok(Lock {
-            held: GILProtected::new(RefCell::new(None)),
-            h: py_err(segment(segment_name)?.mutex(name, ()))?,
-            _segment: segment_name.to_string(),
-            _name: name.to_string(),
-        })
-    }
-
-    /// Takes the lock. `block=False`: only if free now. `timeout` (seconds): wait at most
-    /// that. Returns whether the lock was taken. Raises `OwnerDied` (holding the lock) if its
-    /// previous holder died holding it. Releases the GIL while waiting; Ctrl-C interrupts it.
-    #[pyo3(signature = (block = true, timeout = None))]
-    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        self.acquire_inner(py, block, timeout)?
-            .ok_or_else(owner_died)
-    }
-
-    /// Releases the lock (any thread of the process that took it may, as in multiprocessing).
-    /// `ValueError` if it is not held by this process.
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        let g = self.held.get(py).borrow_mut().take();
-        match g {
-            Some(g) => {
-                drop(g);
-                Ok(())
-            }
-            None => Err(PyValueError::new_err(
-                "semaphore or lock released too many times",
-            )),
-        }
-    }
-
-    /// After `OwnerDied`: declares the protected data repaired, so that later acquirers are
-    /// not told again. Does nothing on a lock taken normally.
-    fn mark_consistent(&self, py: Python<'_>) -> PyResult<()> {
-        match self.held.get(py).borrow_mut().as_mut() {
-            Some(h) => {
-                h.guard.0.mark_consistent();
-                Ok(())
-            }
-            None => Err(PyValueError::new_err(
-                "mark_consistent() needs the lock held",
-            )),
-        }
-    }
-
-    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
-        match self.acquire_inner(py, true, None)? {
-            Some(taken) => Ok(taken),
-            None => {
-                // Never leave the lock held behind an exception that skips __exit__.
-                drop(self.held.get(py).borrow_mut().take());
-                Err(owner_died())
-            }
-        }
-    }
-
-    // Three optional arguments rather than `*args`: no tuple is built per `with` block.
-    #[pyo3(signature = (_t = None, _v = None, _tb = None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _t: Option<&Bound<'_, PyAny>>,
-        _v: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        self.release(py)
-    }
-
-    /// Whether some thread of this process holds the lock through this object.
-    fn _is_owned(&self, py: Python<'_>) -> bool {
-        self.held.get(py).borrow_mut().is_some()
-    }
-
-    /// For `Condition.wait`: releases, returns the depth (1).
-    fn _release_save(&self, py: Python<'_>) -> PyResult<usize> {
-        self.release(py).map(|_| 1)
-    }
-
-    /// For `Condition.wait`: retakes (raising `OwnerDied`, held, if the holder died).
-    fn _acquire_restore(&self, py: Python<'_>, _depth: usize) -> PyResult<()> {
-        self.acquire_inner(py, true, None)?
-            .ok_or_else(owner_died)
-            .map(drop)
-    }
-}
-
-/// multiprocessing's `RLock`: a robust reentrant lock (the core's `ReentrantMutex`).
-#[pyclass(subclass, module = "shmkit._native", frozen)]
-pub struct RLock {
-    // Declared before `h` (see Lock). One guard per level, all of one thread.
-    held: GILProtected<RefCell<Vec<Held<shmkit::ReentrantGuard<'static>>>>>,
-    h: Handle<shmkit::ReentrantMutex>,
-    #[pyo3(get)]
-    _segment: String,
-    #[pyo3(get)]
-    _name: String,
-}
-
-impl RLock {
-    fn store(&self, py: Python<'_>, g: shmkit::ReentrantGuard<'_>) {
-        // SAFETY: as in Lock::store: kept in `self.held`, declared before `self.h`.
-        let g = unsafe { extend(g) };
-        self.held.get(py).borrow_mut().push(Held::new(g));
-    }
-
-    /// `Some(true)`: taken; `Some(false)`: not taken; `None`: taken from a dead holder.
-    fn acquire_inner(
-        &self,
-        py: Python<'_>,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<bool>> {
-        let h = &self.h;
-        match take(
-            py,
-            block,
-            timeout,
-            || {
-                // Free, or this thread holds it already (a recursive acquire never waits).
-                free(h.state())
-                    || self
-                        .held
-                        .get(py)
-                        .borrow_mut()
-                        .last()
-                        .is_some_and(|x| x.mine())
-            },
-            |t| match t {
-                None => h.try_lock(),
-                Some(t) => h.lock_timeout(t),
-            },
-        )? {
-            Got::Clean(g) => {
-                self.store(py, g);
-                Ok(Some(true))
-            }
-            Got::OwnerDied(g) => {
-                self.store(py, g);
-                Ok(None)
-            }
-            Got::No => Ok(Some(false)),
-        }
-    }
-
-    fn pop_mine(&self, py: Python<'_>) -> PyResult<Held<shmkit::ReentrantGuard<'static>>> {
-        let mut held = self.held.get(py).borrow_mut();
-        match held.last() {
-            Some(h) if h.mine() => Ok(held.pop().expect("checked non-empty")),
-            _ => Err(PyAssertionError::new_err(
-                "attempt to release recursive lock not owned by thread",
-            )),
-        }
-    }
-}
-
-#[pymethods]
-impl RLock {
-    /// Finds or creates the reentrant lock `name` in segment `segment_name`.
-    #[new]
-    fn new(segment_name: &str, name: &str) -> PyResult<Self> {
-        Ok(RLock {
-            held: GILProtected::new(RefCell::new(Vec::new())),
-            h: py_err(segment(segment_name)?.reentrant_mutex(name))?,
-            _segment: segment_name.to_string(),
-            _name: name.to_string(),
-        })
-    }
-
-    /// Takes the lock (again, if this thread holds it). As `Lock.acquire`.
-    #[pyo3(signature = (block = true, timeout = None))]
-    fn acquire(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<bool> {
-        self.acquire_inner(py, block, timeout)?
-            .ok_or_else(owner_died)
-    }
-
-    /// Releases one level; only the owning thread may (`AssertionError` otherwise, as in
-    /// multiprocessing).
-    fn release(&self, py: Python<'_>) -> PyResult<()> {
-        drop(self.pop_mine(py)?);
-        Ok(())
-    }
-
-    /// After `OwnerDied`: declares the protected state repaired.
-    fn mark_consistent(&self, py: Python<'_>) -> PyResult<()> {
-        match self.held.get(py).borrow_mut().last_mut() {
-            Some(h) if h.mine() => {
-                h.guard.0.mark_consistent();
-                Ok(())
-            }
-            _ => Err(PyValueError::new_err(
-                "mark_consistent() needs the lock held",
-            )),
-        }
-    }
-
-    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
-        match self.acquire_inner(py, true, None)? {
-            Some(taken) => Ok(taken),
-            None => {
-                // As in Lock.__enter__.
-                let _ = self.pop_mine(py);
-                Err(owner_died())
-            }
-        }
-    }
-
-    // Three optional arguments rather than `*args`: no tuple is built per `with` block.
-    #[pyo3(signature = (_t = None, _v = None, _tb = None))]
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _t: Option<&Bound<'_, PyAny>>,
-        _v: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
-        self.release(py)
-    }
-
-    /// Whether the calling thread holds the lock.
-    fn _is_owned(&self, py: Python<'_>) -> bool {
-        self.held
-            .get(py)
-            .borrow_mut()
-            .last()
-            .is_some_and(|h| h.mine())
-    }
-
-    /// The calling thread's depth.
-    fn _count(&self, py: Python<'_>) -> usize {
-        self.held
-            .get(py)
-            .borrow_mut()
-            .iter()
-            .filter(|h| h.mine())
-            .count()
-    }
-
-    /// For `Condition.wait`: releases every level; returns the depth.
-    fn _release_save(&self, py: Python<'_>) -> PyResult<usize> {
-        let mut n = 0;
-        while self._is_owned(py) {
-            drop(self.pop_mine(py)?);
-            n += 1;
-        }
-        if n == 0 {
-            return Err(PyAssertionError::new_err("cannot wait on un-acquired lock"));
-        }
-        Ok(n)
-    }
-
-    /// For `Condition.wait`: retakes `depth` levels.
-    fn _acquire_restore(&self, py: Python<'_>, depth: usize) -> PyResult<()> {
-        for _ in 0..depth.max(1) {
-            self.acquire_inner(py, true, None)?.ok_or_else(owner_died)?;
-        }
-        Ok(())
-    }
 }
 
 /// multiprocessing's `Semaphore` and `BoundedSemaphore` (the core's `Semaphore`; permits held
@@ -672,8 +381,7 @@ impl Barrier {
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<Lock>()?;
-    m.add_class::<RLock>()?;
+    mutex::register(m)?;
     m.add_class::<Semaphore>()?;
     m.add_class::<Event>()?;
     m.add_class::<Condvar>()?;
