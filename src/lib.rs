@@ -114,7 +114,9 @@ pub use ring::{
 };
 pub use segment::directory::EntryInfo;
 #[cfg(not(feature = "loom"))]
-pub use segment::{Backing, Handle, Removal, Segment, SegmentOptions, User, Users, SHM_DIR};
+pub use segment::{
+    Backing, DraftFile, Handle, Removal, Segment, SegmentOptions, User, Users, SHM_DIR,
+};
 pub use seqlock::{ArrayWriter, SeqArray, SeqLock, SeqLockWriter};
 pub use value::{Arith, AtomicValue};
 

@@ -27,6 +27,8 @@ pub use handle::Handle;
 #[cfg(not(feature = "loom"))]
 pub use options::SegmentOptions;
 #[cfg(not(feature = "loom"))]
+pub use publish::DraftFile;
+#[cfg(not(feature = "loom"))]
 pub use removal::Removal;
 #[cfg(not(feature = "loom"))]
 pub use users::{User, Users, USER_SLOTS};
