@@ -183,6 +183,8 @@ pub mod internals {
     pub use crate::lock::sim;
     pub use crate::object::fnv1a;
     pub use crate::segment::directory::{DirEntry, Directory};
+    /// The segment lifecycle protocol (attach, removal) on plain words, for its loom models.
+    pub use crate::segment::life;
     pub use crate::seqlock::copies_for;
 }
 

@@ -7,6 +7,7 @@
 mod handle;
 #[cfg(not(feature = "loom"))]
 pub(crate) mod header;
+pub mod life;
 #[cfg(not(feature = "loom"))]
 mod mapping;
 #[cfg(not(feature = "loom"))]
