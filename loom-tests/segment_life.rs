@@ -119,7 +119,11 @@ fn attach_against_removal() {
         let attached = a.join().unwrap();
         match attached {
             Attach::Attached(Place::Slot(_)) => {
-                assert_ne!(cleaned, Outcome::Stale, "removed a segment that gained a user");
+                assert_ne!(
+                    cleaned,
+                    Outcome::Stale,
+                    "removed a segment that gained a user"
+                );
                 assert!(!s.removed());
             }
             Attach::Attached(Place::Overflow) => unreachable!("two slots, one attacher"),

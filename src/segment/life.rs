@@ -1,9 +1,9 @@
 //! The lifecycle protocol on plain words: user slots, the overflow count, the `life` word and
-//! the `cleaner` word, with liveness passed in. [`users`](super::users) and
-//! [`removal`](super::removal) run it on a segment's header; the loom models
+//! the `cleaner` word, with liveness passed in. `segment/users.rs` and `segment/removal.rs`
+//! run it on a segment's header; the loom models
 //! (`loom-tests/segment_life.rs`) run it on heap words with simulated deaths. The protocol
 //! itself (states, generations, why an attacher and a cleaner always see each other) is told in
-//! [`removal`](super::removal)'s module docs.
+//! `segment/removal.rs`'s module docs.
 
 use crate::sync::{fence, AtomicU64, Ordering};
 
@@ -34,7 +34,7 @@ pub(crate) fn state(life: u64) -> u64 {
 /// and the user slots.
 #[derive(Clone, Copy)]
 pub struct Words<'a> {
-    /// State and generation (see [`state`]).
+    /// State and generation (bits 62..64 and below).
     pub life: &'a AtomicU64,
     /// Owner word of the cleaner deciding a removal (advisory: who to judge alive).
     pub cleaner: &'a AtomicU64,
