@@ -170,8 +170,9 @@ impl Drop for Draft {
     }
 }
 
-/// A temporary file of a segment being created the random-name way (see the [module
-/// docs](self)): `.<name>.shmkit-init.<pid>.<random>` in the segment's directory. A creator
+/// A temporary file of a segment being created the random-name way (where the file system has
+/// no `O_TMPFILE`, segments are built under a random name and then linked to their own):
+/// `.<name>.shmkit-init.<pid>.<random>` in the segment's directory. A creator
 /// killed mid-way leaves it behind; `shmkit ls --all` shows such files and `shmkit rm`/`gc`
 /// remove those whose creator is dead.
 ///
