@@ -218,6 +218,20 @@ impl Value {
         self.lock.get(py).borrow().as_ref().map(|l| l.clone_ref(py))
     }
 
+    /// The lock for the garbage collector (a lock object that refers back to its value makes
+    /// a cycle; the lock's own `tp_clear` breaks it).
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        // SAFETY: the collector calls tp_traverse with the GIL held.
+        let py = unsafe { Python::assume_gil_acquired() };
+        // Busy only while `_set_lock` swaps it: then the collector sees one edge fewer.
+        if let Ok(l) = self.lock.get(py).try_borrow() {
+            if let Some(l) = l.as_ref() {
+                visit.call(l)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the value and returns the previous one (one atomic operation).
     fn swap(&self, py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<PyObject> {
         each!(&self.v, h => Ok(h.swap(Elem::from_py(v)?).to_py(py)))

@@ -149,3 +149,21 @@ def test_threads_contending_under_the_gil_spin(kind):
         t.join(120)
         assert not t.is_alive()
     assert v.value == 3 * n
+
+
+def test_a_lock_that_refers_to_its_value_is_collected():
+    import gc
+    import weakref
+
+    class MyLock:
+        def __init__(self):
+            self.inner = shmkit.Lock()
+            self.acquire, self.release = self.inner.acquire, self.inner.release
+
+    lock = MyLock()
+    v = shmkit.Value("i", 0, lock=lock)
+    lock.value = v  # a cycle through the native Value's lock
+    gone = weakref.ref(lock)
+    del lock, v
+    gc.collect()
+    assert gone() is None
