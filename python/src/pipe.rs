@@ -186,8 +186,8 @@ impl PipeEndpoint {
         match r {
             None => Ok(false),
             Some(Ok(())) => {
-                out.clear();
-                out.extend_from_slice(&c.partial);
+                // The message changes hands without a copy (the buffers trade places).
+                std::mem::swap(out, &mut c.partial);
                 c.partial.clear();
                 Ok(true)
             }
