@@ -30,7 +30,7 @@ pub use collections::{list_state, map_state, ListState, MapState};
 pub use state::{Number, ObjectReport, Positions, Reading, State};
 
 use crate::object::Kind;
-use crate::segment::directory::EntryInfo;
+use crate::segment::directory::{Directory, EntryInfo};
 use crate::{AtomicValue, Counter, Result, Segment, SeqArray, SeqLock, ShardedCounter};
 
 /// Every object of `seg`, in directory order, with its state.
@@ -39,28 +39,56 @@ use crate::{AtomicValue, Counter, Result, Segment, SeqArray, SeqLock, ShardedCou
 /// The directory could not be read (scribbled over); an object whose state cannot be read
 /// carries its own error in [`ObjectReport::state`].
 pub fn report(seg: &Segment) -> Result<Vec<ObjectReport>> {
-    let entries = seg.entries()?;
-    // One O(n log n) overlap check for all the objects instead of one pass over the directory
-    // per object; when it fails, each object is checked on its own (and the overlapping ones
-    // report the error).
-    let at = At {
-        seg,
-        checked: seg.directory().check_all_disjoint().is_ok(),
-    };
-    Ok(entries
-        .into_iter()
-        .map(|e| {
-            let state = state_at(at, &e);
-            ObjectReport {
-                kind: e.tag.kind,
-                type_name: e.tag.type_name,
-                offset: e.offset,
-                size: e.size,
-                name: e.name,
-                state,
-            }
+    let mut out = Vec::new();
+    each(seg, &mut out)?;
+    Ok(out)
+}
+
+/// What [`each`] calls.
+pub(crate) trait Visit {
+    /// About how many objects there are, before the first.
+    fn reserve(&mut self, objects: usize);
+    /// An object and its state.
+    fn object(&mut self, entry: &EntryInfo, state: Result<State>);
+}
+
+impl Visit for Vec<ObjectReport> {
+    fn reserve(&mut self, objects: usize) {
+        Vec::reserve(self, objects);
+    }
+    fn object(&mut self, e: &EntryInfo, state: Result<State>) {
+        self.push(ObjectReport {
+            kind: e.tag.kind,
+            type_name: e.tag.type_name.clone(),
+            offset: e.offset,
+            size: e.size,
+            name: e.name.clone(),
+            state,
         })
-        .collect())
+    }
+}
+
+/// Tells `v` every object of `seg` and its state, in directory order, as [`report`] lists
+/// them, in one pass over the directory and without allocating per object (the `EntryInfo` is
+/// reused; the states of counters, values, rings and locks hold no heap data).
+///
+/// # Errors
+/// As [`report`]; the objects before a scribbled entry have been passed to `v`.
+pub(crate) fn each(seg: &Segment, v: &mut impl Visit) -> Result<()> {
+    let dir = seg.directory();
+    // One O(n log n) overlap check for all the objects instead of one pass over the directory
+    // per object; an object it did not cover (published since, or all of them when it failed:
+    // then the overlapping ones report the error) is checked on its own.
+    let checked = dir.disjoint_checked().ok();
+    v.reserve(checked.as_ref().map_or(0, |c| c.len()));
+    dir.scan(|e| {
+        let at = At {
+            seg,
+            scanned: Some(&dir),
+            checked: checked.as_ref().is_some_and(|c| c.contains(e.index)),
+        };
+        v.object(e, state_at(at, e))
+    })
 }
 
 /// The current state of the object `entry` (from [`Segment::entries`]) in `seg`.
@@ -73,19 +101,22 @@ pub fn state(seg: &Segment, entry: &EntryInfo) -> Result<State> {
     state_at(At::each(seg), entry)
 }
 
-/// How objects are opened: from `seg`, with the overlap check done for all of them already
+/// How objects are opened: from `seg`, at an entry just read by a scan of the directory
+/// `scanned` (else found again), with the overlap check done for all of them already
 /// (`checked`) or for each.
 #[derive(Clone, Copy)]
 pub(crate) struct At<'a> {
     seg: &'a Segment,
+    scanned: Option<&'a Directory<'a>>,
     checked: bool,
 }
 
 impl<'a> At<'a> {
-    /// Each object checked on its own.
+    /// An entry listed earlier, found again and checked on its own.
     fn each(seg: &'a Segment) -> Self {
         At {
             seg,
+            scanned: None,
             checked: false,
         }
     }
@@ -94,7 +125,10 @@ impl<'a> At<'a> {
         self,
         entry: &EntryInfo,
     ) -> Result<crate::Handle<P>> {
-        self.seg.open_listed_as(entry, self.checked)
+        match self.scanned {
+            Some(dir) => self.seg.open_scanned_as(dir, entry, self.checked),
+            None => self.seg.open_entry_as(entry),
+        }
     }
 }
 
