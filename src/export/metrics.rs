@@ -20,7 +20,10 @@ pub(super) enum Help {
     Object {
         what: &'static str,
         kind: Kind,
+        /// The object's name, escaped as a label value (`Metrics::objects`).
         object: Range<usize>,
+        /// Whether the name holds a `"` (which the Prometheus format leaves as it is in help).
+        quote: bool,
     },
 }
 
@@ -34,7 +37,7 @@ pub(super) struct Family {
 }
 
 /// One sample: the labels `segment` (an index into `Metrics::segments`), `object` (a range of
-/// `Metrics::objects`) and, for pipes, `direction`.
+/// `Metrics::objects`, escaped) and, for pipes, `direction`.
 pub(super) struct Sample {
     pub(super) segment: usize,
     pub(super) object: Option<Range<usize>>,
@@ -71,8 +74,8 @@ pub struct Metrics {
     pub(super) families: Vec<Family>,
     pub(super) names: Names,
     pub(super) samples: Vec<Sample>,
-    /// The object names of every sample, one after another.
-    pub(super) objects: String,
+    /// The object names of every sample, one after another, escaped as label values.
+    pub(super) objects: Vec<u8>,
     /// The segment labels, in the order added.
     pub(super) segments: Vec<String>,
     /// How many family names end in `_total` and in `_created`.
@@ -195,10 +198,11 @@ impl Metrics {
             base.extend_from_slice(b"shmkit_");
             sanitize_into(name, &mut base);
             let start = self.objects.len();
-            self.objects.push_str(name);
+            super::text::escape(&mut self.objects, name.as_bytes(), true);
             let object = start..self.objects.len();
+            let quote = self.objects.len() - start > name.len() && name.contains('"');
             for m in &metrics {
-                self.add_metric(segment, kind, &object, &base, m);
+                self.add_metric(segment, kind, (&object, quote), &base, m);
             }
         }
         self.scratch.0 = base;
@@ -209,7 +213,7 @@ impl Metrics {
         &mut self,
         segment: usize,
         kind: Kind,
-        object: &Range<usize>,
+        (object, quote): (&Range<usize>, bool),
         base: &[u8],
         m: &Metric,
     ) {
@@ -226,6 +230,7 @@ impl Metrics {
             what: m.what,
             kind,
             object: object.clone(),
+            quote,
         };
         let mut i = self.family(&name, m.ty, help);
         if i.is_none() {
@@ -335,6 +340,8 @@ impl Visit for Adding<'_> {
         // Most objects make one family of one sample.
         self.m.families.reserve(objects);
         self.m.samples.reserve(objects);
+        self.m.names.reserve(objects);
+        self.m.objects.reserve(objects * 16);
     }
 
     fn object(&mut self, e: &EntryInfo, state: crate::Result<State>) {

@@ -310,23 +310,37 @@ pub fn sanitize(name: &str) -> String {
 
 /// [`sanitize`] onto the end of `out` (ASCII only).
 fn sanitize_into(name: &str, out: &mut Vec<u8>) {
-    let keep = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    if name.is_ascii() {
-        // One byte per character: copy, then replace in place.
-        let start = out.len();
-        out.extend_from_slice(name.as_bytes());
-        for b in &mut out[start..] {
-            if !keep(*b) {
-                *b = b'_';
-            }
+    /// Each ASCII byte as it stays in a metric name; 0 for the other bytes.
+    const MAP: [u8; 256] = {
+        let mut map = [0u8; 256];
+        let mut b = 0;
+        while b < 128 {
+            let c = b as u8;
+            map[b] = if c.is_ascii_alphanumeric() || c == b'_' {
+                c
+            } else {
+                b'_'
+            };
+            b += 1;
         }
-    } else {
+        map
+    };
+    // ASCII (the common case): one byte per character, copied, then mapped in place.
+    let start = out.len();
+    out.extend_from_slice(name.as_bytes());
+    let mut other = 0;
+    for b in &mut out[start..] {
+        other |= *b & 0x80;
+        *b = MAP[*b as usize];
+    }
+    if other != 0 {
         // Any character but an ASCII letter, digit or `_` becomes one `_`: the first byte of a
         // multi-byte character does, its continuation bytes are skipped.
+        out.truncate(start);
         out.extend(name.bytes().filter_map(|b| match b {
             0x80..=0xbf => None,
-            b if keep(b) => Some(b),
-            _ => Some(b'_'),
+            0xc0.. => Some(b'_'),
+            b => Some(MAP[b as usize]),
         }));
     }
 }
@@ -340,5 +354,23 @@ mod tests {
         assert_eq!(sanitize("requests_0"), "requests_0");
         assert_eq!(sanitize("a.b-c:d e"), "a_b_c_d_e");
         assert_eq!(sanitize("ünï€😀x"), "_n___x");
+        // As the rule says it, character by character.
+        let rule = |s: &str| -> String {
+            s.chars()
+                .map(|c| match c {
+                    'a'..='z' | 'A'..='Z' | '0'..='9' | '_' => c,
+                    _ => '_',
+                })
+                .collect()
+        };
+        let ascii: String = (1u8..128).map(char::from).collect();
+        for s in [
+            ascii.as_str(),
+            "a\u{7f}ÿ\u{80}z",
+            "ü",
+            &format!("{ascii}€{ascii}"),
+        ] {
+            assert_eq!(sanitize(s), rule(s), "{s:?}");
+        }
     }
 }

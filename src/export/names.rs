@@ -75,6 +75,16 @@ impl Names {
         }
     }
 
+    /// Makes room for `n` more names.
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.ranges.reserve(n);
+        self.text.reserve(n * 24);
+        let want = (self.ranges.len() + n).saturating_mul(2);
+        if self.slots.len() < want {
+            self.rehash(want.next_power_of_two());
+        }
+    }
+
     /// Adds `name` (not there yet) and returns its number.
     pub(super) fn add(&mut self, name: &[u8]) -> usize {
         if (self.ranges.len() + 1) * 2 > self.slots.len() {
@@ -99,7 +109,11 @@ impl Names {
     }
 
     fn grow(&mut self) {
-        let size = (self.slots.len() * 2).max(64);
+        self.rehash((self.slots.len() * 2).max(64));
+    }
+
+    /// Places every name again in `size` (a power of two) slots.
+    fn rehash(&mut self, size: usize) {
         let old = std::mem::replace(&mut self.slots, vec![0; size]);
         for slot in old.into_iter().filter(|&s| s != 0) {
             self.place(slot);

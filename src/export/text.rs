@@ -49,7 +49,12 @@ pub(super) fn write(m: &Metrics, format: Format, w: &mut impl Write) -> io::Resu
         out.put(b" ");
         match &f.help {
             Help::Fixed(h) => out.escaped(h.as_bytes(), om),
-            Help::Object { what, kind, object } => {
+            Help::Object {
+                what,
+                kind,
+                object,
+                quote,
+            } => {
                 out.put(what.as_bytes());
                 out.put(b" of shmkit ");
                 match kind.name() {
@@ -57,7 +62,13 @@ pub(super) fn write(m: &Metrics, format: Format, w: &mut impl Write) -> io::Resu
                     None => out.put(kind.to_string().as_bytes()),
                 }
                 out.put(b" ");
-                out.escaped(m.objects[object.clone()].as_bytes(), om);
+                let object = &m.objects[object.clone()];
+                if om || !quote {
+                    out.put(object);
+                } else {
+                    // Prometheus help text keeps `"` as it is: `\"` back to `"`.
+                    out.unquoted(object);
+                }
             }
         }
         out.put(b"\n# TYPE ");
@@ -73,7 +84,7 @@ pub(super) fn write(m: &Metrics, format: Format, w: &mut impl Write) -> io::Resu
             out.put(segments[sample.segment].text());
             if let Some(o) = &sample.object {
                 out.put(b"\",object=\"");
-                out.escaped(m.objects[o.clone()].as_bytes(), true);
+                out.put(&m.objects[o.clone()]);
             }
             if let Some(d) = sample.direction {
                 out.put(b"\",direction=\"");
@@ -108,7 +119,7 @@ impl Out {
         &self.buf[..self.at]
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, s: &[u8]) {
         let n = s.len();
         if self.buf.len() - self.at < n {
@@ -140,25 +151,27 @@ impl Out {
         self.at += n;
     }
 
-    /// `s` with `\\` and newline escaped (both formats) and `"` (label values, and OpenMetrics
-    /// help text; the Prometheus format leaves `"` in help text as it is).
+    /// `s` escaped (see [`escape`]).
     fn escaped(&mut self, s: &[u8], quote: bool) {
         if !needs_escape(s) {
             return self.put(s);
         }
-        let mut start = 0;
-        for (i, &c) in s.iter().enumerate() {
-            let rep: &[u8] = match c {
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'"' if quote => b"\\\"",
-                _ => continue,
-            };
-            self.put(&s[start..i]);
-            self.put(rep);
-            start = i + 1;
+        let mut e = Vec::with_capacity(s.len() + 8);
+        escape(&mut e, s, quote);
+        self.put(&e);
+    }
+
+    /// `s`, escaped by [`escape`] with `quote`, as if escaped without it: `\"` becomes `"`.
+    fn unquoted(&mut self, s: &[u8]) {
+        let mut i = 0;
+        while i < s.len() {
+            match (s[i], s.get(i + 1)) {
+                (b'\\', Some(b'"')) => self.put(b"\""),
+                (b'\\', Some(&c)) => self.put(&[b'\\', c]),
+                (c, _) => self.put(&[c]),
+            }
+            i += if s[i] == b'\\' { 2 } else { 1 };
         }
-        self.put(&s[start..]);
     }
 
     fn value(&mut self, v: Value) {
@@ -177,23 +190,50 @@ impl Out {
     }
 }
 
+/// Appends `s` to `out` with `\\` and newline escaped (both formats) and, with `quote`, `"`
+/// (label values, and OpenMetrics help text; the Prometheus format leaves `"` in help text as it
+/// is).
+pub(super) fn escape(out: &mut Vec<u8>, s: &[u8], quote: bool) {
+    if !needs_escape(s) {
+        return out.extend_from_slice(s);
+    }
+    let mut start = 0;
+    for (i, &c) in s.iter().enumerate() {
+        let rep: &[u8] = match c {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'"' if quote => b"\\\"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s[start..i]);
+        out.extend_from_slice(rep);
+        start = i + 1;
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
 /// Whether `s` holds a `\\`, a newline or a `"`: eight bytes at a time.
 fn needs_escape(s: &[u8]) -> bool {
     const ONES: u64 = u64::MAX / 255;
     // A byte of `w` is zero (exactly: no false positives for "any").
     let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & (ONES << 7) != 0;
     let special = |c: u8| matches!(c, b'\\' | b'\n' | b'"');
-    let mut words = s.chunks_exact(8);
-    for c in &mut words {
-        let w = u64::from_le_bytes(c.try_into().expect("chunks of 8"));
-        if has_zero(w ^ (ONES * u64::from(b'\\')))
+    let any = |w: u64| {
+        has_zero(w ^ (ONES * u64::from(b'\\')))
             || has_zero(w ^ (ONES * u64::from(b'\n')))
             || has_zero(w ^ (ONES * u64::from(b'"')))
-        {
-            return true;
-        }
+    };
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    if s.len() < 8 {
+        return s.iter().any(|&c| special(c));
     }
-    words.remainder().iter().any(|&c| special(c))
+    let mut words = s.chunks_exact(8);
+    let mut found = words.any(|c| any(word(c)));
+    if !words.remainder().is_empty() {
+        // The last 8 bytes, overlapping bytes already seen (which changes no answer).
+        found |= any(word(&s[s.len() - 8..]));
+    }
+    found
 }
 
 /// Writes the decimal digits of `n` at the end of `buf`, two at a time from a table, and
