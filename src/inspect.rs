@@ -4,7 +4,8 @@
 //! [`report`] lists every object of a segment with its [`State`]: plain numbers (a counter's
 //! value, a ring's positions, a lock word's state …). `Display` on a [`State`] gives the one line
 //! of `shmkit stat`. Everything here only reads: no call takes a lock a writer takes, waits for a
-//! writer, or makes a writer wait (a seqlock is read optimistically, a map lock-free; a
+//! writer, or makes a writer wait (a seqlock is read optimistically, and given up after a
+//! bounded number of attempts lapped by writers; a map lock-free; a
 //! semaphore's reader may help finish an operation in flight, lock-free, as any of its users
 //! does).
 //!
@@ -295,6 +296,24 @@ fn value(at: At<'_>, entry: &EntryInfo) -> Result<Reading> {
     })
 }
 
+/// Attempts at one seqlock read before it is given up for this look: an attempt fails only
+/// when writers lapped it (a whole window of writes during one read), so only writers that never
+/// stop could keep a reader here, and a tool must not wait on them for ever.
+const READ_TRIES: u32 = 10_000;
+
+/// The first success of `attempt` in [`READ_TRIES`] tries.
+fn bounded<R>(mut attempt: impl FnMut() -> Option<R>) -> Result<R> {
+    for _ in 0..READ_TRIES {
+        if let Some(r) = attempt() {
+            return Ok(r);
+        }
+        std::hint::spin_loop();
+    }
+    Err(crate::Error::WouldBlock {
+        what: "a seqlock read (writers lapped every attempt)",
+    })
+}
+
 /// How many leading elements of a [`SeqArray`] are read.
 const SHOWN: usize = 8;
 
@@ -308,7 +327,7 @@ fn seqlock(at: At<'_>, entry: &EntryInfo) -> Result<State> {
     with_number_type!(entry, |T, num| {
         let s = at.open::<SeqLock<T>>(entry)?;
         Ok(State::SeqLock {
-            value: Reading::Number(num(s.read())),
+            value: Reading::Number(num(bounded(|| s.try_read())?)),
             version: s.version(),
             writer_note: note(s.check_writer()),
         })
@@ -329,7 +348,9 @@ fn array(at: At<'_>, entry: &EntryInfo) -> Result<State> {
         let a = at.open::<SeqArray<T>>(entry)?;
         let n = a.len().min(SHOWN);
         let mut first = vec![T::default(); n];
-        a.read_range(0, &mut first)?;
+        for (i, x) in first.iter_mut().enumerate() {
+            *x = bounded(|| a.try_get(i).transpose())??;
+        }
         Ok(State::SeqArray {
             len: a.len() as u64,
             type_name: entry.tag.type_name.clone(),
@@ -347,7 +368,7 @@ fn array(at: At<'_>, entry: &EntryInfo) -> Result<State> {
 
 #[cfg(test)]
 mod tests {
-    use super::state;
+    use super::{bounded, state, READ_TRIES};
     use crate::ring::PipeEnd;
     use crate::segment::directory::EntryInfo;
     use crate::Segment;
@@ -417,5 +438,28 @@ mod tests {
             "{line}"
         );
         let _ = a.recv();
+    }
+
+    #[test]
+    fn seqlock_reads_give_up_after_their_tries() {
+        let mut n = 0;
+        assert_eq!(
+            bounded(|| (n == 2).then_some(7).or_else(|| {
+                n += 1;
+                None
+            }))
+            .unwrap(),
+            7
+        );
+        let mut tries = 0;
+        let never = bounded(|| -> Option<u8> {
+            tries += 1;
+            None
+        });
+        assert!(
+            matches!(never, Err(crate::Error::WouldBlock { .. })),
+            "{never:?}"
+        );
+        assert_eq!(tries, READ_TRIES);
     }
 }
