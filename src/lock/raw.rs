@@ -130,11 +130,19 @@ impl RawMutex {
             self.meta.record(&me);
             return Ok((me.held(), Acquired::Clean));
         }
-        self.lock_slow(me, wait).map(|a| (me.held(), a))
+        // The slow path looks the identity up again (the same: a thread's identity changes
+        // only in a forked child), so that the fast path keeps `me` in registers.
+        self.lock_slow(wait)
     }
 
     #[cold]
-    fn lock_slow(&self, me: Me, wait: Wait) -> Result<Acquired, Fail> {
+    #[inline(never)]
+    fn lock_slow(&self, wait: Wait) -> Result<(Held, Acquired), Fail> {
+        let me = me();
+        self.lock_contended(&me, wait).map(|a| (me.held(), a))
+    }
+
+    fn lock_contended(&self, me: &Me, wait: Wait) -> Result<Acquired, Fail> {
         let deadline = match wait {
             Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
             Wait::Try => None,
@@ -160,7 +168,7 @@ impl RawMutex {
                     .is_ok()
                 {
                     crate::hooks::at("mutex.lock.claimed");
-                    self.meta.record(&me);
+                    self.meta.record(me);
                     return Ok(if cur & OWNER_DIED != 0 {
                         Acquired::OwnerDied
                     } else {
@@ -173,11 +181,11 @@ impl RawMutex {
                 }
                 continue;
             }
-            if self.meta.is_me(owner, &me) {
+            if self.meta.is_me(owner, me) {
                 return Err(Fail::WouldDeadlock);
             }
             let Some((deadline, total)) = deadline else {
-                if let Some(a) = self.take_if_dead(cur, &me, sleeper) {
+                if let Some(a) = self.take_if_dead(cur, me, sleeper) {
                     return Ok(a);
                 }
                 tries += 1;
@@ -202,7 +210,7 @@ impl RawMutex {
             sleeper = WAITERS;
             if deadline.expired() {
                 if !checked_liveness {
-                    if let Some(a) = self.take_if_dead(want, &me, sleeper) {
+                    if let Some(a) = self.take_if_dead(want, me, sleeper) {
                         return Ok(a);
                     }
                 }
@@ -215,7 +223,7 @@ impl RawMutex {
             // Nothing changed while we slept: maybe nobody will ever unlock.
             if self.state.load(Ordering::Relaxed) == want {
                 checked_liveness = true;
-                if let Some(a) = self.take_if_dead(want, &me, sleeper) {
+                if let Some(a) = self.take_if_dead(want, me, sleeper) {
                     return Ok(a);
                 }
             } else {
@@ -254,12 +262,13 @@ impl RawMutex {
         {
             return;
         }
-        self.unlock_slow(me);
+        self.unlock_slow(*me);
     }
 
     #[cold]
-    fn unlock_slow(&self, me: &Held) {
-        if let Some(old) = self.release_with(me, |cur| cur & OWNER_DIED) {
+    #[inline(never)]
+    fn unlock_slow(&self, me: Held) {
+        if let Some(old) = self.release_with(&me, |cur| cur & OWNER_DIED) {
             if old & WAITERS != 0 {
                 futex_wake(&self.state, 1);
             }
