@@ -6,8 +6,10 @@
 //!   time reported per iteration is the wall time until both finished, divided by `iters`.
 //!   Process-capable locks (shmkit, pthread, raw_sync, Python) run in two processes (this bench
 //!   binary re-executed with `SHMKIT_LOCK_BENCH_ROLE`); in-process locks (parking_lot, std) in
-//!   two threads. Both sides start at a shared start flag; the timer runs from the flag to the
-//!   moment the second side reports done.
+//!   two threads. `shmkit-mutex-threads` is shmkit's lock (in a segment) between two threads,
+//!   run exactly as parking_lot and std are: the like-for-like peer of their figures. Both sides
+//!   start at a shared start flag; the timer runs from the flag to the moment the second side
+//!   reports done.
 //!
 //! Run: `cargo bench --bench lock` (smoke: `-- --warm-up-time 1 --measurement-time 2`).
 
@@ -341,6 +343,29 @@ mod bench {
         t.elapsed()
     }
 
+    /// Times `iters` calls of `inc` on each of two threads of this process (see [`timed`]).
+    fn two_threads(iters: u64, inc: impl Fn() + Sync) -> Duration {
+        let go = AtomicU32::new(0);
+        let done = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while go.load(Ordering::Acquire) == 0 {
+                    std::hint::spin_loop();
+                }
+                for _ in 0..iters {
+                    inc();
+                }
+                done.store(1, Ordering::Release);
+            });
+            timed(
+                iters,
+                || go.store(1, Ordering::Release),
+                &inc,
+                || done.load(Ordering::Acquire) == 1,
+            )
+        })
+    }
+
     fn contended(c: &mut Criterion) {
         let mut g = c.benchmark_group("lock-contended");
         g.sample_size(20);
@@ -416,40 +441,24 @@ mod bench {
             });
         }
 
+        // shmkit between two threads, run as parking_lot and std are below.
+        let seg_name = format!("shmkit-bench-lock-t-{}", std::process::id());
+        let seg = shmkit::Segment::create(&seg_name, 1 << 16).unwrap();
+        let m = seg.mutex("m", 0u64).unwrap();
+        g.bench_function(BenchmarkId::from_parameter("shmkit-mutex-threads"), |b| {
+            b.iter_custom(|iters| two_threads(iters, || *m.lock().unwrap() += 1))
+        });
+        drop(m);
+        let _ = seg.unlink();
+
         let pl = parking_lot::Mutex::new(0u64);
         let sm = std::sync::Mutex::new(0u64);
-        for peer in ["parking_lot-mutex", "std-mutex"] {
-            g.bench_function(BenchmarkId::from_parameter(peer), |b| {
-                b.iter_custom(|iters| {
-                    let go = AtomicU32::new(0);
-                    let done = AtomicU32::new(0);
-                    let inc = || {
-                        if peer == "std-mutex" {
-                            *sm.lock().unwrap() += 1
-                        } else {
-                            *pl.lock() += 1
-                        }
-                    };
-                    std::thread::scope(|s| {
-                        s.spawn(|| {
-                            while go.load(Ordering::Acquire) == 0 {
-                                std::hint::spin_loop();
-                            }
-                            for _ in 0..iters {
-                                inc();
-                            }
-                            done.store(1, Ordering::Release);
-                        });
-                        timed(
-                            iters,
-                            || go.store(1, Ordering::Release),
-                            inc,
-                            || done.load(Ordering::Acquire) == 1,
-                        )
-                    })
-                })
-            });
-        }
+        g.bench_function(BenchmarkId::from_parameter("parking_lot-mutex"), |b| {
+            b.iter_custom(|iters| two_threads(iters, || *pl.lock() += 1))
+        });
+        g.bench_function(BenchmarkId::from_parameter("std-mutex"), |b| {
+            b.iter_custom(|iters| two_threads(iters, || *sm.lock().unwrap() += 1))
+        });
 
         if python_available() {
             g.sample_size(10);

@@ -56,6 +56,32 @@ fn three_threads_exclude_and_wake() {
 }
 
 #[test]
+fn two_sleepers_are_both_woken() {
+    // Both other threads sleep while the main thread holds the lock; an unlock wakes exactly one
+    // sleeper (exact futex) and clears the waiters bit, so the one woken must set the bit again
+    // when it takes the lock while the other still sleeps (the `sleepers` count says so), or
+    // the other is never woken and loom reports a deadlock.
+    loom_futex::set_exact(true);
+    common::model(|| {
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        let g = m.lock().unwrap();
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let m = m.clone();
+                thread::spawn(move || increment(&m))
+            })
+            .collect();
+        thread::yield_now();
+        drop(g);
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(*m.lock().unwrap(), 2);
+    });
+    loom_futex::set_exact(false);
+}
+
+#[test]
 fn sleeper_is_woken_by_unlock() {
     // The main thread holds the lock while the other must go to sleep on the (strict) futex:
     // the unlock has to wake it, or loom reports a deadlock.

@@ -105,7 +105,8 @@ mod ident {
     use std::cell::Cell;
 
     thread_local! {
-        static CACHE: Cell<Option<Me>> = const { Cell::new(None) };
+        // Owner 0 (never a thread's owner field): not computed yet.
+        static CACHE: Cell<Me> = const { Cell::new(Me { owner: 0, gen: 0, proc: 0, record: 0 }) };
     }
 
     /// The fork generation: changes in a child after each `fork()`.
@@ -119,9 +120,11 @@ mod ident {
     #[inline]
     pub(crate) fn me() -> Me {
         let gen = generation() as u32;
-        match CACHE.with(|c| c.get()) {
-            Some(m) if m.gen == gen => m,
-            _ => refresh(),
+        let m = CACHE.with(|c| c.get());
+        if m.gen == gen && m.owner != 0 {
+            m
+        } else {
+            refresh()
         }
     }
 
@@ -133,7 +136,7 @@ mod ident {
         let tid = crate::sync::thread_id() & super::TID_MASK;
         let owner = tid | (super::ns_tag8(crate::process::my_ns_tag()) << super::NS_SHIFT);
         let m = Me::new(owner, proc, gen);
-        CACHE.with(|c| c.set(Some(m)));
+        CACHE.with(|c| c.set(m));
         m
     }
 }
@@ -194,11 +197,8 @@ impl OwnerMeta {
     /// Records `me` as the owner (after the CAS that made it so).
     #[inline]
     pub(crate) fn record(&self, me: &Me) {
-        if self.owner.load(Ordering::Relaxed) == me.record
-            && self.proc.load(Ordering::Relaxed) == me.proc
-        {
-            return; // the same thread relocking: the record is already right
-        }
+        // Unconditionally: two stores to the cache line the claiming CAS just took are cheaper
+        // than the loads and compares that would skip them when the record is already right.
         self.proc.store(me.proc, Ordering::Relaxed);
         self.owner.store(me.record, Ordering::Release);
     }

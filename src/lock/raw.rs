@@ -67,8 +67,13 @@ pub(crate) struct RawMutex {
     /// namespace tag differs from the waiter's is never judged dead (its thread id means
     /// nothing in the waiter's namespace).
     state: AtomicU32,
-    /// Reserved (zero).
-    _reserved: AtomicU32,
+    /// How many waiters are inside their futex wait (incremented just before it, decremented
+    /// just after). A hint only: a waiter that slept and then takes the lock keeps the waiters
+    /// bit set for the others only when this is not zero, instead of always (which made every
+    /// such owner's unlock a `FUTEX_WAKE` system call even when nobody slept). A waiter killed
+    /// in its wait leaves it one too high for good: the lock then keeps the bit as it always
+    /// did. Too low (a scribbled word) costs at most a sleeper's [`LIVENESS_PERIOD`] nap.
+    sleepers: AtomicU32,
     /// The owner's pid and process start time (see [`OwnerMeta`]).
     meta: OwnerMeta,
 }
@@ -112,7 +117,7 @@ impl RawMutex {
     pub(crate) fn new() -> Self {
         RawMutex {
             state: AtomicU32::new(0),
-            _reserved: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
             meta: OwnerMeta::new(),
         }
     }
@@ -130,20 +135,28 @@ impl RawMutex {
             self.meta.record(&me);
             return Ok((me.held(), Acquired::Clean));
         }
-        self.lock_slow(me, wait).map(|a| (me.held(), a))
+        // The slow path looks the identity up again (the same: a thread's identity changes
+        // only in a forked child), so that the fast path keeps `me` in registers.
+        self.lock_slow(wait)
     }
 
     #[cold]
-    fn lock_slow(&self, me: Me, wait: Wait) -> Result<Acquired, Fail> {
+    #[inline(never)]
+    fn lock_slow(&self, wait: Wait) -> Result<(Held, Acquired), Fail> {
+        let me = me();
+        self.lock_contended(&me, wait).map(|a| (me.held(), a))
+    }
+
+    fn lock_contended(&self, me: &Me, wait: Wait) -> Result<Acquired, Fail> {
         let deadline = match wait {
             Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
             Wait::Try => None,
         };
         // The crate's spin phase before announcing a waiter and sleeping.
         let mut spin = Spin::new();
-        // WAITERS once this thread has slept: it then keeps the bit when it takes the lock, since
-        // others may still sleep.
-        let mut sleeper = 0u32;
+        // Whether this thread has slept: it then sets the waiters bit when it takes the lock if
+        // others still sleep (one unlock wakes one sleeper and clears the bit).
+        let mut slept = false;
         let mut tries = 0u32;
         let mut checked_liveness = false;
         loop {
@@ -153,14 +166,14 @@ impl RawMutex {
                 return Err(Fail::NotRecoverable);
             }
             if owner == 0 {
-                let new = me.owner | (cur & (WAITERS | OWNER_DIED)) | sleeper;
+                let new = me.owner | (cur & (WAITERS | OWNER_DIED)) | self.announce(slept);
                 if self
                     .state
                     .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
                 {
                     crate::hooks::at("mutex.lock.claimed");
-                    self.meta.record(&me);
+                    self.meta.record(me);
                     return Ok(if cur & OWNER_DIED != 0 {
                         Acquired::OwnerDied
                     } else {
@@ -173,11 +186,11 @@ impl RawMutex {
                 }
                 continue;
             }
-            if self.meta.is_me(owner, &me) {
+            if self.meta.is_me(owner, me) {
                 return Err(Fail::WouldDeadlock);
             }
             let Some((deadline, total)) = deadline else {
-                if let Some(a) = self.take_if_dead(cur, &me, sleeper) {
+                if let Some(a) = self.take_if_dead(cur, me, slept) {
                     return Ok(a);
                 }
                 tries += 1;
@@ -199,10 +212,10 @@ impl RawMutex {
             {
                 continue;
             }
-            sleeper = WAITERS;
+            slept = true;
             if deadline.expired() {
                 if !checked_liveness {
-                    if let Some(a) = self.take_if_dead(want, &me, sleeper) {
+                    if let Some(a) = self.take_if_dead(want, me, slept) {
                         return Ok(a);
                     }
                 }
@@ -211,11 +224,15 @@ impl RawMutex {
             let nap = deadline
                 .remaining()
                 .map_or(LIVENESS_PERIOD, |r| r.min(LIVENESS_PERIOD));
+            // Counted before the wait checks the word, so that a sleeper woken by the unlock
+            // that changes the word (and takes the lock next) sees this one still asleep.
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
             futex_wait(&self.state, want, Some(nap));
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
             // Nothing changed while we slept: maybe nobody will ever unlock.
             if self.state.load(Ordering::Relaxed) == want {
                 checked_liveness = true;
-                if let Some(a) = self.take_if_dead(want, &me, sleeper) {
+                if let Some(a) = self.take_if_dead(want, me, slept) {
                     return Ok(a);
                 }
             } else {
@@ -227,18 +244,29 @@ impl RawMutex {
     /// If the owner named by the word `cur` is dead, takes the lock over from it (one CAS from
     /// exactly `cur`) and returns `OwnerDied`.
     #[cold]
-    fn take_if_dead(&self, cur: u32, me: &Me, sleeper: u32) -> Option<Acquired> {
+    fn take_if_dead(&self, cur: u32, me: &Me, slept: bool) -> Option<Acquired> {
         let owner = cur & OWNER_MASK;
         if owner == 0 || owner == NOT_RECOVERABLE || self.meta.alive(owner) {
             return None;
         }
-        let new = me.owner | OWNER_DIED | (cur & WAITERS) | sleeper;
+        let new = me.owner | OWNER_DIED | (cur & WAITERS) | self.announce(slept);
         self.state
             .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
         crate::hooks::at("mutex.lock.claimed");
         self.meta.record(me);
         Some(Acquired::OwnerDied)
+    }
+
+    /// The waiters bit a thread that `slept` sets in the word it takes: set while other
+    /// threads sleep (or may be about to), since the unlock that woke this one cleared it.
+    #[inline]
+    fn announce(&self, slept: bool) -> u32 {
+        if slept && self.sleepers.load(Ordering::SeqCst) != 0 {
+            WAITERS
+        } else {
+            0
+        }
     }
 
     /// Releases the lock held by `me`. The owner-died mark stays on the word: a lock taken from
@@ -254,12 +282,13 @@ impl RawMutex {
         {
             return;
         }
-        self.unlock_slow(me);
+        self.unlock_slow(*me);
     }
 
     #[cold]
-    fn unlock_slow(&self, me: &Held) {
-        if let Some(old) = self.release_with(me, |cur| cur & OWNER_DIED) {
+    #[inline(never)]
+    fn unlock_slow(&self, me: Held) {
+        if let Some(old) = self.release_with(&me, |cur| cur & OWNER_DIED) {
             if old & WAITERS != 0 {
                 futex_wake(&self.state, 1);
             }
