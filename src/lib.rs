@@ -114,7 +114,9 @@ pub use ring::{
 };
 pub use segment::directory::EntryInfo;
 #[cfg(not(feature = "loom"))]
-pub use segment::{Backing, Handle, Removal, Segment, SegmentOptions, User, Users, SHM_DIR};
+pub use segment::{
+    Backing, DraftFile, Handle, Removal, Segment, SegmentOptions, User, Users, SHM_DIR,
+};
 pub use seqlock::{ArrayWriter, SeqArray, SeqLock, SeqLockWriter};
 pub use value::{Arith, AtomicValue};
 
@@ -181,6 +183,8 @@ pub mod internals {
     pub use crate::lock::sim;
     pub use crate::object::fnv1a;
     pub use crate::segment::directory::{DirEntry, Directory};
+    /// The segment lifecycle protocol (attach, removal) on plain words, for its loom models.
+    pub use crate::segment::life;
     pub use crate::seqlock::copies_for;
 }
 

@@ -23,6 +23,38 @@ const INTERNAL: &[(&str, &str)] = &[
         "DirEntry",
         "the directory algorithm, for the loom model (`internals`)",
     ),
+    (
+        "Words",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
+    (
+        "Place",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
+    (
+        "Attach",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
+    (
+        "Damage",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
+    (
+        "Scan",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
+    (
+        "Claim",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
+    (
+        "NoClaim",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
+    (
+        "Decision",
+        "the segment lifecycle protocol, for its loom models (`internals::life`)",
+    ),
     ("Header", "the segment header, crate-internal"),
     ("Geometry", "the segment header, crate-internal"),
     ("State", "the segment header, crate-internal"),

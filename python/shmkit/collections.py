@@ -94,14 +94,6 @@ def _dumps(v):
     return pickle.dumps(v, pickle.HIGHEST_PROTOCOL)
 
 
-# Bound once for the hot paths (__getitem__, __setitem__): module globals, not attribute chains.
-_pdumps = pickle.dumps
-_loads = pickle.loads
-_HIGHEST = pickle.HIGHEST_PROTOCOL
-_dget = _native.ByteDict.get
-_dset = _native.ByteDict.set
-
-
 _MISSING = object()
 
 
@@ -135,30 +127,12 @@ class dict(_native.ByteDict, _segment.SharedObject, MutableMapping):
     def __reduce__(self):
         return _segment.SharedObject.__reduce__(self)
 
-    def __getitem__(self, key):
-        # A str key (the common case) encoded inline, as encode_key does.
-        if type(key) is str:
-            v = _dget(self, b"s" + key.encode("utf-8", "surrogatepass"))
-        else:
-            v = _dget(self, encode_key(key))
-        if v is None:
-            if type(self).__missing__ is not dict.__missing__:
-                return self.__missing__(key)
-            raise KeyError(key)
-        return _loads(v)
+    # d[key], d[key] = value and del d[key] are the native class's (no Python frame): they
+    # encode the key as encode_key() does and pickle the value natively for small plain
+    # objects; a missing key calls __missing__ (override it as in a dict subclass).
 
     def __missing__(self, key):
         raise KeyError(key)
-
-    def __setitem__(self, key, value):
-        if type(key) is str:
-            _dset(self, b"s" + key.encode("utf-8", "surrogatepass"), _pdumps(value, _HIGHEST))
-        else:
-            _dset(self, encode_key(key), _pdumps(value, _HIGHEST))
-
-    def __delitem__(self, key):
-        if _native.ByteDict.remove(self, encode_key(key)) is None:
-            raise KeyError(key)
 
     def __contains__(self, key):
         try:

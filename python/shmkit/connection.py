@@ -19,18 +19,10 @@ works under every start method: make the pipe, pass one end to a child, use the 
   same end waits (GIL released, Ctrl-C checked) until the first one's call returns.
 """
 
-import pickle
 
 from . import _native, _segment
 
 __all__ = ["Pipe", "Connection", "DEFAULT_CAPACITY", "DEFAULT_MAX_MSG"]
-
-# Bound once for send() and recv(): module globals, not attribute chains.
-_dumps = pickle.dumps
-_loads = pickle.loads
-_HIGHEST = pickle.HIGHEST_PROTOCOL
-_psend = _native.PipeEndpoint.send
-_precv = _native.PipeEndpoint.recv
 
 #: Bytes per direction of a pipe.
 DEFAULT_CAPACITY = 1 << 20
@@ -71,6 +63,7 @@ class Connection(_native.PipeEndpoint, _segment.SharedObject):
         self._readable = readable
         self._writable = writable
         self._closed = False
+        self._set_mode(readable, writable)
 
     def _state(self):
         cap, max_msg = self.dims
@@ -150,12 +143,10 @@ class Connection(_native.PipeEndpoint, _segment.SharedObject):
             raise ValueError("buffer length < offset + size")
         _native.PipeEndpoint.send(self, bytes(m[offset : offset + size]))
 
-    def send(self, obj):
-        """Sends a picklable object."""
-        if self._closed or not self._writable:
-            self._check_closed()
-            self._check_writable()
-        _psend(self, _dumps(obj, _HIGHEST))
+    # send(obj) and recv() are the native class's, one call each (their checks of the mode
+    # included): see PipeEndpoint.send_obj and recv_obj.
+    send = _native.PipeEndpoint.send_obj
+    recv = _native.PipeEndpoint.recv_obj
 
     def _recv(self):
         self._check_closed()
@@ -190,13 +181,6 @@ class Connection(_native.PipeEndpoint, _segment.SharedObject):
             raise BufferTooShort(data)
         m[offset : offset + len(data)] = data
         return len(data)
-
-    def recv(self):
-        """Receives a picklable object sent with ``send``."""
-        if self._closed or not self._readable:
-            self._check_closed()
-            self._check_readable()
-        return _loads(_precv(self, None))
 
     def poll(self, timeout=0.0):
         """Whether there is data to read (or the other end closed or died), waiting at most

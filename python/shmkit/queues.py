@@ -43,7 +43,12 @@ _dumps = pickle.dumps
 _loads = pickle.loads
 _HIGHEST = pickle.HIGHEST_PROTOCOL
 _put = _native.ByteQueue.put
-_get = _native.ByteQueue.get
+
+
+def _decode_blob(msg):
+    """The object of a blob message (``0x01`` + ``name:length``): read and removed."""
+    blob, _, length = msg[1:].decode().rpartition(":")
+    return _loads(_native.blob_take(blob, int(length)))
 
 
 def _capacity_for(maxsize, capacity):
@@ -102,8 +107,7 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
     @staticmethod
     def _decode(msg):
         if msg[:1] == _BLOB:
-            blob, _, length = msg[1:].decode().rpartition(":")
-            return pickle.loads(_native.blob_take(blob, int(length)))
+            return _decode_blob(msg)
         return pickle.loads(msg[1:])
 
     def _check_open(self):
@@ -112,18 +116,14 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
 
     # -- multiprocessing's API ----------------------------------------------------------------
 
-    def put(self, obj, block=True, timeout=None):
-        """Puts ``obj`` (pickled), waiting at most ``timeout`` seconds (``None``: as long as
-        needed; ``block=False``: not at all) for room; :class:`queue.Full` if there was none."""
-        # The common case (an open queue, a pickle that fits a slot) in as few Python-level
-        # calls as possible: one pickle, one native put.
-        if self._closed:
-            self._check_open()
-        data = _dumps(obj, _HIGHEST)
-        if len(data) < self._max_msg:
-            if _put(self, _INLINE + data, block, timeout):
-                return
-            raise _queue.Full
+    # put(obj, block=True, timeout=None) and get(block=True, timeout=None) are the native
+    # class's, one call each (ByteQueue.put_obj and get_obj: the closed check, the pickle, the
+    # send or receive, queue.Full or queue.Empty); a pickle longer than a slot comes back here
+    # (_put_blob) to travel as a blob.
+    put = _native.ByteQueue.put_obj
+    get = _native.ByteQueue.get_obj
+
+    def _put_blob(self, data, block, timeout):
         msg, blob = self._encode_blob(data)
         try:
             ok = _put(self, msg, block, timeout)
@@ -133,19 +133,6 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
         if not ok:
             _native.unlink_segment(blob)
             raise _queue.Full
-
-    def get(self, block=True, timeout=None):
-        """Removes and returns the oldest item, waiting at most ``timeout`` seconds (``None``:
-        as long as needed; ``block=False``: not at all); :class:`queue.Empty` if there was
-        none."""
-        if self._closed:
-            self._check_open()
-        msg = _get(self, block, timeout)
-        if msg is None:
-            raise _queue.Empty
-        if msg[0] == 0:
-            return _loads(msg[1:])
-        return self._decode(msg)
 
     def put_nowait(self, obj):
         """``put(obj, False)``."""
@@ -163,6 +150,7 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
         """Marks this handle closed (puts and gets on it raise ``ValueError``); the queue
         itself stays usable by other processes and handles."""
         self._closed = True
+        self._close_handle()
 
     def join_thread(self):
         """Does nothing: there is no feeder thread (``put`` completes before it returns)."""

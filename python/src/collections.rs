@@ -3,11 +3,14 @@
 //! (`shmkit/collections.py`). Every write waits for its stripe's (or the list's) lock in
 //! GIL-free slices, so a stopped peer never freezes the interpreter and Ctrl-C interrupts.
 
+use crate::codec;
 use crate::errors::{py_err, to_py};
 use crate::segments::segment;
 use crate::wait::sliced;
+use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBytes, PyFloat, PyInt, PyList, PyString};
 use shmkit::{ByteList, ByteMap, Error, Handle, MapOptions};
 use std::time::Duration;
 
@@ -77,6 +80,69 @@ impl ByteDict {
         Ok(bytes(py, py_err(self.h.get(key))?))
     }
 
+    /// `d[key]`: the value of the Python key `key` (encoded as `shmkit.collections.encode_key`
+    /// does), unpickled; `self.__missing__(key)` when absent. Lock-free.
+    fn __getitem__<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let h = &slf.get().h;
+        let found = codec::with_buf(1, |k| -> PyResult<_> {
+            encode_key(key, k)?;
+            codec::with_buf(0, |v| -> PyResult<_> {
+                if py_err(h.get_into(k, v))? {
+                    Ok(Some(codec::load(py, v)?))
+                } else {
+                    Ok(None)
+                }
+            })
+        })?;
+        match found {
+            Some(v) => Ok(v),
+            None => slf.call_method1("__missing__", (key,)),
+        }
+    }
+
+    /// `d[key] = value`: pickles `value` (natively for small plain objects) under the Python
+    /// key `key`. Takes the key's stripe lock at once when it is free, with the GIL kept; else
+    /// waits for it in GIL-free slices.
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let h = &self.h;
+        codec::with_buf(1, |k| {
+            encode_key(key, k)?;
+            codec::with_buf(0, |v| {
+                codec::dump(value, v)?;
+                let (k, v) = (&*k, &*v);
+                match h.insert_timeout(k, v, Duration::ZERO) {
+                    Err(Error::Timeout { .. }) => {
+                        retry(py, |t| h.insert_timeout(k, v, t).map(drop))
+                    }
+                    r => py_err(r).map(drop),
+                }
+            })
+        })
+    }
+
+    /// `del d[key]`: `KeyError` when absent.
+    fn __delitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<()> {
+        let h = &self.h;
+        let removed = codec::with_buf(1, |k| {
+            encode_key(key, k)?;
+            let k = &*k;
+            retry(py, |t| h.remove_timeout(k, t))
+        })?;
+        match removed {
+            Some(_) => Ok(()),
+            None => Err(PyKeyError::new_err((key.clone().unbind(),))),
+        }
+    }
+
     /// Whether `key` is present. Lock-free.
     fn contains(&self, key: &[u8]) -> PyResult<bool> {
         py_err(self.h.contains_key(key))
@@ -134,6 +200,49 @@ impl ByteDict {
             .map(|(k, val)| (PyBytes::new_bound(py, &k), PyBytes::new_bound(py, &val)));
         Ok(PyList::new_bound(py, items))
     }
+}
+
+/// Appends the canonical encoding of the dict key `key` to `out`: natively for a str, an
+/// int, a non-integral float and bytes (exact types), as `shmkit.collections.encode_key` does
+/// (`b"s"` + UTF-8, `b"i"` + decimal, `b"f"` + big-endian double, `b"b"` + bytes); through
+/// that function for everything else (which raises `TypeError` for unsupported keys).
+fn encode_key(key: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+    if let Ok(s) = key.downcast_exact::<PyString>() {
+        // A str with lone surrogates fails here; encode_key writes it (surrogatepass).
+        if let Ok(b) = s.encode_utf8() {
+            out.push(b's');
+            out.extend_from_slice(b.as_bytes());
+            return Ok(());
+        }
+    } else if key.is_exact_instance_of::<PyInt>() {
+        if let Ok(v) = key.extract::<i64>() {
+            out.push(b'i');
+            out.extend_from_slice(v.to_string().as_bytes());
+            return Ok(());
+        }
+    } else if let Ok(b) = key.downcast_exact::<PyBytes>() {
+        out.push(b'b');
+        out.extend_from_slice(b.as_bytes());
+        return Ok(());
+    } else if let Ok(f) = key.downcast_exact::<PyFloat>() {
+        let f = f.value();
+        // An integral float is the int key (1.0 == 1): encode_key writes it.
+        if !(f.is_finite() && f.fract() == 0.0) {
+            out.push(b'f');
+            out.extend_from_slice(&f.to_be_bytes());
+            return Ok(());
+        }
+    }
+    static ENCODE_KEY: GILOnceCell<PyObject> = GILOnceCell::new();
+    let py = key.py();
+    let f = ENCODE_KEY.get_or_try_init(py, || {
+        py.import_bound("shmkit.collections")?
+            .getattr("encode_key")
+            .map(Bound::unbind)
+    })?;
+    let b = f.bind(py).call1((key,))?;
+    out.extend_from_slice(b.downcast::<PyBytes>()?.as_bytes());
+    Ok(())
 }
 
 /// A shared list of byte strings (the core's `ByteList`).

@@ -17,6 +17,7 @@
 
 use pyo3::prelude::*;
 
+mod codec;
 mod collections;
 mod counters;
 mod errors;

@@ -6,26 +6,36 @@
 //! flag byte: [`MORE`] (more pieces follow), [`LAST`] (the message ends here), [`ABORT`] (the
 //! sender was interrupted mid-message: drop the pieces so far).
 
+use crate::codec;
 use crate::errors::{py_err, to_py};
 use crate::segments::segment;
-use crate::wait::{sliced, timeout_of};
+use crate::wait::{sliced, timeout_of, Spinner};
 use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmkit::Handle;
 use shmkit::{Pipe, PipeEnd, RecvError, SendError};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const LAST: u8 = 0;
 const MORE: u8 = 1;
 const ABORT: u8 = 2;
 
+/// [`PipeEndpoint::mode`] bits.
+const READABLE: u8 = 1;
+const WRITABLE: u8 = 2;
+const CLOSED: u8 = 4;
+
 /// This process's claim of an end, and a message being received.
 struct Claimed {
     pid: u32,
     conn: shmkit::Connection,
+    /// The message being received: the pieces so far (its allocation is reused).
     partial: Vec<u8>,
+    /// One record, as received (`max_msg` bytes, reused).
+    rec: Vec<u8>,
     /// A receive found the pipe closed and drained (or the other end dead).
     eof: bool,
 }
@@ -36,6 +46,11 @@ pub struct PipeEndpoint {
     h: Handle<Pipe>,
     end: PipeEnd,
     state: Mutex<Option<Claimed>>,
+    /// When a receive spins before it sleeps (this process's view).
+    spinner: Spinner,
+    /// This handle's mode for `Connection.send`/`recv` ([`READABLE`], [`WRITABLE`],
+    /// [`CLOSED`]): checked natively so that those are one native call each.
+    mode: AtomicU8,
     #[pyo3(get)]
     _segment: String,
     #[pyo3(get)]
@@ -77,14 +92,114 @@ impl PipeEndpoint {
         }
         if g.is_none() {
             let conn = py_err(self.h.end(self.end))?;
+            let rec = vec![0; conn.max_msg()];
             **g = Some(Claimed {
                 pid,
                 conn,
                 partial: Vec::new(),
+                rec,
                 eof: false,
             });
         }
         Ok(g.as_mut().expect("claimed above"))
+    }
+}
+
+impl PipeEndpoint {
+    /// `OSError` if this handle is closed or lacks `need` (with `msg`).
+    fn check(&self, need: u8, msg: &'static str) -> PyResult<()> {
+        let m = self.mode.load(Ordering::Relaxed);
+        if m & CLOSED != 0 {
+            return Err(PyOSError::new_err("handle is closed"));
+        }
+        if m & need == 0 {
+            return Err(PyOSError::new_err(msg));
+        }
+        Ok(())
+    }
+
+    /// Sends `data` (see [`send`](PipeEndpoint::send)): one record when it fits, else pieces.
+    fn send_msg(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        let mut g = self.lock(py)?;
+        let c = self.claimed(&mut g)?;
+        let piece = c.conn.max_msg().saturating_sub(1).max(1);
+        codec::with_buf(1, |record| {
+            let mut chunks = data.chunks(piece).peekable();
+            let mut first = true;
+            while first || chunks.peek().is_some() {
+                let chunk = chunks.next().unwrap_or(&[]);
+                let flag = if chunks.peek().is_some() { MORE } else { LAST };
+                record.clear();
+                record.push(flag);
+                record.extend_from_slice(chunk);
+                if let Err(e) = send_record(py, &mut c.conn, record) {
+                    if !first {
+                        // Pieces went out: cancel them, or close the pipe rather than let the
+                        // receiver glue them to the next message.
+                        if c.conn.try_send(&[ABORT]).is_err() {
+                            c.conn.close();
+                        }
+                    }
+                    return Err(e);
+                }
+                first = false;
+            }
+            Ok(())
+        })
+    }
+
+    /// Receives one whole message into `out` (replacing its contents); `false` when none came
+    /// within `timeout`. Takes the records already there with the GIL kept; else spins briefly
+    /// ([`Spinner`]) with the GIL released; else waits in GIL-free slices.
+    fn recv_msg(&self, py: Python<'_>, timeout: Option<f64>, out: &mut Vec<u8>) -> PyResult<bool> {
+        let mut g = self.lock(py)?;
+        let c = self.claimed(&mut g)?;
+        let (conn, partial, rec) = (&mut c.conn, &mut c.partial, &mut c.rec);
+        let r = match drain(conn, partial, rec) {
+            Some(r) => Some(r),
+            None => {
+                let timeout = timeout_of(timeout);
+                let start = Instant::now();
+                match self.spinner.spin(py, timeout, || drain(conn, partial, rec)) {
+                    Some(r) => Some(r),
+                    None => sliced(
+                        py,
+                        timeout.map(|t| t.saturating_sub(start.elapsed())),
+                        |slice| loop {
+                            if let Some(r) = drain(conn, partial, rec) {
+                                return Some(r);
+                            }
+                            match conn.recv_timeout(slice) {
+                                Ok(r) => {
+                                    if feed(partial, &r) {
+                                        return Some(Ok(()));
+                                    }
+                                }
+                                Err(RecvError::Timeout) | Err(RecvError::Empty) => return None,
+                                Err(e) => return Some(Err(e)),
+                            }
+                        },
+                    )?,
+                }
+            }
+        };
+        match r {
+            None => Ok(false),
+            Some(Ok(())) => {
+                // The message changes hands without a copy (the buffers trade places).
+                std::mem::swap(out, &mut c.partial);
+                c.partial.clear();
+                Ok(true)
+            }
+            Some(Err(RecvError::Closed)) => {
+                c.partial.clear();
+                c.eof = true;
+                Err(PyEOFError::new_err(
+                    "the pipe is closed (or the other end died) and drained",
+                ))
+            }
+            Some(Err(e)) => Err(to_py(shmkit::Error::Recv(e))),
+        }
     }
 }
 
@@ -100,6 +215,8 @@ impl PipeEndpoint {
             h,
             end: if end == 0 { PipeEnd::A } else { PipeEnd::B },
             state: Mutex::new(None),
+            spinner: Spinner::new(),
+            mode: AtomicU8::new(READABLE | WRITABLE),
             _segment: segment_name.to_string(),
             _name: name.to_string(),
         })
@@ -121,47 +238,35 @@ impl PipeEndpoint {
     /// as long as needed. Releases the GIL; Ctrl-C interrupts it (a partly sent message is
     /// then cancelled). `BrokenPipeError` if the pipe is closed or the other end died.
     fn send(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        let mut g = self.lock(py)?;
-        let c = self.claimed(&mut g)?;
-        let piece = c.conn.max_msg().saturating_sub(1).max(1);
-        let mut record = Vec::with_capacity(piece.min(data.len()) + 1);
-        let mut chunks = data.chunks(piece).peekable();
-        let mut first = true;
-        while first || chunks.peek().is_some() {
-            let chunk = chunks.next().unwrap_or(&[]);
-            let flag = if chunks.peek().is_some() { MORE } else { LAST };
-            record.clear();
-            record.push(flag);
-            record.extend_from_slice(chunk);
-            let conn = &mut c.conn;
-            let rec = &record;
-            // Fast path: room now, the GIL kept; else wait for room in GIL-free slices.
-            let r = match conn.try_send(rec) {
-                Err(SendError::Full) => {
-                    match sliced(py, None, |slice| match conn.send_timeout(rec, slice) {
-                        Err(SendError::Timeout) | Err(SendError::Full) => None,
-                        r => Some(r),
-                    }) {
-                        Ok(Some(r)) => r.map_err(send_err),
-                        Ok(None) => unreachable_timeout(),
-                        Err(e) => Err(e),
-                    }
-                }
-                r => r.map_err(send_err),
-            };
-            if let Err(e) = r {
-                if !first {
-                    // Pieces went out: cancel them, or close the pipe rather than let the
-                    // receiver glue them to the next message.
-                    if c.conn.try_send(&[ABORT]).is_err() {
-                        c.conn.close();
-                    }
-                }
-                return Err(e);
+        self.send_msg(py, data)
+    }
+
+    /// Sets this handle's mode (`Connection`'s `readable` and `writable`).
+    fn _set_mode(&self, readable: bool, writable: bool) {
+        let m = (self.mode.load(Ordering::Relaxed) & CLOSED)
+            | if readable { READABLE } else { 0 }
+            | if writable { WRITABLE } else { 0 };
+        self.mode.store(m, Ordering::Relaxed);
+    }
+
+    /// Sends a picklable object (`Connection.send`): `OSError` if this handle is closed or
+    /// read-only; `BrokenPipeError` if the pipe is closed or the other end died. Pickles
+    /// natively for small plain objects (see `codec.rs`); waits for room with the GIL released.
+    fn send_obj(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.check(WRITABLE, "connection is read-only")?;
+        codec::with_buf(0, |buf| {
+            // The record's flag byte first, then the pickle: a message that fits one record
+            // goes out without another copy.
+            buf.push(LAST);
+            codec::dump(obj, buf)?;
+            let mut g = self.lock(py)?;
+            let c = self.claimed(&mut g)?;
+            if buf.len() <= c.conn.max_msg() {
+                return send_record(py, &mut c.conn, buf);
             }
-            first = false;
-        }
-        Ok(())
+            drop(g);
+            self.send_msg(py, &buf[1..])
+        })
     }
 
     /// Receives one whole message, waiting at most `timeout` seconds (`None`: no limit);
@@ -174,40 +279,28 @@ impl PipeEndpoint {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let mut g = self.lock(py)?;
-        let c = self.claimed(&mut g)?;
-        let conn = &mut c.conn;
-        let partial = &mut c.partial;
-        // Fast path: a whole message is there; taken with the GIL kept.
-        let r = match drain(conn, partial) {
-            Some(r) => Some(r),
-            None => sliced(py, timeout_of(timeout), |slice| loop {
-                if let Some(r) = drain(conn, partial) {
-                    return Some(r);
-                }
-                match conn.recv_timeout(slice) {
-                    Ok(rec) => {
-                        if let Some(m) = feed(partial, &rec) {
-                            return Some(Ok(m));
-                        }
-                    }
-                    Err(RecvError::Timeout) | Err(RecvError::Empty) => return None,
-                    Err(e) => return Some(Err(e)),
-                }
-            })?,
-        };
-        match r {
-            None => Ok(None),
-            Some(Ok(v)) => Ok(Some(PyBytes::new_bound(py, &v))),
-            Some(Err(RecvError::Closed)) => {
-                c.partial.clear();
-                c.eof = true;
-                Err(PyEOFError::new_err(
-                    "the pipe is closed (or the other end died) and drained",
-                ))
+        codec::with_buf(0, |buf| {
+            Ok(self
+                .recv_msg(py, timeout, buf)?
+                .then(|| PyBytes::new_bound(py, buf)))
+        })
+    }
+
+    /// Receives a picklable object sent with `send` (`Connection.recv`): one whole message, as
+    /// long as it takes, unpickled (natively for small plain objects, see `codec.rs`).
+    /// `OSError` if this handle is closed or write-only; `EOFError` once the pipe is closed (or
+    /// the other end died) and drained. Releases the GIL while it waits; Ctrl-C interrupts it.
+    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.check(READABLE, "connection is write-only")?;
+        codec::with_buf(0, |buf| {
+            if !self.recv_msg(py, None, buf)? {
+                return Err(PyOSError::new_err(
+                    "a receive without timeout ended without a message",
+                ));
             }
-            Some(Err(e)) => Err(to_py(shmkit::Error::Recv(e))),
-        }
+            // The end's state is unlocked here: unpickling may run any Python code.
+            codec::load(py, buf)
+        })
     }
 
     /// Whether a receive would not block: a message (or a piece of one) is waiting, or the
@@ -241,6 +334,7 @@ impl PipeEndpoint {
     /// receives drain and then raise `EOFError`); an end this process never used is only
     /// let go.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.mode.fetch_or(CLOSED, Ordering::Relaxed);
         let mut g = self.lock(py)?;
         if let Some(c) = g.take() {
             if c.pid == std::process::id() {
@@ -261,36 +355,57 @@ impl PipeEndpoint {
     }
 }
 
-/// Adds the record `rec` to the message being received; the whole message once `rec` ends
-/// it. An `ABORT` record (or an empty, invalid one) drops the pieces so far.
-fn feed(partial: &mut Vec<u8>, rec: &[u8]) -> Option<Vec<u8>> {
+/// Adds the record `rec` to the message being received in `partial`; `true` once `rec` ends
+/// it (the whole message is then in `partial`). An `ABORT` record (or an empty, invalid one)
+/// drops the pieces so far.
+fn feed(partial: &mut Vec<u8>, rec: &[u8]) -> bool {
     match rec.first().copied() {
         Some(MORE) => partial.extend_from_slice(&rec[1..]),
         Some(LAST) => {
             partial.extend_from_slice(&rec[1..]);
-            return Some(std::mem::take(partial));
+            return true;
         }
         _ => partial.clear(),
     }
-    None
+    false
 }
 
-/// Takes the records already there, without waiting: a whole message, an error, or `None`
-/// (nothing more now; pieces taken stay in `partial`).
+/// Takes the records already there (into `rec`, a buffer of `max_msg` bytes), without
+/// waiting: `Ok` when a whole message is in `partial`, an error, or `None` (nothing more now;
+/// pieces taken stay in `partial`).
 fn drain(
     conn: &mut shmkit::Connection,
     partial: &mut Vec<u8>,
-) -> Option<Result<Vec<u8>, RecvError>> {
+    rec: &mut [u8],
+) -> Option<Result<(), RecvError>> {
     loop {
-        match conn.try_recv() {
-            Ok(rec) => {
-                if let Some(m) = feed(partial, &rec) {
-                    return Some(Ok(m));
+        match conn.try_recv_slice(rec) {
+            Ok(n) => {
+                if feed(partial, &rec[..n.min(rec.len())]) {
+                    return Some(Ok(()));
                 }
             }
             Err(RecvError::Empty) => return None,
             Err(e) => return Some(Err(e)),
         }
+    }
+}
+
+/// Sends one record: at once when there is room (the GIL kept), else waiting for room in
+/// GIL-free slices.
+fn send_record(py: Python<'_>, conn: &mut shmkit::Connection, rec: &[u8]) -> PyResult<()> {
+    match conn.try_send(rec) {
+        Err(SendError::Full) => {
+            match sliced(py, None, |slice| match conn.send_timeout(rec, slice) {
+                Err(SendError::Timeout) | Err(SendError::Full) => None,
+                r => Some(r),
+            }) {
+                Ok(Some(r)) => r.map_err(send_err),
+                Ok(None) => unreachable_timeout(),
+                Err(e) => Err(e),
+            }
+        }
+        r => r.map_err(send_err),
     }
 }
 

@@ -6,15 +6,18 @@
 //! consumer that reads it; only its name travels through the queue (see
 //! `shmkit/queues.py`).
 
+use crate::codec;
 use crate::errors::{py_err, raise, to_py};
 use crate::segments::segment;
-use crate::wait::{sliced, timeout_of};
+use crate::wait::{sliced, timeout_of, Spinner};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::PyBytes;
 use shmkit::{Handle, Segment, SegmentOptions};
 use shmkit::{MpmcBytes, RecvError, SendError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// Bytes per piece of a blob (the `ByteList`'s element size).
 const PIECE: usize = 1 << 20;
@@ -25,6 +28,10 @@ pub struct ByteQueue {
     h: Handle<MpmcBytes>,
     /// Puts wait while this many messages are queued (0: only the ring's capacity counts).
     limit: usize,
+    /// When a get spins before it sleeps (this process's view).
+    spinner: Spinner,
+    /// This handle was closed (`Queue.close()`): its puts and gets raise `ValueError`.
+    handle_closed: AtomicBool,
     #[pyo3(get)]
     _segment: String,
     #[pyo3(get)]
@@ -43,6 +50,126 @@ fn recv_err(e: RecvError) -> PyErr {
     match e {
         RecvError::Closed => PyValueError::new_err("Queue is closed"),
         e => to_py(shmkit::Error::Recv(e)),
+    }
+}
+
+/// `queue.<name>` (`Empty` or `Full`), raised.
+fn queue_exc(py: Python<'_>, name: &str) -> PyErr {
+    static QUEUE: GILOnceCell<Py<PyModule>> = GILOnceCell::new();
+    let cls = QUEUE
+        .get_or_try_init(py, || py.import_bound("queue").map(Bound::unbind))
+        .and_then(|m| m.bind(py).getattr(name));
+    match cls {
+        Ok(cls) => PyErr::from_value_bound(cls.call0().unwrap_or(cls)),
+        Err(e) => e,
+    }
+}
+
+/// The first byte of a message holding the pickle inline (`0x01`: a blob's name, see
+/// `shmkit/queues.py`).
+const INLINE: u8 = 0;
+
+impl ByteQueue {
+    /// `ValueError` if this handle was closed (as multiprocessing's message).
+    fn check_open(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
+        if !self.handle_closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        Err(PyValueError::new_err(format!(
+            "Queue {} is closed",
+            slf.repr().map(|r| r.to_string()).unwrap_or_default()
+        )))
+    }
+
+    /// Sends `data` (see [`put`](ByteQueue::put)).
+    fn send_msg(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let (h, limit) = (&self.h, self.limit);
+        if !block {
+            if limit > 0 && h.len() >= limit {
+                return Ok(false);
+            }
+            return match h.try_send(data) {
+                Ok(()) => Ok(true),
+                Err(SendError::Full) => Ok(false),
+                Err(e) => Err(send_err(e)),
+            };
+        }
+        // Fast path: room now, no wait, the GIL kept (a wait would release it).
+        if limit == 0 || h.len() < limit {
+            match h.try_send(data) {
+                Ok(()) => return Ok(true),
+                Err(SendError::Full) => {}
+                Err(e) => return Err(send_err(e)),
+            }
+        }
+        let attempt = |slice: Duration| -> Option<Result<(), SendError>> {
+            if limit > 0 && h.len() >= limit {
+                // A `maxsize` below the ring's power-of-two capacity: the ring has room but
+                // the queue counts as full; look again shortly.
+                std::thread::sleep(slice.min(Duration::from_millis(1)));
+                return None;
+            }
+            match h.send_timeout(data, slice) {
+                Err(SendError::Timeout) | Err(SendError::Full) => None,
+                r => Some(r),
+            }
+        };
+        match sliced(py, timeout_of(timeout), attempt)? {
+            None => Ok(false),
+            Some(r) => r.map(|()| true).map_err(send_err),
+        }
+    }
+
+    /// Receives the oldest message into `buf`; `false` when there was none in time. A
+    /// blocking receive that finds the queue empty first spins briefly ([`Spinner`]), then waits
+    /// in GIL-free slices.
+    fn recv_msg(
+        &self,
+        py: Python<'_>,
+        block: bool,
+        timeout: Option<f64>,
+        buf: &mut Vec<u8>,
+    ) -> PyResult<bool> {
+        let h = &self.h;
+        // Fast path: a message is there; taken with the GIL kept.
+        match h.try_recv_into(buf) {
+            Ok(_) => return Ok(true),
+            Err(RecvError::Empty) => {}
+            Err(e) => return Err(recv_err(e)),
+        }
+        if !block {
+            return Ok(false);
+        }
+        let timeout = timeout_of(timeout);
+        let start = Instant::now();
+        let spun = self
+            .spinner
+            .spin(py, timeout, || match h.try_recv_into(buf) {
+                Err(RecvError::Empty) => None,
+                r => Some(r),
+            });
+        let r = match spun {
+            Some(r) => Some(r),
+            None => sliced(
+                py,
+                timeout.map(|t| t.saturating_sub(start.elapsed())),
+                |slice| match h.recv_into_timeout(buf, slice) {
+                    Err(RecvError::Timeout) | Err(RecvError::Empty) => None,
+                    r => Some(r),
+                },
+            )?,
+        };
+        match r {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(recv_err(e)),
+        }
     }
 }
 
@@ -65,6 +192,8 @@ impl ByteQueue {
         Ok(ByteQueue {
             h,
             limit,
+            spinner: Spinner::new(),
+            handle_closed: AtomicBool::new(false),
             _segment: segment_name.to_string(),
             _name: name.to_string(),
         })
@@ -81,41 +210,45 @@ impl ByteQueue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
-        let (h, limit) = (&self.h, self.limit);
-        let attempt = |slice: Duration| -> Option<Result<(), SendError>> {
-            if limit > 0 && h.len() >= limit {
-                // A `maxsize` below the ring's power-of-two capacity: the ring has room but
-                // the queue counts as full; look again shortly.
-                std::thread::sleep(slice.min(Duration::from_millis(1)));
-                return None;
+        self.send_msg(py, data, block, timeout)
+    }
+
+    /// Puts `obj` (pickled), waiting at most `timeout` seconds (`None`: as long as needed;
+    /// `block=False`: not at all) for room; `queue.Full` if there was none (`Queue.put`).
+    /// Pickles natively for small plain objects (see `codec.rs`) and sends an inline message
+    /// (`0x00` + pickle); a pickle longer than a slot goes to `self._put_blob`. Releases the
+    /// GIL while it waits; Ctrl-C interrupts it.
+    #[pyo3(signature = (obj, block = true, timeout = None))]
+    fn put_obj(
+        slf: &Bound<'_, Self>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let q = slf.get();
+        q.check_open(slf)?;
+        let big = codec::with_buf(0, |buf| {
+            buf.push(INLINE);
+            codec::dump(obj, buf)?;
+            if buf.len() > q.h.max_msg() {
+                return Ok(Some(PyBytes::new_bound(py, &buf[1..])));
             }
-            match h.send_timeout(data, slice) {
-                Err(SendError::Timeout) | Err(SendError::Full) => None,
-                r => Some(r),
+            if q.send_msg(py, buf, block, timeout)? {
+                Ok(None)
+            } else {
+                Err(queue_exc(py, "Full"))
             }
-        };
-        if !block {
-            if limit > 0 && h.len() >= limit {
-                return Ok(false);
-            }
-            return match h.try_send(data) {
-                Ok(()) => Ok(true),
-                Err(SendError::Full) => Ok(false),
-                Err(e) => Err(send_err(e)),
-            };
+        })?;
+        if let Some(data) = big {
+            slf.call_method1("_put_blob", (data, block, timeout))?;
         }
-        // Fast path: room now, no wait, the GIL kept (a wait would release it).
-        if limit == 0 || h.len() < limit {
-            match h.try_send(data) {
-                Ok(()) => return Ok(true),
-                Err(SendError::Full) => {}
-                Err(e) => return Err(send_err(e)),
-            }
-        }
-        match sliced(py, timeout_of(timeout), attempt)? {
-            None => Ok(false),
-            Some(r) => r.map(|()| true).map_err(send_err),
-        }
+        Ok(())
+    }
+
+    /// Marks this handle closed (see `Queue.close`).
+    fn _close_handle(&self) {
+        self.handle_closed.store(true, Ordering::Relaxed);
     }
 
     /// Receives the oldest message, waiting at most `timeout` seconds (`None`: no limit;
@@ -128,31 +261,41 @@ impl ByteQueue {
         block: bool,
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let h = &self.h;
-        let r = if block {
-            match h.try_recv() {
-                // Fast path: a message is there, no wait.
-                Ok(v) => return Ok(Some(PyBytes::new_bound(py, &v))),
-                Err(RecvError::Empty) => {}
-                Err(e) => return Err(recv_err(e)),
+        codec::with_buf(0, |buf| {
+            Ok(self
+                .recv_msg(py, block, timeout, buf)?
+                .then(|| PyBytes::new_bound(py, buf)))
+        })
+    }
+
+    /// Removes and returns the oldest item, waiting at most `timeout` seconds (`None`: as long
+    /// as needed; `block=False`: not at all); `queue.Empty` if there was none (`Queue.get`).
+    /// Unpickles natively for small plain objects (see `codec.rs`); a blob is read through
+    /// `shmkit.queues._decode_blob`. Releases the GIL while it waits; Ctrl-C interrupts it.
+    #[pyo3(signature = (block = true, timeout = None))]
+    fn get_obj<'py>(
+        slf: &Bound<'py, Self>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let q = slf.get();
+        q.check_open(slf)?;
+        codec::with_buf(0, |buf| {
+            if !q.recv_msg(py, block, timeout, buf)? {
+                return Err(queue_exc(py, "Empty"));
             }
-            sliced(py, timeout_of(timeout), |slice| {
-                match h.recv_timeout(slice) {
-                    Err(RecvError::Timeout) | Err(RecvError::Empty) => None,
-                    r => Some(r),
-                }
-            })?
-        } else {
-            match h.try_recv() {
-                Err(RecvError::Empty) => None,
-                r => Some(r),
+            if buf.first() == Some(&INLINE) {
+                return codec::load(py, &buf[1..]);
             }
-        };
-        match r {
-            None => Ok(None),
-            Some(Ok(v)) => Ok(Some(PyBytes::new_bound(py, &v))),
-            Some(Err(e)) => Err(recv_err(e)),
-        }
+            static DECODE: GILOnceCell<PyObject> = GILOnceCell::new();
+            let decode = DECODE.get_or_try_init(py, || {
+                py.import_bound("shmkit.queues")?
+                    .getattr("_decode_blob")
+                    .map(Bound::unbind)
+            })?;
+            decode.bind(py).call1((PyBytes::new_bound(py, buf),))
+        })
     }
 
     /// Approximate number of queued messages.

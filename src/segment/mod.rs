@@ -7,6 +7,7 @@
 mod handle;
 #[cfg(not(feature = "loom"))]
 pub(crate) mod header;
+pub mod life;
 #[cfg(not(feature = "loom"))]
 mod mapping;
 #[cfg(not(feature = "loom"))]
@@ -26,6 +27,8 @@ pub mod directory;
 pub use handle::Handle;
 #[cfg(not(feature = "loom"))]
 pub use options::SegmentOptions;
+#[cfg(not(feature = "loom"))]
+pub use publish::DraftFile;
 #[cfg(not(feature = "loom"))]
 pub use removal::Removal;
 #[cfg(not(feature = "loom"))]

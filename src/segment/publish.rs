@@ -21,6 +21,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// What marks a temporary file of the random-name way: `.<name>` + this + `<pid>.<random>`.
+const DRAFT_MARK: &str = ".shmkit-init.";
+
 /// Attempts at a random name before giving up (each collision is a 2⁻⁶⁴ chance, or a squatter
 /// who can read our random numbers).
 const NAME_ATTEMPTS: u32 = 16;
@@ -75,7 +78,7 @@ impl Draft {
         let mut attempts = 0;
         loop {
             let tmp = dir.join(format!(
-                ".{base}.shmkit-init.{}.{}",
+                ".{base}{DRAFT_MARK}{}.{}",
                 std::process::id(),
                 random_u64()
             ));
@@ -167,6 +170,54 @@ impl Drop for Draft {
     }
 }
 
+/// A temporary file of a segment being created the random-name way (where the file system has
+/// no `O_TMPFILE`, segments are built under a random name and then linked to their own):
+/// `.<name>.shmkit-init.<pid>.<random>` in the segment's directory. A creator
+/// killed mid-way leaves it behind; `shmkit ls --all` shows such files and `shmkit rm`/`gc`
+/// remove those whose creator is dead.
+///
+/// ```
+/// use shmkit::DraftFile;
+///
+/// let d = DraftFile::parse(".jobs.shmkit-init.4242.1234567890").unwrap();
+/// assert_eq!((d.segment.as_str(), d.creator_pid), ("jobs", 4242));
+/// assert!(DraftFile::parse("jobs").is_none());
+/// assert!(DraftFile::parse(".jobs.shmkit-init.x.1").is_none());
+/// // This process is alive; pid 0 never is.
+/// let me = format!(".jobs.shmkit-init.{}.7", std::process::id());
+/// assert!(DraftFile::parse(&me).unwrap().creator_alive());
+/// assert!(!DraftFile::parse(".jobs.shmkit-init.0.7").unwrap().creator_alive());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DraftFile {
+    /// The name the segment was to be published under.
+    pub segment: String,
+    /// The creating process, as its pid namespace numbers it.
+    pub creator_pid: u32,
+}
+
+impl DraftFile {
+    /// Reads a file name (not a path) of a directory such as `/dev/shm`; `None` if it is not a
+    /// shmkit temporary file.
+    pub fn parse(file_name: &str) -> Option<DraftFile> {
+        let rest = file_name.strip_prefix('.')?;
+        let at = rest.rfind(DRAFT_MARK)?;
+        let (pid, n) = rest[at + DRAFT_MARK.len()..].split_once('.')?;
+        n.parse::<u64>().ok()?;
+        Some(DraftFile {
+            segment: rest[..at].to_string(),
+            creator_pid: pid.parse().ok()?,
+        })
+    }
+
+    /// Whether the creating process still runs (a zombie counts as dead). A creator in another
+    /// pid namespace cannot be told by its pid: such a file may be judged wrongly, which is why
+    /// the tools remove only files of dead creators, and only on request.
+    pub fn creator_alive(&self) -> bool {
+        crate::process::pid_alive(self.creator_pid)
+    }
+}
+
 /// 64 random bits from the kernel (`getrandom`, else `/dev/urandom`); if both fail, the clock
 /// mixed with a counter (still unique in this process, merely guessable).
 fn random_u64() -> u64 {
@@ -235,6 +286,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_random_name_draft_parses_back() {
+        let dir = scratch("parse");
+        let path = dir.join("seg.with.dots");
+        let d = Draft::new(&path, 0o600, false).unwrap();
+        let name = d.tmp().unwrap().file_name().unwrap().to_str().unwrap();
+        let parsed = DraftFile::parse(name).unwrap();
+        assert_eq!(parsed.segment, "seg.with.dots");
+        assert_eq!(parsed.creator_pid, std::process::id());
+        assert!(parsed.creator_alive());
+        drop(d);
+        std::fs::remove_dir(&dir).unwrap();
     }
 
     #[test]

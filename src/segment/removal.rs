@@ -11,18 +11,24 @@
 //! | `REMOVING` | a cleaner is checking the user table                | `REMOVED` (that cleaner), `IDLE` (it found a user, or an attacher cancelled) |
 //! | `REMOVED`  | decided: nobody attaches any more; the name goes    | —                            |
 //!
-//! 1. A **cleaner** claims the segment with one CAS `IDLE g → REMOVING g+1` (or takes over the
-//!    claim of a dead cleaner, recorded in the `cleaner` word, the same way; a live one's claim
-//!    makes it answer [`Removal::Busy`]), then reads every user slot and the overflow count.
+//! 1. A **cleaner** claims the segment with one CAS `IDLE g → REMOVING g+1` (or takes over a
+//!    claim whose recorded cleaner, the `cleaner` word, is none, dead or itself, the same way; a
+//!    live other one's claim makes it answer [`Removal::Busy`]), then reads every user slot and
+//!    the overflow count.
 //! 2. If it finds a live or unknown user it puts `IDLE g+1` back and answers
 //!    [`Removal::InUse`]. Otherwise it **confirms** with one CAS `REMOVING g+1 → REMOVED g+1`.
+//!    A cleaner that does not confirm clears its `cleaner` record (CAS from its own word), so a
+//!    record left by a lost claim never makes later cleaners answer "busy".
 //! 3. An **attacher** stores its user slot first, then reads `life`: `IDLE` → attached;
 //!    `REMOVING g` → it cancels with a CAS `REMOVING g → IDLE g`, which makes that cleaner's
 //!    confirmation fail; `REMOVED` → it lets go and looks the name up again (`open` reports
 //!    [`Error::NotFound`], `open_or_create` creates a fresh segment).
 //!
-//! Both sides use `SeqCst`: of "attacher stores its slot, then reads `life`" and "cleaner
-//! writes `life`, then reads the slots", at least one sees the other's write. So a segment that
+//! Both sides use `SeqCst`, with a `SeqCst` fence between the write and the read: of
+//! "attacher stores its slot, then reads `life`" and "cleaner writes `life`, then reads the
+//! slots", at least one sees the other's write. The steps run on plain words in
+//! [`life`](super::life), which `loom-tests/segment_life.rs` model-checks (attacher against
+//! cleaner, two cleaners, a cleaner or an attacher killed mid-way). So a segment that
 //! gains a user during the check is never removed, and since the confirmation is a CAS on a
 //! generation that only that claim produced, exactly one cleaner confirms.
 //!
@@ -43,14 +49,13 @@
 //! `segment.remove.confirmed` (`REMOVED`, the name not yet unlinked) and
 //! `segment.remove.locked` (the remover holds the file's lock, has not re-checked the name).
 
+use super::life::{self, NoClaim};
 use super::mapping::FileId;
-use super::users::{
-    self, hook_name, state, Table, Users, GEN_MASK, REMOVED, REMOVING, STATE_SHIFT,
-};
+use super::users::{self, hook_name, Table, Users};
 use super::{named_path, Backing, Segment, SegmentOptions};
 use crate::error::{Error, Result};
 use crate::process;
-use crate::sync::{Deadline, Ordering};
+use crate::sync::Deadline;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -96,86 +101,34 @@ pub(crate) enum Decision {
     AlreadyRemoved,
     /// It has users.
     InUse(Users),
-    /// Another live cleaner is deciding.
+    /// Another live cleaner (this pid; 0 if unknown) is deciding.
     Busy(u32),
 }
 
-/// Runs steps 1–2 of the protocol (module docs) on table `t`.
+/// Runs steps 1–2 of the protocol (module docs) on table `t` (the steps themselves are in
+/// [`life`](super::life)).
 pub(crate) fn decide(t: Table<'_>, path: &Path) -> Result<Decision> {
-    let h = t.header;
-    let me = process::my_word();
-    let mut attempts = 0u32;
-    let claim = loop {
-        let life = h.life.load(Ordering::SeqCst);
-        match state(life) {
-            users::IDLE => {}
-            REMOVING => {
-                let c = h.cleaner.load(Ordering::SeqCst);
-                if c != 0 && process::word_alive(c) {
-                    return Ok(Decision::Busy(process::word_pid(c)));
-                }
-            }
-            REMOVED => return Ok(Decision::AlreadyRemoved),
-            _ => {
-                return Err(Error::corrupted(
-                    path,
-                    format!("lifecycle word {life:#018x} has no valid state"),
-                ))
-            }
-        }
-        let next = REMOVING << STATE_SHIFT | (life.wrapping_add(1) & GEN_MASK);
-        if h.life
-            .compare_exchange(life, next, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            break next;
-        }
-        attempts += 1;
-        if attempts > 1000 {
-            // Attachers and cleaners keep changing it: somebody is busy with this segment.
-            return Ok(Decision::Busy(0));
-        }
-        std::thread::yield_now();
+    let w = t.words();
+    let alive = &process::word_alive;
+    let claim = match w.claim_removal(process::my_word(), alive) {
+        Ok(Ok(claim)) => claim,
+        Ok(Err(NoClaim::AlreadyRemoved)) => return Ok(Decision::AlreadyRemoved),
+        Ok(Err(NoClaim::Busy(c))) => return Ok(Decision::Busy(process::word_pid(c))),
+        Err(d) => return Err(Error::corrupted(path, d.to_string())),
     };
-    h.cleaner.store(me, Ordering::SeqCst);
     crate::hooks::at_named("segment.remove.claimed", hook_name(path));
-    let found = t.users();
-    if !found.is_stale() {
-        // Give the claim back (an attacher may have cancelled it already).
-        let _ =
-            h.life
-                .compare_exchange(claim, claim & GEN_MASK, Ordering::SeqCst, Ordering::Relaxed);
-        return Ok(Decision::InUse(found));
+    let found = w.scan(alive);
+    if found.is_stale() {
+        crate::hooks::at_named("segment.remove.checked", hook_name(path));
     }
-    crate::hooks::at_named("segment.remove.checked", hook_name(path));
-    let done = REMOVED << STATE_SHIFT | (claim & GEN_MASK);
-    match h
-        .life
-        .compare_exchange(claim, done, Ordering::SeqCst, Ordering::SeqCst)
-    {
-        Ok(_) => {
+    Ok(match w.decide_with(claim, found, alive) {
+        life::Decision::Stale => {
             crate::hooks::at_named("segment.remove.confirmed", hook_name(path));
-            Ok(Decision::Stale)
+            Decision::Stale
         }
-        // Cancelled by an attacher that arrived during the check (or taken over).
-        Err(_) => Ok(Decision::InUse(t.users())),
-    }
-}
-
-/// Marks a segment `REMOVED` whatever its users (forced removal): attachers stop joining it.
-fn condemn(t: Table<'_>) {
-    let h = t.header;
-    let mut life = h.life.load(Ordering::SeqCst);
-    while state(life) != REMOVED {
-        let done = REMOVED << STATE_SHIFT | (life.wrapping_add(1) & GEN_MASK);
-        match h
-            .life
-            .compare_exchange(life, done, Ordering::SeqCst, Ordering::SeqCst)
-        {
-            Ok(_) => break,
-            Err(now) => life = now,
-        }
-    }
+        life::Decision::InUse(scan) => Decision::InUse(users::users_of(scan)),
+        life::Decision::Busy(c) => Decision::Busy(process::word_pid(c)),
+    })
 }
 
 /// Unlinks `path` if it names file `id` (step 4 of the module docs); `Ok(false)` if it is gone
@@ -323,7 +276,7 @@ impl Segment {
             .register(false)
             .wait_timeout(Duration::from_millis(100));
         if let Ok(seg) = opts.open_at(path.clone(), Backing::Named) {
-            condemn(seg.inner.table());
+            seg.inner.table().words().condemn();
             return if unlink_if_same(&path, seg.inner.attach.file_id(), opts.wait)? {
                 Ok(())
             } else {
@@ -345,7 +298,7 @@ impl Segment {
         let Some(path) = &self.inner.path else {
             return Ok(());
         };
-        condemn(self.inner.table());
+        self.inner.table().words().condemn();
         if unlink_if_same(path, self.inner.attach.file_id(), self.inner.wait)? {
             Ok(())
         } else {

@@ -33,6 +33,7 @@
 //! lets go of the segment and retries with the name).
 
 use super::header::Header;
+use super::life::{self, Place, Scan, Words};
 use crate::error::{Error, Result};
 use crate::process;
 use crate::sync::{AtomicU64, Ordering};
@@ -44,26 +45,7 @@ pub const USER_SLOTS: usize = 64;
 /// Bytes taken by the user table.
 pub const USERS_BYTES: u64 = (USER_SLOTS * 8) as u64;
 
-/// Lifecycle states (bits 62..64 of the header's `life` word; the bits below are a generation,
-/// bumped by every removal claim so that a stale claim can never be confirmed).
-pub(crate) const STATE_SHIFT: u32 = 62;
-/// Lifecycle state: in use (or unused), not being removed.
-pub(crate) const IDLE: u64 = 0;
-/// Lifecycle state: a cleaner is checking whether the segment is stale.
-pub(crate) const REMOVING: u64 = 1;
-/// Lifecycle state: decided: the segment is being (or has been) removed; nobody attaches.
-pub(crate) const REMOVED: u64 = 2;
-/// The generation bits of the lifecycle word.
-pub(crate) const GEN_MASK: u64 = (1 << STATE_SHIFT) - 1;
-
-/// Attempts to cancel removal claims before an attacher gives up (see [`Table::attach`]).
-const CANCEL_ATTEMPTS: u32 = 10_000;
-
-/// The state of lifecycle word `life`.
-#[inline]
-pub(crate) fn state(life: u64) -> u64 {
-    life >> STATE_SHIFT
-}
+use super::life::{state, IDLE, REMOVED, REMOVING};
 
 /// One live process recorded in a segment's user table.
 ///
@@ -138,13 +120,6 @@ pub(crate) struct Table<'a> {
     pub(crate) slots: &'a [AtomicU64],
 }
 
-/// Where this process is recorded: a slot index, or counted in the overflow word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
-    Slot(usize),
-    Overflow,
-}
-
 /// What attaching found.
 pub(crate) enum Attach {
     /// Recorded; nobody removes the segment while we are.
@@ -155,127 +130,53 @@ pub(crate) enum Attach {
 }
 
 impl<'a> Table<'a> {
-    /// Claims a slot for `word` (a free one, else one of a dead process), or counts it in the
-    /// overflow word if every slot holds a live process.
-    fn claim(&self, word: u64) -> Place {
-        for (i, s) in self.slots.iter().enumerate() {
-            if s.load(Ordering::Relaxed) == 0
-                && s.compare_exchange(0, word, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return Place::Slot(i);
-            }
-        }
-        for (i, s) in self.slots.iter().enumerate() {
-            let w = s.load(Ordering::Relaxed);
-            if w != 0
-                && !process::word_alive(w)
-                && s.compare_exchange(w, word, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return Place::Slot(i);
-            }
-        }
-        self.header.users_overflow.fetch_add(1, Ordering::SeqCst);
-        Place::Overflow
-    }
-
-    /// Gives back a place claimed for `word` (never below zero, never someone else's slot).
-    fn release(&self, place: Place, word: u64) {
-        match place {
-            Place::Slot(i) => {
-                if let Some(s) = self.slots.get(i) {
-                    let _ = s.compare_exchange(word, 0, Ordering::SeqCst, Ordering::Relaxed);
-                }
-            }
-            Place::Overflow => {
-                let o = &self.header.users_overflow;
-                let mut cur = o.load(Ordering::Relaxed);
-                while cur != 0 {
-                    match o.compare_exchange_weak(cur, cur - 1, Ordering::SeqCst, Ordering::Relaxed)
-                    {
-                        Ok(_) => break,
-                        Err(now) => cur = now,
-                    }
-                }
-            }
+    /// The lifecycle words of this table's segment, for the protocol in [`super::life`].
+    pub(crate) fn words(&self) -> Words<'a> {
+        Words {
+            life: &self.header.life,
+            cleaner: &self.header.cleaner,
+            overflow: &self.header.users_overflow,
+            slots: self.slots,
         }
     }
 
     /// Records `word` as a user, ordered against removal (see the module docs).
     fn attach(&self, word: u64, path: &Path) -> Result<(Attach, Option<Place>)> {
-        let place = self.claim(word);
+        let w = self.words();
+        let place = w.claim_place(word, &process::word_alive);
         crate::hooks::at_named("segment.attach.claimed", hook_name(path));
-        for _ in 0..CANCEL_ATTEMPTS {
-            let life = self.header.life.load(Ordering::SeqCst);
-            match state(life) {
-                IDLE => return Ok((Attach::Attached, Some(place))),
-                // A cleaner is deciding: cancel its claim (its confirmation then fails). Our
-                // slot is already visible to any cleaner that claims after this.
-                REMOVING => {
-                    if self
-                        .header
-                        .life
-                        .compare_exchange(life, life & GEN_MASK, Ordering::SeqCst, Ordering::SeqCst)
-                        .is_ok()
-                    {
-                        return Ok((Attach::Attached, Some(place)));
-                    }
-                }
-                REMOVED => {
-                    self.release(place, word);
-                    return Ok((Attach::Doomed, None));
-                }
-                _ => {
-                    self.release(place, word);
-                    return Err(Error::corrupted(
-                        path,
-                        format!("lifecycle word {life:#018x} has no valid state"),
-                    ));
-                }
-            }
+        match w.settle(place, word) {
+            Ok(life::Attach::Attached(place)) => Ok((Attach::Attached, Some(place))),
+            Ok(life::Attach::Doomed) => Ok((Attach::Doomed, None)),
+            Err(d) => Err(Error::corrupted(path, d.to_string())),
         }
-        // Each failed cancel means a new removal claim, and every claim made after our slot
-        // was stored sees it: only a word rewritten on purpose keeps failing.
-        self.release(place, word);
-        Err(Error::corrupted(
-            path,
-            format!("the lifecycle word kept changing ({CANCEL_ATTEMPTS} attempts to attach)"),
-        ))
     }
 
-    /// The live users recorded in the table. Slots of dead processes are freed on the way (one
-    /// CAS each, from the exact word judged dead, so a slot claimed meanwhile is left alone).
+    /// The live users recorded in the table. Slots of dead processes are freed on the way.
     pub(crate) fn users(&self) -> Users {
-        let me = process::my_word();
-        let live = self
-            .slots
-            .iter()
-            .filter_map(|s| {
-                let w = s.load(Ordering::SeqCst);
-                if w == 0 {
-                    return None;
-                }
-                if process::word_alive(w) {
-                    return Some(w);
-                }
-                let _ = s.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
-                None
-            })
-            .map(|w| {
-                let w = w & !process::FLAG;
-                User {
-                    pid: process::word_pid(w),
-                    word: w,
-                    foreign: process::word_is_foreign(w),
-                    is_me: w == me,
-                }
-            })
-            .collect();
-        Users {
-            live,
-            unknown: self.header.users_overflow.load(Ordering::SeqCst),
-        }
+        users_of(self.words().scan(&process::word_alive))
+    }
+}
+
+/// The users a scan found, described.
+pub(crate) fn users_of(scan: Scan) -> Users {
+    let me = process::my_word();
+    let live = scan
+        .live
+        .into_iter()
+        .map(|w| {
+            let w = w & !process::FLAG;
+            User {
+                pid: process::word_pid(w),
+                word: w,
+                foreign: process::word_is_foreign(w),
+                is_me: w == me,
+            }
+        })
+        .collect();
+    Users {
+        live,
+        unknown: scan.unknown,
     }
 }
 
@@ -380,7 +281,7 @@ impl Attachment {
                 _ => {
                     return Err(Error::corrupted(
                         path,
-                        format!("lifecycle word {life:#018x} has no valid state"),
+                        life::Damage::BadState(life).to_string(),
                     ))
                 }
             }
@@ -440,7 +341,7 @@ impl Attachment {
             return false;
         }
         let l = g.swap_remove(i);
-        t.release(l.place, l.word);
+        t.words().release(l.place, l.word);
         true
     }
 

@@ -7,8 +7,8 @@
 //! one that gains a user during the check is kept.
 
 use crate::fmt::{self, CmdResult};
-use crate::tools::{alive, init_file_pid, print_table};
-use shmkit::{Error, Removal, Segment, SegmentOptions, Users};
+use crate::tools::print_table;
+use shmkit::{DraftFile, Error, Removal, Segment, SegmentOptions, Users};
 use shmkit::{MAGIC, SHM_DIR};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -93,12 +93,13 @@ pub fn ls(all: bool, json: bool) -> CmdResult {
             .ok()
             .and_then(|t| t.elapsed().ok())
             .map_or("?".to_string(), fmt::age);
-        if let Some(pid) = init_file_pid(&name) {
+        if let Some(draft) = DraftFile::parse(&name) {
             if !all {
                 hidden += 1;
                 continue;
             }
-            let live = shmkit::process::pid_alive(pid);
+            let pid = draft.creator_pid;
+            let live = draft.creator_alive();
             let state = if live {
                 "temporary file of a segment being created"
             } else {
@@ -116,7 +117,7 @@ pub fn ls(all: bool, json: bool) -> CmdResult {
                 fmt::bytes(meta.len()),
                 "-".into(),
                 pid.to_string(),
-                alive(pid).into(),
+                if live { "yes" } else { "no" }.into(),
                 "-".into(),
                 if live { "no" } else { "yes" }.into(),
                 mtime_age,
@@ -211,7 +212,7 @@ fn judge(name: &str, force: bool) -> Result<Verdict, String> {
             "invalid name {name:?}: give the name of a file in {SHM_DIR}"
         ));
     }
-    let path = match init_file_pid(name) {
+    let path = match DraftFile::parse(name) {
         Some(_) => Path::new(SHM_DIR).join(name),
         None => Segment::path_of(name).map_err(|e| e.to_string())?,
     };
@@ -229,8 +230,9 @@ fn judge(name: &str, force: bool) -> Result<Verdict, String> {
             ))
         });
     }
-    if let Some(pid) = init_file_pid(name) {
-        return Ok(if !shmkit::process::pid_alive(pid) || force {
+    if let Some(draft) = DraftFile::parse(name) {
+        let pid = draft.creator_pid;
+        return Ok(if !draft.creator_alive() || force {
             Verdict::Leftover(path)
         } else {
             Verdict::Refuse(format!(
@@ -328,9 +330,9 @@ pub fn gc(dry_run: bool, prefix: &str) -> CmdResult {
     let verb = if dry_run { "would remove" } else { "removed" };
     for (name, _) in shm_files()? {
         let path = Path::new(SHM_DIR).join(&name);
-        if let Some(pid) = init_file_pid(&name) {
+        if let Some(draft) = DraftFile::parse(&name) {
             // `.NAME.shmkit-init.PID.N`: judged by the segment's name.
-            if shmkit::process::pid_alive(pid) || !name[1..].starts_with(prefix) {
+            if draft.creator_alive() || !draft.segment.starts_with(prefix) {
                 continue;
             }
             found += 1;
@@ -344,8 +346,9 @@ pub fn gc(dry_run: bool, prefix: &str) -> CmdResult {
                 }
             }
             println!(
-                "{verb} {} (temporary file of dead process {pid})",
-                path.display()
+                "{verb} {} (temporary file of dead process {})",
+                path.display(),
+                draft.creator_pid
             );
             continue;
         }

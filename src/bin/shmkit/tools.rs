@@ -1,13 +1,10 @@
-//! What the commands share: the `Target` of `stat`/`watch`, table printing and the names of
-//! temporary files (`ls`, `rm` and `gc` are in `lifecycle.rs`; `stat.rs`, `watch.rs`,
-//! `export.rs` and `serve.rs` show what is inside a segment).
+//! What the commands share: the `Target` of `stat`/`watch` and table printing (`ls`, `rm` and
+//! `gc` are in `lifecycle.rs`; `stat.rs`, `watch.rs`, `export.rs` and `serve.rs` show what is
+//! inside a segment).
 
 use shmkit::{Segment, SegmentOptions};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Marker in the names of the temporary files in which segments are built.
-pub const INIT_MARK: &str = ".shmkit-init.";
 
 /// The segment a command looks at: a name in /dev/shm or a file path.
 pub enum Target {
@@ -46,25 +43,6 @@ impl Target {
             Target::Named(n) => n.clone(),
             Target::File(p) => p.display().to_string(),
         }
-    }
-}
-
-/// If `file_name` is a temporary file of a segment being created, the creator's pid.
-pub fn init_file_pid(file_name: &str) -> Option<u32> {
-    if !file_name.starts_with('.') {
-        return None;
-    }
-    let rest = &file_name[file_name.rfind(INIT_MARK)? + INIT_MARK.len()..];
-    let (pid, n) = rest.split_once('.')?;
-    n.parse::<u64>().ok()?;
-    pid.parse().ok()
-}
-
-pub fn alive(pid: u32) -> &'static str {
-    if shmkit::process::pid_alive(pid) {
-        "yes"
-    } else {
-        "no"
     }
 }
 
