@@ -354,17 +354,19 @@ mod cache {
     use std::cell::Cell;
 
     const N: usize = 4;
+    #[cfg(not(feature = "loom"))]
     std::thread_local! {
         static CACHE: Cell<([(usize, u64); N], usize)> = const { Cell::new(([(0, 0); N], 0)) };
+    }
+    // Under loom, per model thread and per execution (a cache surviving between executions
+    // would make them differ; loom needs each to be deterministic).
+    #[cfg(feature = "loom")]
+    loom::thread_local! {
+        static CACHE: Cell<([(usize, u64); N], usize)> = Cell::new(([(0, 0); N], 0));
     }
 
     #[inline]
     pub(super) fn get(key: usize) -> Option<u64> {
-        // Loom replays a model many times in one thread: a cache surviving between executions
-        // would make them differ (loom needs each to be deterministic).
-        if cfg!(feature = "loom") {
-            return None;
-        }
         CACHE.with(|c| {
             let (e, _) = c.get();
             e.iter().find(|(k, _)| *k == key).map(|&(_, i)| i)
