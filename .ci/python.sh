@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Python package: a fresh venv, maturin and pytest from PyPI, the extension built in
-# release mode, the pytest suite. Needs only python3 (3.8+); installs python3-venv with apt-get
+# release mode, the pytest suite. Needs only python3 (3.10+); installs python3-venv with apt-get
 # where `python3 -m venv` does not work (Debian's python3 without ensurepip). Measured cold
 # (empty target dir) on the 2-core reference machine: see .ci/run's step header.
 set -euo pipefail

@@ -4,7 +4,8 @@
 //! [`report`] lists every object of a segment with its [`State`]: plain numbers (a counter's
 //! value, a ring's positions, a lock word's state …). `Display` on a [`State`] gives the one line
 //! of `shmkit stat`. Everything here only reads: no call takes a lock a writer takes, waits for a
-//! writer, or makes a writer wait (a seqlock is read optimistically, a map lock-free; a
+//! writer, or makes a writer wait (a seqlock is read optimistically, and given up after a
+//! bounded number of attempts lapped by writers; a map lock-free; a
 //! semaphore's reader may help finish an operation in flight, lock-free, as any of its users
 //! does).
 //!
@@ -30,7 +31,7 @@ pub use collections::{list_state, map_state, ListState, MapState};
 pub use state::{Number, ObjectReport, Positions, Reading, State};
 
 use crate::object::Kind;
-use crate::segment::directory::EntryInfo;
+use crate::segment::directory::{Directory, EntryInfo};
 use crate::{AtomicValue, Counter, Result, Segment, SeqArray, SeqLock, ShardedCounter};
 
 /// Every object of `seg`, in directory order, with its state.
@@ -39,28 +40,56 @@ use crate::{AtomicValue, Counter, Result, Segment, SeqArray, SeqLock, ShardedCou
 /// The directory could not be read (scribbled over); an object whose state cannot be read
 /// carries its own error in [`ObjectReport::state`].
 pub fn report(seg: &Segment) -> Result<Vec<ObjectReport>> {
-    let entries = seg.entries()?;
-    // One O(n log n) overlap check for all the objects instead of one pass over the directory
-    // per object; when it fails, each object is checked on its own (and the overlapping ones
-    // report the error).
-    let at = At {
-        seg,
-        checked: seg.directory().check_all_disjoint().is_ok(),
-    };
-    Ok(entries
-        .into_iter()
-        .map(|e| {
-            let state = state_at(at, &e);
-            ObjectReport {
-                kind: e.tag.kind,
-                type_name: e.tag.type_name,
-                offset: e.offset,
-                size: e.size,
-                name: e.name,
-                state,
-            }
+    let mut out = Vec::new();
+    each(seg, &mut out)?;
+    Ok(out)
+}
+
+/// What [`each`] calls.
+pub(crate) trait Visit {
+    /// About how many objects there are, before the first.
+    fn reserve(&mut self, objects: usize);
+    /// An object and its state.
+    fn object(&mut self, entry: &EntryInfo, state: Result<State>);
+}
+
+impl Visit for Vec<ObjectReport> {
+    fn reserve(&mut self, objects: usize) {
+        Vec::reserve(self, objects);
+    }
+    fn object(&mut self, e: &EntryInfo, state: Result<State>) {
+        self.push(ObjectReport {
+            kind: e.tag.kind,
+            type_name: e.tag.type_name.clone(),
+            offset: e.offset,
+            size: e.size,
+            name: e.name.clone(),
+            state,
         })
-        .collect())
+    }
+}
+
+/// Tells `v` every object of `seg` and its state, in directory order, as [`report`] lists
+/// them, in one pass over the directory and without allocating per object (the `EntryInfo` is
+/// reused; the states of counters, values, rings and locks hold no heap data).
+///
+/// # Errors
+/// As [`report`]; the objects before a scribbled entry have been passed to `v`.
+pub(crate) fn each(seg: &Segment, v: &mut impl Visit) -> Result<()> {
+    let dir = seg.directory();
+    // One O(n log n) overlap check for all the objects instead of one pass over the directory
+    // per object; an object it did not cover (published since, or all of them when it failed:
+    // then the overlapping ones report the error) is checked on its own.
+    let checked = dir.disjoint_checked().ok();
+    v.reserve(checked.as_ref().map_or(0, |c| c.len()));
+    dir.scan(|e| {
+        let at = At {
+            seg,
+            scanned: Some(&dir),
+            checked: checked.as_ref().is_some_and(|c| c.contains(e.index)),
+        };
+        v.object(e, state_at(at, e))
+    })
 }
 
 /// The current state of the object `entry` (from [`Segment::entries`]) in `seg`.
@@ -73,19 +102,22 @@ pub fn state(seg: &Segment, entry: &EntryInfo) -> Result<State> {
     state_at(At::each(seg), entry)
 }
 
-/// How objects are opened: from `seg`, with the overlap check done for all of them already
+/// How objects are opened: from `seg`, at an entry just read by a scan of the directory
+/// `scanned` (else found again), with the overlap check done for all of them already
 /// (`checked`) or for each.
 #[derive(Clone, Copy)]
 pub(crate) struct At<'a> {
     seg: &'a Segment,
+    scanned: Option<&'a Directory<'a>>,
     checked: bool,
 }
 
 impl<'a> At<'a> {
-    /// Each object checked on its own.
+    /// An entry listed earlier, found again and checked on its own.
     fn each(seg: &'a Segment) -> Self {
         At {
             seg,
+            scanned: None,
             checked: false,
         }
     }
@@ -94,7 +126,10 @@ impl<'a> At<'a> {
         self,
         entry: &EntryInfo,
     ) -> Result<crate::Handle<P>> {
-        self.seg.open_listed_as(entry, self.checked)
+        match self.scanned {
+            Some(dir) => self.seg.open_scanned_as(dir, entry, self.checked),
+            None => self.seg.open_entry_as(entry),
+        }
     }
 }
 
@@ -261,6 +296,24 @@ fn value(at: At<'_>, entry: &EntryInfo) -> Result<Reading> {
     })
 }
 
+/// Attempts at one seqlock read before it is given up for this look: an attempt fails only
+/// when writers lapped it (a whole window of writes during one read), so only writers that never
+/// stop could keep a reader here, and a tool must not wait on them for ever.
+const READ_TRIES: u32 = 10_000;
+
+/// The first success of `attempt` in [`READ_TRIES`] tries.
+fn bounded<R>(mut attempt: impl FnMut() -> Option<R>) -> Result<R> {
+    for _ in 0..READ_TRIES {
+        if let Some(r) = attempt() {
+            return Ok(r);
+        }
+        std::hint::spin_loop();
+    }
+    Err(crate::Error::WouldBlock {
+        what: "a seqlock read (writers lapped every attempt)",
+    })
+}
+
 /// How many leading elements of a [`SeqArray`] are read.
 const SHOWN: usize = 8;
 
@@ -274,7 +327,7 @@ fn seqlock(at: At<'_>, entry: &EntryInfo) -> Result<State> {
     with_number_type!(entry, |T, num| {
         let s = at.open::<SeqLock<T>>(entry)?;
         Ok(State::SeqLock {
-            value: Reading::Number(num(s.read())),
+            value: Reading::Number(num(bounded(|| s.try_read())?)),
             version: s.version(),
             writer_note: note(s.check_writer()),
         })
@@ -295,7 +348,9 @@ fn array(at: At<'_>, entry: &EntryInfo) -> Result<State> {
         let a = at.open::<SeqArray<T>>(entry)?;
         let n = a.len().min(SHOWN);
         let mut first = vec![T::default(); n];
-        a.read_range(0, &mut first)?;
+        for (i, x) in first.iter_mut().enumerate() {
+            *x = bounded(|| a.try_get(i).transpose())??;
+        }
         Ok(State::SeqArray {
             len: a.len() as u64,
             type_name: entry.tag.type_name.clone(),
@@ -313,7 +368,7 @@ fn array(at: At<'_>, entry: &EntryInfo) -> Result<State> {
 
 #[cfg(test)]
 mod tests {
-    use super::state;
+    use super::{bounded, state, READ_TRIES};
     use crate::ring::PipeEnd;
     use crate::segment::directory::EntryInfo;
     use crate::Segment;
@@ -383,5 +438,28 @@ mod tests {
             "{line}"
         );
         let _ = a.recv();
+    }
+
+    #[test]
+    fn seqlock_reads_give_up_after_their_tries() {
+        let mut n = 0;
+        assert_eq!(
+            bounded(|| (n == 2).then_some(7).or_else(|| {
+                n += 1;
+                None
+            }))
+            .unwrap(),
+            7
+        );
+        let mut tries = 0;
+        let never = bounded(|| -> Option<u8> {
+            tries += 1;
+            None
+        });
+        assert!(
+            matches!(never, Err(crate::Error::WouldBlock { .. })),
+            "{never:?}"
+        );
+        assert_eq!(tries, READ_TRIES);
     }
 }

@@ -189,12 +189,6 @@ pub fn record_alive(pid: u32, start: u64, ns_tag: u32) -> bool {
     tag_is_foreign(u64::from(ns_tag)) || owner_alive(pid, start)
 }
 
-/// This process's owner word (`me().word()`).
-#[inline]
-pub fn my_word() -> u64 {
-    me().word()
-}
-
 /// This process's id (after a `fork()`, the child's).
 #[inline]
 pub fn pid() -> u32 {
@@ -249,7 +243,9 @@ mod cache {
     }
 
     thread_local! {
-        static CACHE: Cell<Option<(u64, Identity)>> = const { Cell::new(None) };
+        /// The fork generation, the identity and its owner word (the word is on every lock's
+        /// fast path: computed once, not per call).
+        static CACHE: Cell<Option<(u64, Identity, u64)>> = const { Cell::new(None) };
     }
 
     /// The fork generation: changes in a child after each `fork()`.
@@ -263,8 +259,18 @@ mod cache {
     pub fn me() -> Identity {
         let gen = FORKS.load(Ordering::Relaxed);
         match CACHE.with(|c| c.get()) {
-            Some((g, m)) if g == gen => m,
+            Some((g, m, _)) if g == gen => m,
             _ => refresh(),
+        }
+    }
+
+    /// This process's owner word, cached with the identity.
+    #[inline]
+    pub fn my_word() -> u64 {
+        let gen = FORKS.load(Ordering::Relaxed);
+        match CACHE.with(|c| c.get()) {
+            Some((g, _, w)) if g == gen => w,
+            _ => refresh().word(),
         }
     }
 
@@ -281,7 +287,7 @@ mod cache {
         // generation in the cache, and the next call recomputes.
         let gen = FORKS.load(Ordering::Relaxed);
         let m = compute();
-        CACHE.with(|c| c.set(Some((gen, m))));
+        CACHE.with(|c| c.set(Some((gen, m, m.word()))));
         m
     }
 }
@@ -294,11 +300,16 @@ mod cache {
     pub fn me() -> Identity {
         compute()
     }
+
+    /// This process's owner word.
+    pub fn my_word() -> u64 {
+        compute().word()
+    }
 }
 
 #[cfg(not(feature = "loom"))]
 pub(crate) use cache::fork_generation;
-pub use cache::me;
+pub use cache::{me, my_word};
 
 /// Start time of process `pid` in clock ticks since boot, or `None` if it does not exist.
 pub fn start_time_of(pid: u32) -> Option<u64> {

@@ -7,7 +7,7 @@ measurement is repeated ``--repeats`` times and the table shows the median time 
 Setup (a venv of its own, so that the peers never enter the test environment)::
 
     python3 -m venv /tmp/shmkit-bench && . /tmp/shmkit-bench/bin/activate
-    pip install maturin atomics faster-fifo UltraDict shared-memory-dict
+    pip install maturin atomics atomics2 atomicshm faster-fifo UltraDict shared-memory-dict
     maturin develop --release -m python/Cargo.toml
     python python/bench/bench.py            # --repeats 5 --scale 1.0
 
@@ -86,15 +86,30 @@ def _fetch_add(v, n):
         v.fetch_add(1)
 
 
-def _atomics_inc(shm_name, n):
-    import atomics
+def _atomics_inc(module, shm_name, n):
+    import importlib
     from multiprocessing import shared_memory
 
+    atomics = importlib.import_module(module)  # atomics or its fork atomics2: one API
     shm = shared_memory.SharedMemory(name=shm_name)
     try:
         with atomics.atomicview(buffer=shm.buf[:8], atype=atomics.INT) as a:
             for _ in range(n):
                 a.fetch_inc()
+    finally:
+        shm.close()
+
+
+def _atomicshm_inc(module, shm_name, n):
+    import atomicshm
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(name=shm_name)
+    try:
+        with atomicshm.AtomicView(shm.buf) as view:
+            cell = view.cell_u64(0)
+            for _ in range(n):
+                cell.fetch_add(1)
     finally:
         shm.close()
 
@@ -106,14 +121,17 @@ def atomic_shmkit(n):
     return ns
 
 
-def atomic_atomics(n):
-    import atomics  # noqa: F401  (skipped when missing)
+def atomic_peer(module, n):
+    import importlib
     from multiprocessing import shared_memory
 
+    importlib.import_module(module)  # skipped when missing
+    work = _atomicshm_inc if module == "atomicshm" else _atomics_inc
     shm = shared_memory.SharedMemory(create=True, size=8)
     try:
         shm.buf[:8] = bytes(8)
-        ns = two_processes(_atomics_inc, (shm.name, n), _atomics_inc, (shm.name, n), 2 * n)
+        args = (module, shm.name, n)
+        ns = two_processes(work, args, work, args, 2 * n)
         assert int.from_bytes(bytes(shm.buf[:8]), sys.byteorder) == 2 * n
         return ns
     finally:
@@ -248,7 +266,9 @@ def benches(scale):
         ]),
         ("atomic fetch_add, 2 processes", [
             ("multiprocessing.Value (lock)", lambda: value_locked(lambda: CTX.Value("q", 0), k(20000))),
-            ("atomics (PyPI)", lambda: atomic_atomics(k(200000))),
+            ("atomics (PyPI)", lambda: atomic_peer("atomics", k(200000))),
+            ("atomics2 (PyPI)", lambda: atomic_peer("atomics2", k(200000))),
+            ("atomicshm (PyPI)", lambda: atomic_peer("atomicshm", k(200000))),
             ("shmkit.Value.fetch_add", lambda: atomic_shmkit(k(200000))),
         ]),
         ("Queue put + get of a small tuple, 2 processes", [
@@ -285,10 +305,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies every operation count")
+    ap.add_argument("--only", default="", help="comma-separated words: runs the operations whose title contains one of them")
     args = ap.parse_args()
     print("| operation | implementation | median per op | vs multiprocessing |")
     print("| --- | --- | ---: | ---: |")
     for title, peers in benches(args.scale):
+        if args.only and not any(w.lower() in title.lower() for w in args.only.split(",")):
+            continue
         base = None
         for name, run in peers:
             try:

@@ -100,14 +100,14 @@ class Value(_native.Value, _Locked, _segment.SharedObject):
             return _native.Value.__new__(cls, seg, obj, code, init)
 
         self = _segment.create(make, name, segment)
-        self._lock = _lock_of(lock, segment)
+        self._set_lock(_lock_of(lock, segment))  # get_lock() and _lock are native
         return self
 
     @classmethod
     def _attach(cls, segment, name, state):
         code, lock = state
         self = _native.Value.__new__(cls, segment, name, code, _zero(code))
-        self._lock = lock
+        self._set_lock(lock)
         return self
 
     def _state(self):

@@ -21,6 +21,7 @@ mod codec;
 mod collections;
 mod counters;
 mod errors;
+mod fast;
 mod guards;
 mod locks;
 mod pipe;

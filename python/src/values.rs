@@ -1,16 +1,23 @@
 //! `Value` and `Array`: multiprocessing's typecodes on the core's `AtomicValue<T>` (a value is
 //! one atomic word: reads and writes never tear, `fetch_add` & co. are single atomic
 //! operations) and `SeqArray<T>` (readers never block writers; every read is a consistent copy).
+//!
+//! `Value.value`, `fetch_add`, `fetch_sub` and `get_lock` are hand-made CPython methods
+//! (`fast.rs`): `with v.get_lock(): v.value += 1` is then four C calls and no Python frame.
 
 use crate::errors::{py_err, to_py};
+use crate::fast::{self, Def};
 use crate::guards::Carry;
 use crate::segments::segment;
 use crate::wait::sliced;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILProtected;
 use pyo3::types::{PyBytes, PyList, PySlice};
 use shmkit::bytemuck;
 use shmkit::{ArrayWriter, AtomicValue, Handle, SeqArray};
+use std::cell::RefCell;
 
 /// The element of a `'c'` value or array: one byte, returned to Python as `bytes` of length 1.
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -21,6 +28,8 @@ pub struct Char(u8);
 /// Conversion between Python objects and elements, as ctypes does it (integers are truncated
 /// to the type's width, like `ctypes.c_int(2**32 + 1).value == 1`).
 trait Elem: shmkit::Pod + Send + Sync {
+    /// 1 (the default step of `fetch_add`/`fetch_sub`).
+    const ONE: Self;
     fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self>;
     fn to_py(self, py: Python<'_>) -> PyObject;
 }
@@ -28,6 +37,7 @@ trait Elem: shmkit::Pod + Send + Sync {
 macro_rules! int_elem {
     ($($t:ty),*) => {$(
         impl Elem for $t {
+            const ONE: Self = 1;
             fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self> {
                 match o.extract::<i64>() {
                     Ok(v) => Ok(v as $t),
@@ -45,6 +55,7 @@ int_elem!(i8, u8, i16, u16, i32, u32, i64, u64);
 macro_rules! float_elem {
     ($($t:ty),*) => {$(
         impl Elem for $t {
+            const ONE: Self = 1.0;
             fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self> {
                 Ok(o.extract::<f64>()? as $t)
             }
@@ -57,6 +68,7 @@ macro_rules! float_elem {
 float_elem!(f32, f64);
 
 impl Elem for Char {
+    const ONE: Self = Char(1);
     fn from_py(o: &Bound<'_, PyAny>) -> PyResult<Self> {
         if let Ok(b) = o.downcast::<PyBytes>() {
             if let [c] = b.as_bytes() {
@@ -158,6 +170,8 @@ fn no_char_ops() -> PyErr {
 #[pyclass(subclass, module = "shmkit._native", frozen)]
 pub struct Value {
     v: Slot<Values>,
+    /// The lock `get_lock()` returns (`None`: made with `lock=False`).
+    lock: GILProtected<RefCell<Option<PyObject>>>,
     #[pyo3(get)]
     _segment: String,
     #[pyo3(get)]
@@ -185,42 +199,42 @@ impl Value {
         }
         Ok(Value {
             v: slot_of!(typecode, make),
+            lock: GILProtected::new(RefCell::new(None)),
             _segment: segment_name.to_string(),
             _name: name.to_string(),
             _typecode: typecode,
         })
     }
 
-    /// The value (settable). One atomic load or store: never torn, no lock.
-    #[getter]
-    fn get_value(&self, py: Python<'_>) -> PyObject {
-        each!(&self.v, h => h.load().to_py(py))
+    /// Sets the lock `get_lock()` returns (`None`: none).
+    #[pyo3(signature = (lock))]
+    fn _set_lock(&self, py: Python<'_>, lock: Option<PyObject>) {
+        *self.lock.get(py).borrow_mut() = lock;
     }
 
-    #[setter]
-    fn set_value(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        each!(&self.v, h => { h.store(Elem::from_py(v)?); Ok(()) })
+    /// The lock given at creation, or `None`.
+    #[getter]
+    fn _lock(&self, py: Python<'_>) -> Option<PyObject> {
+        self.lock.get(py).borrow().as_ref().map(|l| l.clone_ref(py))
+    }
+
+    /// The lock for the garbage collector (a lock object that refers back to its value makes
+    /// a cycle; the lock's own `tp_clear` breaks it).
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        // SAFETY: the collector calls tp_traverse with the GIL held.
+        let py = unsafe { Python::assume_gil_acquired() };
+        // Busy only while `_set_lock` swaps it: then the collector sees one edge fewer.
+        if let Ok(l) = self.lock.get(py).try_borrow() {
+            if let Some(l) = l.as_ref() {
+                visit.call(l)?;
+            }
+        }
+        Ok(())
     }
 
     /// Sets the value and returns the previous one (one atomic operation).
     fn swap(&self, py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<PyObject> {
         each!(&self.v, h => Ok(h.swap(Elem::from_py(v)?).to_py(py)))
-    }
-
-    /// Adds `n` and returns the previous value (one atomic operation; integers wrap).
-    #[pyo3(signature = (n = None))]
-    fn fetch_add(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
-        let one = 1i64.into_py(py);
-        let n = n.unwrap_or(one.bind(py));
-        each!(&self.v, h => Ok(h.fetch_add(Elem::from_py(n)?).to_py(py)), _c => Err(no_char_ops()))
-    }
-
-    /// Subtracts `n` and returns the previous value (one atomic operation; integers wrap).
-    #[pyo3(signature = (n = None))]
-    fn fetch_sub(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
-        let one = 1i64.into_py(py);
-        let n = n.unwrap_or(one.bind(py));
-        each!(&self.v, h => Ok(h.fetch_sub(Elem::from_py(n)?).to_py(py)), _c => Err(no_char_ops()))
     }
 
     /// Sets the value to `new` if it is `current` (compared bit for bit); returns
@@ -236,6 +250,101 @@ impl Value {
             Err(v) => (false, v.to_py(py)),
         }))
     }
+}
+
+impl Value {
+    fn get(&self, py: Python<'_>) -> PyObject {
+        each!(&self.v, h => h.load().to_py(py))
+    }
+
+    fn set(&self, v: &Bound<'_, PyAny>) -> PyResult<()> {
+        each!(&self.v, h => { h.store(Elem::from_py(v)?); Ok(()) })
+    }
+
+    // No Python object is made or dropped here: the fast methods run without PyO3's GIL
+    // count, so a dropped `Py` would be deferred to PyO3's pool (a lock) instead of decref'd.
+    fn fetch_add(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        each!(&self.v, h => {
+            let n = match n { Some(n) => Elem::from_py(n)?, None => Elem::ONE };
+            Ok(h.fetch_add(n).to_py(py))
+        }, _c => Err(no_char_ops()))
+    }
+
+    fn fetch_sub(&self, py: Python<'_>, n: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        each!(&self.v, h => {
+            let n = match n { Some(n) => Elem::from_py(n)?, None => Elem::ONE };
+            Ok(h.fetch_sub(n).to_py(py))
+        }, _c => Err(no_char_ops()))
+    }
+
+    fn get_lock(&self, py: Python<'_>) -> PyResult<PyObject> {
+        match &*self.lock.get(py).borrow() {
+            Some(l) => Ok(l.clone_ref(py)),
+            None => Err(PyAttributeError::new_err(format!(
+                "the value {}/{} was created with lock=False and has no lock",
+                self._segment, self._name
+            ))),
+        }
+    }
+}
+
+unsafe extern "C" fn value_get(slf: *mut ffi::PyObject, _: fast::Closure) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython through the getset descriptor `install` made for `Value`.
+    unsafe { fast::call(slf, |py, v: &Value| Ok(fast::obj(v.get(py)))) }
+}
+
+unsafe extern "C" fn value_set(
+    slf: *mut ffi::PyObject,
+    value: *mut ffi::PyObject,
+    _: fast::Closure,
+) -> std::ffi::c_int {
+    // SAFETY: as above; `value` is borrowed for the call (NULL: `del v.value`).
+    unsafe {
+        fast::call(slf, |py, v: &Value| {
+            let Some(value) = Borrowed::from_ptr_or_opt(py, value) else {
+                return Err(PyAttributeError::new_err(
+                    "a Value's value cannot be deleted",
+                ));
+            };
+            v.set(&value).map(|()| fast::Status)
+        })
+    }
+}
+
+/// `fetch_add` and `fetch_sub`: `(n=1)`.
+macro_rules! fetch_op {
+    ($f:ident, $op:ident, $name:literal) => {
+        unsafe extern "C" fn $f(
+            slf: *mut ffi::PyObject,
+            args: *const *mut ffi::PyObject,
+            nargs: ffi::Py_ssize_t,
+            kwnames: *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject {
+            // SAFETY: as above; `args` are those CPython passed.
+            unsafe {
+                fast::call(slf, |py, v: &Value| {
+                    let n = if nargs == 1 && kwnames.is_null() {
+                        Some(Borrowed::from_ptr(py, *args)) // the common `fetch_add(k)`
+                    } else {
+                        let [n] = fast::args(py, $name, ["n"], args, nargs, kwnames)?;
+                        n
+                    };
+                    let n = n.filter(|n| !n.is_none());
+                    v.$op(py, n.as_deref()).map(fast::obj)
+                })
+            }
+        }
+    };
+}
+fetch_op!(value_fetch_add, fetch_add, "fetch_add");
+fetch_op!(value_fetch_sub, fetch_sub, "fetch_sub");
+
+unsafe extern "C" fn value_get_lock(
+    slf: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as above.
+    unsafe { fast::call(slf, |py, v: &Value| v.get_lock(py).map(fast::obj)) }
 }
 
 /// A fixed-length shared array (the core's `SeqArray`): every element read is untorn, a slice
@@ -427,5 +536,33 @@ impl Array {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Value>()?;
     m.add_class::<Array>()?;
-    Ok(())
+    fast::install::<Value>(
+        m.py(),
+        &[
+            Def::GetSet(
+                c"value",
+                value_get,
+                Some(value_set),
+                c"The value (settable). One atomic load or store: never torn, no lock.",
+            ),
+            Def::Fast(
+                c"fetch_add",
+                value_fetch_add,
+                c"fetch_add(n=1)\n--\n\nAdds n and returns the previous value (one atomic \
+                operation; integers wrap).",
+            ),
+            Def::Fast(
+                c"fetch_sub",
+                value_fetch_sub,
+                c"fetch_sub(n=1)\n--\n\nSubtracts n and returns the previous value (one atomic \
+                operation; integers wrap).",
+            ),
+            Def::NoArgs(
+                c"get_lock",
+                value_get_lock,
+                c"get_lock()\n--\n\nThe lock given (or made) at creation; AttributeError for \
+                lock=False.",
+            ),
+        ],
+    )
 }

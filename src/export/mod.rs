@@ -37,14 +37,15 @@
 //! # Ok(()) }
 //! ```
 
+mod metrics;
+mod names;
 mod text;
 
-use crate::inspect::{self, ObjectReport, Positions, Reading, State};
-use crate::object::Kind;
+pub use metrics::Metrics;
+
+use crate::inspect::{self, Positions, Reading, State};
 use crate::Segment;
-use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
 
 /// The text formats of the exposition.
 ///
@@ -128,64 +129,6 @@ enum Value {
     Float(f64),
 }
 
-/// One sample: the labels `segment` (an index into `Metrics::segments`), `object` and, for
-/// pipes, `direction`.
-struct Sample {
-    segment: usize,
-    object: Option<Arc<str>>,
-    direction: Option<&'static str>,
-    value: Value,
-}
-
-/// A family's help text: fixed, or what it measures of the object that named it.
-enum Help {
-    Fixed(&'static str),
-    Object {
-        what: &'static str,
-        kind: Kind,
-        object: Arc<str>,
-    },
-}
-
-struct Family {
-    name: Arc<str>,
-    ty: Type,
-    help: Help,
-    samples: Vec<Sample>,
-}
-
-/// The metrics of several segments, grouped into families, ready to be written.
-///
-/// ```
-/// use shmkit::export::{Format, Metrics};
-/// use shmkit::Segment;
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let (a, b) = (Segment::anonymous(1 << 16)?, Segment::anonymous(1 << 16)?);
-/// a.counter("hits")?.add(1);
-/// b.counter("hits")?.add(2);
-/// let mut m = Metrics::new();
-/// m.add_segment("a", &a)?;
-/// m.add_segment("b", &b)?;
-/// let mut out = Vec::new();
-/// m.write(Format::Prometheus, &mut out)?;
-/// let text = String::from_utf8(out)?;
-/// assert!(text.contains("shmkit_hits_total{segment=\"a\",object=\"hits\"} 1\n"));
-/// assert!(text.contains("shmkit_hits_total{segment=\"b\",object=\"hits\"} 2\n"));
-/// assert_eq!(text.matches("# TYPE shmkit_hits_total counter").count(), 1);
-/// # Ok(()) }
-/// ```
-#[derive(Default)]
-pub struct Metrics {
-    families: Vec<Family>,
-    /// Family name → index in `families`.
-    by_name: HashMap<Arc<str>, usize>,
-    /// The segment labels, in the order added.
-    segments: Vec<String>,
-    /// Reused buffers for candidate names.
-    scratch: [String; 2],
-}
-
 /// A metric of an object, before it has its family.
 struct Metric {
     suffix: &'static str,
@@ -193,172 +136,6 @@ struct Metric {
     what: &'static str,
     direction: Option<&'static str>,
     value: Value,
-}
-
-impl Metrics {
-    /// No metrics yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds every object of `seg`, labelled `segment=label`, and `shmkit_segment_up` 1.
-    ///
-    /// # Errors
-    /// The directory could not be read; objects that cannot be read are left out.
-    pub fn add_segment(&mut self, label: &str, seg: &Segment) -> crate::Result<()> {
-        let reports = inspect::report(seg)?;
-        self.add_reports(label, &reports);
-        Ok(())
-    }
-
-    /// Records that the segment `label` could not be opened or read: `shmkit_segment_up` 0.
-    pub fn add_unavailable(&mut self, label: &str) {
-        let segment = self.segment(label);
-        self.up(segment, false);
-    }
-
-    fn segment(&mut self, label: &str) -> usize {
-        self.segments.push(label.to_string());
-        self.segments.len() - 1
-    }
-
-    fn up(&mut self, segment: usize, up: bool) {
-        let help = Help::Fixed("Whether shmkit could open and read the segment (1) or not (0).");
-        let sample = Sample {
-            segment,
-            object: None,
-            direction: None,
-            value: Value::Int(u64::from(up)),
-        };
-        // A fixed name: if an object's family took it with another type, the sample is left out.
-        if let Some(i) = self.family("shmkit_segment_up", Type::Gauge, || help) {
-            self.families[i].samples.push(sample);
-        }
-    }
-
-    /// Adds objects already read with [`inspect::report`] (objects in error are left out), and
-    /// `shmkit_segment_up` 1 for the segment `label`.
-    pub fn add_reports(&mut self, label: &str, reports: &[ObjectReport]) {
-        let segment = self.segment(label);
-        self.up(segment, true);
-        let mut base = String::new();
-        let mut metrics = Vec::new();
-        for r in reports {
-            if let Ok(state) = &r.state {
-                base.clear();
-                base.push_str("shmkit_");
-                sanitize_into(&r.name, &mut base);
-                metrics.clear();
-                metrics_of(state, &mut metrics);
-                let object: Arc<str> = Arc::from(r.name.as_str());
-                for m in &metrics {
-                    self.add_metric(segment, r.kind, &object, &base, m);
-                }
-            }
-        }
-    }
-
-    fn add_metric(
-        &mut self,
-        segment: usize,
-        kind: Kind,
-        object: &Arc<str>,
-        base: &str,
-        m: &Metric,
-    ) {
-        // A counter's samples end in `_total` already: `requests_total` stays `requests_total`.
-        let base = match (m.ty, m.suffix) {
-            (Type::Counter, "") => base.strip_suffix("_total").unwrap_or(base),
-            _ => base,
-        };
-        let mut name = std::mem::take(&mut self.scratch[0]);
-        name.clear();
-        name.push_str(base);
-        name.push_str(m.suffix);
-        let help = || Help::Object {
-            what: m.what,
-            kind,
-            object: object.clone(),
-        };
-        let mut i = self.family(&name, m.ty, help);
-        if i.is_none() {
-            // A clash with a family of another type: the kind is appended (then a number).
-            name.push('_');
-            sanitize_into(&kind.to_string(), &mut name);
-            let stem = name.len();
-            let mut n = 2;
-            loop {
-                i = self.family(&name, m.ty, help);
-                if i.is_some() {
-                    break;
-                }
-                name.truncate(stem);
-                name.push_str(&format!("_{n}"));
-                n += 1;
-            }
-        }
-        self.scratch[0] = name;
-        if let Some(i) = i {
-            self.families[i].samples.push(Sample {
-                segment,
-                object: Some(object.clone()),
-                direction: m.direction,
-                value: m.value,
-            });
-        }
-    }
-
-    /// Whether a family `name` of type `ty` can be neither joined nor added: a family of that
-    /// name has another type, or its sample names meet another family's names.
-    fn clashes(&mut self, name: &str, ty: Type) -> bool {
-        if let Some(&i) = self.by_name.get(name) {
-            return self.families[i].ty != ty;
-        }
-        let mut derived = std::mem::take(&mut self.scratch[1]);
-        let clash = ["_total", "_created"].iter().any(|suffix| {
-            // A counter `x` writes `x_total` and `x_created`: they must not be families, and a
-            // new `x_total` must not be a sample name of a counter `x`.
-            derived.clear();
-            derived.push_str(name);
-            derived.push_str(suffix);
-            (ty == Type::Counter && self.by_name.contains_key(derived.as_str()))
-                || name.strip_suffix(suffix).is_some_and(|stem| {
-                    self.by_name
-                        .get(stem)
-                        .is_some_and(|&i| self.families[i].ty == Type::Counter)
-                })
-        });
-        self.scratch[1] = derived;
-        clash
-    }
-
-    /// The family `name` of type `ty`, added if new; `None` if the name clashes.
-    fn family(&mut self, name: &str, ty: Type, help: impl FnOnce() -> Help) -> Option<usize> {
-        if let Some(&i) = self.by_name.get(name) {
-            return (self.families[i].ty == ty).then_some(i);
-        }
-        if self.clashes(name, ty) {
-            return None;
-        }
-        let i = self.families.len();
-        let name: Arc<str> = Arc::from(name);
-        self.by_name.insert(name.clone(), i);
-        self.families.push(Family {
-            name,
-            ty,
-            help: help(),
-            samples: Vec::new(),
-        });
-        Some(i)
-    }
-
-    /// Writes every family in `format` (OpenMetrics ends with `# EOF`).
-    ///
-    /// # Errors
-    /// Writing to `w` failed.
-    pub fn write(&self, format: Format, w: &mut impl io::Write) -> io::Result<()> {
-        text::write(self, format, w)
-    }
 }
 
 /// The metrics of one object's state.
@@ -526,17 +303,74 @@ fn number(n: inspect::Number) -> Value {
 /// A metric name part from an object name: ASCII letters, digits and `_` stay, anything else
 /// (including `:`, reserved for recording rules) becomes `_`.
 pub fn sanitize(name: &str) -> String {
-    let mut s = String::with_capacity(name.len());
+    let mut s = Vec::with_capacity(name.len());
     sanitize_into(name, &mut s);
-    s
+    s.into_iter().map(char::from).collect()
 }
 
-fn sanitize_into(name: &str, out: &mut String) {
-    out.extend(name.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            c
-        } else {
-            '_'
+/// [`sanitize`] onto the end of `out` (ASCII only).
+fn sanitize_into(name: &str, out: &mut Vec<u8>) {
+    /// Each ASCII byte as it stays in a metric name; 0 for the other bytes.
+    const MAP: [u8; 256] = {
+        let mut map = [0u8; 256];
+        let mut b = 0;
+        while b < 128 {
+            let c = b as u8;
+            map[b] = if c.is_ascii_alphanumeric() || c == b'_' {
+                c
+            } else {
+                b'_'
+            };
+            b += 1;
         }
-    }));
+        map
+    };
+    // ASCII (the common case): one byte per character, copied, then mapped in place.
+    let start = out.len();
+    out.extend_from_slice(name.as_bytes());
+    let mut other = 0;
+    for b in &mut out[start..] {
+        other |= *b & 0x80;
+        *b = MAP[*b as usize];
+    }
+    if other != 0 {
+        // Any character but an ASCII letter, digit or `_` becomes one `_`: the first byte of a
+        // multi-byte character does, its continuation bytes are skipped.
+        out.truncate(start);
+        out.extend(name.bytes().filter_map(|b| match b {
+            0x80..=0xbf => None,
+            0xc0.. => Some(b'_'),
+            b => Some(MAP[b as usize]),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn sanitizing() {
+        assert_eq!(sanitize("requests_0"), "requests_0");
+        assert_eq!(sanitize("a.b-c:d e"), "a_b_c_d_e");
+        assert_eq!(sanitize("ünï€😀x"), "_n___x");
+        // As the rule says it, character by character.
+        let rule = |s: &str| -> String {
+            s.chars()
+                .map(|c| match c {
+                    'a'..='z' | 'A'..='Z' | '0'..='9' | '_' => c,
+                    _ => '_',
+                })
+                .collect()
+        };
+        let ascii: String = (1u8..128).map(char::from).collect();
+        for s in [
+            ascii.as_str(),
+            "a\u{7f}ÿ\u{80}z",
+            "ü",
+            &format!("{ascii}€{ascii}"),
+        ] {
+            assert_eq!(sanitize(s), rule(s), "{s:?}");
+        }
+    }
 }

@@ -69,7 +69,8 @@ pub(crate) struct Geometry {
     pub slot_words: usize,
     pub stripes_at: usize,
     pub slots_at: usize,
-    pub total: usize,
+    /// Words of the whole map (a `u64`: it is compared with the words mapped before it is used).
+    pub total: u64,
 }
 
 impl Geometry {
@@ -77,15 +78,22 @@ impl Geometry {
     /// the size overflows.
     #[inline]
     pub(crate) fn new(cap: u64, key_max: u64, value_max: u64) -> Option<Geometry> {
-        let opts = super::MapOptions {
-            capacity: cap,
-            key_max,
-            value_max,
-        };
-        opts.check().ok()?;
-        let cap = usize::try_from(cap).ok()?;
+        if !in_limits(cap, key_max, value_max) {
+            return None;
+        }
+        let g = Geometry::derive(cap, key_max, value_max);
+        // Whole bytes must fit an isize (a Layout), and every offset a usize.
+        let bytes = g.total.checked_mul(8)?;
+        (bytes <= isize::MAX as u64).then_some(())?;
+        Some(g)
+    }
+
+    /// The geometry of dimensions within the limits ([`in_limits`]): plain arithmetic, which
+    /// cannot overflow a `u64` there (at most 2^30 slots of at most 2^23 words).
+    #[inline]
+    fn derive(cap: u64, key_max: u64, value_max: u64) -> Geometry {
+        let cap = cap as usize;
         let (key_max, value_max) = (key_max as usize, value_max as usize);
-        let buckets = cap;
         // The largest power of two ≤ min(cap, MAX_STRIPES).
         let stripes = 1usize << cap.min(MAX_STRIPES).ilog2();
         let key_words = words_for(key_max);
@@ -93,14 +101,12 @@ impl Geometry {
         let slot_words = pad_slot(KEY + key_words + 2 * copy_words);
         let stripes_at = HEADER_WORDS;
         let slots_at = stripes_at + stripes * STRIPE_WORDS;
-        let total = slots_at.checked_add(cap.checked_mul(slot_words)?)?;
-        // Whole bytes must fit an isize (a Layout).
-        total.checked_mul(8).filter(|&b| b <= isize::MAX as usize)?;
-        Some(Geometry {
+        let total = slots_at as u64 + cap as u64 * slot_words as u64;
+        Geometry {
             cap,
             key_max,
             value_max,
-            buckets,
+            buckets: cap,
             stripes,
             key_words,
             copy_words,
@@ -108,7 +114,7 @@ impl Geometry {
             stripes_at,
             slots_at,
             total,
-        })
+        }
     }
 
     /// The bucket of hash `h`: its high bits scaled to `0..buckets` (one multiply; any number of
@@ -139,27 +145,20 @@ impl Geometry {
     pub(crate) fn of(words: &[AtomicU64]) -> Result<Geometry> {
         let h = |i: usize| words.get(i).map_or(0, |w| w.load(Ordering::Relaxed));
         let (tag, cap, limits) = (h(H_TAG), h(H_CAP), h(H_LIMITS));
-        if tag != MAP_TAG {
-            return Err(corrupted("map", format!("header tag {tag:#x}")));
+        let (key_max, value_max) = (limits >> 32, limits & 0xffff_ffff);
+        if tag == MAP_TAG && in_limits(cap, key_max, value_max) {
+            let g = Geometry::derive(cap, key_max, value_max);
+            if g.total == words.len() as u64 {
+                return Ok(g);
+            }
         }
-        match Geometry::new(cap, limits >> 32, limits & 0xffff_ffff) {
-            Some(g) if g.total == words.len() => Ok(g),
-            _ => Err(corrupted(
-                "map",
-                format!(
-                    "header says capacity {cap}, key_max {}, value_max {}: not the {} words mapped",
-                    limits >> 32,
-                    limits & 0xffff_ffff,
-                    words.len()
-                ),
-            )),
-        }
+        Err(bad_header(tag, cap, limits, words.len()))
     }
 
     /// Writes a fresh header and the initial state of every part into `words` (which hold
     /// arbitrary bytes): stripes free, chains empty, slots free with odd `seq`.
     pub(crate) fn init(&self, words: &[AtomicU64], seed: u64) {
-        debug_assert_eq!(words.len(), self.total);
+        debug_assert_eq!(words.len() as u64, self.total);
         for w in &words[..self.slots_at] {
             w.store(0, Ordering::Relaxed);
         }
@@ -185,6 +184,32 @@ impl Geometry {
         // The tag last, with Release: a header with the tag is complete.
         words[H_TAG].store(MAP_TAG, Ordering::Release);
     }
+}
+
+/// Whether dimensions are within [`MapOptions::check`](super::MapOptions::check)'s limits
+/// (plain comparisons: on every operation's path).
+#[inline]
+const fn in_limits(cap: u64, key_max: u64, value_max: u64) -> bool {
+    cap.wrapping_sub(1) < super::MAP_CAPACITY_LIMIT
+        && key_max.wrapping_sub(1) < super::KEY_MAX_LIMIT
+        && value_max <= super::VALUE_MAX_LIMIT
+}
+
+/// The error for a header that does not describe the words mapped.
+#[cold]
+#[inline(never)]
+fn bad_header(tag: u64, cap: u64, limits: u64, words: usize) -> crate::Error {
+    if tag != MAP_TAG {
+        return corrupted("map", format!("header tag {tag:#x}"));
+    }
+    corrupted(
+        "map",
+        format!(
+            "header says capacity {cap}, key_max {}, value_max {}: not the {words} words mapped",
+            limits >> 32,
+            limits & 0xffff_ffff,
+        ),
+    )
 }
 
 /// A fresh hash seed for a new map (fixed under loom, whose models must be deterministic).
@@ -278,10 +303,10 @@ mod tests {
         for h in [0, 1, u64::MAX / 2, u64::MAX] {
             assert!(g.bucket(h) < g.buckets && small.bucket(h) < small.buckets);
         }
-        let words = crate::map::heap_words(g.total);
+        let words = crate::map::heap_words(g.total as usize);
         g.init(&words, 7);
         assert_eq!(Geometry::of(&words).unwrap(), g);
-        assert!(Geometry::of(&words[..g.total - 1]).is_err());
+        assert!(Geometry::of(&words[..g.total as usize - 1]).is_err());
         words[H_CAP].store(999, Ordering::Relaxed);
         assert!(Geometry::of(&words).is_err());
         assert_eq!(

@@ -112,36 +112,7 @@ fn now_ms() -> u32 {
         .wrapping_add(ts.tv_nsec as u64 / 1_000_000) as u32
 }
 
-/// Who runs a list operation, and (crash models only) the test point where it stops as if its
-/// process had died there.
-#[derive(Clone, Copy)]
-pub(crate) struct Ctl {
-    pub me: u64,
-    pub abandon_at: Option<&'static str>,
-}
-
-impl Ctl {
-    /// This process, running to the end.
-    pub(crate) fn me() -> Ctl {
-        Ctl {
-            me: process::my_word(),
-            abandon_at: None,
-        }
-    }
-
-    /// Test point `name`: the `test-hooks` action, and the crash models' abandonment.
-    #[inline]
-    pub(super) fn point(&self, name: &'static str) -> Result<()> {
-        crate::hooks::at(name);
-        if self.abandon_at == Some(name) {
-            return Err(Error::WouldBlock {
-                what: super::stripe::ABANDONED,
-            });
-        }
-        Ok(())
-    }
-}
-
+pub(crate) use super::list_lock::Ctl;
 pub(super) use super::list_lock::ListLock;
 
 /// The words of a list (see the module docs); its faces are `#[repr(transparent)]` over it.

@@ -9,6 +9,36 @@ use crate::sync::{Ordering, Spin};
 use crate::{Error, Result};
 use std::time::Duration;
 
+/// Who runs a list operation, and (crash models only) the test point where it stops as if its
+/// process had died there.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctl {
+    pub me: u64,
+    pub abandon_at: Option<&'static str>,
+}
+
+impl Ctl {
+    /// This process, running to the end.
+    pub(crate) fn me() -> Ctl {
+        Ctl {
+            me: process::my_word(),
+            abandon_at: None,
+        }
+    }
+
+    /// Test point `name`: the `test-hooks` action, and the crash models' abandonment.
+    #[inline]
+    pub(super) fn point(&self, name: &'static str) -> Result<()> {
+        crate::hooks::at(name);
+        if self.abandon_at == Some(name) {
+            return Err(Error::WouldBlock {
+                what: super::stripe::ABANDONED,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Holds the list lock; released on drop.
 pub(crate) struct ListLock<'a> {
     pub(super) v: View<'a>,

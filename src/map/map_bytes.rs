@@ -102,7 +102,7 @@ impl ByteMap {
                 reason: "the map's size overflows",
             },
         )?;
-        let words = super::heap_words(g.total);
+        let words = super::heap_words(g.total as usize);
         g.init(&words, super::geometry::new_seed());
         // SAFETY: ByteMap is #[repr(C)] with a single `[AtomicU64]` field: the same layout and
         // metadata as the boxed slice, allocated by the global allocator as Box expects.
@@ -196,6 +196,8 @@ impl ByteMap {
         Self::check_key(&t, key)?;
         let h = t.hash(key);
         let b = t.bucket(h);
+        // The bucket's slot loads while the stripe lock's line does.
+        t.prefetch_entry(b);
         let deadline = Deadline::after(timeout);
         let waited = timeout.unwrap_or(Duration::MAX);
         let mut l = match abandon {
@@ -511,7 +513,7 @@ mod object {
     /// The words a map with tag `tag` takes (`None` for impossible dimensions).
     pub(crate) fn map_words(tag: &TypeTag) -> Option<usize> {
         let (k, v) = Geometry::limits_of_extra(tag.extra)?;
-        Some(Geometry::new(tag.len, k, v)?.total)
+        Some(Geometry::new(tag.len, k, v)?.total as usize)
     }
 
     pub(crate) fn map_layout(tag: &TypeTag) -> Option<Layout> {

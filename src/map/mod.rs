@@ -137,6 +137,33 @@ pub(crate) fn heap_words(n: usize) -> Box<[AtomicU64]> {
     (0..n).map(|_| AtomicU64::new(0)).collect()
 }
 
+/// Asks the CPU to start loading the cache lines that hold `words`, so that their misses overlap
+/// with each other and with the caller's other misses (a lookup's chain head and its value, a
+/// writer's stripe lock and slot). A hint only: it reads nothing, changes no value any load
+/// returns and never faults; nothing under loom or miri.
+#[inline]
+pub(crate) fn prefetch_lines(words: &[AtomicU64]) {
+    #[cfg(all(target_arch = "x86_64", not(feature = "loom"), not(miri)))]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let base = words.as_ptr().cast::<i8>();
+        let bytes = core::mem::size_of_val(words);
+        // From the line holding the first byte to the one holding the last.
+        let mut off = 0usize.wrapping_sub(base as usize & 63);
+        while (off as isize) < bytes as isize {
+            // SAFETY: a prefetch has no effect on memory and never faults, whatever the address
+            // (`wrapping_add` forms it without claiming it is in bounds).
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(off));
+            }
+            off = off.wrapping_add(64);
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(feature = "loom"), not(miri))))]
+    let _ = words;
+}
+
 /// The error for a scribbled object: what was found.
 #[cold]
 pub(crate) fn corrupted(kind: &'static str, what: impl Into<String>) -> Error {

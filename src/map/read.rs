@@ -106,6 +106,31 @@ impl<'a> Table<'a> {
         Rotation::new(&slot[PUBLISHED], &slot[KEY + self.g.key_words..], 2, c, c)
     }
 
+    /// Prefetches the lines of slot `j` (`j < cap`) that a lookup reads before the value: the
+    /// head, the entry's words and key (all of a small slot), so that their misses overlap.
+    #[inline]
+    pub(crate) fn prefetch_entry(&self, j: usize) {
+        let slot = self.slot(j);
+        let n = (KEY + self.g.key_words + 1).max(16).min(slot.len());
+        super::prefetch_lines(&slot[..n]);
+    }
+
+    /// Prefetches the lines of the value copy a read of `slot` is about to copy (large slots
+    /// only; a small slot's lines were prefetched whole). `published` is only a hint here: the
+    /// latch reads it again and validates.
+    #[inline]
+    fn prefetch_value(&self, slot: &[AtomicU64]) {
+        if slot.len() <= 16 {
+            return;
+        }
+        let c = self.g.copy_words;
+        let at =
+            KEY + self.g.key_words + (slot[PUBLISHED].load(Ordering::Relaxed) & 1) as usize * c;
+        if let Some(copy) = slot.get(at..at + c) {
+            super::prefetch_lines(copy);
+        }
+    }
+
     /// The slot a link or head word points to: `None` at the end of a chain, an error for a
     /// number past the capacity.
     #[inline]
@@ -158,6 +183,7 @@ impl<'a> Table<'a> {
     ) -> Result<Found<R>> {
         debug_assert!(key.len() <= self.g.key_max);
         let b = self.bucket(h);
+        self.prefetch_entry(b);
         if let Some(found) = self.walk(b, h, key, &mut f)? {
             return Ok(found);
         }
@@ -212,6 +238,7 @@ impl<'a> Table<'a> {
             let mut hit = None;
             let mut lapped = false;
             if hj == h && (link >> 32) as usize == key.len() && self.key_is(slot, key) {
+                self.prefetch_value(slot);
                 match self.latch(slot).try_read(|c| f(&c[1..], self.value_len(c))) {
                     Some((r, _)) => hit = Some(r),
                     None => lapped = true,

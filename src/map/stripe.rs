@@ -23,7 +23,8 @@ use std::time::Duration;
 
 /// Holds stripe `s`'s lock; released on drop.
 pub(crate) struct Locked<'a> {
-    pub t: Table<'a>,
+    /// The table (borrowed, not copied: a lock is moved around on every write's path).
+    pub t: &'a Table<'a>,
     pub s: usize,
     /// A test point at which the operation stops as if its process had died there (see
     /// [`point`](Locked::point)); `None` outside the crash models.
@@ -40,7 +41,7 @@ impl<'a> Table<'a> {
     /// # Errors
     /// [`Error::Timeout`] at the deadline (with `waited`, the caller's timeout).
     pub(crate) fn lock(
-        &self,
+        &'a self,
         s: usize,
         deadline: Deadline,
         waited: Duration,
@@ -51,7 +52,7 @@ impl<'a> Table<'a> {
     /// [`lock`](Table::lock) in the name of owner word `me` (crash models take locks in the
     /// name of a process that does not exist).
     pub(crate) fn lock_as(
-        &self,
+        &'a self,
         s: usize,
         me: u64,
         deadline: Deadline,
@@ -65,7 +66,7 @@ impl<'a> Table<'a> {
             waited,
         )?;
         let l = Locked {
-            t: *self,
+            t: self,
             s,
             abandon_at: None,
         };
@@ -77,10 +78,10 @@ impl<'a> Table<'a> {
 
     /// Takes stripe `s`'s lock over from the dead holder `dead` (one CAS) and repairs the stripe.
     #[cold]
-    fn take_over(&self, s: usize, dead: u64, me: u64) -> Option<Locked<'a>> {
+    fn take_over(&'a self, s: usize, dead: u64, me: u64) -> Option<Locked<'a>> {
         claim::take_over(&self.stripe(s)[S_LOCK], dead, me)?;
         let l = Locked {
-            t: *self,
+            t: self,
             s,
             abandon_at: None,
         };
@@ -92,7 +93,7 @@ impl<'a> Table<'a> {
     /// over (without waiting), repairs it and releases it, so that their claimed slots are free
     /// again. Returns how many stripes were repaired.
     #[cold]
-    pub(crate) fn sweep_dead(&self, but: usize) -> usize {
+    pub(crate) fn sweep_dead(&'a self, but: usize) -> usize {
         let me = process::my_word();
         let mut n = 0;
         for s in (0..self.g.stripes).filter(|&s| s != but) {

@@ -252,7 +252,7 @@ impl<'a> Directory<'a> {
                 ns,
             },
             NAMED | READY => Seen::Named {
-                name_matches: self.name_of(i)? == name,
+                name_matches: self.name_is(i, name)?,
                 ready: state == READY,
                 pid,
                 start: start(),
@@ -267,7 +267,8 @@ impl<'a> Directory<'a> {
         })
     }
 
-    fn name_of(&self, i: usize) -> Result<Vec<u8>> {
+    /// Entry `i`'s name, read into `buf` (no allocation: `find` compares every entry's name).
+    fn name_into<'b>(&self, i: usize, buf: &'b mut [u8; NAME_MAX]) -> Result<&'b [u8]> {
         let e = &self.entries[i];
         let lens = e.lens.load(Ordering::Relaxed);
         let len = (lens & 0xffff_ffff) as usize;
@@ -276,13 +277,26 @@ impl<'a> Directory<'a> {
                 "directory entry {i} has a name length of {len} (1..=64 expected)"
             )));
         }
-        let mut buf = vec![0u8; len];
-        words::load_bytes(&e.name, &mut buf);
-        Ok(buf)
+        let name = &mut buf[..len];
+        words::load_bytes(&e.name, name);
+        Ok(name)
+    }
+
+    /// Whether entry `i`'s name is `name`.
+    fn name_is(&self, i: usize, name: &[u8]) -> Result<bool> {
+        Ok(self.name_into(i, &mut [0; NAME_MAX])? == name)
     }
 
     /// The tag, offset and size stored in entry `i` (its name is visible, i.e. NAMED or READY).
     fn tag_of(&self, i: usize) -> Result<(TypeTag, u64, u64)> {
+        let mut tag = TypeTag::plain(Kind(0));
+        let (offset, size) = self.tag_into(i, &mut tag)?;
+        Ok((tag, offset, size))
+    }
+
+    /// [`tag_of`](Self::tag_of) into `tag`, whose type-name buffer is reused; returns the
+    /// offset and size.
+    fn tag_into(&self, i: usize, tag: &mut TypeTag) -> Result<(u64, u64)> {
         let e = &self.entries[i];
         let lens = e.lens.load(Ordering::Relaxed);
         let tlen = (lens >> 32) as usize;
@@ -291,21 +305,20 @@ impl<'a> Directory<'a> {
                 "directory entry {i} has a type-name length of {tlen} (at most {TYPE_NAME_MAX})"
             )));
         }
-        let mut tname = vec![0u8; tlen];
-        words::load_bytes(&e.type_name, &mut tname);
+        let mut tname = [0u8; TYPE_NAME_MAX];
+        let tname = &mut tname[..tlen];
+        words::load_bytes(&e.type_name, tname);
+        set_lossy(&mut tag.type_name, tname);
         let elem = e.elem.load(Ordering::Relaxed);
-        let tag = TypeTag {
-            kind: Kind(e.kind.load(Ordering::Relaxed) as u32),
-            type_name: String::from_utf8_lossy(&tname).into_owned(),
-            type_hash: e.type_hash.load(Ordering::Relaxed),
-            elem_size: elem as u32,
-            elem_align: (elem >> 32) as u32,
-            len: e.len.load(Ordering::Relaxed),
-            extra: e.extra.load(Ordering::Relaxed),
-        };
+        tag.kind = Kind(e.kind.load(Ordering::Relaxed) as u32);
+        tag.type_hash = e.type_hash.load(Ordering::Relaxed);
+        tag.elem_size = elem as u32;
+        tag.elem_align = (elem >> 32) as u32;
+        tag.len = e.len.load(Ordering::Relaxed);
+        tag.extra = e.extra.load(Ordering::Relaxed);
         let offset = e.offset.load(Ordering::Relaxed);
         let size = e.size.load(Ordering::Relaxed);
-        Ok((tag, offset, size))
+        Ok((offset, size))
     }
 
     /// Waits (bounded) for entry `i` to leave a transitional state held by (`pid`, `start`).
@@ -524,6 +537,16 @@ impl<'a> Directory<'a> {
         Err(Error::DirectoryFull {
             capacity: self.capacity(),
         })
+    }
+}
+
+/// Sets `s` to `bytes` (invalid UTF-8 replaced), keeping its buffer; valid text (all names this
+/// crate writes) is checked by the fast `from_utf8` only.
+fn set_lossy(s: &mut String, bytes: &[u8]) {
+    s.clear();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => s.push_str(text),
+        Err(_) => s.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 

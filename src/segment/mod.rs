@@ -494,17 +494,6 @@ mod imp {
         /// Opens the listed `entry` as a `P`, checking its kind and placement but not its element
         /// type name: for tools that show objects of types they do not know (same layout).
         pub fn open_entry_as<P: Object + ?Sized>(&self, entry: &EntryInfo) -> Result<Handle<P>> {
-            self.open_listed_as(entry, false)
-        }
-
-        /// [`open_entry_as`](Self::open_entry_as); with `disjoint_checked`, the caller ran
-        /// `Directory::check_all_disjoint` after listing `entry`, and an object still at its
-        /// listed index skips the pass over the other entries (`inspect::report`).
-        pub(crate) fn open_listed_as<P: Object + ?Sized>(
-            &self,
-            entry: &EntryInfo,
-            disjoint_checked: bool,
-        ) -> Result<Handle<P>> {
             let dir = self.directory();
             let (index, found, offset, size) = dir.find_listed(entry.index, &entry.name)?;
             if found.kind != P::element().kind {
@@ -520,12 +509,41 @@ mod imp {
                     format!("object {:?} has impossible dimensions: {found}", entry.name),
                 )
             })?;
-            if disjoint_checked && index == entry.index {
+            dir.check_found(index, offset, size, layout)?;
+            Ok(self.handle_at::<P>(index, offset, &found))
+        }
+
+        /// Opens `entry` as a `P` as a [`Directory::scan`] of `dir` (this segment's directory)
+        /// has just read it, without reading the entry again: its kind, layout and bounds are
+        /// checked, and its overlap with other objects unless `disjoint_checked` (a
+        /// `Directory::disjoint_checked` pass before the scan covered its index).
+        pub(crate) fn open_scanned_as<P: Object + ?Sized>(
+            &self,
+            dir: &Directory<'_>,
+            entry: &EntryInfo,
+            disjoint_checked: bool,
+        ) -> Result<Handle<P>> {
+            let found = &entry.tag;
+            if found.kind != P::element().kind {
+                return Err(Error::TypeMismatch {
+                    name: entry.name.clone(),
+                    expected: P::element().to_string(),
+                    found: found.to_string(),
+                });
+            }
+            let layout = P::layout(found).ok_or_else(|| {
+                Error::corrupted(
+                    self.dir_path(),
+                    format!("object {:?} has impossible dimensions: {found}", entry.name),
+                )
+            })?;
+            let (index, offset, size) = (entry.index, entry.offset, entry.size);
+            if disjoint_checked {
                 dir.check_found_bounds(index, offset, size, layout)?;
             } else {
                 dir.check_found(index, offset, size, layout)?;
             }
-            Ok(self.handle_at::<P>(index, offset, &found))
+            Ok(self.handle_at::<P>(index, offset, found))
         }
 
         fn handle_at<P: Object + ?Sized>(

@@ -1,0 +1,169 @@
+"""The hand-made C methods (python/src/fast.rs) behave as the methods they replaced:
+arguments by position and keyword, the same errors, docstrings, and a blocked acquire that
+spins with the GIL held before it waits never starves the thread holding the lock."""
+
+import threading
+import time
+
+import pytest
+
+import shmkit
+
+
+@pytest.mark.parametrize("kind", [shmkit.Lock, shmkit.RLock])
+def test_acquire_arguments(kind):
+    lock = kind()
+    assert lock.acquire() is True
+    lock.release()
+    assert lock.acquire(False) is True
+    lock.release()
+    assert lock.acquire(True, 1.0) is True
+    lock.release()
+    assert lock.acquire(block=False) is True
+    lock.release()
+    assert lock.acquire(timeout=1) is True
+    lock.release()
+    assert lock.acquire(True, timeout=None) is True
+    lock.release()
+    assert lock.acquire(block=1, timeout=0.5) is True  # truth, as multiprocessing
+    lock.release()
+    with pytest.raises(TypeError, match="at most 2 arguments"):
+        lock.acquire(True, None, 3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'blocking'"):
+        lock.acquire(blocking=True)
+    with pytest.raises(TypeError, match="multiple values for argument 'block'"):
+        lock.acquire(True, block=True)
+    with pytest.raises(TypeError):
+        lock.acquire(timeout="soon")
+    assert not lock._is_owned()
+
+
+def test_a_held_lock_refuses_at_once_or_by_its_timeout():
+    lock = shmkit.Lock()
+    with lock:
+        assert lock.acquire(False) is False
+        t = time.monotonic()
+        assert lock.acquire(timeout=0) is False
+        assert lock.acquire(timeout=-1) is False
+        assert lock.acquire(timeout=0.05) is False
+        assert time.monotonic() - t < 5
+        with pytest.raises(shmkit.WouldDeadlock):
+            lock.acquire()
+    with pytest.raises(ValueError, match="released too many times"):
+        lock.release()
+
+
+def test_rlock_release_and_exit_by_the_owner_only():
+    r = shmkit.RLock()
+    with r:
+        with r:
+            assert r._count() == 2
+        assert r._count() == 1
+    with pytest.raises(AssertionError):
+        r.release()
+    with pytest.raises(AssertionError):
+        r.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("kind", [shmkit.Lock, shmkit.RLock])
+def test_exit_takes_any_arguments_and_returns_none(kind):
+    lock = kind()
+    assert lock.__enter__() is True
+    assert lock.__exit__(ValueError, ValueError("x"), None) is None
+    lock.__enter__()
+    assert lock.__exit__() is None
+    with pytest.raises(ZeroDivisionError):
+        with lock:
+            1 / 0
+    assert not lock._is_owned()
+
+
+def test_value_fast_methods():
+    v = shmkit.Value("q", 10)
+    assert v.fetch_add() == 10
+    assert v.fetch_add(5) == 11
+    assert v.fetch_add(n=2) == 16
+    assert v.fetch_add(None) == 18  # None: the default step
+    assert v.fetch_sub() == 19
+    assert v.fetch_sub(n=8) == 18
+    assert v.value == 10
+    v.value = -3
+    assert v.value == -3
+    with pytest.raises(TypeError):
+        v.fetch_add("1")
+    with pytest.raises(TypeError):
+        v.fetch_add(1, 2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'step'"):
+        v.fetch_add(step=1)
+    with pytest.raises(TypeError):
+        v.value = "x"
+    with pytest.raises(AttributeError):
+        del v.value
+    assert v.value == -3
+    c = shmkit.Value("c", b"a")
+    with pytest.raises(TypeError, match="numeric typecode"):
+        c.fetch_add()
+    d = shmkit.Value("d", 0.5)
+    assert d.fetch_add() == 0.5 and d.value == 1.5
+
+
+def test_get_lock_is_the_lock_given():
+    lock = shmkit.Lock()
+    v = shmkit.Value("i", 0, lock=lock)
+    assert v.get_lock() is lock and v._lock is lock
+    with v.get_lock():
+        v.value += 1
+    with v:  # the synchronized wrapper's shortcut
+        v.value += 1
+    assert v.value == 2
+    raw = shmkit.Value("i", 0, lock=False)
+    assert raw._lock is None
+    with pytest.raises(AttributeError, match="lock=False"):
+        raw.get_lock()
+
+
+def test_docstrings_of_the_fast_methods():
+    assert "OwnerDied" in shmkit.Lock.acquire.__doc__
+    assert "block=True, timeout=None" in str(shmkit.RLock.acquire.__text_signature__)
+    assert "atomic" in shmkit.Value.fetch_add.__doc__
+    assert "atomic" in shmkit.Value.value.__doc__
+
+
+@pytest.mark.parametrize("kind", [shmkit.Lock, shmkit.RLock])
+def test_threads_contending_under_the_gil_spin(kind):
+    # A waiter spins holding the GIL before it releases it: the holder (another thread,
+    # which needs the GIL to release) must still get through, every time.
+    lock = kind()
+    v = shmkit.Value("q", 0, lock=lock)
+    n = 3000
+
+    def work():
+        for _ in range(n):
+            with v.get_lock():
+                v.value += 1
+
+    ts = [threading.Thread(target=work) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+        assert not t.is_alive()
+    assert v.value == 3 * n
+
+
+def test_a_lock_that_refers_to_its_value_is_collected():
+    import gc
+    import weakref
+
+    class MyLock:
+        def __init__(self):
+            self.inner = shmkit.Lock()
+            self.acquire, self.release = self.inner.acquire, self.inner.release
+
+    lock = MyLock()
+    v = shmkit.Value("i", 0, lock=lock)
+    lock.value = v  # a cycle through the native Value's lock
+    gone = weakref.ref(lock)
+    del lock, v
+    gc.collect()
+    assert gone() is None
