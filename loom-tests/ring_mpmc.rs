@@ -1,7 +1,10 @@
 //! loom models of the MPMC ring (capacity 2, strict futex so a forgotten wake is a deadlock):
 //! two producers and one consumer, one producer and two consumers, close while a consumer sleeps,
-//! a push racing with close (the item is popped or handed back, never stranded), and slots held
-//! by a dead producer or consumer being reaped by the other side.
+//! a push racing with close (the item is popped or handed back, never stranded), and death (a
+//! dead process is staged as an announcement line whose owner is dead): a producer or consumer
+//! dead between its CAS and its publish or free is reaped by the other side and counted lost;
+//! one dead between its announcement and its CAS loses nothing; a dead process's stale
+//! announcement of a position a live thread holds never gets that position reaped.
 #![cfg(feature = "loom")]
 
 mod common;
@@ -101,13 +104,17 @@ fn push_racing_close_is_popped_or_handed_back() {
     });
 }
 
+/// The line the models stage a dead process in (the live threads take lines 0 and 1).
+const DEAD_LINE: usize = 2;
+
 #[test]
 fn dead_producer_slot_is_skipped_and_counted() {
     // Non-strict futex: the consumer finds the dead owner when it is about to sleep.
     common::model(|| {
         let q = ring();
-        // Position 0 was claimed by a producer that died before publishing.
-        q.loom_stage_dead_owner(0, true, 0, 0, 1);
+        // A producer announced position 0, took it (tail 1) and died before publishing.
+        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
+        q.loom_stage_slot(0, 0, false, 0, 1);
         let q2 = q.clone();
         let p = thread::spawn(move || q2.push(5).unwrap());
         assert_eq!(q.pop(), Ok(5));
@@ -123,13 +130,125 @@ fn dead_consumer_slot_is_freed_for_producers() {
         let q = ring();
         q.push(8).unwrap();
         q.push(9).unwrap();
-        // A consumer claimed item 8 (position 0) and died while copying it: the ring is full.
-        q.loom_stage_dead_owner(0, false, 0, 1, 2);
+        // A consumer announced item 8 (position 0), took it (head 1) and died while copying
+        // it: the ring is full.
+        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
+        q.loom_stage_slot(0, 0, true, 1, 2);
         let q2 = q.clone();
         let p = thread::spawn(move || q2.push(10).unwrap());
         assert_eq!(q.pop(), Ok(9));
         p.join().unwrap();
         assert_eq!(q.pop(), Ok(10));
+        assert_eq!(q.lost(), 1);
+    });
+}
+
+/// A producer that died between its announcement and its CAS took nothing: nobody reaps the
+/// position it announced, a live producer takes it, nothing is lost.
+#[test]
+fn producer_dead_between_announce_and_cas_loses_nothing() {
+    common::model(|| {
+        let q = ring();
+        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
+        let q2 = q.clone();
+        let p = thread::spawn(move || q2.push(5).unwrap());
+        assert_eq!(q.pop(), Ok(5));
+        p.join().unwrap();
+        assert_eq!(q.lost(), 0);
+        assert_eq!(q.try_pop(), Err(PopError::Empty));
+        assert_eq!(q.reap_dead(), 0);
+    });
+}
+
+/// The same for a consumer: the item it announced stays, and is popped by a live consumer.
+#[test]
+fn consumer_dead_between_announce_and_cas_loses_nothing() {
+    common::model(|| {
+        let q = ring();
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
+        let q2 = q.clone();
+        let p = thread::spawn(move || q2.push(3).unwrap());
+        assert_eq!(q.pop(), Ok(1));
+        assert_eq!(q.pop(), Ok(2));
+        p.join().unwrap();
+        assert_eq!(q.pop(), Ok(3));
+        assert_eq!(q.lost(), 0);
+    });
+}
+
+/// A dead process's stale announcement of the position a live producer is taking (it lost the
+/// CAS for it, then died) must not let a waiting consumer reap the live producer's position:
+/// reaping needs the absence of a LIVE announcer, not the presence of a dead one.
+#[test]
+fn dead_loser_announcement_does_not_reap_a_live_push() {
+    common::model(|| {
+        let q = ring();
+        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
+        let q2 = q.clone();
+        let p = thread::spawn(move || q2.push(7).unwrap());
+        // Every look after the spin phase may reap under loom: the consumer judges position 0
+        // while the producer is between its CAS and its publish in some executions.
+        assert_eq!(q.pop(), Ok(7));
+        p.join().unwrap();
+        assert_eq!(q.lost(), 0);
+    });
+}
+
+/// The same on the pop side: a producer waiting on a full ring whose oldest item a live
+/// consumer is copying does not reap it because a dead process once announced that position.
+#[test]
+fn dead_loser_announcement_does_not_reap_a_live_pop() {
+    common::model(|| {
+        let q = ring();
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
+        let q2 = q.clone();
+        let c = thread::spawn(move || q2.pop().unwrap());
+        q.push(3).unwrap();
+        assert_eq!(c.join().unwrap(), 1);
+        assert_eq!(q.pop(), Ok(2));
+        assert_eq!(q.pop(), Ok(3));
+        assert_eq!(q.lost(), 0);
+    });
+}
+
+/// A dead producer's position one lap behind the tail: the next producer finds the slot still
+/// empty of the previous lap (the ring is full behind it) and reaps it instead of failing.
+#[test]
+fn producer_a_lap_ahead_of_a_dead_producer_reaps_it() {
+    common::model(|| {
+        let q = ring();
+        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
+        q.loom_stage_slot(0, 0, false, 0, 1);
+        // Position 1, then position 2 in the dead producer's slot (nobody else reaps it first).
+        q.push(5).unwrap();
+        q.push(6).unwrap();
+        let q2 = q.clone();
+        let c = thread::spawn(move || q2.pop().unwrap());
+        assert_eq!(q.pop().unwrap() + c.join().unwrap(), 11);
+        assert_eq!(q.lost(), 1);
+    });
+}
+
+/// A consumer a lap ahead of a dead consumer (the ring is empty behind it) reports empty, not
+/// corruption, and gets the next item once a producer has reaped the dead one's slot.
+#[test]
+fn consumer_a_lap_ahead_of_a_dead_consumer_sees_empty() {
+    common::model(|| {
+        let q = ring();
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
+        q.loom_stage_slot(0, 0, true, 1, 2);
+        assert_eq!(q.pop(), Ok(2));
+        assert_eq!(q.try_pop(), Err(PopError::Empty));
+        let q2 = q.clone();
+        let p = thread::spawn(move || q2.push(3).unwrap());
+        assert_eq!(q.pop(), Ok(3));
+        p.join().unwrap();
         assert_eq!(q.lost(), 1);
     });
 }

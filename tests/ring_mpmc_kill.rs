@@ -1,7 +1,8 @@
-//! The MPMC ring and byte queue with a process SIGKILLed inside the claim window (between
-//! claiming a slot and publishing or freeing it), placed with the named test points of
-//! `shmkit::hooks` (feature `test-hooks`): the others reap the dead process's slot, lose only
-//! its item, and never block.
+//! The MPMC ring and byte queue with a process SIGKILLed at each step of a push or pop (after
+//! announcing a position, after taking it, after writing or copying the item), placed with the
+//! named test points of `shmkit::hooks` (feature `test-hooks`): the others reap the dead
+//! process's position when it took one, lose only its item, lose nothing when it took none, and
+//! never block.
 #![cfg(all(not(feature = "loom"), feature = "test-hooks"))]
 
 mod common;
@@ -103,6 +104,62 @@ fn producer_killed_inside_claim_window_loses_only_its_item() {
         assert_eq!(q.pop(), Ok(i));
     }
     assert_eq!(q.lost(), 1);
+}
+
+/// A producer SIGKILLed at each other point of its push: after announcing a position but before
+/// taking it (nothing lost, nothing in the way), and after writing its item but before
+/// publishing it (as inside the claim window: skipped, its item counted lost).
+#[test]
+fn producer_killed_before_taking_or_before_publishing() {
+    for (point, taken) in [("mpmc.push.announced", false), ("mpmc.push.written", true)] {
+        let g = SegGuard::new("mpmc_kill_producer_points");
+        let seg = Segment::create(g.name(), SIZE).unwrap();
+        let q = seg.mpmc::<u64>("q", CAP).unwrap();
+        q.push(1).unwrap();
+        let mut kids = Children::new();
+        die_at(&mut kids, g.name(), "push_one", point, &[&666u64]);
+        assert_eq!(q.positions().1, 1 + u64::from(taken), "{point}");
+        q.push(3).unwrap();
+        let got: Vec<u64> = (0..2)
+            .map(|_| q.pop_timeout(TIMEOUT).expect("pop past the dead producer"))
+            .collect();
+        assert_eq!(got, [1, 3], "{point}");
+        assert_eq!(q.lost(), u64::from(taken), "{point}");
+        assert_eq!(q.try_pop(), Err(PopError::Empty), "{point}");
+        // Nothing is left to reap, and the ring keeps working.
+        assert_eq!(q.reap_dead(), 0, "{point}");
+        for i in 0..2 * CAP {
+            q.push(i).unwrap();
+            assert_eq!(q.pop(), Ok(i));
+        }
+    }
+}
+
+/// A consumer SIGKILLed after announcing the oldest item of a full ring but before taking it
+/// loses nothing; one killed after copying it but before freeing its slot loses that item,
+/// and producers free the slot instead of blocking.
+#[test]
+fn consumer_killed_before_taking_or_before_freeing() {
+    for (point, taken) in [("mpmc.pop.announced", false), ("mpmc.pop.read", true)] {
+        let g = SegGuard::new("mpmc_kill_consumer_points");
+        let seg = Segment::create(g.name(), SIZE).unwrap();
+        let q = seg.mpmc::<u64>("small", 4).unwrap();
+        for i in 0..4 {
+            q.push(i).unwrap();
+        }
+        let mut kids = Children::new();
+        die_at(&mut kids, g.name(), "pop_one_small", point, &[]);
+        assert_eq!(q.positions().0, u64::from(taken), "{point}");
+        if taken {
+            q.push_timeout(4, TIMEOUT)
+                .expect("push past the dead consumer's slot");
+        }
+        let got: Vec<u64> = (0..4).map(|_| q.pop().unwrap()).collect();
+        let want: Vec<u64> = (u64::from(taken)..4 + u64::from(taken)).collect();
+        assert_eq!(got, want, "{point}");
+        assert_eq!(q.lost(), u64::from(taken), "{point}");
+        assert_eq!(q.try_pop(), Err(PopError::Empty), "{point}");
+    }
 }
 
 /// A consumer SIGKILLed after claiming an item of a full ring: producers free its slot one lap

@@ -9,7 +9,7 @@ mod registry;
 
 pub(crate) use engine::{mpmc_layout, Core, Stop};
 #[cfg(feature = "loom")]
-use engine::{state_word, READING, WRITING};
+use engine::{state_word, EMPTY, FULL};
 pub(crate) use registry::MpmcMeta;
 #[cfg(feature = "loom")]
 pub use registry::LOOM_DEAD_WORD;
@@ -29,7 +29,7 @@ use std::time::Duration;
 /// Any number of threads and processes push and pop through `&self`. Capacities are rounded up
 /// to a power of two, at least 2. Items of one producer are popped in the order it pushed them.
 /// [`len`](MpmcRing::len) is approximate while others push or pop. A process killed while it
-/// pushes or pops loses at most the one item it had in flight, counted in
+/// pushes or pops loses at most the one item each of its threads had in flight, counted in
 /// [`lost`](MpmcRing::lost); see the [guide](crate::guide::mpmc) for the algorithm and its guarantees.
 ///
 /// `close()` makes later pushes fail with `Closed`; pops drain what was pushed and then fail with
@@ -65,6 +65,12 @@ unsafe impl<T: Pod> Send for MpmcRing<T> {}
 const fn stride<T>() -> usize {
     1 + slot_words::<T>()
 }
+
+/// The layout of the MPMC ring and byte queue, in their type tag's `extra` (the byte queue's in
+/// its high half): 2 = announcement lines and one CAS per operation; 1 (`extra` 0) was the
+/// 128-entry process registry with owner-stamped slot claims.
+#[cfg_attr(feature = "loom", allow(dead_code))]
+pub(crate) const LAYOUT_VERSION: u64 = 2;
 
 pub(crate) fn bad_capacity(requested: u64) -> Error {
     Error::InvalidCapacity {
@@ -133,8 +139,8 @@ impl<T: Pod> MpmcRing<T> {
         super::capacity_for(self.slots.len(), stride::<T>())
     }
 
-    /// The raw position hints (pops claimed, pushes claimed) as found in shared memory; they may
-    /// lag behind the slots by the operations in flight.
+    /// The raw positions (pops taken, pushes taken) as found in shared memory; taken positions
+    /// include the operations in flight.
     pub fn positions(&self) -> (u64, u64) {
         self.core().positions()
     }
@@ -192,21 +198,24 @@ impl<T: Pod> MpmcRing<T> {
         v
     }
 
-    /// Loom models only: makes slot `slot` look held (`WRITING` if `writing`, else `READING`)
-    /// in lap `lap` by a registered process that is dead, and sets the position hints.
+    /// Loom models only: makes line `line` look held by a dead process that announced push
+    /// (`pop == false`) or pop position `pos` (whether it took it is up to the positions).
     #[cfg(feature = "loom")]
     #[doc(hidden)]
-    pub fn loom_stage_dead_owner(
-        &self,
-        slot: usize,
-        writing: bool,
-        lap: u32,
-        head: u64,
-        tail: u64,
-    ) {
-        self.m.registry[1].store(LOOM_DEAD_WORD, Ordering::Relaxed);
-        let st = if writing { WRITING } else { READING };
-        self.slots[slot * stride::<T>()].store(state_word(lap, st, 1), Ordering::Relaxed);
+    pub fn loom_stage_dead_announcer(&self, line: usize, pop: bool, pos: u64) {
+        let l = &self.m.lines[line];
+        l.owner.store(LOOM_DEAD_WORD, Ordering::Relaxed);
+        l.tid.store(u64::MAX, Ordering::Relaxed);
+        l.announce(pop, pos);
+    }
+
+    /// Loom models only: sets slot `slot` to `FULL` (if `full`) or `EMPTY` of lap `lap`, and
+    /// the positions.
+    #[cfg(feature = "loom")]
+    #[doc(hidden)]
+    pub fn loom_stage_slot(&self, slot: usize, lap: u32, full: bool, head: u64, tail: u64) {
+        let st = if full { FULL } else { EMPTY };
+        self.slots[slot * stride::<T>()].store(state_word(lap, st), Ordering::Relaxed);
         self.h.head.store(head, Ordering::Relaxed);
         self.h.tail.store(tail, Ordering::Relaxed);
     }
@@ -336,9 +345,12 @@ mod object {
             TypeTag::of::<T>(Kind::MPMC)
         }
         fn tag(capacity: &u64) -> TypeTag {
-            Self::element().with_dims(*capacity, 0)
+            Self::element().with_dims(*capacity, LAYOUT_VERSION)
         }
         fn layout(tag: &TypeTag) -> Option<Layout> {
+            if tag.extra != LAYOUT_VERSION {
+                return None;
+            }
             mpmc_layout(tag.len, stride_of(tag)?)
         }
         unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, _: u64) {

@@ -1,46 +1,114 @@
-//! The MPMC process registry: which processes may hold slots, so that the slots of a dead one
-//! are found and reaped (see the [module docs](super), "Process death").
+//! The MPMC announcement lines: which thread of which process is about to take, or has taken,
+//! which position, so that the positions of a dead process are found and reaped (see the
+//! [guide](crate::guide::mpmc), "Process death").
+//!
+//! A line is one cache line written by one thread: the owner word of its process
+//! ([`crate::process`]), the thread's id, and the thread's announcement. Lines
+//! `0..SHARED_LINE` belong to one thread each (claimed once, cached per thread); the last line
+//! is shared by threads that found no line of their own and is held for one operation at a time.
+//!
+//! | `announce` | meaning |
+//! | --- | --- |
+//! | 0 | nothing announced |
+//! | `ACTIVE \| pos` | about to take, or took, push position `pos` (62 bits) |
+//! | `ACTIVE \| POP \| pos` | the same for pop position `pos` |
 
-use super::engine::{
-    lap_of, owner_of, state_of, state_word, Core, EMPTY, NO_OWNER, READING, WRITING,
-};
+use super::engine::{lap_of, state_of, state_word, Core, EMPTY, FULL};
 use crate::ring::wait::wake;
 use crate::sync::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
 
-/// Registry entries: processes whose in-flight slots can be reaped if they die.
+/// Announcement lines of a ring (the last one is shared).
 #[cfg(not(feature = "loom"))]
-pub const REGISTRY_ENTRIES: usize = 128;
-/// Registry entries (small under loom, to keep the models' state space small).
+pub const LINES: usize = 128;
+/// Announcement lines (small under loom, to keep the models' state space small).
 #[cfg(feature = "loom")]
-pub const REGISTRY_ENTRIES: usize = 2;
+pub const LINES: usize = 4;
+/// The line shared, one operation at a time, by threads that found no line of their own.
+pub(crate) const SHARED_LINE: u64 = LINES as u64 - 1;
 
-/// Marks a registry entry whose new holder is still reaping the slots of the dead previous one
-/// (the owner word's flag bit, never set in an identity).
-const SWEEPING: u64 = crate::process::FLAG;
+const ACTIVE: u64 = 1 << 63;
+const POP: u64 = 1 << 62;
+const POS_MASK: u64 = POP - 1;
 
-/// The MPMC part of the header: the lost-item count and the process registry.
+/// The announcement of push (`pop == false`) or pop position `pos`.
+#[inline]
+const fn announcement(pop: bool, pos: u64) -> u64 {
+    ACTIVE | if pop { POP } else { 0 } | (pos & POS_MASK)
+}
+
+/// One thread's announcement line.
+#[repr(C)]
+pub(crate) struct Line {
+    /// The owner word of the process holding the line; 0 when free.
+    pub(crate) owner: AtomicU64,
+    /// The holder's thread id (0 while it is being claimed; unused on the shared line).
+    pub(crate) tid: AtomicU64,
+    /// What the holder announced (see the module docs).
+    pub(crate) announce: AtomicU64,
+    _reserved: [AtomicU64; 5],
+}
+
+impl Line {
+    fn fresh() -> Self {
+        Line {
+            owner: AtomicU64::new(0),
+            tid: AtomicU64::new(0),
+            announce: AtomicU64::new(0),
+            _reserved: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    #[cfg(not(feature = "loom"))]
+    fn reset(&self) {
+        for w in [&self.owner, &self.tid, &self.announce]
+            .into_iter()
+            .chain(self._reserved.iter())
+        {
+            w.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Announces push (`pop == false`) or pop position `pos`, before the CAS that takes it.
+    /// Release: a reaper that sees the announcement also sees everything this thread did before
+    /// (the end of its previous operation).
+    #[inline]
+    pub(crate) fn announce(&self, pop: bool, pos: u64) {
+        self.announce
+            .store(announcement(pop, pos), Ordering::Release);
+    }
+
+    /// Withdraws the announcement of a position this thread did not take.
+    #[inline]
+    pub(crate) fn withdraw(&self) {
+        self.announce.store(0, Ordering::Release);
+    }
+}
+
+/// The MPMC part of the header: the lost-item count and the announcement lines.
 #[repr(C)]
 pub(crate) struct MpmcMeta {
-    /// Items lost with a process that died while holding their slot.
+    /// Items lost with a process that died while holding their position.
     pub(crate) lost: AtomicU64,
-    _reserved: [AtomicU64; 7],
-    /// The owner word ([`crate::process`]) of each registered process (0: free entry).
-    pub(crate) registry: [AtomicU64; REGISTRY_ENTRIES],
+    _reserved: [AtomicU64; 15],
+    pub(crate) lines: [CachePadded<Line>; LINES],
 }
 
 #[cfg(not(feature = "loom"))]
-static_assertions::const_assert_eq!(core::mem::size_of::<MpmcMeta>(), 64 + 8 * 128);
+static_assertions::const_assert_eq!(core::mem::size_of::<Line>(), 64);
+#[cfg(all(not(feature = "loom"), target_arch = "x86_64"))]
+static_assertions::const_assert_eq!(core::mem::size_of::<MpmcMeta>(), 128 + 128 * LINES);
 
 impl MpmcMeta {
     pub(crate) fn fresh() -> Self {
         MpmcMeta {
             lost: AtomicU64::new(0),
             _reserved: core::array::from_fn(|_| AtomicU64::new(0)),
-            registry: core::array::from_fn(|_| AtomicU64::new(0)),
+            lines: core::array::from_fn(|_| CachePadded::new(Line::fresh())),
         }
     }
 
-    /// Reserved word `i` (0..7) of the header: kind-specific, written once at creation.
+    /// Reserved word `i` (0..15) of the header: kind-specific, written once at creation.
     pub(crate) fn reserved(&self, i: usize) -> &AtomicU64 {
         &self._reserved[i]
     }
@@ -48,55 +116,77 @@ impl MpmcMeta {
     #[cfg(not(feature = "loom"))]
     pub(crate) fn reset(&self) {
         self.lost.store(0, Ordering::Relaxed);
-        for w in self._reserved.iter().chain(self.registry.iter()) {
+        for w in self._reserved.iter() {
             w.store(0, Ordering::Relaxed);
+        }
+        for l in self.lines.iter() {
+            l.reset();
         }
     }
 }
 
-/// Whether the registry entry `e` names a live process. An empty entry (never legitimately
-/// named by a claim: claimers register first) counts as alive: liveness unknown, keep waiting.
+/// Whether the owner word `o` of a line names a live process (0: a free line, nobody).
 #[cfg(not(feature = "loom"))]
-fn entry_alive(e: u64) -> bool {
-    e == 0 || crate::ring::wait::holder_alive(e & !SWEEPING)
+fn owner_alive(o: u64) -> bool {
+    o != 0 && crate::ring::wait::holder_alive(o)
 }
 
-/// The owner word a loom model writes into a registry entry to stage a dead process (no real
-/// identity has it: its pid field is 0).
+/// The owner word a loom model writes into a line to stage a dead process (no real identity
+/// has it: its pid field is 0).
 #[cfg(feature = "loom")]
 pub const LOOM_DEAD_WORD: u64 = 1 << 32;
 
-/// Under loom every model thread is this live process; entries naming [`LOOM_DEAD_WORD`] are
-/// dead.
+/// Under loom every model thread is this live process; lines naming [`LOOM_DEAD_WORD`] are dead.
 #[cfg(feature = "loom")]
-fn entry_alive(e: u64) -> bool {
-    e & !SWEEPING != LOOM_DEAD_WORD
+fn owner_alive(o: u64) -> bool {
+    o != 0 && o != LOOM_DEAD_WORD
 }
 
-/// This process's registry value.
-fn my_entry() -> u64 {
-    crate::process::my_word()
+/// This thread's id ([`crate::sync::thread_id`]: `gettid`, under loom the model thread's).
+fn my_tid() -> u64 {
+    u64::from(crate::sync::thread_id())
+}
+
+/// Whether thread `tid` of this process still runs (under loom: always).
+#[cfg(not(feature = "loom"))]
+fn thread_alive(tid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{tid}")).exists()
+}
+#[cfg(feature = "loom")]
+fn thread_alive(_: u64) -> bool {
+    true
+}
+
+/// A position in the way of a waiter, taken by someone who has not finished it: push position
+/// `pos` whose slot still holds `word` (`EMPTY` of its lap) or pop position `pos` whose slot still
+/// holds `word` (`FULL` of its lap). A candidate for reaping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Blocker {
+    pub(crate) pos: u64,
+    pub(crate) word: u64,
+    pub(crate) pop: bool,
 }
 
 impl Core<'_> {
-    /// This process's registry index, or [`NO_OWNER`] when the registry is full of live
-    /// processes. Cached per thread (keyed by the ring's address and checked against the entry,
-    /// so a remapped ring or a forked child never uses a stale index).
+    /// This thread's line index, or [`SHARED_LINE`] when every other line is held by a live
+    /// thread. Cached per thread (keyed by the ring's address and checked against the line's
+    /// owner, so a remapped ring or a forked child never uses a stale index).
+    #[inline]
     pub(crate) fn me(&self) -> u64 {
         let key = self.m as *const MpmcMeta as usize;
-        let mine = my_entry();
+        let mine = crate::process::my_word();
         if let Some(i) = cache::get(key) {
             if self
                 .m
-                .registry
+                .lines
                 .get(i as usize)
-                .is_some_and(|e| e.load(Ordering::Relaxed) == mine)
+                .is_some_and(|l| l.owner.load(Ordering::Relaxed) == mine)
             {
                 return i;
             }
         }
         let i = self.register(mine);
-        if i != NO_OWNER {
+        if i != SHARED_LINE {
             cache::put(key, i);
         }
         i
@@ -104,100 +194,154 @@ impl Core<'_> {
 
     #[cold]
     fn register(&self, mine: u64) -> u64 {
-        let reg = &self.m.registry;
-        // Another thread of this process may have registered already.
-        if let Some(i) = reg.iter().position(|e| e.load(Ordering::Acquire) == mine) {
+        let tid = my_tid();
+        let own = &self.m.lines[..SHARED_LINE as usize];
+        // A line this thread holds already (its cache entry was evicted).
+        if let Some(i) = own.iter().position(|l| {
+            l.owner.load(Ordering::Acquire) == mine && l.tid.load(Ordering::Acquire) == tid
+        }) {
             return i as u64;
         }
-        for (i, e) in reg.iter().enumerate() {
-            if e.load(Ordering::Relaxed) != 0 {
-                continue;
-            }
-            match e.compare_exchange(0, mine, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return i as u64,
-                Err(now) if now == mine => return i as u64,
-                Err(_) => {}
-            }
-        }
-        // Full: take over the entry of a dead process, after reaping what it still holds.
-        for (i, e) in reg.iter().enumerate() {
-            let w = e.load(Ordering::Acquire);
-            if w == mine {
+        // A free line.
+        for (i, l) in own.iter().enumerate() {
+            if l.owner.load(Ordering::Relaxed) == 0
+                && l.owner
+                    .compare_exchange(0, mine, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                l.tid.store(tid, Ordering::Release);
                 return i as u64;
             }
-            if entry_alive(w) {
-                continue;
-            }
-            if e.compare_exchange(w, mine | SWEEPING, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                for k in 0..self.cap as usize {
-                    let (sw, _) = self.slot_at(k);
-                    let s = sw.load(Ordering::Acquire);
-                    if owner_of(s) == i as u64 {
-                        self.reap_word(sw, s);
-                    }
-                }
-                if e.compare_exchange(mine | SWEEPING, mine, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
+        }
+        // The line of a dead process, or of an exited thread of this one. Its announcement is
+        // withdrawn after the takeover: a live owner with a stale announcement would hold back
+        // the reaping of that position (see the guide).
+        for (i, l) in own.iter().enumerate() {
+            let o = l.owner.load(Ordering::Acquire);
+            if o == mine {
+                let t = l.tid.load(Ordering::Acquire);
+                if t != 0
+                    && t != tid
+                    && !thread_alive(t)
+                    && l.tid
+                        .compare_exchange(t, tid, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
                 {
+                    l.withdraw();
                     return i as u64;
                 }
-                // We were judged dead meanwhile (cannot happen while we run): give up on it.
+            } else if o != 0
+                && !owner_alive(o)
+                && l.owner
+                    .compare_exchange(o, mine, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                l.tid.store(tid, Ordering::Release);
+                l.withdraw();
+                return i as u64;
             }
         }
-        NO_OWNER
+        SHARED_LINE
     }
 
-    /// Turns an in-flight slot word `s` (WRITING or READING of a dead owner) into `EMPTY` of the
-    /// next lap, counting the item as lost. `true` if the slot changed (reaped here or by
-    /// someone else), so the caller should look again.
-    fn reap_word(&self, sw: &AtomicU64, s: u64) -> bool {
-        let st = state_of(s);
-        if st != WRITING && st != READING {
-            return false;
+    /// The line of `me` for one operation: this thread's own line, or the shared line if it is
+    /// free (or its holder is dead), or `None` while a live thread holds the shared line.
+    #[inline]
+    pub(crate) fn enter(&self, me: u64) -> Option<&Line> {
+        let line = self.m.lines.get(me as usize)?;
+        if me != SHARED_LINE {
+            return Some(line);
         }
-        let next = state_word(lap_of(s).wrapping_add(1), EMPTY, 0);
-        match sw.compare_exchange(s, next, Ordering::AcqRel, Ordering::Relaxed) {
-            Ok(_) => {
-                self.m.lost.fetch_add(1, Ordering::Relaxed);
-                wake(&self.h.ctl.items);
-                wake(&self.h.ctl.space);
-                true
-            }
-            Err(_) => true,
+        let mine = crate::process::my_word();
+        let o = line.owner.load(Ordering::Acquire);
+        if owner_alive(o)
+            || line
+                .owner
+                .compare_exchange(o, mine, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return None;
+        }
+        line.withdraw();
+        Some(line)
+    }
+
+    /// Ends an operation begun with [`enter`](Self::enter): frees the shared line (Release: after
+    /// the operation's last store, so a reaper that sees it free also sees the position done).
+    #[inline]
+    pub(crate) fn leave(&self, me: u64) {
+        if me == SHARED_LINE {
+            self.m.lines[me as usize].owner.store(0, Ordering::Release);
         }
     }
 
-    /// Reaps slot `i` if it still holds word `s` and its owner is dead. `true` if the slot
-    /// changed.
-    pub(crate) fn reap_if_dead(&self, i: usize, s: u64) -> bool {
-        if i as u64 >= self.cap {
-            return false;
-        }
-        let (sw, _) = self.slot_at(i);
-        if sw.load(Ordering::Acquire) != s {
-            return true;
-        }
-        let o = owner_of(s);
-        let Some(e) = self.m.registry.get(o as usize) else {
-            // NO_OWNER (unregistered claimer) or garbage: liveness unknown, keep waiting.
-            return false;
-        };
-        if entry_alive(e.load(Ordering::Acquire)) {
-            return false;
-        }
-        self.reap_word(sw, s)
+    /// Whether a line of a live process announces push (`pop == false`) or pop position `pos`.
+    fn announced_by_live(&self, pop: bool, pos: u64) -> bool {
+        let a = announcement(pop, pos);
+        self.m.lines.iter().any(|l| {
+            l.announce.load(Ordering::Acquire) == a && owner_alive(l.owner.load(Ordering::Acquire))
+        })
     }
 
-    /// Reaps every in-flight slot whose owner is dead; returns how many.
+    /// Reaps `b` if its position was taken, is unfinished (its slot still holds `b.word`) and
+    /// no live thread announces it: turns the slot into `EMPTY` of the next lap (a skipped push
+    /// or a freed pop) and counts the item lost. `Some(true)` if reaped here, `Some(false)` if the
+    /// slot changed meanwhile (look again), `None` if nothing may be reaped.
+    fn try_reap(&self, b: Blocker) -> Option<bool> {
+        let (sw, _) = self.slot(b.pos);
+        if sw.load(Ordering::Acquire) != b.word {
+            return Some(false);
+        }
+        let want = if b.pop { FULL } else { EMPTY };
+        if state_of(b.word) != want || lap_of(b.word) != self.lap(b.pos) {
+            return None;
+        }
+        // Taken: the side's position moved past it (Acquire: pairs with the taker's CAS, so its
+        // announcement, made before, is seen below).
+        let side = if b.pop { &self.h.head } else { &self.h.tail };
+        if side.load(Ordering::Acquire).wrapping_sub(b.pos) as i64 <= 0 {
+            return None;
+        }
+        if self.announced_by_live(b.pop, b.pos) {
+            return None;
+        }
+        crate::hooks::at("mpmc.reap.judged");
+        let next = state_word(lap_of(b.word).wrapping_add(1), EMPTY);
+        if sw
+            .compare_exchange(b.word, next, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Some(false);
+        }
+        self.m.lost.fetch_add(1, Ordering::Relaxed);
+        wake(&self.h.ctl.items);
+        wake(&self.h.ctl.space);
+        Some(true)
+    }
+
+    /// Reaps `b` if its taker is dead (see [`try_reap`](Self::try_reap)). `true` if the slot
+    /// changed, so the caller should look again.
+    pub(crate) fn reap_if_dead(&self, b: Blocker) -> bool {
+        self.try_reap(b).is_some()
+    }
+
+    /// Reaps every taken, unfinished position whose taker is dead; returns how many.
     pub(crate) fn reap_dead(&self) -> u64 {
+        if self.cap == 0 {
+            return 0;
+        }
+        let head = self.h.head.load(Ordering::Acquire);
+        let tail = self.h.tail.load(Ordering::Acquire);
         let mut n = 0;
-        for i in 0..self.cap as usize {
-            let (sw, _) = self.slot_at(i);
-            let s = sw.load(Ordering::Acquire);
-            let st = state_of(s);
-            if (st == WRITING || st == READING) && self.reap_if_dead(i, s) {
+        // Unpublished pushes lie in [head, tail), unfinished pops in [head - cap, head).
+        let pushes = tail.wrapping_sub(head).min(self.cap);
+        let candidates = (0..pushes)
+            .map(|k| (head.wrapping_add(k), false))
+            .chain((1..=self.cap).map(|k| (head.wrapping_sub(k), true)));
+        for (pos, pop) in candidates {
+            let (sw, _) = self.slot(pos);
+            let word = sw.load(Ordering::Acquire);
+            if self.try_reap(Blocker { pos, word, pop }) == Some(true) {
                 n += 1;
             }
         }
@@ -205,22 +349,24 @@ impl Core<'_> {
     }
 }
 
-/// Per-thread cache of registry indices, keyed by ring address.
+/// Per-thread cache of line indices, keyed by ring address.
 mod cache {
     use std::cell::Cell;
 
     const N: usize = 4;
+    #[cfg(not(feature = "loom"))]
     std::thread_local! {
         static CACHE: Cell<([(usize, u64); N], usize)> = const { Cell::new(([(0, 0); N], 0)) };
+    }
+    // Under loom, per model thread and per execution (a cache surviving between executions
+    // would make them differ; loom needs each to be deterministic).
+    #[cfg(feature = "loom")]
+    loom::thread_local! {
+        static CACHE: Cell<([(usize, u64); N], usize)> = Cell::new(([(0, 0); N], 0));
     }
 
     #[inline]
     pub(super) fn get(key: usize) -> Option<u64> {
-        // Loom replays a model many times in one thread: a cache surviving between executions
-        // would make them differ (loom needs each to be deterministic).
-        if cfg!(feature = "loom") {
-            return None;
-        }
         CACHE.with(|c| {
             let (e, _) = c.get();
             e.iter().find(|(k, _)| *k == key).map(|&(_, i)| i)

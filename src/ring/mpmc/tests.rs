@@ -127,3 +127,47 @@ fn hostile_sequences_and_positions_give_errors_not_panics() {
         assert!(q.len() <= 4);
     }
 }
+
+/// More threads at once than the ring has lines: 127 get a line each, the rest share the last
+/// one an operation at a time, and every item arrives. A thread started after they exited takes
+/// over an exited thread's line instead of the shared one.
+#[test]
+fn more_threads_than_lines_share_the_last_line_and_lines_are_reused() {
+    use super::registry::{LINES, SHARED_LINE};
+    let n = LINES + 8;
+    let q = MpmcRing::<u64>::new(2 * n as u64).unwrap();
+    let all_pushed = std::sync::Barrier::new(n);
+    let mine = crate::process::my_word();
+    let mut got: Vec<u64> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n as u64)
+            .map(|t| {
+                let (q, b) = (&q, &all_pushed);
+                s.spawn(move || {
+                    q.push_timeout(t, Duration::from_secs(20)).unwrap();
+                    b.wait();
+                    q.pop_timeout(Duration::from_secs(20)).unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    got.sort_unstable();
+    assert_eq!(got, (0..n as u64).collect::<Vec<_>>());
+    let own = q.m.lines[..SHARED_LINE as usize].iter();
+    assert!(own.clone().all(|l| l.owner.load(Ordering::Relaxed) == mine));
+    assert_eq!(
+        q.m.lines[SHARED_LINE as usize]
+            .owner
+            .load(Ordering::Relaxed),
+        0
+    );
+    assert!(q.is_empty());
+    assert_eq!(q.lost(), 0);
+    let q2 = q.clone();
+    let (line, tid) =
+        std::thread::spawn(move || (q2.core().me(), u64::from(crate::process::tid())))
+            .join()
+            .unwrap();
+    assert_ne!(line, SHARED_LINE, "an exited thread's line is taken over");
+    assert_eq!(q.m.lines[line as usize].tid.load(Ordering::Relaxed), tid);
+}

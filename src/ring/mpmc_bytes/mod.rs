@@ -413,20 +413,29 @@ impl fmt::Debug for MpmcBytes {
 mod object {
     use super::*;
     use crate::object::{Kind, Object, TypeTag};
+    use crate::ring::mpmc::LAYOUT_VERSION;
     use core::alloc::Layout;
     use core::ptr::NonNull;
 
+    /// `extra` = MPMC layout version << 32 | max_msg: a queue of another layout (another shmkit
+    /// build) is a type mismatch, never misread.
+    fn extra(max_msg: u64) -> u64 {
+        LAYOUT_VERSION << 32 | max_msg
+    }
+
+    /// The largest message of a tag of this layout.
+    fn max_msg_of(tag: &TypeTag) -> Option<u64> {
+        let max_msg = tag.extra & 0xFFFF_FFFF;
+        (tag.extra >> 32 == LAYOUT_VERSION && max_msg <= MAX_MSG_LIMIT).then_some(max_msg)
+    }
+
     fn words(tag: &TypeTag) -> Option<usize> {
-        if tag.extra > MAX_MSG_LIMIT {
-            return None;
-        }
-        usize::try_from(tag.len)
-            .ok()?
-            .checked_mul(stride(tag.extra))
+        let max_msg = max_msg_of(tag)?;
+        usize::try_from(tag.len).ok()?.checked_mul(stride(max_msg))
     }
 
     // SAFETY: MpmcBytes is #[repr(C)]: a RingHead and an MpmcMeta of atomics, then
-    // `tag.len * stride(tag.extra)` AtomicU64 words (any bits valid). `layout` and `cast` take
+    // `tag.len * stride(max_msg)` AtomicU64 words (any bits valid). `layout` and `cast` take
     // the word count from the same local tag. No pointers, no Drop.
     unsafe impl Object for MpmcBytes {
         /// (rounded capacity, max_msg).
@@ -435,11 +444,11 @@ mod object {
             TypeTag::plain(Kind::MPMC_BYTES)
         }
         fn tag(&(cap, max_msg): &(u64, u64)) -> TypeTag {
-            Self::element().with_dims(cap, max_msg)
+            Self::element().with_dims(cap, extra(max_msg))
         }
         fn layout(tag: &TypeTag) -> Option<Layout> {
             words(tag)?;
-            mpmc_layout(tag.len, stride(tag.extra))
+            mpmc_layout(tag.len, stride(max_msg_of(tag)?))
         }
         unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, _: (u64, u64)) {
             // SAFETY: per the trait contract ptr is aligned and sized for layout(tag); the queue
@@ -447,7 +456,8 @@ mod object {
             let q = unsafe { Self::cast(ptr, tag).as_ref() };
             q.h.reset();
             q.m.reset();
-            q.m.reserved(0).store(tag.extra, Ordering::Relaxed);
+            q.m.reserved(0)
+                .store(max_msg_of(tag).unwrap_or(0), Ordering::Relaxed);
             for w in q.slots.iter() {
                 w.store(0, Ordering::Relaxed);
             }
