@@ -35,6 +35,11 @@ pub use deadline::Deadline;
 #[cfg(feature = "loom")]
 pub use futex::loom_futex;
 pub use futex::{futex_wait, futex_wake};
+/// loom's `thread_local!` (per model thread and per execution), for the per-thread caches that
+/// must not carry state from one loom execution into the next (only under loom; elsewhere
+/// `std::thread_local!` with a `const` initializer).
+#[cfg(feature = "loom")]
+pub use loom::thread_local as model_thread_local;
 pub use spin::Spin;
 pub use thread::{thread_id, thread_stripe};
 

@@ -361,7 +361,7 @@ mod cache {
     // Under loom, per model thread and per execution (a cache surviving between executions
     // would make them differ; loom needs each to be deterministic).
     #[cfg(feature = "loom")]
-    loom::thread_local! {
+    crate::sync::model_thread_local! {
         static CACHE: Cell<([(usize, u64); N], usize)> = Cell::new(([(0, 0); N], 0));
     }
 
