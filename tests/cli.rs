@@ -368,10 +368,14 @@ fn workers_die_with_a_killed_demo() {
     wait_until("workers", Duration::from_secs(20), || {
         processes_with(&name.0).len() == 2
     });
+    let workers = processes_with(&name.0);
     demo.kill().unwrap();
     demo.wait().unwrap();
+    // Dead as the library judges it (exited or a zombie), not merely gone from the command-line
+    // scan: an exiting process's cmdline reads empty before it has finished dying, and `rm`
+    // would then still count it as a live user.
     wait_until("workers to die", Duration::from_secs(5), || {
-        processes_with(&name.0).is_empty()
+        workers.iter().all(|&p| !shmkit::process::pid_alive(p))
     });
     // A killed demo cannot remove its segment; `shmkit rm` can.
     assert!(name.path().exists());
