@@ -96,6 +96,16 @@ mod bench {
         g.bench_function("prometheus-10k-counters", |b| {
             b.iter(|| render(black_box(&seg), Format::Prometheus, &mut out))
         });
+        // As `shmkit serve` renders: one `Metrics` cleared and refilled at each scrape.
+        let mut kept = Metrics::new();
+        g.bench_function("openmetrics-10k-counters-reused", |b| {
+            b.iter(|| {
+                out.clear();
+                kept.clear();
+                kept.add_segment("bench", black_box(&seg)).unwrap();
+                kept.write(Format::OpenMetrics, &mut out).unwrap();
+            })
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let w = writer(counters.clone(), stop.clone());
         g.bench_function("openmetrics-10k-counters-writer", |b| {

@@ -90,6 +90,33 @@ impl Metrics {
         Self::default()
     }
 
+    /// Forgets every metric added and keeps the memory, for the next render: a service that
+    /// renders on every scrape reuses one `Metrics` and so allocates nothing (and touches no
+    /// fresh pages) once the first scrape has sized it.
+    ///
+    /// ```
+    /// use shmkit::export::{Format, Metrics};
+    /// use shmkit::Segment;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let seg = Segment::anonymous(1 << 16)?;
+    /// let hits = seg.counter("hits")?;
+    /// let (mut m, mut out) = (Metrics::new(), Vec::new());
+    /// for expected in [1, 2] {
+    ///     hits.add(1);
+    ///     m.clear();
+    ///     out.clear();
+    ///     m.add_segment("web", &seg)?;
+    ///     m.write(Format::Prometheus, &mut out)?;
+    ///     let line = format!("shmkit_hits_total{{segment=\"web\",object=\"hits\"}} {expected}\n");
+    ///     assert!(String::from_utf8(out.clone())?.contains(&line));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn clear(&mut self) {
+        self.truncate((0, 0, 0, 0));
+    }
+
     /// Adds every object of `seg`, labelled `segment=label`, and `shmkit_segment_up` 1.
     ///
     /// The directory is read once and each object's state added as it is read (no lock a

@@ -72,6 +72,16 @@ pub fn render(
     format: ExportFormat,
     w: &mut impl Write,
 ) -> std::io::Result<usize> {
+    render_with(&mut Metrics::new(), segments, format, w)
+}
+
+/// [`render`] reusing `m`'s memory (cleared first): `serve` keeps one across scrapes.
+pub fn render_with(
+    m: &mut Metrics,
+    segments: &Segments,
+    format: ExportFormat,
+    w: &mut impl Write,
+) -> std::io::Result<usize> {
     let opened = segments.open();
     let mut failed = 0;
     if format == ExportFormat::Json {
@@ -91,7 +101,7 @@ pub fn render(
         writeln!(w, "{}", serde_json::json!({ "segments": docs }))?;
         return Ok(failed);
     }
-    let mut m = Metrics::new();
+    m.clear();
     for (name, seg) in &opened {
         let added = match seg {
             Ok(s) => m.add_segment(name, s).map_err(|e| e.to_string()),

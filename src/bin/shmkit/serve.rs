@@ -1,9 +1,9 @@
 //! `shmkit serve --listen ADDR [NAME…|--all]`: `/metrics` over HTTP for Prometheus, the segments
 //! read again at every scrape. The HTTP side is tiny_http's (no parser written here).
 
-use crate::export::{render, ExportFormat, Segments};
+use crate::export::{render_with, ExportFormat, Segments};
 use crate::fmt::CmdResult;
-use shmkit::export::Format;
+use shmkit::export::{Format, Metrics};
 use std::time::Duration;
 use tiny_http::{Header, Method, Request, Response, Server};
 
@@ -38,7 +38,7 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid ASCII header")
 }
 
-fn respond(req: Request, segments: &Segments, forced: Option<ExportFormat>) {
+fn respond(req: Request, m: &mut Metrics, segments: &Segments, forced: Option<ExportFormat>) {
     let path = req.url().split('?').next().unwrap_or("");
     if !matches!(req.method(), Method::Get | Method::Head) {
         let _ = req.respond(Response::from_string("only GET and HEAD\n").with_status_code(405));
@@ -48,7 +48,7 @@ fn respond(req: Request, segments: &Segments, forced: Option<ExportFormat>) {
         "/metrics" => {
             let format = negotiate(&req, forced);
             let mut body = Vec::with_capacity(64 * 1024);
-            match render(segments, format, &mut body) {
+            match render_with(m, segments, format, &mut body) {
                 Ok(_) => {
                     let ct = match format {
                         ExportFormat::Openmetrics => Format::OpenMetrics.content_type(),
@@ -82,9 +82,11 @@ pub fn serve(listen: &str, segments: &Segments, forced: Option<ExportFormat>) ->
     println!("serving http://{addr}/metrics (Ctrl-C stops)");
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    // One set of metrics, cleared and refilled at each scrape: its memory is reused.
+    let mut metrics = Metrics::new();
     while !crate::signal::interrupted() {
         match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(req)) => respond(req, segments, forced),
+            Ok(Some(req)) => respond(req, &mut metrics, segments, forced),
             Ok(None) => {}
             Err(e) => return Err(format!("accepting a request: {e}").into()),
         }
