@@ -320,7 +320,10 @@ macro_rules! fetch_op {
             nargs: ffi::Py_ssize_t,
             kwnames: *mut ffi::PyObject,
         ) -> *mut ffi::PyObject {
-            // SAFETY: as above; `args` are those CPython passed.
+            // SAFETY: called by CPython through the method descriptor `install` made for
+            // `Value` (so `slf` is a `Value`, GIL held). `args`, `nargs` and `kwnames` are
+            // METH_FASTCALL's: `args` holds `nargs` positional references, then one per name
+            // in `kwnames`, all borrowed for the call; `*args` is read only when `nargs == 1`.
             unsafe {
                 fast::call(slf, |py, v: &Value| {
                     let n = if nargs == 1 && kwnames.is_null() {
