@@ -54,19 +54,18 @@ fn dead_owner() -> u64 {
 
 #[test]
 fn update_and_reader_of_one_key() {
+    // The reader is the spawned thread (see `lengths_travel_with_their_versions`).
     common::model(|| {
         let m = map(2);
         m.insert(b"k", &val(1)).unwrap();
-        let w = {
+        let r = {
             let m = m.clone();
-            thread::spawn(move || {
-                assert_eq!(whole(&m.insert(b"k", &val(2)).unwrap()), Some(1));
-                assert_eq!(whole(&m.remove(b"k").unwrap()), Some(2));
-            })
+            thread::spawn(move || whole(&m.get(b"k").unwrap()))
         };
-        let seen = whole(&m.get(b"k").unwrap());
+        assert_eq!(whole(&m.insert(b"k", &val(2)).unwrap()), Some(1));
+        assert_eq!(whole(&m.remove(b"k").unwrap()), Some(2));
+        let seen = r.join().unwrap();
         assert!(matches!(seen, None | Some(1) | Some(2)), "{seen:?}");
-        w.join().unwrap();
         assert_eq!(m.get(b"k").unwrap(), None);
         assert_eq!(m.len(), 0);
     });
@@ -117,27 +116,89 @@ fn inserts_of_different_keys_in_one_stripe() {
 fn reader_on_a_slot_freed_and_reused() {
     common::model(|| {
         // Two slots: `c` keeps one, so `b` (in another stripe and bucket than `a`) can only
-        // take the slot `a` frees.
+        // take the slot `a` frees. The reader is the spawned thread (see
+        // `lengths_travel_with_their_versions`).
         let m = map(2);
         let (a, b) = keys(&m, false);
         m.insert(&a, &val(1)).unwrap();
         m.insert(b"c", &val(5)).unwrap();
-        let w = {
+        let r = {
             let m = m.clone();
-            thread::spawn(move || {
-                m.remove(&a).unwrap();
-                m.insert(&b, &val(2)).unwrap();
-            })
+            thread::spawn(move || whole(&m.get(&a).unwrap()))
         };
-        let seen = whole(&m.get(&a).unwrap());
+        m.remove(&a).unwrap();
+        m.insert(&b, &val(2)).unwrap();
+        let seen = r.join().unwrap();
         assert!(
             matches!(seen, None | Some(1)),
             "read {seen:?} for the removed key"
         );
-        w.join().unwrap();
         assert_eq!(whole(&m.get(&b).unwrap()), Some(2));
         assert_eq!(m.get(&a).unwrap(), None);
         assert_eq!(whole(&m.get(b"c").unwrap()), Some(5));
+    });
+}
+
+/// A value of `n` bytes, each `n`: its length and its bytes must match.
+fn sized(n: u8) -> Vec<u8> {
+    vec![n; n as usize]
+}
+
+fn whole_sized(v: &Option<Vec<u8>>) -> Option<u8> {
+    v.as_ref().map(|v| {
+        assert!(
+            v.iter().all(|&b| b as usize == v.len()),
+            "a length from another version than the bytes: {v:?}"
+        );
+        v.len() as u8
+    })
+}
+
+/// Layout 3 keeps a value's length in the latch's `published` word and a key's length in the
+/// slot's `seq` word: an update that changes the length, and a slot reused by a longer key, are
+/// read with the length of the bytes read, never another version's.
+#[test]
+fn lengths_travel_with_their_versions() {
+    // The reader is the spawned thread and the writer the model's own: loom's DPOR backtracks
+    // from a load to the racing store it read, not from a store to an earlier load, so the
+    // first execution must run the writer first (a reader that runs first is never revisited).
+    common::model(|| {
+        let m = map(2);
+        m.insert(b"k", &sized(1)).unwrap();
+        let r = {
+            let m = m.clone();
+            thread::spawn(move || whole_sized(&m.get(b"k").unwrap()))
+        };
+        assert_eq!(whole_sized(&m.insert(b"k", &sized(3)).unwrap()), Some(1));
+        assert_eq!(whole_sized(&m.insert(b"k", &sized(2)).unwrap()), Some(3));
+        let seen = r.join().unwrap();
+        assert!(matches!(seen, Some(1..=3)), "{seen:?}");
+        assert_eq!(whole_sized(&m.get(b"k").unwrap()), Some(2));
+    });
+    common::model(|| {
+        // As `reader_on_a_slot_freed_and_reused`, with a longer key taking the freed slot.
+        let m = map(2);
+        let a = [0u8];
+        let s = m.__stripe_of(&a).unwrap();
+        let b = (1..=255u8)
+            .map(|x| [x, x])
+            .find(|k| m.__stripe_of(k).unwrap() != s)
+            .unwrap();
+        m.insert(&a, &sized(1)).unwrap();
+        m.insert(b"c", &sized(5)).unwrap();
+        let r = {
+            let m = m.clone();
+            thread::spawn(move || whole_sized(&m.get(&a).unwrap()))
+        };
+        m.remove(&a).unwrap();
+        m.insert(&b, &sized(2)).unwrap();
+        let seen = r.join().unwrap();
+        assert!(
+            matches!(seen, None | Some(1)),
+            "read {seen:?} for the removed key"
+        );
+        assert_eq!(whole_sized(&m.get(&b).unwrap()), Some(2));
+        assert_eq!(m.get(&a).unwrap(), None);
     });
 }
 
@@ -192,15 +253,14 @@ fn writer_dies_mid_remove() {
         common::model(move || {
             let m = map(2);
             m.insert(b"k", &val(1)).unwrap();
-            let dying = {
+            // The reader is the spawned thread (see `lengths_travel_with_their_versions`).
+            let r = {
                 let m = m.clone();
-                thread::spawn(move || {
-                    assert!(m.__abandon(b"k", None, dead_owner(), point).unwrap());
-                })
+                thread::spawn(move || whole(&m.get(b"k").unwrap()))
             };
-            let seen = whole(&m.get(b"k").unwrap());
+            assert!(m.__abandon(b"k", None, dead_owner(), point).unwrap());
+            let seen = r.join().unwrap();
             assert!(matches!(seen, None | Some(1)), "{point}: read {seen:?}");
-            dying.join().unwrap();
             let old = whole(&m.insert(b"k", &val(3)).unwrap());
             assert_eq!(old, stays.then_some(1), "{point}");
             m.insert(b"n", &val(4)).unwrap();

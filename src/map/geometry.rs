@@ -30,17 +30,32 @@ pub(crate) const S_HINT: usize = 3;
 /// Most stripes a map has (under loom: 2, so that two keys meet or not by choice).
 pub(crate) const MAX_STRIPES: usize = if cfg!(feature = "loom") { 2 } else { 64 };
 
-/// Slot words before the key. `HEAD` is not the entry's: it is the head of the chain of the
-/// bucket with the slot's number (bucket `b`'s chain starts in slot `b`, which is also where an
-/// insert into bucket `b` puts its entry when that slot is free, so a lookup usually finds the
-/// head and the entry in the same line).
-pub(crate) const CLAIM: usize = 0;
-pub(crate) const SEQ: usize = 1;
-pub(crate) const HASH: usize = 2;
-pub(crate) const LINK: usize = 3;
-pub(crate) const PUBLISHED: usize = 4;
-pub(crate) const HEAD: usize = 5;
-pub(crate) const KEY: usize = 6;
+/// Slot words before the key, in the order a lookup reads them. `HEAD` is not the entry's: it is
+/// the head of the chain of the bucket with the slot's number (bucket `b`'s chain starts in slot
+/// `b`, which is also where an insert into bucket `b` puts its entry when that slot is free, so a
+/// lookup usually finds the head and the entry in the same line: for keys and values of up to 8
+/// bytes a slot is one 64-byte line).
+///
+/// | word        | contents                                                                 |
+/// | ----------- | ------------------------------------------------------------------------ |
+/// | `seq`       | key length (bits 63…47) · version (bits 46…0): odd while free or being filled |
+/// | `link`      | the key's hash tag (high 32 bits) · next slot of the chain + 1 (low 32 bits) |
+/// | `published` | the value latch's version and length ([`super::value`])                 |
+/// | `head`      | first slot + 1 of the chain of bucket *j* (this slot's number), 0 = empty |
+/// | `claim`     | [`FREE`] · [`LIVE`] · `CLAIMED \| stripe`                                |
+/// | key…        | the key's bytes, zero padded                                             |
+/// | copies…     | the value's two copies (`words_for(value_max)` words each)               |
+pub(crate) const SEQ: usize = 0;
+pub(crate) const LINK: usize = 1;
+pub(crate) const PUBLISHED: usize = 2;
+pub(crate) const HEAD: usize = 3;
+pub(crate) const CLAIM: usize = 4;
+pub(crate) const KEY: usize = 5;
+
+/// The version bits of `seq` (the key length is above them).
+pub(crate) const SEQ_VERSION: u64 = (1 << KEY_LEN_SHIFT) - 1;
+/// Where the key length starts in `seq` (17 bits: up to [`KEY_MAX_LIMIT`](super::KEY_MAX_LIMIT)).
+pub(crate) const KEY_LEN_SHIFT: u32 = 47;
 
 /// `claim` of a free slot.
 pub(crate) const FREE: u64 = 0;
@@ -50,7 +65,8 @@ pub(crate) const LIVE: u64 = 1;
 pub(crate) const CLAIMED: u64 = 1 << 63;
 
 static_assertions::const_assert!(STRIPE_WORDS >= 4 && HEADER_WORDS >= 4);
-static_assertions::const_assert!(KEY == 6 && CLAIMED > (MAX_STRIPES as u64));
+static_assertions::const_assert!(KEY == 5 && CLAIMED > (MAX_STRIPES as u64));
+static_assertions::const_assert!(super::KEY_MAX_LIMIT < 1 << (64 - KEY_LEN_SHIFT));
 
 /// A map's dimensions and the word offsets derived from them (all local numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,7 +79,7 @@ pub(crate) struct Geometry {
     /// two ≤ `buckets`).
     pub buckets: usize,
     pub stripes: usize,
-    /// Words of the key, of one value copy (its length word included) and of a slot.
+    /// Words of the key, of one value copy and of a slot.
     pub key_words: usize,
     pub copy_words: usize,
     pub slot_words: usize,
@@ -97,7 +113,7 @@ impl Geometry {
         // The largest power of two ≤ min(cap, MAX_STRIPES).
         let stripes = 1usize << cap.min(MAX_STRIPES).ilog2();
         let key_words = words_for(key_max);
-        let copy_words = 1 + words_for(value_max);
+        let copy_words = words_for(value_max);
         let slot_words = pad_slot(KEY + key_words + 2 * copy_words);
         let stripes_at = HEADER_WORDS;
         let slots_at = stripes_at + stripes * STRIPE_WORDS;
@@ -117,11 +133,11 @@ impl Geometry {
         }
     }
 
-    /// The bucket of hash `h`: its high bits scaled to `0..buckets` (one multiply; any number of
-    /// buckets).
+    /// The bucket of hash tag `h` (32 bits, [`tag`]): scaled to `0..buckets` (one multiply; any
+    /// number of buckets). Bits above the tag's 32 are ignored (a scribbled `link` word).
     #[inline]
     pub(crate) fn bucket(&self, h: u64) -> usize {
-        ((h as u128 * self.buckets as u128) >> 64) as usize
+        (((h & 0xffff_ffff) * self.buckets as u64) >> 32) as usize
     }
 
     /// The type tag's `extra` for these limits: layout version, key_max, value_max.
@@ -199,6 +215,15 @@ const fn in_limits(cap: u64, key_max: u64, value_max: u64) -> bool {
 #[cold]
 #[inline(never)]
 fn bad_header(tag: u64, cap: u64, limits: u64, words: usize) -> crate::Error {
+    if tag != MAP_TAG && tag >> 8 == MAP_TAG >> 8 {
+        return corrupted(
+            "map",
+            format!(
+                "map layout {} (another shmkit version); this build reads layout {LAYOUT_VERSION}",
+                tag & 0xff
+            ),
+        );
+    }
     if tag != MAP_TAG {
         return corrupted("map", format!("header tag {tag:#x}"));
     }
@@ -225,17 +250,32 @@ pub(crate) fn new_seed() -> u64 {
     }
 }
 
-/// A slot's words rounded up so that slots start on line boundaries: 16 words (an aligned
-/// 128-byte pair of cache lines, fetched together) for a small entry, a multiple of 8 words (one
-/// cache line) otherwise. Under loom (`LINE` = 1) slots are not padded.
+/// A slot's words rounded up so that slots start on line boundaries: 8 words (one 64-byte line)
+/// for a small entry (keys and values of up to 8 bytes), 16 words (an aligned 128-byte pair of
+/// lines, fetched together) up to 16, a multiple of 8 words (one line) otherwise. Under loom
+/// (`LINE` = 1) slots are not padded.
 const fn pad_slot(words: usize) -> usize {
     if LINE == 1 {
         words
+    } else if words <= 8 {
+        8
     } else if words <= 16 {
         16
     } else {
         words.next_multiple_of(8)
     }
+}
+
+/// The 32-bit tag a slot keeps of its key's hash (in its `link` word): the hash's high half.
+#[inline]
+pub(crate) const fn tag(h: u64) -> u64 {
+    h >> 32
+}
+
+/// The key length in a slot's `seq` word, clamped to `key_max`.
+#[inline]
+pub(crate) fn seq_key_len(seq: u64, key_max: usize) -> usize {
+    ((seq >> KEY_LEN_SHIFT) as usize).min(key_max)
 }
 
 /// The seeded 64-bit hash of a key: one multiply-xorshift round per 8-byte word, then
@@ -292,15 +332,16 @@ mod tests {
         assert!(Geometry::new(1 << 31, 8, 8).is_none());
         assert!(Geometry::new(10, 8, super::super::VALUE_MAX_LIMIT + 1).is_none());
         let huge = Geometry::new(1 << 30, 1 << 16, 1 << 24).unwrap();
-        assert_eq!(huge.slot_words, 6 + (1 << 13) + 2 * (1 + (1 << 21)));
+        assert_eq!(huge.slot_words, 5 + (1 << 13) + 2 * (1 << 21) + 3);
         let g = Geometry::new(1000, 32, 256).unwrap();
         assert_eq!((g.buckets, g.stripes), (1000, 64));
-        assert_eq!(g.slot_words, (6 + 4 + 2 * 33usize).next_multiple_of(8));
+        assert_eq!(g.slot_words, (5 + 4 + 2 * 32usize).next_multiple_of(8));
         assert_eq!(g.slots_at % LINE, 0);
         let small = Geometry::new(100, 8, 8).unwrap();
-        assert_eq!((small.slot_words, small.stripes), (16, 64));
+        assert_eq!((small.slot_words, small.stripes), (8, 64));
+        assert_eq!(Geometry::new(100, 16, 8).unwrap().slot_words, 16);
         assert_eq!(Geometry::new(3, 8, 8).unwrap().stripes, 2);
-        for h in [0, 1, u64::MAX / 2, u64::MAX] {
+        for h in [0, 1, u64::MAX / 2, u64::MAX, tag(u64::MAX)] {
             assert!(g.bucket(h) < g.buckets && small.bucket(h) < small.buckets);
         }
         let words = crate::map::heap_words(g.total as usize);
@@ -309,6 +350,13 @@ mod tests {
         assert!(Geometry::of(&words[..g.total as usize - 1]).is_err());
         words[H_CAP].store(999, Ordering::Relaxed);
         assert!(Geometry::of(&words).is_err());
+        // A map of layout 2 (16-word slots, a length word per value copy) is refused by its
+        // header and by its directory tag, never read with this layout.
+        words[H_CAP].store(1000, Ordering::Relaxed);
+        words[H_TAG].store(MAP_TAG - LAYOUT_VERSION + 2, Ordering::Relaxed);
+        let e = Geometry::of(&words).unwrap_err().to_string();
+        assert!(e.contains("map layout 2") && e.contains("layout 3"), "{e}");
+        assert_eq!(Geometry::limits_of_extra(2 << 56 | 32 << 32 | 256), None);
         assert_eq!(
             Geometry::limits_of_extra(Geometry::extra(32, 256)),
             Some((32, 256))

@@ -17,6 +17,7 @@ mod read;
 #[cfg(feature = "serde")]
 mod serde_depth;
 mod stripe;
+mod value;
 mod write;
 
 #[cfg(all(test, not(feature = "loom")))]
@@ -129,8 +130,9 @@ pub fn key16(s: &str) -> [u8; 16] {
 pub(crate) const LINE: usize = if cfg!(feature = "loom") { 1 } else { 16 };
 
 /// Layout version of maps and lists, kept in the top byte of the type tag's `extra` and in the
-/// object's header word: an object of another layout is refused, never misread.
-pub(crate) const LAYOUT_VERSION: u64 = 2;
+/// object's header word: an object of another layout is refused, never misread. (3: one-line
+/// slots for small entries, the value length in the latch's `published` word.)
+pub(crate) const LAYOUT_VERSION: u64 = 3;
 
 /// `n` zeroed words on the heap, as the tail of a `#[repr(C)]` struct made of one `[AtomicU64]`.
 pub(crate) fn heap_words(n: usize) -> Box<[AtomicU64]> {

@@ -20,7 +20,7 @@
 
 use super::corrupted;
 use super::geometry::*;
-use crate::seqlock::latch::Rotation;
+use super::value::Pair;
 use crate::sync::{fence, AtomicU64, Ordering, Spin};
 use crate::Result;
 
@@ -58,9 +58,10 @@ impl<'a> Table<'a> {
         })
     }
 
+    /// The key's hash tag (32 bits: [`tag`]), which picks its bucket.
     #[inline]
     pub(crate) fn hash(&self, key: &[u8]) -> u64 {
-        hash(self.seed, key)
+        tag(hash(self.seed, key))
     }
 
     #[inline]
@@ -101,31 +102,33 @@ impl<'a> Table<'a> {
 
     /// The value latch of a slot: its `published` word and two copies.
     #[inline]
-    pub(crate) fn latch(&self, slot: &'a [AtomicU64]) -> Rotation<'a> {
-        let c = self.g.copy_words;
-        Rotation::new(&slot[PUBLISHED], &slot[KEY + self.g.key_words..], 2, c, c)
+    pub(crate) fn latch(&self, slot: &'a [AtomicU64]) -> Pair<'a> {
+        Pair::new(
+            &slot[PUBLISHED],
+            &slot[KEY + self.g.key_words..],
+            self.g.copy_words,
+            self.g.value_max,
+        )
     }
 
     /// Prefetches the lines of slot `j` (`j < cap`) that a lookup reads before the value: the
-    /// head, the entry's words and key (all of a small slot), so that their misses overlap.
+    /// head, the entry's words and key (all of a one-line slot), so that their misses overlap.
     #[inline]
     pub(crate) fn prefetch_entry(&self, j: usize) {
         let slot = self.slot(j);
-        let n = (KEY + self.g.key_words + 1).max(16).min(slot.len());
-        super::prefetch_lines(&slot[..n]);
+        super::prefetch_lines(&slot[..(KEY + self.g.key_words).min(slot.len())]);
     }
 
-    /// Prefetches the lines of the value copy a read of `slot` is about to copy (large slots
-    /// only; a small slot's lines were prefetched whole). `published` is only a hint here: the
-    /// latch reads it again and validates.
+    /// Prefetches the lines of the value copy a read of `slot` is about to copy (slots of more
+    /// than one line only). The copy's index is only a hint here: the latch reads `published`
+    /// again and validates.
     #[inline]
-    fn prefetch_value(&self, slot: &[AtomicU64]) {
-        if slot.len() <= 16 {
+    fn prefetch_value(&self, slot: &'a [AtomicU64]) {
+        if slot.len() <= 8 {
             return;
         }
         let c = self.g.copy_words;
-        let at =
-            KEY + self.g.key_words + (slot[PUBLISHED].load(Ordering::Relaxed) & 1) as usize * c;
+        let at = KEY + self.g.key_words + self.latch(slot).current_index() * c;
         if let Some(copy) = slot.get(at..at + c) {
             super::prefetch_lines(copy);
         }
@@ -145,16 +148,10 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// A value's length as stored in its copy, clamped to `value_max` (shared memory).
+    /// A key's length as stored in its slot's `seq` word, clamped to `key_max`.
     #[inline]
-    pub(crate) fn value_len(&self, copy: &[AtomicU64]) -> usize {
-        (copy[0].load(Ordering::Relaxed) as usize).min(self.g.value_max)
-    }
-
-    /// A key's length as stored in its slot's link, clamped to `key_max`.
-    #[inline]
-    pub(crate) fn key_len(&self, link: u64) -> usize {
-        ((link >> 32) as usize).min(self.g.key_max)
+    pub(crate) fn key_len(&self, seq: u64) -> usize {
+        seq_key_len(seq, self.g.key_max)
     }
 
     /// Whether the slot's key words hold `key` (relaxed loads; the caller validates).
@@ -233,14 +230,14 @@ impl<'a> Table<'a> {
             if s1 & 1 == 1 {
                 return Ok(None); // a stale link to a slot being freed or refilled
             }
-            let hj = slot[HASH].load(Ordering::Relaxed);
             let link = slot[LINK].load(Ordering::Relaxed);
+            let hj = link >> 32;
             let mut hit = None;
             let mut lapped = false;
-            if hj == h && (link >> 32) as usize == key.len() && self.key_is(slot, key) {
+            if hj == h && (s1 >> KEY_LEN_SHIFT) as usize == key.len() && self.key_is(slot, key) {
                 self.prefetch_value(slot);
-                match self.latch(slot).try_read(|c| f(&c[1..], self.value_len(c))) {
-                    Some((r, _)) => hit = Some(r),
+                match self.latch(slot).try_read(|c, n| f(c, n)) {
+                    Some(r) => hit = Some(r),
                     None => lapped = true,
                 }
             }
@@ -279,13 +276,12 @@ impl<'a> Table<'a> {
             }
             let s1 = slot[SEQ].load(Ordering::Acquire);
             if s1 & 1 == 0 {
-                let klen = self.key_len(slot[LINK].load(Ordering::Relaxed));
+                let klen = self.key_len(s1);
                 key.resize(klen, 0);
                 crate::words::load_bytes(self.key_words(slot), key);
-                let got = self.latch(slot).try_read(|c| {
-                    let n = self.value_len(c);
+                let got = self.latch(slot).try_read(|c, n| {
                     value.resize(n, 0);
-                    crate::words::load_bytes(&c[1..], value);
+                    crate::words::load_bytes(c, value);
                 });
                 fence(Ordering::Acquire);
                 if got.is_some() && slot[SEQ].load(Ordering::Relaxed) == s1 {

@@ -151,7 +151,7 @@ impl Locked<'_> {
             if slot[CLAIM].fetch_add(0, Ordering::AcqRel) != mine {
                 continue;
             }
-            let b = t.bucket(slot[HASH].load(Ordering::Relaxed));
+            let b = t.bucket(slot[LINK].load(Ordering::Relaxed) >> 32);
             if t.stripe_of(b) == self.s && t.linked(b, j) {
                 slot[CLAIM].store(LIVE, Ordering::Release);
             } else {

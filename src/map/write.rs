@@ -4,7 +4,7 @@
 //!
 //! | op     | steps (one store each unless said)                                            |
 //! | ------ | ----------------------------------------------------------------------------- |
-//! | insert | claim a free slot, the bucket's own first (CAS `0 → CLAIMED\|s`) · fence · fill key, hash, link, value · `seq` even · link at the bucket's head · `claim = LIVE` · count + 1 |
+//! | insert | claim a free slot, the bucket's own first (CAS `0 → CLAIMED\|s`) · fence · `seq` odd · fill key, link (hash tag, next), value · `seq` even with the key length · link at the bucket's head · `claim = LIVE` · count + 1 |
 //! | update | `work = slot + 1` · fill the latch's other copy · publish it · `work = 0`      |
 //! | remove | `claim = CLAIMED\|s` · unlink (one store to the predecessor or the head) · `seq` odd · `claim = 0` · count − 1 |
 //!
@@ -44,8 +44,8 @@ impl<'a> Locked<'a> {
             }
             let slot = t.slot(j);
             let link = slot[LINK].load(Ordering::Acquire);
-            if slot[HASH].load(Ordering::Relaxed) == h
-                && (link >> 32) as usize == key.len()
+            if link >> 32 == h
+                && (slot[SEQ].load(Ordering::Relaxed) >> KEY_LEN_SHIFT) as usize == key.len()
                 && t.key_is(slot, key)
             {
                 return Ok(Some(Place { slot: j, pred }));
@@ -58,8 +58,7 @@ impl<'a> Locked<'a> {
 
     /// The current value of slot `j` (its words and length): nobody else writes it.
     pub(crate) fn value(&self, j: usize) -> (&'a [AtomicU64], usize) {
-        let copy = self.t.latch(self.t.slot(j)).current();
-        (&copy[1..], self.t.value_len(copy))
+        self.t.latch(self.t.slot(j)).current()
     }
 
     /// The current value of slot `j`, copied out.
@@ -76,11 +75,11 @@ impl<'a> Locked<'a> {
         let stripe = t.stripe(self.s);
         stripe[S_WORK].store(j as u64 + 1, Ordering::Relaxed);
         let slot = t.slot(j);
-        let (u, _, next) = t.latch(slot).begin();
-        next[0].store(value.len() as u64, Ordering::Relaxed);
-        store_bytes(&next[1..], value);
+        let latch = t.latch(slot);
+        let (u, next) = latch.begin();
+        store_bytes(next, value);
         self.point("map.update.filled")?;
-        slot[PUBLISHED].store(u, Ordering::Release);
+        latch.publish(u, value.len());
         self.point("map.update.published")?;
         stripe[S_WORK].store(0, Ordering::Relaxed);
         Ok(())
@@ -108,23 +107,23 @@ impl<'a> Locked<'a> {
         // Readers that still hold a stale link to this slot may load the words below: this fence
         // makes such a reader see the odd `seq` on its second load (see the read module docs).
         fence(Ordering::Release);
-        let seq = slot[SEQ].load(Ordering::Relaxed);
-        let seq = if seq & 1 == 0 {
-            seq.wrapping_add(1)
-        } else {
-            seq
-        };
-        slot[SEQ].store(seq, Ordering::Relaxed);
-        slot[HASH].store(h, Ordering::Relaxed);
+        // The version goes odd (the old key length stays beside it until the slot is stable).
+        let old = slot[SEQ].load(Ordering::Relaxed);
+        let odd = (old | 1) & SEQ_VERSION;
+        slot[SEQ].store(old & !SEQ_VERSION | odd, Ordering::Relaxed);
         store_bytes(t.key_words(slot), key);
         let head = t.head(b).load(Ordering::Relaxed) & 0xffff_ffff;
-        slot[LINK].store((key.len() as u64) << 32 | head, Ordering::Relaxed);
-        t.latch(slot).write(|_, _, next| {
-            next[0].store(value.len() as u64, Ordering::Relaxed);
-            store_bytes(&next[1..], value);
-        });
+        slot[LINK].store(h << 32 | head, Ordering::Relaxed);
+        let latch = t.latch(slot);
+        let (u, next) = latch.begin();
+        store_bytes(next, value);
+        latch.publish(u, value.len());
         self.point("map.insert.filled")?;
-        slot[SEQ].store(seq.wrapping_add(1), Ordering::Release);
+        let even = odd.wrapping_add(1) & SEQ_VERSION;
+        slot[SEQ].store(
+            (key.len() as u64) << KEY_LEN_SHIFT | even,
+            Ordering::Release,
+        );
         self.point("map.insert.stable")?;
         t.head(b).store(j as u64 + 1, Ordering::Release);
         self.point("map.insert.linked")?;
