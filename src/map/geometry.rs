@@ -83,6 +83,10 @@ pub(crate) struct Geometry {
     pub key_words: usize,
     pub copy_words: usize,
     pub slot_words: usize,
+    /// Where a slot's first value copy starts and how far apart the two copies are (words):
+    /// on line boundaries when that costs no space ([`copies_of`]).
+    pub copies_at: usize,
+    pub copy_stride: usize,
     pub stripes_at: usize,
     pub slots_at: usize,
     /// Words of the whole map (a `u64`: it is compared with the words mapped before it is used).
@@ -106,7 +110,7 @@ impl Geometry {
 
     /// The geometry of dimensions within the limits ([`in_limits`]): plain arithmetic, which
     /// cannot overflow a `u64` there (at most 2^30 slots of at most 2^23 words).
-    #[inline]
+    #[inline(always)]
     fn derive(cap: u64, key_max: u64, value_max: u64) -> Geometry {
         let cap = cap as usize;
         let (key_max, value_max) = (key_max as usize, value_max as usize);
@@ -114,7 +118,7 @@ impl Geometry {
         let stripes = 1usize << cap.min(MAX_STRIPES).ilog2();
         let key_words = words_for(key_max);
         let copy_words = words_for(value_max);
-        let slot_words = pad_slot(KEY + key_words + 2 * copy_words);
+        let (copies_at, copy_stride, slot_words) = copies_of(key_words, copy_words);
         let stripes_at = HEADER_WORDS;
         let slots_at = stripes_at + stripes * STRIPE_WORDS;
         let total = slots_at as u64 + cap as u64 * slot_words as u64;
@@ -127,6 +131,8 @@ impl Geometry {
             key_words,
             copy_words,
             slot_words,
+            copies_at,
+            copy_stride,
             stripes_at,
             slots_at,
             total,
@@ -157,7 +163,7 @@ impl Geometry {
     /// # Errors
     /// [`Error::ObjectCorrupted`](crate::Error::ObjectCorrupted) when the header's tag or
     /// dimensions do not describe exactly `words.len()` words.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn of(words: &[AtomicU64]) -> Result<Geometry> {
         let h = |i: usize| words.get(i).map_or(0, |w| w.load(Ordering::Relaxed));
         let (tag, cap, limits) = (h(H_TAG), h(H_CAP), h(H_LIMITS));
@@ -266,6 +272,26 @@ const fn pad_slot(words: usize) -> usize {
     }
 }
 
+/// Where the value copies go in a slot with a key of `key_words` and copies of `copy_words`, and
+/// the slot's padded size: `(copies_at, copy_stride, slot_words)`. Copies of a line or more
+/// start on line boundaries when the padded slot does not grow for it (32-byte keys and 256-byte
+/// values: 80 words either way, and a copy then spans 4 lines instead of 5), else they follow
+/// the key back to back.
+const fn copies_of(key_words: usize, copy_words: usize) -> (usize, usize, usize) {
+    let packed = pad_slot(KEY + key_words + 2 * copy_words);
+    if LINE > 1 && copy_words >= 8 {
+        let (at, stride) = (
+            (KEY + key_words).next_multiple_of(8),
+            copy_words.next_multiple_of(8),
+        );
+        let aligned = pad_slot(at + 2 * stride);
+        if aligned <= packed {
+            return (at, stride, aligned);
+        }
+    }
+    (KEY + key_words, copy_words, packed)
+}
+
 /// The 32-bit tag a slot keeps of its key's hash (in its `link` word): the hash's high half.
 #[inline]
 pub(crate) const fn tag(h: u64) -> u64 {
@@ -336,6 +362,14 @@ mod tests {
         let g = Geometry::new(1000, 32, 256).unwrap();
         assert_eq!((g.buckets, g.stripes), (1000, 64));
         assert_eq!(g.slot_words, (5 + 4 + 2 * 32usize).next_multiple_of(8));
+        assert_eq!((g.copies_at, g.copy_stride), (16, 32));
+        // Aligning copies of 13 words would grow the slot from 40 to 48 words: packed.
+        let odd = Geometry::new(1000, 32, 100).unwrap();
+        assert_eq!(
+            (odd.copies_at, odd.copy_stride, odd.slot_words),
+            (9, 13, 40)
+        );
+        assert_eq!((huge.copies_at, huge.copy_stride), (8200, 1 << 21));
         assert_eq!(g.slots_at % LINE, 0);
         let small = Geometry::new(100, 8, 8).unwrap();
         assert_eq!((small.slot_words, small.stripes), (8, 64));

@@ -47,8 +47,9 @@ pub(crate) enum Found<R> {
 }
 
 impl<'a> Table<'a> {
-    /// The table over `words`, after checking the header.
-    #[inline]
+    /// The table over `words`, after checking the header. Always inlined with the geometry's
+    /// derivation, so that each operation computes only the offsets it uses.
+    #[inline(always)]
     pub(crate) fn new(w: &'a [AtomicU64]) -> Result<Table<'a>> {
         let g = Geometry::of(w)?;
         Ok(Table {
@@ -105,7 +106,8 @@ impl<'a> Table<'a> {
     pub(crate) fn latch(&self, slot: &'a [AtomicU64]) -> Pair<'a> {
         Pair::new(
             &slot[PUBLISHED],
-            &slot[KEY + self.g.key_words..],
+            &slot[self.g.copies_at..],
+            self.g.copy_stride,
             self.g.copy_words,
             self.g.value_max,
         )
@@ -128,7 +130,7 @@ impl<'a> Table<'a> {
             return;
         }
         let c = self.g.copy_words;
-        let at = KEY + self.g.key_words + self.latch(slot).current_index() * c;
+        let at = self.g.copies_at + self.latch(slot).current_index() * self.g.copy_stride;
         if let Some(copy) = slot.get(at..at + c) {
             super::prefetch_lines(copy);
         }

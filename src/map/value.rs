@@ -44,29 +44,37 @@ static_assertions::const_assert!(super::VALUE_MAX_LIMIT <= LEN_MASK);
 #[derive(Clone, Copy)]
 pub(crate) struct Pair<'a> {
     published: &'a AtomicU64,
-    /// Two copies of `width` words, back to back.
+    /// Two copies of `width` words, `stride` words apart.
     copies: &'a [AtomicU64],
+    stride: usize,
     width: usize,
     value_max: usize,
 }
 
 impl<'a> Pair<'a> {
-    /// The latch made of `published` and the two copies at the start of `copies`.
+    /// The latch made of `published` and the two copies of `width` words at the start of
+    /// `copies`, `stride` words apart.
     ///
     /// # Panics
-    /// When `copies` holds fewer than `2 × width` words (a local bug: lengths are local).
+    /// When `copies` holds fewer than `stride + width` words or `width > stride` (a local bug:
+    /// lengths are local).
     #[inline]
     pub(crate) fn new(
         published: &'a AtomicU64,
         copies: &'a [AtomicU64],
+        stride: usize,
         width: usize,
         value_max: usize,
     ) -> Self {
-        assert!(copies.len() >= 2 * width, "latch copies of the wrong size");
+        assert!(
+            width <= stride && copies.len() >= stride + width,
+            "latch copies of the wrong size"
+        );
         debug_assert!(value_max <= width * 8);
         Pair {
             published,
             copies,
+            stride,
             width,
             value_max,
         }
@@ -75,7 +83,7 @@ impl<'a> Pair<'a> {
     /// The copy of version `v` and the length in `p`, clamped to `value_max`.
     #[inline]
     fn unpack(&self, p: u64) -> (&'a [AtomicU64], usize) {
-        let at = ((p >> LEN_BITS) & 1) as usize * self.width;
+        let at = ((p >> LEN_BITS) & 1) as usize * self.stride;
         let len = ((p & LEN_MASK) as usize).min(self.value_max);
         (&self.copies[at..at + self.width], len)
     }
@@ -116,7 +124,7 @@ impl<'a> Pair<'a> {
         // Keeps the stores into copy `u` behind the store of version `v`, the one a lapped
         // reader must then see (see the module docs).
         fence(Ordering::Release);
-        let at = (u & 1) as usize * self.width;
+        let at = (u & 1) as usize * self.stride;
         (u, &self.copies[at..at + self.width])
     }
 
@@ -146,7 +154,7 @@ mod tests {
     #[test]
     fn writes_alternate_copies_and_carry_their_length() {
         let (published, copies) = (AtomicU64::new(0), words(4));
-        let p = Pair::new(&published, &copies, 2, 16);
+        let p = Pair::new(&published, &copies, 2, 2, 16);
         for (i, len) in [3usize, 16, 0, 9].into_iter().enumerate() {
             let (u, next) = p.begin();
             assert_eq!(u, i as u64 + 1);
@@ -165,7 +173,7 @@ mod tests {
     #[test]
     fn a_write_during_a_read_drops_it_and_an_unpublished_one_does_not() {
         let (published, copies) = (AtomicU64::new(0), words(2));
-        let p = Pair::new(&published, &copies, 1, 8);
+        let p = Pair::new(&published, &copies, 1, 1, 8);
         assert_eq!(p.try_read(|_, _| p.begin()).map(|_| ()), Some(()));
         let r = p.try_read(|_, _| {
             let (u, _) = p.begin();
@@ -176,8 +184,8 @@ mod tests {
 
     #[test]
     fn hostile_words_are_clamped_and_versions_wrap() {
-        let (published, copies) = (AtomicU64::new(u64::MAX), words(6));
-        let p = Pair::new(&published, &copies, 3, 20);
+        let (published, copies) = (AtomicU64::new(u64::MAX), words(8));
+        let p = Pair::new(&published, &copies, 5, 3, 20);
         let (copy, len) = p.current();
         assert_eq!((copy.len(), len), (3, 20));
         let (u, _) = p.begin();
