@@ -18,10 +18,13 @@
 //! unlock, so a waiter that looks often makes the holder slower and the lock change hands (a
 //! cache transfer each time) more often. Measured between two threads and between two
 //! processes incrementing one `u64` under the lock (`cargo bench --bench lock --
-//! lock-contended`, both sides under `chrt -f 1` so that no other task preempts them): time per
-//! increment 0.65–0.70× of parking_lot's with this phase, 1.0–1.2× with the rings' phase (1, 2,
-//! .. 32 pauses); starting at 4 pauses (4 .. 64) gave 0.8×, 8 .. 32 pauses 0.8–0.9×, the rings'
-//! phase with two more steps (1 .. 128) 0.85×.
+//! lock-contended`, and a driver alternating the phases, 2026-12-01, load 6–9, the bench run
+//! under `chrt -f 1` so that no other task preempts its two sides): time per increment
+//! 0.67–0.74× parking_lot's in the same run with this phase, 1.0–1.3× with the rings' phase
+//! (1, 2, .. 32 pauses); 4 .. 64 pauses gave 0.8×, 8 .. 32 pauses 0.8–0.9×, 1 .. 128 pauses
+//! 0.8–1.1×. Without `chrt` on that loaded machine both phases measured the scheduler (200–400
+//! ns per increment, 0.9–1.3× parking_lot's either way). Spinning longer (7 yields, as
+//! parking_lot does) changed nothing measurable.
 
 use super::{spin_hint, yield_now};
 
