@@ -38,6 +38,27 @@ fn enc<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Values up to this many bytes are read into a buffer on the stack, without an allocation.
+const STACK_VALUE: usize = 256;
+
+/// The decoded value of `key` in `raw`: read into a stack buffer when it fits, else (a second,
+/// ordinary lookup) into a `Vec`.
+fn get_decoded<T: DeserializeOwned>(raw: &ByteMap, key: &[u8]) -> Result<Option<T>> {
+    let mut buf = [0u8; STACK_VALUE];
+    let read = raw.read_with(key, |words, len| {
+        let fits = len <= STACK_VALUE;
+        if fits {
+            crate::words::load_bytes(words, &mut buf[..len]);
+        }
+        fits.then_some(len)
+    })?;
+    match read {
+        None => Ok(None),
+        Some(Some(len)) => decode(&buf[..len]).map(Some),
+        Some(None) => raw.get(key)?.map(|b| decode(&b)).transpose(),
+    }
+}
+
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SerdeMap<K, V> {
     /// A map on the heap (for one process, tests and models).
     ///
@@ -75,7 +96,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SerdeMap<
     /// [`Error::Encode`](crate::Error::Encode), [`Error::Decode`](crate::Error::Decode),
     /// [`Error::TooLarge`](crate::Error::TooLarge) for a key that encodes longer than `key_max`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        self.raw.get(&enc(key)?)?.map(|b| decode(&b)).transpose()
+        get_decoded(&self.raw, &enc(key)?)
     }
 
     /// Whether `key` is present.
@@ -208,10 +229,7 @@ impl Namespace {
     /// # Errors
     /// [`Error::Decode`](crate::Error::Decode) when it was set as another type.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
-        self.raw
-            .get(name.as_bytes())?
-            .map(|b| decode(&b))
-            .transpose()
+        get_decoded(&self.raw, name.as_bytes())
     }
 
     /// Removes attribute `name`; returns whether it was set.

@@ -447,6 +447,16 @@ fn serde_map_and_namespace() {
     assert_eq!(ns.names(), ["x", "y"]);
     assert!(ns.remove("x").unwrap());
     assert_eq!(ns.get::<u8>("x").unwrap(), None);
+    // Values that fit the stack buffer of a get (256 bytes), one at its edge, and longer ones.
+    let big = seg
+        .serde_map::<u8, String>("big", MapOptions::new(8).key_max(8).value_max(2000))
+        .unwrap();
+    for (k, n) in [(1u8, 3usize), (2, 247), (3, 248), (5, 249), (4, 1500)] {
+        let v = "v".repeat(n);
+        big.insert(&k, &v).unwrap();
+        assert_eq!(big.get(&k).unwrap().as_deref(), Some(&*v), "{n} chars");
+    }
+    assert_eq!(big.get(&9).unwrap(), None);
 }
 
 impl ByteMap {
