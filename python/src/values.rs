@@ -536,36 +536,42 @@ impl Array {
     }
 }
 
+/// The hand-made methods of `Value`.
+const VALUE_DEFS: &[Def] = &[
+    Def::GetSet(
+        c"value",
+        value_get,
+        Some(value_set),
+        c"The value (settable). One atomic load or store: never torn, no lock.",
+    ),
+    Def::Fast(
+        c"fetch_add",
+        value_fetch_add,
+        c"fetch_add(n=1)\n--\n\nAdds n and returns the previous value (one atomic \
+        operation; integers wrap).",
+    ),
+    Def::Fast(
+        c"fetch_sub",
+        value_fetch_sub,
+        c"fetch_sub(n=1)\n--\n\nSubtracts n and returns the previous value (one atomic \
+        operation; integers wrap).",
+    ),
+    Def::NoArgs(
+        c"get_lock",
+        value_get_lock,
+        c"get_lock()\n--\n\nThe lock given (or made) at creation; AttributeError for \
+        lock=False.",
+    ),
+];
+
+/// Gives the Python subclass `cls` of `Value` descriptors of its own for the hand-made methods
+/// (`fast::install_on_subclass`); returns whether `cls` is one.
+pub(crate) fn specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
+    fast::install_on_subclass::<Value>(cls, VALUE_DEFS)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Value>()?;
     m.add_class::<Array>()?;
-    fast::install::<Value>(
-        m.py(),
-        &[
-            Def::GetSet(
-                c"value",
-                value_get,
-                Some(value_set),
-                c"The value (settable). One atomic load or store: never torn, no lock.",
-            ),
-            Def::Fast(
-                c"fetch_add",
-                value_fetch_add,
-                c"fetch_add(n=1)\n--\n\nAdds n and returns the previous value (one atomic \
-                operation; integers wrap).",
-            ),
-            Def::Fast(
-                c"fetch_sub",
-                value_fetch_sub,
-                c"fetch_sub(n=1)\n--\n\nSubtracts n and returns the previous value (one atomic \
-                operation; integers wrap).",
-            ),
-            Def::NoArgs(
-                c"get_lock",
-                value_get_lock,
-                c"get_lock()\n--\n\nThe lock given (or made) at creation; AttributeError for \
-                lock=False.",
-            ),
-        ],
-    )
+    fast::install::<Value>(m.py(), VALUE_DEFS)
 }

@@ -12,6 +12,8 @@ use shmkit::{Error, Handle, LockError};
 
 mod mutex;
 
+pub(crate) use mutex::specialize;
+
 /// Rounds of doubling `pause` spins (2^GIL_SPINS - 1 pauses in all, about 2 µs: the core's
 /// own spin phase) a blocking acquire waits with the GIL held before it releases the GIL.
 /// Measured with the bench's `Value += 1 under get_lock(), 2 processes` (python/README.md):
