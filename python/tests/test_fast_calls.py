@@ -203,3 +203,24 @@ def test_specialize_takes_only_the_fast_classes_and_keeps_subclasses_working():
     with m:
         assert m.acquire(False) is False
     assert m.calls == 2
+
+
+@pytest.mark.parametrize("code", ["q", "l"])
+def test_fetch_add_of_a_64_bit_value_outside_the_plain_int_path(code):
+    # 'q'/'l' with an int that fits take a direct path; everything else the general one.
+    v = shmkit.Value(code, 2**63 - 1)
+    assert v.fetch_add(1) == 2**63 - 1  # wraps, as ctypes does
+    assert v.value == -(2**63)
+    assert v.fetch_sub(1) == -(2**63)
+    assert v.value == 2**63 - 1
+    v.value = 0
+    assert v.fetch_add(2**64 - 1) == 0  # past i64: taken as u64, wraps to -1
+    assert v.value == -1
+    assert v.fetch_add(True) == -1  # a bool is not exactly an int: the general path
+    assert v.fetch_sub(-(2**63)) == 0
+    assert v.value == -(2**63)
+    with pytest.raises(OverflowError):
+        v.fetch_add(2**64)
+    with pytest.raises(TypeError):
+        v.fetch_add(1.5)
+    assert v.value == -(2**63)  # failed calls changed nothing
