@@ -54,6 +54,7 @@ impl Lock {
             block,
             timeout,
             || free(h.state()),
+            || h.try_lock_if_free(),
             |t| match t {
                 None => h.try_lock(),
                 Some(t) => h.lock_timeout(t),
@@ -188,6 +189,7 @@ impl RLock {
                         .last()
                         .is_some_and(|x| x.mine())
             },
+            || h.try_lock_if_free(),
             |t| match t {
                 None => h.try_lock(),
                 Some(t) => h.lock_timeout(t),
