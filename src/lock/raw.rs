@@ -212,8 +212,9 @@ impl RawMutex {
             Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
             Wait::Try => None,
         };
-        // The crate's spin phase before announcing a waiter and sleeping.
-        let mut spin = Spin::new();
+        // The locks' spin phase before announcing a waiter and sleeping: fewer, longer spins
+        // than the rings', so that the holder keeps the line between the waiter's looks.
+        let mut spin = Spin::for_lock();
         // Whether this thread has slept: it then sets the waiters bit when it takes the lock if
         // others still sleep (one unlock wakes one sleeper and clears the bit).
         let mut slept = false;
