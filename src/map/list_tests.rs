@@ -80,8 +80,11 @@ fn dead_pusher_between_reserve_and_claim() {
     l.push(3).unwrap();
     // Readers never wait: they see the prefix before the gap until the grace has passed.
     assert_eq!(l.len(), 0);
+    // The grace runs from the gap's first sighting, between `t0` and `t1` (a test thread
+    // descheduled here for milliseconds must not make the wait below too short).
+    let t1 = std::time::Instant::now();
     assert_eq!(l.get(1), None);
-    while t0.elapsed() < list::GRACE + std::time::Duration::from_millis(5) {
+    while t1.elapsed() < list::GRACE + std::time::Duration::from_millis(5) {
         // (The clock counts whole milliseconds: allow one.)
         let n = l.len();
         assert!(n == 0 || t0.elapsed() + std::time::Duration::from_millis(1) >= list::GRACE);
