@@ -124,6 +124,7 @@ impl<'a> Core<'a> {
     }
 
     /// One push attempt: takes the position at the tail, lets `write` fill its slot, publishes.
+    #[inline]
     pub(crate) fn try_push_with(
         &self,
         me: u64,
@@ -143,6 +144,7 @@ impl<'a> Core<'a> {
         r
     }
 
+    #[inline]
     fn push_at(
         &self,
         line: &Line,
@@ -261,6 +263,7 @@ impl<'a> Core<'a> {
     /// One pop attempt: copies the item at the head with `read`, then takes its position (the
     /// copy is made before the CAS, so a taken position is finished: nothing for producers to
     /// wait on, and the slot is not written).
+    #[inline]
     pub(crate) fn try_pop_with<R>(
         &self,
         mut read: impl FnMut(&[AtomicU64]) -> R,

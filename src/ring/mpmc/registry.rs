@@ -183,25 +183,27 @@ pub(crate) struct Blocker {
 
 impl Core<'_> {
     /// This thread's line index, or [`SHARED_LINE`] when every other line is held by a live
-    /// thread. Cached per thread (keyed by the ring's address and checked against the line's
-    /// owner, so a remapped ring or a forked child never uses a stale index).
+    /// thread. Cached per thread (keyed by the ring's address, with the owner word and fork
+    /// generation it was claimed with, and checked against the line's owner, so a remapped ring
+    /// or a forked child never uses a stale index).
     #[inline]
     pub(crate) fn me(&self) -> u64 {
         let key = self.m as *const MpmcMeta as usize;
-        let mine = crate::process::my_word();
-        if let Some(i) = cache::get(key) {
+        let gen = fork_generation();
+        if let Some((i, word)) = cache::get(key, gen) {
             if self
                 .m
                 .lines
                 .get(i as usize)
-                .is_some_and(|l| l.owner.load(Ordering::Relaxed) == mine)
+                .is_some_and(|l| l.owner.load(Ordering::Relaxed) == word)
             {
                 return i;
             }
         }
+        let mine = crate::process::my_word();
         let i = self.register(mine);
         if i != SHARED_LINE {
-            cache::put(key, i);
+            cache::put(key, i, mine, gen);
         }
         i
     }
@@ -360,39 +362,57 @@ impl Core<'_> {
     }
 }
 
-/// Per-thread cache of line indices, keyed by ring address.
+/// The fork generation ([`crate::process`]): a cache entry made before a `fork()` is not used
+/// in the child. Under loom there is no fork.
+#[inline]
+fn fork_generation() -> u64 {
+    #[cfg(not(feature = "loom"))]
+    return crate::process::fork_generation();
+    #[cfg(feature = "loom")]
+    0
+}
+
+/// Per-thread cache of line indices, keyed by ring address: `(key, line, owner word, fork
+/// generation)`, one `Cell` per entry so a lookup copies 32 bytes, not the whole cache.
 mod cache {
     use std::cell::Cell;
 
+    type Entry = (usize, u64, u64, u64);
     const N: usize = 4;
+    // A const only to repeat it in the array initializers below, each a fresh Cell.
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FREE: Cell<Entry> = Cell::new((0, 0, 0, 0));
     #[cfg(not(feature = "loom"))]
     std::thread_local! {
-        static CACHE: Cell<([(usize, u64); N], usize)> = const { Cell::new(([(0, 0); N], 0)) };
+        static CACHE: ([Cell<Entry>; N], Cell<usize>) = const { ([FREE; N], Cell::new(0)) };
     }
     // Under loom, per model thread and per execution (a cache surviving between executions
     // would make them differ; loom needs each to be deterministic).
     #[cfg(feature = "loom")]
     crate::sync::model_thread_local! {
-        static CACHE: Cell<([(usize, u64); N], usize)> = Cell::new(([(0, 0); N], 0));
+        static CACHE: ([Cell<Entry>; N], Cell<usize>) = ([FREE; N], Cell::new(0));
     }
 
+    /// The line and owner word cached for ring `key` in fork generation `gen`.
     #[inline]
-    pub(super) fn get(key: usize) -> Option<u64> {
-        CACHE.with(|c| {
-            let (e, _) = c.get();
-            e.iter().find(|(k, _)| *k == key).map(|&(_, i)| i)
+    pub(super) fn get(key: usize, gen: u64) -> Option<(u64, u64)> {
+        CACHE.with(|(e, _)| {
+            e.iter().find_map(|c| {
+                let (k, i, w, g) = c.get();
+                (k == key && g == gen).then_some((i, w))
+            })
         })
     }
 
-    pub(super) fn put(key: usize, i: u64) {
-        CACHE.with(|c| {
-            let (mut e, next) = c.get();
-            if let Some(x) = e.iter_mut().find(|(k, _)| *k == key) {
-                x.1 = i;
+    pub(super) fn put(key: usize, i: u64, word: u64, gen: u64) {
+        CACHE.with(|(e, next)| {
+            if let Some(c) = e.iter().find(|c| c.get().0 == key) {
+                c.set((key, i, word, gen));
             } else {
-                e[next % N] = (key, i);
+                let n = next.get();
+                e[n % N].set((key, i, word, gen));
+                next.set((n + 1) % N);
             }
-            c.set((e, (next + 1) % N));
         });
     }
 }
