@@ -205,3 +205,36 @@ fn giving_up_is_not_recoverable_for_a_waiter() {
         assert!(m.state().not_recoverable);
     });
 }
+
+#[test]
+fn try_lock_if_free_excludes_and_keeps_wake_ups() {
+    // A thread that polls with try_lock_if_free (as the Python package's blocking acquire does
+    // before it waits) races a thread that sleeps on the lock or is about to: the two never
+    // hold it together, and whoever takes it, the sleeper is still woken (strict futex: a lost
+    // wake-up is a deadlock).
+    strict_model(|| {
+        let m: Arc<Mutex<u64>> = Arc::from(Mutex::new(0u64));
+        let g = m.lock().unwrap();
+        let m2 = m.clone();
+        let t = thread::spawn(move || increment(&m2));
+        thread::yield_now();
+        drop(g);
+        let mut tries = 0;
+        let mut g = loop {
+            match m.try_lock_if_free() {
+                Ok(g) => break g,
+                Err(LockError::Error(Error::WouldBlock { .. })) if tries < 2 => {
+                    tries += 1;
+                    thread::yield_now();
+                }
+                Err(LockError::Error(Error::WouldBlock { .. })) => break m.lock().unwrap(),
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        };
+        let v = *g;
+        *g = v + 1;
+        drop(g);
+        t.join().unwrap();
+        assert_eq!(*m.lock().unwrap(), 2);
+    });
+}

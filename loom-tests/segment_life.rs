@@ -14,7 +14,15 @@
 //! - a cleaner killed holding its claim does not keep the segment forever: the next cleaner
 //!   takes the claim over and confirms;
 //! - an attacher killed after storing its slot does not keep the segment forever: its slot is
-//!   freed and the segment is removed.
+//!   freed and the segment is removed;
+//! - with a full table (no slots), the same for attachers counted in the overflow word: one
+//!   that races a cleaner is never removed under (also when the count already includes a dead
+//!   process, and when it could not take its overflow lock), and one killed while counted does
+//!   not keep the segment for ever once its lock is gone.
+//!
+//! Overflow locks (the kernel's OFD locks in `src/segment/overflow.rs`) are a bitmask here:
+//! taking one sets the process's bit, and its death clears it, as the kernel drops a dead
+//! process's locks.
 //!
 //! Run: `cargo test --features loom --test loom_segment_life`.
 #![cfg(feature = "loom")]
@@ -38,16 +46,27 @@ struct Shared {
     slots: [AtomicU64; 2],
     /// Words of the processes that have died.
     dead: AtomicU64,
+    /// Words of the processes holding an overflow lock.
+    locks: AtomicU64,
+    /// User slots in the table (2, or 0: a full table).
+    nslots: usize,
 }
 
 impl Shared {
     fn new() -> Arc<Self> {
+        Self::with(2, 0)
+    }
+
+    /// A table of `nslots` slots whose overflow word starts at `overflow`.
+    fn with(nslots: usize, overflow: u64) -> Arc<Self> {
         Arc::new(Shared {
             life: AtomicU64::new(0),
             cleaner: AtomicU64::new(0),
-            overflow: AtomicU64::new(0),
+            overflow: AtomicU64::new(overflow),
             slots: [AtomicU64::new(0), AtomicU64::new(0)],
             dead: AtomicU64::new(0),
+            locks: AtomicU64::new(0),
+            nslots,
         })
     }
 
@@ -56,16 +75,23 @@ impl Shared {
             life: &self.life,
             cleaner: &self.cleaner,
             overflow: &self.overflow,
-            slots: &self.slots,
+            slots: &self.slots[..self.nslots],
         }
+    }
+
+    /// Whether anyone holds an overflow lock (the kernel's answer).
+    fn held(&self) -> bool {
+        self.locks.load(Ordering::SeqCst) != 0
     }
 
     fn alive(&self, w: u64) -> bool {
         self.dead.load(Ordering::SeqCst) & w == 0
     }
 
+    /// Process `w` dies: judged dead from now on, and its overflow lock is gone.
     fn die(&self, w: u64) {
         self.dead.fetch_or(w, Ordering::SeqCst);
+        self.locks.fetch_and(!w, Ordering::SeqCst);
     }
 
     /// A whole `remove_if_stale` decision by cleaner `me` (steps 1–2).
@@ -76,8 +102,9 @@ impl Shared {
             Err(NoClaim::AlreadyRemoved) => Outcome::AlreadyRemoved,
             Err(NoClaim::Busy(_)) => Outcome::Busy,
             Ok(claim) => {
-                let found = w.scan(&alive);
-                match w.decide_with(claim, found, &alive) {
+                let held = || self.held();
+                let found = w.scan(&alive, &held);
+                match w.decide_with(claim, found, &alive, &held) {
                     Decision::Stale => Outcome::Stale,
                     Decision::InUse(scan) => Outcome::InUse(scan),
                     Decision::Busy(_) => Outcome::Busy,
@@ -86,11 +113,31 @@ impl Shared {
         }
     }
 
-    /// A whole attach by process `me`.
+    /// A whole attach by process `me`, which takes its overflow lock if it needs one.
     fn attach(&self, me: u64) -> Attach {
+        self.attach_locking(me, true)
+    }
+
+    /// A whole attach by process `me`; `can_lock`: whether its overflow lock can be had.
+    fn attach_locking(&self, me: u64, can_lock: bool) -> Attach {
         let w = self.words();
-        let place = w.claim_place(me, &|x| self.alive(x));
-        w.settle(place, me).expect("no damage in a model")
+        let place = w.claim_place(me, &|x| self.alive(x), &mut || self.lock(me, can_lock));
+        let r = w.settle(place, me).expect("no damage in a model");
+        if r == Attach::Doomed {
+            self.unlock(me); // uncounted by `settle`, then unlocked
+        }
+        r
+    }
+
+    fn lock(&self, me: u64, can_lock: bool) -> bool {
+        if can_lock {
+            self.locks.fetch_or(me, Ordering::SeqCst);
+        }
+        can_lock
+    }
+
+    fn unlock(&self, me: u64) {
+        self.locks.fetch_and(!me, Ordering::SeqCst);
     }
 
     fn removed(&self) -> bool {
@@ -196,7 +243,8 @@ fn a_dead_attachers_slot_does_not_keep_the_segment() {
         let dying = {
             let s = s.clone();
             thread::spawn(move || {
-                s.words().claim_place(ATTACHER, &|x| s.alive(x));
+                s.words()
+                    .claim_place(ATTACHER, &|x| s.alive(x), &mut || false);
                 s.die(ATTACHER);
             })
         };
@@ -209,6 +257,85 @@ fn a_dead_attachers_slot_does_not_keep_the_segment() {
             }
             other => other,
         };
+        assert_eq!(outcome, Outcome::Stale);
+        assert!(s.removed());
+    });
+}
+
+/// The checks of an attacher against a cleaner with a full table (the attacher is counted in
+/// the overflow word), on a table made by `make`.
+fn overflow_attach_against_removal(make: fn() -> Arc<Shared>, can_lock: bool) {
+    common::model(move || {
+        let s = make();
+        let a = {
+            let s = s.clone();
+            thread::spawn(move || s.attach_locking(ATTACHER, can_lock))
+        };
+        let cleaned = s.clean(CLEANER_A);
+        match a.join().unwrap() {
+            Attach::Attached(Place::Overflow) => {
+                assert_ne!(
+                    cleaned,
+                    Outcome::Stale,
+                    "removed a segment that gained an unknown user"
+                );
+                assert!(!s.removed());
+            }
+            Attach::Attached(Place::Slot(_)) => unreachable!("a full table"),
+            Attach::Doomed => assert_eq!(cleaned, Outcome::Stale),
+        }
+    });
+}
+
+/// An attacher counted in the overflow word races a cleaner: never both succeed.
+#[test]
+fn overflow_attach_against_removal_with_its_lock() {
+    overflow_attach_against_removal(|| Shared::with(0, 0), true);
+}
+
+/// The same when the count already includes a process that died (its lock is gone): the
+/// cleaner does not count the dead one, and still never removes under the live one.
+#[test]
+fn overflow_attach_against_removal_over_a_dead_count() {
+    overflow_attach_against_removal(|| Shared::with(0, 1), true);
+}
+
+/// The same for an attacher that could not take its lock: it marks the count unchecked.
+#[test]
+fn overflow_attach_against_removal_without_its_lock() {
+    overflow_attach_against_removal(|| Shared::with(0, 1), false);
+}
+
+/// An attacher killed while counted in the overflow word does not keep the segment for ever:
+/// once its lock is gone the count counts no one. (Before overflow locks, the count stayed
+/// raised and every cleaner answered "in use".)
+#[test]
+fn a_dead_overflow_attacher_does_not_keep_the_segment() {
+    common::model(|| {
+        let s = Shared::with(0, 0);
+        let dying = {
+            let s = s.clone();
+            thread::spawn(move || {
+                let attached = s.attach(ATTACHER);
+                s.die(ATTACHER);
+                attached
+            })
+        };
+        let first = s.clean(CLEANER_A);
+        let attached = dying.join().unwrap();
+        // Decided while the attacher lived: in use by it, or busy (it cancelled the claim).
+        // Once it is dead, the next decision removes the segment.
+        let outcome = match first {
+            Outcome::InUse(scan) => {
+                assert_eq!(scan.unknown, 1, "in use only by the attacher");
+                s.clean(CLEANER_A)
+            }
+            Outcome::Busy => s.clean(CLEANER_A),
+            other => other,
+        };
+        if attached != Attach::Doomed {
+            assert_eq!(s.overflow.load(Ordering::SeqCst), 1, "died counted");
+        }
         assert_eq!(outcome, Outcome::Stale);
         assert!(s.removed());
     });

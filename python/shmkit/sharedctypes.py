@@ -117,6 +117,9 @@ class Value(_native.Value, _Locked, _segment.SharedObject):
         return "<shmkit.Value %r %r at %s>" % (self._typecode, self.value, self.ref)
 
 
+_native._specialize(Value)  # as for Lock in synchronize.py
+
+
 class Array(_native.Array, _Locked, _segment.SharedObject):
     """A shared fixed-length array, like ``multiprocessing.Array``.
 

@@ -60,6 +60,12 @@ class RLock(_native.RLock, _segment.SharedObject):
         return _native.RLock.__new__(cls, segment, name)
 
 
+# Descriptors of their own for the hot methods, so that CPython specializes their calls (see
+# ``_native._specialize``); a subclass of these inherits them (correct, just not specialized).
+_native._specialize(Lock)
+_native._specialize(RLock)
+
+
 class Semaphore(_native.Semaphore, _segment.SharedObject):
     """``multiprocessing.Semaphore(value=1)``: ``acquire(block=True, timeout=None)``,
     ``release()``, ``get_value()``, ``with``. Permits held by a dead process come back."""

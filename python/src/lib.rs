@@ -40,5 +40,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     queues::register(m)?;
     pipe::register(m)?;
     collections::register(m)?;
+    m.add_function(wrap_pyfunction!(_specialize, m)?)?;
     Ok(())
+}
+
+/// Gives `cls`, a Python subclass of `Lock`, `RLock` or `Value`, its own descriptors for the
+/// hand-made hot methods (`fast::install_on_subclass`: only then does CPython specialize their
+/// calls). `TypeError` for any other class.
+#[pyfunction]
+fn _specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    if locks::specialize(cls)? || values::specialize(cls)? {
+        Ok(())
+    } else {
+        Err(pyo3::exceptions::PyTypeError::new_err(
+            "_specialize() takes a subclass of Lock, RLock or Value",
+        ))
+    }
 }

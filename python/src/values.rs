@@ -311,6 +311,26 @@ unsafe extern "C" fn value_set(
     }
 }
 
+/// `o` as an `i64` if it is an `int` (exactly) that fits; `None` (no exception set) otherwise.
+///
+/// # Safety
+/// GIL held; `o` is a live object.
+#[inline(always)]
+unsafe fn exact_i64(o: *mut ffi::PyObject) -> Option<i64> {
+    // SAFETY: per the contract (a type check, then the int's own conversion).
+    unsafe {
+        if ffi::PyLong_CheckExact(o) == 0 {
+            return None;
+        }
+        let n = ffi::PyLong_AsLongLong(o);
+        if n == -1 && !ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_Clear(); // out of range: the general path decides (u64, or OverflowError)
+            return None;
+        }
+        Some(n)
+    }
+}
+
 /// `fetch_add` and `fetch_sub`: `(n=1)`.
 macro_rules! fetch_op {
     ($f:ident, $op:ident, $name:literal) => {
@@ -326,6 +346,17 @@ macro_rules! fetch_op {
             // in `kwnames`, all borrowed for the call; `*args` is read only when `nargs == 1`.
             unsafe {
                 fast::call(slf, |py, v: &Value| {
+                    // 'q'/'l' with no argument or an int that fits: no conversion layers.
+                    if let (Slot::I64(h), true) = (&v.v, kwnames.is_null()) {
+                        let n = match nargs {
+                            0 => Some(1),
+                            1 => exact_i64(*args),
+                            _ => None,
+                        };
+                        if let Some(n) = n {
+                            return Ok(fast::Obj(ffi::PyLong_FromLongLong(h.$op(n))));
+                        }
+                    }
                     let n = if nargs == 1 && kwnames.is_null() {
                         Some(Borrowed::from_ptr(py, *args)) // the common `fetch_add(k)`
                     } else {
@@ -536,36 +567,42 @@ impl Array {
     }
 }
 
+/// The hand-made methods of `Value`.
+const VALUE_DEFS: &[Def] = &[
+    Def::GetSet(
+        c"value",
+        value_get,
+        Some(value_set),
+        c"The value (settable). One atomic load or store: never torn, no lock.",
+    ),
+    Def::Fast(
+        c"fetch_add",
+        value_fetch_add,
+        c"fetch_add(n=1)\n--\n\nAdds n and returns the previous value (one atomic \
+        operation; integers wrap).",
+    ),
+    Def::Fast(
+        c"fetch_sub",
+        value_fetch_sub,
+        c"fetch_sub(n=1)\n--\n\nSubtracts n and returns the previous value (one atomic \
+        operation; integers wrap).",
+    ),
+    Def::NoArgs(
+        c"get_lock",
+        value_get_lock,
+        c"get_lock()\n--\n\nThe lock given (or made) at creation; AttributeError for \
+        lock=False.",
+    ),
+];
+
+/// Gives the Python subclass `cls` of `Value` descriptors of its own for the hand-made methods
+/// (`fast::install_on_subclass`); returns whether `cls` is one.
+pub(crate) fn specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
+    fast::install_on_subclass::<Value>(cls, VALUE_DEFS)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Value>()?;
     m.add_class::<Array>()?;
-    fast::install::<Value>(
-        m.py(),
-        &[
-            Def::GetSet(
-                c"value",
-                value_get,
-                Some(value_set),
-                c"The value (settable). One atomic load or store: never torn, no lock.",
-            ),
-            Def::Fast(
-                c"fetch_add",
-                value_fetch_add,
-                c"fetch_add(n=1)\n--\n\nAdds n and returns the previous value (one atomic \
-                operation; integers wrap).",
-            ),
-            Def::Fast(
-                c"fetch_sub",
-                value_fetch_sub,
-                c"fetch_sub(n=1)\n--\n\nSubtracts n and returns the previous value (one atomic \
-                operation; integers wrap).",
-            ),
-            Def::NoArgs(
-                c"get_lock",
-                value_get_lock,
-                c"get_lock()\n--\n\nThe lock given (or made) at creation; AttributeError for \
-                lock=False.",
-            ),
-        ],
-    )
+    fast::install::<Value>(m.py(), VALUE_DEFS)
 }

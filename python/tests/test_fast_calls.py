@@ -167,3 +167,60 @@ def test_a_lock_that_refers_to_its_value_is_collected():
     del lock, v
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.parametrize(
+    "cls, names",
+    [
+        (shmkit.Lock, ["acquire", "release", "__enter__", "__exit__"]),
+        (shmkit.RLock, ["acquire", "release", "__enter__", "__exit__"]),
+        (shmkit.Value, ["fetch_add", "fetch_sub", "get_lock", "value"]),
+    ],
+)
+def test_the_package_classes_own_their_fast_methods(cls, names):
+    # CPython specializes a call of a C method only on an instance of exactly the class its
+    # descriptor was made for: the package's (Python) classes carry descriptors of their own.
+    for name in names:
+        assert vars(cls)[name].__objclass__ is cls, name
+
+
+def test_specialize_takes_only_the_fast_classes_and_keeps_subclasses_working():
+    from shmkit import _native
+
+    with pytest.raises(TypeError, match="subclass of Lock, RLock or Value"):
+        _native._specialize(shmkit.Semaphore)
+    with pytest.raises(TypeError):
+        _native._specialize(int)
+
+    class Mine(shmkit.Lock):  # inherits shmkit.Lock's descriptors (made for a base: allowed)
+        def acquire(self, *a, **k):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().acquire(*a, **k)
+
+    m = Mine()
+    assert m.acquire() is True
+    m.release()
+    with m:
+        assert m.acquire(False) is False
+    assert m.calls == 2
+
+
+@pytest.mark.parametrize("code", ["q", "l"])
+def test_fetch_add_of_a_64_bit_value_outside_the_plain_int_path(code):
+    # 'q'/'l' with an int that fits take a direct path; everything else the general one.
+    v = shmkit.Value(code, 2**63 - 1)
+    assert v.fetch_add(1) == 2**63 - 1  # wraps, as ctypes does
+    assert v.value == -(2**63)
+    assert v.fetch_sub(1) == -(2**63)
+    assert v.value == 2**63 - 1
+    v.value = 0
+    assert v.fetch_add(2**64 - 1) == 0  # past i64: taken as u64, wraps to -1
+    assert v.value == -1
+    assert v.fetch_add(True) == -1  # a bool is not exactly an int: the general path
+    assert v.fetch_sub(-(2**63)) == 0
+    assert v.value == -(2**63)
+    with pytest.raises(OverflowError):
+        v.fetch_add(2**64)
+    with pytest.raises(TypeError):
+        v.fetch_add(1.5)
+    assert v.value == -(2**63)  # failed calls changed nothing

@@ -1,7 +1,7 @@
 //! [`Mutex<T>`]: a robust, process-shared futex mutex around plain data.
 
 use super::owner::Held;
-use super::raw::{Acquired, LockState, RawMutex, Wait};
+use super::raw::{Acquired, Fail, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
 use crate::sync::AtomicU64;
 use crate::words::{load_pod, store_pod, words_for_type};
@@ -134,6 +134,36 @@ impl<T: Pod> Mutex<T> {
         self.acquire(Wait::For(Some(timeout)))
     }
 
+    /// Locks if no thread holds the lock now, without [`try_lock`](Mutex::try_lock)'s liveness
+    /// check of a holder (a `/proc` read): for polling in a spin loop. A lock held by a dead
+    /// owner stays [`WouldBlock`](crate::Error::WouldBlock) here; [`lock`](Mutex::lock),
+    /// [`lock_timeout`](Mutex::lock_timeout) and `try_lock` take it over. A lock left
+    /// unrepaired by a dead owner (free, with the owner-died mark) is taken with
+    /// [`LockError::OwnerDied`], as by the others.
+    ///
+    /// ```
+    /// # fn main() -> shmkit::Result<()> {
+    /// let seg = shmkit::Segment::anonymous(1 << 16)?;
+    /// let m = seg.mutex("m", 0u32)?;
+    /// let g = m.try_lock_if_free().unwrap();
+    /// assert!(matches!(
+    ///     m.try_lock_if_free(),
+    ///     Err(shmkit::LockError::Error(shmkit::Error::WouldDeadlock { .. }))
+    /// ));
+    /// drop(g);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`LockError::OwnerDied`] (you hold the lock); [`LockError::Error`] with
+    /// [`WouldBlock`](crate::Error::WouldBlock) (held, or lost the race for it),
+    /// [`WouldDeadlock`](crate::Error::WouldDeadlock) (this thread holds it) or
+    /// [`NotRecoverable`](crate::Error::NotRecoverable).
+    #[inline]
+    pub fn try_lock_if_free(&self) -> LockResult<MutexGuard<'_, T>> {
+        self.guard(self.raw.lock_if_free())
+    }
+
     /// The lock word's current state (owner, waiters, owner-died and not-recoverable marks), for
     /// tools. Stale as soon as it is returned.
     pub fn state(&self) -> LockState {
@@ -142,7 +172,13 @@ impl<T: Pod> Mutex<T> {
 
     #[inline(always)]
     fn acquire(&self, wait: Wait) -> LockResult<MutexGuard<'_, T>> {
-        let (me, how) = match self.raw.lock(wait) {
+        self.guard(self.raw.lock(wait))
+    }
+
+    /// The guard (or error) of a lock attempt's result.
+    #[inline(always)]
+    fn guard(&self, r: Result<(Held, Acquired), Fail>) -> LockResult<MutexGuard<'_, T>> {
+        let (me, how) = match r {
             Ok(x) => x,
             Err(f) => return Err(LockError::Error(f.into_error("mutex"))),
         };

@@ -140,6 +140,66 @@ impl RawMutex {
         self.lock_slow(wait)
     }
 
+    /// Takes the lock if its word names no owner now (a few CAS attempts while it does not);
+    /// never judges a holder's liveness (no `/proc` read), so a lock held by a dead owner is
+    /// `WouldBlock` here: [`lock`](Self::lock) takes it over. For callers that poll in a spin
+    /// loop, where `Wait::Try`'s liveness check on every lost race would cost more than the
+    /// wait.
+    #[inline(always)]
+    pub(crate) fn lock_if_free(&self) -> Result<(Held, Acquired), Fail> {
+        let me = me();
+        // The fast path of `lock`: an unmarked free word.
+        if self
+            .state
+            .compare_exchange(0, me.owner, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            crate::hooks::at("mutex.lock.claimed");
+            self.meta.record(&me);
+            return Ok((me.held(), Acquired::Clean));
+        }
+        self.lock_if_free_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_if_free_slow(&self) -> Result<(Held, Acquired), Fail> {
+        let me = me();
+        let mut cur = self.state.load(Ordering::Relaxed);
+        for _ in 0..8 {
+            let owner = cur & OWNER_MASK;
+            if owner == NOT_RECOVERABLE {
+                return Err(Fail::NotRecoverable);
+            }
+            if owner != 0 {
+                return Err(if self.meta.is_me(owner, &me) {
+                    Fail::WouldDeadlock
+                } else {
+                    Fail::WouldBlock
+                });
+            }
+            // As `lock_contended` claims a free word: the waiters and owner-died marks stay.
+            let new = me.owner | (cur & (WAITERS | OWNER_DIED));
+            match self
+                .state
+                .compare_exchange(cur, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    crate::hooks::at("mutex.lock.claimed");
+                    self.meta.record(&me);
+                    let how = if cur & OWNER_DIED != 0 {
+                        Acquired::OwnerDied
+                    } else {
+                        Acquired::Clean
+                    };
+                    return Ok((me.held(), how));
+                }
+                Err(now) => cur = now,
+            }
+        }
+        Err(Fail::WouldBlock)
+    }
+
     #[cold]
     #[inline(never)]
     fn lock_slow(&self, wait: Wait) -> Result<(Held, Acquired), Fail> {
@@ -152,8 +212,9 @@ impl RawMutex {
             Wait::For(d) => Some((Deadline::after(d), d.unwrap_or(Duration::MAX))),
             Wait::Try => None,
         };
-        // The crate's spin phase before announcing a waiter and sleeping.
-        let mut spin = Spin::new();
+        // The locks' spin phase before announcing a waiter and sleeping: fewer, longer spins
+        // than the rings', so that the holder keeps the line between the waiter's looks.
+        let mut spin = Spin::for_lock();
         // Whether this thread has slept: it then sets the waiters bit when it takes the lock if
         // others still sleep (one unlock wakes one sleeper and clears the bit).
         let mut slept = false;
@@ -389,6 +450,31 @@ mod tests {
         r.mark_consistent(&me);
         r.unlock(&me);
         assert_eq!(r.state.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn lock_if_free_never_takes_over_and_keeps_the_marks() {
+        // A dead owner's lock is not taken (that is lock's job, with its liveness check).
+        let r = RawMutex::new();
+        r.state.store(dead_tid() | WAITERS, Ordering::Relaxed);
+        assert_eq!(r.lock_if_free().unwrap_err(), Fail::WouldBlock);
+        assert_eq!(r.state.load(Ordering::Relaxed) & WAITERS, WAITERS);
+        // Free but unrepaired (owner-died mark): taken as OwnerDied, the waiters bit kept.
+        r.state.store(OWNER_DIED | WAITERS, Ordering::Relaxed);
+        let (me1, how) = r.lock_if_free().unwrap();
+        assert_eq!(how, Acquired::OwnerDied);
+        assert_eq!(
+            r.state.load(Ordering::Relaxed),
+            me1.owner | OWNER_DIED | WAITERS
+        );
+        // Held by this thread: WouldDeadlock, not a second claim.
+        assert_eq!(r.lock_if_free().unwrap_err(), Fail::WouldDeadlock);
+        r.mark_consistent(&me1);
+        r.unlock(&me1);
+        let (me2, how) = r.lock_if_free().unwrap();
+        assert_eq!(how, Acquired::Clean);
+        r.give_up(&me2);
+        assert_eq!(r.lock_if_free().unwrap_err(), Fail::NotRecoverable);
     }
 
     /// This process's owner word with another start time: a process that reused our pid.

@@ -2,7 +2,7 @@
 //! (Python's `RLock`).
 
 use super::owner::{me, Held};
-use super::raw::{Acquired, LockState, RawMutex, Wait};
+use super::raw::{Acquired, Fail, LockState, RawMutex, Wait};
 use super::{LockError, LockResult};
 use crate::sync::{AtomicU64, Ordering};
 use core::marker::PhantomData;
@@ -81,6 +81,25 @@ impl ReentrantMutex {
         self.acquire(Wait::For(Some(timeout)))
     }
 
+    /// Locks (again, if this thread holds it already) if no other thread holds it now, without
+    /// [`try_lock`](ReentrantMutex::try_lock)'s liveness check of a holder (a `/proc` read): for
+    /// polling in a spin loop. A lock held by a dead owner stays
+    /// [`WouldBlock`](crate::Error::WouldBlock) here; the other ways to lock take it over.
+    ///
+    /// ```
+    /// let m = shmkit::ReentrantMutex::new();
+    /// let a = m.try_lock_if_free().unwrap();
+    /// let b = m.try_lock_if_free().unwrap(); // this thread again
+    /// assert_eq!(m.depth(), 2);
+    /// # drop((b, a));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`try_lock`](ReentrantMutex::try_lock).
+    pub fn try_lock_if_free(&self) -> LockResult<ReentrantGuard<'_>> {
+        self.acquire_with(|| self.raw.lock_if_free())
+    }
+
     /// The owner's depth (0 when unlocked; meaningful to the owner).
     pub fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
@@ -92,6 +111,15 @@ impl ReentrantMutex {
     }
 
     fn acquire(&self, wait: Wait) -> LockResult<ReentrantGuard<'_>> {
+        self.acquire_with(|| self.raw.lock(wait))
+    }
+
+    /// Takes one more level if this thread holds the lock, else the lock with `take`.
+    #[inline(always)]
+    fn acquire_with(
+        &self,
+        take: impl FnOnce() -> Result<(Held, Acquired), Fail>,
+    ) -> LockResult<ReentrantGuard<'_>> {
         let me = me();
         if self.raw.held_by(&me) {
             let d = self.depth.load(Ordering::Relaxed);
@@ -102,10 +130,7 @@ impl ReentrantMutex {
                 _not_send: PhantomData,
             });
         }
-        let (me, how) = self
-            .raw
-            .lock(wait)
-            .map_err(|f| LockError::Error(f.into_error("reentrant mutex")))?;
+        let (me, how) = take().map_err(|f| LockError::Error(f.into_error("reentrant mutex")))?;
         self.depth.store(1, Ordering::Relaxed);
         let g = ReentrantGuard {
             mutex: self,

@@ -19,6 +19,27 @@ pub(crate) const REMOVED: u64 = 2;
 /// The generation bits of the lifecycle word.
 pub(crate) const GEN_MASK: u64 = (1 << STATE_SHIFT) - 1;
 
+/// Bit of the overflow word: some process counted there holds no overflow lock, so that
+/// the count cannot be checked against the kernel's locks and is taken as it stands (never
+/// cleared; only a process that could not take its lock sets it).
+///
+/// Every process counted in the overflow word holds a lock the kernel drops when it dies (in
+/// the segment file: an OFD read lock on the word's bytes, `segment/overflow.rs`), taken before
+/// its count is added and let go after it is taken away. A cleaner reads the count under its
+/// removal claim, then asks whether any such lock is held; none held means the count counts no
+/// one:
+/// - a process counted before the claim and still attached holds its lock all through the
+///   cleaner's check, so the cleaner finds a lock held;
+/// - a process counted after the claim reads `life` after counting ([`Words::settle`]) and
+///   cancels the claim (or finds the removal decided and leaves), the same handshake as for
+///   a slot.
+///
+/// The count itself is left alone (processes it includes may still be taking themselves off
+/// it), so no reset can ever race a newcomer.
+pub const UNLOCKED: u64 = 1 << 63;
+/// The count bits of the overflow word.
+pub const COUNT_MASK: u64 = !UNLOCKED;
+
 /// Attempts to cancel removal claims before an attacher gives up.
 const CANCEL_ATTEMPTS: u32 = 10_000;
 /// Attempts to claim a removal before a cleaner answers "busy".
@@ -130,8 +151,15 @@ pub enum Decision {
 
 impl Words<'_> {
     /// Claims a slot for `word` (a free one, else one whose word `alive` judges dead), or
-    /// counts it in the overflow word if every slot holds a live process.
-    pub fn claim_place(&self, word: u64, alive: &dyn Fn(u64) -> bool) -> Place {
+    /// counts it in the overflow word if every slot holds a live process. Before counting it
+    /// there, `lock_overflow` is called: it takes the caller's overflow lock (see
+    /// [`UNLOCKED`]) and says whether it holds it; if not, [`UNLOCKED`] is set first.
+    pub fn claim_place(
+        &self,
+        word: u64,
+        alive: &dyn Fn(u64) -> bool,
+        lock_overflow: &mut dyn FnMut() -> bool,
+    ) -> Place {
         for (i, s) in self.slots.iter().enumerate() {
             if s.load(Ordering::Relaxed) == 0
                 && s.compare_exchange(0, word, Ordering::SeqCst, Ordering::Relaxed)
@@ -150,6 +178,13 @@ impl Words<'_> {
                 return Place::Slot(i);
             }
         }
+        // Locked before counted (and, on release, uncounted before unlocked): whoever reads a
+        // count that includes this process finds its lock held while it lives.
+        if !lock_overflow() {
+            // Set before the count rises, in the same word: a count read with this process in
+            // it carries the flag.
+            self.overflow.fetch_or(UNLOCKED, Ordering::SeqCst);
+        }
         self.overflow.fetch_add(1, Ordering::SeqCst);
         Place::Overflow
     }
@@ -163,8 +198,9 @@ impl Words<'_> {
                 }
             }
             Place::Overflow => {
+                // Uncounted before the caller lets go of its overflow lock.
                 let mut cur = self.overflow.load(Ordering::Relaxed);
-                while cur != 0 {
+                while cur & COUNT_MASK != 0 {
                     match self.overflow.compare_exchange_weak(
                         cur,
                         cur - 1,
@@ -219,8 +255,10 @@ impl Words<'_> {
     }
 
     /// The live users. Slots of dead processes are freed on the way (one CAS each, from the
-    /// exact word judged dead, so a slot claimed meanwhile is left alone).
-    pub fn scan(&self, alive: &dyn Fn(u64) -> bool) -> Scan {
+    /// exact word judged dead, so a slot claimed meanwhile is left alone). A positive overflow
+    /// count without [`UNLOCKED`] counts only if `overflow_held` (asked after the count is
+    /// read) finds an overflow lock held: else everyone counted there has died.
+    pub fn scan(&self, alive: &dyn Fn(u64) -> bool, overflow_held: &dyn Fn() -> bool) -> Scan {
         let live = self
             .slots
             .iter()
@@ -236,10 +274,12 @@ impl Words<'_> {
                 None
             })
             .collect();
-        Scan {
-            live,
-            unknown: self.overflow.load(Ordering::SeqCst),
+        let o = self.overflow.load(Ordering::SeqCst);
+        let mut unknown = o & COUNT_MASK;
+        if unknown > 0 && o & UNLOCKED == 0 && !overflow_held() {
+            unknown = 0;
         }
+        Scan { live, unknown }
     }
 
     /// Step 1 of a removal: claims `life` (`IDLE g → REMOVING g+1`, or takes over a claim
@@ -294,7 +334,13 @@ impl Words<'_> {
     /// which fails if an attacher cancelled the claim or a cleaner took it over. A cleaner
     /// that does not confirm clears its record in the `cleaner` word (if it is still there),
     /// so that a record left behind never makes later cleaners answer "busy".
-    pub fn decide_with(&self, claim: Claim, found: Scan, alive: &dyn Fn(u64) -> bool) -> Decision {
+    pub fn decide_with(
+        &self,
+        claim: Claim,
+        found: Scan,
+        alive: &dyn Fn(u64) -> bool,
+        overflow_held: &dyn Fn() -> bool,
+    ) -> Decision {
         if !found.is_stale() {
             // Give the claim back (an attacher may have cancelled it already).
             let _ = self.life.compare_exchange(
@@ -315,7 +361,7 @@ impl Words<'_> {
             // Cancelled by an attacher that arrived during the check, or taken over.
             Err(_) => {
                 self.clear_record(claim);
-                let now = self.scan(alive);
+                let now = self.scan(alive, overflow_held);
                 if now.is_stale() {
                     Decision::Busy(self.cleaner.load(Ordering::SeqCst))
                 } else {
@@ -392,7 +438,7 @@ mod tests {
         let all_alive = |_| true;
         let claim = w.claim_removal(ME, &all_alive).unwrap().expect("claimed");
         assert_eq!(
-            w.decide_with(claim, w.scan(&all_alive), &all_alive),
+            w.decide_with(claim, w.scan(&all_alive, &|| true), &all_alive, &|| true),
             Decision::Stale
         );
         // Another live cleaner's record still means busy.
@@ -417,12 +463,12 @@ mod tests {
         let theirs = w.claim_removal(OTHER, &all_alive).unwrap().unwrap();
         h.cleaner.store(ME, Ordering::SeqCst); // this one's store lands last
         assert_eq!(
-            w.decide_with(mine, Scan::default(), &all_alive),
+            w.decide_with(mine, Scan::default(), &all_alive, &|| true),
             Decision::Busy(0)
         );
         assert_eq!(h.cleaner.load(Ordering::SeqCst), 0);
         assert_eq!(
-            w.decide_with(theirs, Scan::default(), &all_alive),
+            w.decide_with(theirs, Scan::default(), &all_alive, &|| true),
             Decision::Stale
         );
     }

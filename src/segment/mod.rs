@@ -13,6 +13,8 @@ mod mapping;
 #[cfg(not(feature = "loom"))]
 mod options;
 #[cfg(not(feature = "loom"))]
+mod overflow;
+#[cfg(not(feature = "loom"))]
 mod publish;
 #[cfg(not(feature = "loom"))]
 pub(crate) mod removal;
@@ -134,6 +136,10 @@ mod imp {
                         base.add(users_at) as *const crate::sync::AtomicU64,
                         users::USER_SLOTS,
                     ),
+                    file: match self.backing {
+                        Backing::Anonymous => None,
+                        _ => self.path.as_deref().map(|p| (p, self.attach.file_id())),
+                    },
                 }
             }
         }

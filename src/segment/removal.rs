@@ -117,11 +117,12 @@ pub(crate) fn decide(t: Table<'_>, path: &Path) -> Result<Decision> {
         Err(d) => return Err(Error::corrupted(path, d.to_string())),
     };
     crate::hooks::at_named("segment.remove.claimed", hook_name(path));
-    let found = w.scan(alive);
+    let held = || t.overflow_held();
+    let found = w.scan(alive, &held);
     if found.is_stale() {
         crate::hooks::at_named("segment.remove.checked", hook_name(path));
     }
-    Ok(match w.decide_with(claim, found, alive) {
+    Ok(match w.decide_with(claim, found, alive, &held) {
         life::Decision::Stale => {
             crate::hooks::at_named("segment.remove.confirmed", hook_name(path));
             Decision::Stale

@@ -11,9 +11,12 @@
 //!
 //! **Full table.** When all slots hold live processes, the attacher does not fail: it adds 1 to
 //! the header's `users_overflow` word instead (and subtracts it on detach). Those are "unknown
-//! users": [`Users::unknown`] counts them, and a segment with any is never stale. A process killed
-//! while counted there leaves the count raised for good (the word says how many, not who): such a
-//! segment is removed only by force (`shmkit rm --force`, [`Segment::remove`](super::Segment::remove)).
+//! users": [`Users::unknown`] counts them, and a segment with any is never stale. The word says
+//! how many, not who, so each process counted there also holds a lock on the segment file that
+//! the kernel drops when it dies ([`overflow`]): a count whose locks are all gone counts no
+//! one, and a process killed while counted there does not keep the segment for ever. (On a
+//! file system without OFD locks the count is taken as it stands, as the [`overflow`] module
+//! tells.)
 //!
 //! **fork.** A child inherits the mapping but not the registration. Its inherited handles never
 //! release the parent's slot (each registration remembers the fork generation that made it), and
@@ -34,6 +37,8 @@
 
 use super::header::Header;
 use super::life::{self, Place, Scan, Words};
+use super::mapping::FileId;
+use super::overflow::{self, OverflowLock};
 use crate::error::{Error, Result};
 use crate::process;
 use crate::sync::{AtomicU64, Ordering};
@@ -118,6 +123,9 @@ pub(crate) fn hook_name(path: &Path) -> &str {
 pub(crate) struct Table<'a> {
     pub(crate) header: &'a Header,
     pub(crate) slots: &'a [AtomicU64],
+    /// The segment's file (its path and device/inode), for overflow locks; `None` for an
+    /// anonymous segment.
+    pub(crate) file: Option<(&'a Path, FileId)>,
 }
 
 /// What attaching found.
@@ -140,21 +148,41 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Records `word` as a user, ordered against removal (see the module docs).
-    fn attach(&self, word: u64, path: &Path) -> Result<(Attach, Option<Place>)> {
+    /// Records `word` as a user, ordered against removal (see the module docs); with the
+    /// overflow lock it holds when counted in the overflow word.
+    fn attach(&self, word: u64, path: &Path) -> Result<(Attach, Option<Registered>)> {
         let w = self.words();
-        let place = w.claim_place(word, &process::word_alive);
+        let mut lock = None;
+        let file = self.file;
+        let place = w.claim_place(word, &process::word_alive, &mut || {
+            lock = file.and_then(|(p, id)| overflow::lock(p, id));
+            lock.is_some()
+        });
         crate::hooks::at_named("segment.attach.claimed", hook_name(path));
         match w.settle(place, word) {
-            Ok(life::Attach::Attached(place)) => Ok((Attach::Attached, Some(place))),
+            Ok(life::Attach::Attached(place)) => {
+                Ok((Attach::Attached, Some(Registered { place, lock })))
+            }
             Ok(life::Attach::Doomed) => Ok((Attach::Doomed, None)),
             Err(d) => Err(Error::corrupted(path, d.to_string())),
         }
     }
 
+    /// Whether an overflow lock is held on this table's file (see [`overflow`]); `true` when
+    /// that cannot be told (an anonymous segment).
+    pub(crate) fn overflow_held(&self) -> bool {
+        match self.file {
+            Some((p, id)) => overflow::held(p, id),
+            None => true,
+        }
+    }
+
     /// The live users recorded in the table. Slots of dead processes are freed on the way.
     pub(crate) fn users(&self) -> Users {
-        users_of(self.words().scan(&process::word_alive))
+        users_of(
+            self.words()
+                .scan(&process::word_alive, &|| self.overflow_held()),
+        )
     }
 }
 
@@ -180,6 +208,13 @@ pub(crate) fn users_of(scan: Scan) -> Users {
     }
 }
 
+/// Where a process was recorded, and the overflow lock it holds if counted in the overflow
+/// word (released after the count is taken away: dropped after [`Words::release`]).
+struct Registered {
+    place: Place,
+    lock: Option<OverflowLock>,
+}
+
 /// One registration of this process in one segment file, shared by all its mappings of it.
 struct Local {
     dev: u64,
@@ -188,6 +223,8 @@ struct Local {
     gen: u64,
     word: u64,
     place: Place,
+    /// Held while counted in the overflow word (see [`overflow`]).
+    lock: Option<OverflowLock>,
     refs: usize,
 }
 
@@ -290,14 +327,15 @@ impl Attachment {
             return Ok(Attach::Attached);
         }
         let word = process::my_word();
-        let (r, place) = t.attach(word, path)?;
-        if let Some(place) = place {
+        let (r, registered) = t.attach(word, path)?;
+        if let Some(Registered { place, lock }) = registered {
             g.push(Local {
                 dev: self.dev,
                 ino: self.ino,
                 gen,
                 word,
                 place,
+                lock,
                 refs: 1,
             });
             self.gen.store(gen, Ordering::Relaxed);
@@ -342,6 +380,8 @@ impl Attachment {
         }
         let l = g.swap_remove(i);
         t.words().release(l.place, l.word);
+        // Uncounted first, then unlocked (see `overflow`).
+        drop(l.lock);
         true
     }
 

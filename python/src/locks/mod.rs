@@ -12,6 +12,8 @@ use shmkit::{Error, Handle, LockError};
 
 mod mutex;
 
+pub(crate) use mutex::specialize;
+
 /// Rounds of doubling `pause` spins (2^GIL_SPINS - 1 pauses in all, about 2 µs: the core's
 /// own spin phase) a blocking acquire waits with the GIL held before it releases the GIL.
 /// Measured with the bench's `Value += 1 under get_lock(), 2 processes` (python/README.md):
@@ -30,19 +32,24 @@ enum Got<G> {
 /// (GIL released, signals checked) for at most `timeout`. `WouldDeadlock` (this thread holds
 /// a non-reentrant lock) is `No` for a bounded acquire and an exception for an unbounded one.
 ///
-/// `free` says whether the lock word is free (a plain load). A blocking acquire first looks
-/// with the GIL held: if the lock is free it tries once (an uncontended acquire costs one
-/// compare-exchange, not a release and retake of the GIL); if not, it spins for about as
-/// long as a short critical section (`v.value += 1` under the lock) lasts, still holding the
-/// GIL, and tries when the lock comes free. Only then does it release the GIL and wait in
-/// the core (which spins again, then sleeps on the futex). A try that loses a race falls
-/// through to the sliced wait, so the guarantees (GIL released while waiting, Ctrl-C,
-/// bounded) are those of `sliced`; the spin with the GIL held is bounded by [`GIL_SPINS`].
+/// `free` says whether the lock word is free (a plain load); `quick` takes the lock only if
+/// no thread holds it (the core's `try_lock_if_free`: compare-exchanges, never a liveness
+/// check). A blocking acquire first looks with the GIL held: if the lock is free it tries
+/// once (an uncontended acquire costs one compare-exchange, not a release and retake of the
+/// GIL); if not, it spins for about as long as a short critical section (`v.value += 1`
+/// under the lock) lasts, still holding the GIL, and tries whenever the lock comes free. A
+/// try that loses the race to another process keeps spinning: with `try_lock`, each lost
+/// race cost a `/proc` read of the winner's liveness, several times the wait itself. Only
+/// then does it release the GIL and wait in the core (which spins again, then sleeps on the
+/// futex, and takes over a dead holder's lock). So the guarantees (GIL released while
+/// waiting, Ctrl-C, bounded, a dead holder detected) are those of `sliced` and the core's
+/// `lock_timeout`; the spin with the GIL held is bounded by [`GIL_SPINS`].
 fn take<'a, G>(
     py: Python<'_>,
     block: bool,
     timeout: Option<f64>,
     free: impl Fn() -> bool,
+    quick: impl Fn() -> Result<G, LockError<G>>,
     attempt: impl Fn(Option<std::time::Duration>) -> Result<G, LockError<G>> + Sync + 'a,
 ) -> PyResult<Got<G>> {
     // `acquire(timeout=0)` (or negative) does not spin: it means "now or not at all".
@@ -56,10 +63,11 @@ fn take<'a, G>(
         }
         if free() {
             tried = true;
-            match attempt(None) {
+            match quick() {
                 Ok(g) => return Ok(Got::Clean(g)),
                 Err(LockError::OwnerDied(g)) => return Ok(Got::OwnerDied(g)),
-                Err(_) => break, // lost a race (or an error): the general path below decides
+                Err(LockError::Error(Error::WouldBlock { .. })) => {} // lost a race: spin on
+                Err(_) => break, // an error: the general path below decides
             }
         }
     }
@@ -72,15 +80,15 @@ fn take<'a, G>(
     let r = if !block {
         Some(Carry(attempt(None)))
     } else {
-        let quick = if !tried && free() {
-            match attempt(None) {
+        let first = if !tried && free() {
+            match quick() {
                 Err(LockError::Error(Error::WouldBlock { .. })) => None,
                 r => Some(Carry(r)),
             }
         } else {
             None
         };
-        match quick {
+        match first {
             Some(r) => Some(r),
             None => sliced(py, timeout, |slice| match attempt(Some(slice)) {
                 Err(LockError::Error(Error::Timeout { .. })) => None,

@@ -54,6 +54,7 @@ impl Lock {
             block,
             timeout,
             || free(h.state()),
+            || h.try_lock_if_free(),
             |t| match t {
                 None => h.try_lock(),
                 Some(t) => h.lock_timeout(t),
@@ -188,6 +189,7 @@ impl RLock {
                         .last()
                         .is_some_and(|x| x.mine())
             },
+            || h.try_lock_if_free(),
             |t| match t {
                 None => h.try_lock(),
                 Some(t) => h.lock_timeout(t),
@@ -371,26 +373,33 @@ const ENTER_DOC: &std::ffi::CStr =
     c"__enter__()\n--\n\nacquire(); an OwnerDied is raised with the lock released.";
 const EXIT_DOC: &std::ffi::CStr = c"__exit__(*exc_info)\n--\n\nrelease().";
 
+/// The hand-made methods of `Lock`.
+const LOCK_DEFS: &[Def] = &[
+    Def::Fast(c"acquire", lock_acquire, ACQUIRE_DOC),
+    Def::NoArgs(c"release", lock_release, RELEASE_DOC),
+    Def::NoArgs(c"__enter__", lock_enter, ENTER_DOC),
+    Def::Fast(c"__exit__", lock_exit, EXIT_DOC),
+];
+
+/// The hand-made methods of `RLock`.
+const RLOCK_DEFS: &[Def] = &[
+    Def::Fast(c"acquire", rlock_acquire, ACQUIRE_DOC),
+    Def::NoArgs(c"release", rlock_release, RELEASE_DOC),
+    Def::NoArgs(c"__enter__", rlock_enter, ENTER_DOC),
+    Def::Fast(c"__exit__", rlock_exit, EXIT_DOC),
+];
+
+/// Gives the Python subclass `cls` of `Lock` or `RLock` descriptors of its own for the
+/// hand-made methods (`fast::install_on_subclass`); returns whether `cls` is one.
+pub(crate) fn specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
+    Ok(fast::install_on_subclass::<RLock>(cls, RLOCK_DEFS)?
+        || fast::install_on_subclass::<Lock>(cls, LOCK_DEFS)?)
+}
+
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Lock>()?;
     m.add_class::<RLock>()?;
-    fast::install::<Lock>(
-        py,
-        &[
-            Def::Fast(c"acquire", lock_acquire, ACQUIRE_DOC),
-            Def::NoArgs(c"release", lock_release, RELEASE_DOC),
-            Def::NoArgs(c"__enter__", lock_enter, ENTER_DOC),
-            Def::Fast(c"__exit__", lock_exit, EXIT_DOC),
-        ],
-    )?;
-    fast::install::<RLock>(
-        py,
-        &[
-            Def::Fast(c"acquire", rlock_acquire, ACQUIRE_DOC),
-            Def::NoArgs(c"release", rlock_release, RELEASE_DOC),
-            Def::NoArgs(c"__enter__", rlock_enter, ENTER_DOC),
-            Def::Fast(c"__exit__", rlock_exit, EXIT_DOC),
-        ],
-    )
+    fast::install::<Lock>(py, LOCK_DEFS)?;
+    fast::install::<RLock>(py, RLOCK_DEFS)
 }
