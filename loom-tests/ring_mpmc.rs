@@ -1,10 +1,12 @@
 //! loom models of the MPMC ring (capacity 2, strict futex so a forgotten wake is a deadlock):
 //! two producers and one consumer, one producer and two consumers, close while a consumer sleeps,
-//! a push racing with close (the item is popped or handed back, never stranded), and death (a
-//! dead process is staged as an announcement line whose owner is dead): a producer or consumer
-//! dead between its CAS and its publish or free is reaped by the other side and counted lost;
-//! one dead between its announcement and its CAS loses nothing; a dead process's stale
-//! announcement of a position a live thread holds never gets that position reaped.
+//! a push racing with close (the item is popped or handed back, never stranded), a pop's copy
+//! (made before it takes its position) racing with the push one lap later, and death (a dead
+//! producer is staged as an announcement line whose owner is dead): a producer dead between its
+//! CAS and its publish is reaped by the other side (a consumer, or a producer one lap later) and
+//! counted lost; one dead between its announcement and its CAS loses nothing; a dead process's
+//! stale announcement of a position a live thread holds never gets that position reaped; a
+//! consumer dead after taking its item blocks nobody.
 #![cfg(feature = "loom")]
 
 mod common;
@@ -113,8 +115,8 @@ fn dead_producer_slot_is_skipped_and_counted() {
     common::model(|| {
         let q = ring();
         // A producer announced position 0, took it (tail 1) and died before publishing.
-        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
-        q.loom_stage_slot(0, 0, false, 0, 1);
+        q.loom_stage_dead_announcer(DEAD_LINE, 0);
+        q.loom_stage_slot(0, 0, 0, 1);
         let q2 = q.clone();
         let p = thread::spawn(move || q2.push(5).unwrap());
         assert_eq!(q.pop(), Ok(5));
@@ -124,22 +126,43 @@ fn dead_producer_slot_is_skipped_and_counted() {
     });
 }
 
+/// A consumer copies its item before it takes the position: one that took item 8 (head 1) and
+/// died has finished with the slot, so a producer reuses it at once and nothing is lost (the
+/// item went with the consumer, as if it had died just after `pop` returned).
 #[test]
-fn dead_consumer_slot_is_freed_for_producers() {
-    common::model(|| {
+fn consumer_dead_after_taking_blocks_nobody() {
+    strict_model(|| {
         let q = ring();
         q.push(8).unwrap();
         q.push(9).unwrap();
-        // A consumer announced item 8 (position 0), took it (head 1) and died while copying
-        // it: the ring is full.
-        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
-        q.loom_stage_slot(0, 0, true, 1, 2);
+        q.loom_stage_slot(0, 1, 1, 2);
         let q2 = q.clone();
         let p = thread::spawn(move || q2.push(10).unwrap());
         assert_eq!(q.pop(), Ok(9));
-        p.join().unwrap();
         assert_eq!(q.pop(), Ok(10));
-        assert_eq!(q.lost(), 1);
+        p.join().unwrap();
+        assert_eq!(q.lost(), 0);
+        assert_eq!(q.try_pop(), Err(PopError::Empty));
+    });
+}
+
+/// A pop copies the oldest item before its CAS while a producer waits to reuse that slot one
+/// lap later: the producer writes only after the head passed the position, so the copy the
+/// consumer keeps (its CAS succeeded) is never torn, and a copy that lost the race is dropped.
+#[test]
+fn pop_copy_races_the_push_one_lap_later() {
+    strict_model(|| {
+        let q = ring();
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        let q2 = q.clone();
+        let c = thread::spawn(move || q2.pop().unwrap());
+        q.push(3).unwrap();
+        let a = c.join().unwrap();
+        let b = q.pop().unwrap();
+        let d = q.pop().unwrap();
+        assert_eq!((a, b, d), (1, 2, 3));
+        assert_eq!(q.lost(), 0);
     });
 }
 
@@ -149,7 +172,7 @@ fn dead_consumer_slot_is_freed_for_producers() {
 fn producer_dead_between_announce_and_cas_loses_nothing() {
     common::model(|| {
         let q = ring();
-        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
+        q.loom_stage_dead_announcer(DEAD_LINE, 0);
         let q2 = q.clone();
         let p = thread::spawn(move || q2.push(5).unwrap());
         assert_eq!(q.pop(), Ok(5));
@@ -160,24 +183,6 @@ fn producer_dead_between_announce_and_cas_loses_nothing() {
     });
 }
 
-/// The same for a consumer: the item it announced stays, and is popped by a live consumer.
-#[test]
-fn consumer_dead_between_announce_and_cas_loses_nothing() {
-    common::model(|| {
-        let q = ring();
-        q.push(1).unwrap();
-        q.push(2).unwrap();
-        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
-        let q2 = q.clone();
-        let p = thread::spawn(move || q2.push(3).unwrap());
-        assert_eq!(q.pop(), Ok(1));
-        assert_eq!(q.pop(), Ok(2));
-        p.join().unwrap();
-        assert_eq!(q.pop(), Ok(3));
-        assert_eq!(q.lost(), 0);
-    });
-}
-
 /// A dead process's stale announcement of the position a live producer is taking (it lost the
 /// CAS for it, then died) must not let a waiting consumer reap the live producer's position:
 /// reaping needs the absence of a LIVE announcer, not the presence of a dead one.
@@ -185,7 +190,7 @@ fn consumer_dead_between_announce_and_cas_loses_nothing() {
 fn dead_loser_announcement_does_not_reap_a_live_push() {
     common::model(|| {
         let q = ring();
-        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
+        q.loom_stage_dead_announcer(DEAD_LINE, 0);
         let q2 = q.clone();
         let p = thread::spawn(move || q2.push(7).unwrap());
         // Every look after the spin phase may reap under loom: the consumer judges position 0
@@ -196,59 +201,49 @@ fn dead_loser_announcement_does_not_reap_a_live_push() {
     });
 }
 
-/// The same on the pop side: a producer waiting on a full ring whose oldest item a live
-/// consumer is copying does not reap it because a dead process once announced that position.
+/// The same for the judge one lap later: a producer waiting on a full ring whose oldest
+/// position a live producer took and is writing does not reap it because a dead process once
+/// announced that position.
 #[test]
-fn dead_loser_announcement_does_not_reap_a_live_pop() {
+fn dead_loser_announcement_does_not_reap_a_live_push_a_lap_later() {
     common::model(|| {
         let q = ring();
-        q.push(1).unwrap();
-        q.push(2).unwrap();
-        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
+        q.loom_stage_dead_announcer(DEAD_LINE, 0);
         let q2 = q.clone();
-        let c = thread::spawn(move || q2.pop().unwrap());
+        let p = thread::spawn(move || {
+            q2.push(1).unwrap();
+        });
+        // Three pushes through two slots: whoever takes position 2 needs slot 0 again, and may
+        // find position 0 taken by a live producer that has not published it yet.
+        q.push(2).unwrap();
+        let c = thread::spawn({
+            let q = q.clone();
+            move || [q.pop().unwrap(), q.pop().unwrap()]
+        });
         q.push(3).unwrap();
-        assert_eq!(c.join().unwrap(), 1);
-        assert_eq!(q.pop(), Ok(2));
-        assert_eq!(q.pop(), Ok(3));
+        p.join().unwrap();
+        let [a, b] = c.join().unwrap();
+        let mut got = [a, b, q.pop().unwrap()];
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3]);
         assert_eq!(q.lost(), 0);
     });
 }
 
-/// A dead producer's position one lap behind the tail: the next producer finds the slot still
-/// empty of the previous lap (the ring is full behind it) and reaps it instead of failing.
+/// A dead producer's position one lap behind the tail: the next producer finds the head not
+/// past it and its slot unpublished, and reaps it instead of failing.
 #[test]
 fn producer_a_lap_ahead_of_a_dead_producer_reaps_it() {
     common::model(|| {
         let q = ring();
-        q.loom_stage_dead_announcer(DEAD_LINE, false, 0);
-        q.loom_stage_slot(0, 0, false, 0, 1);
+        q.loom_stage_dead_announcer(DEAD_LINE, 0);
+        q.loom_stage_slot(0, 0, 0, 1);
         // Position 1, then position 2 in the dead producer's slot (nobody else reaps it first).
         q.push(5).unwrap();
         q.push(6).unwrap();
         let q2 = q.clone();
         let c = thread::spawn(move || q2.pop().unwrap());
         assert_eq!(q.pop().unwrap() + c.join().unwrap(), 11);
-        assert_eq!(q.lost(), 1);
-    });
-}
-
-/// A consumer a lap ahead of a dead consumer (the ring is empty behind it) reports empty, not
-/// corruption, and gets the next item once a producer has reaped the dead one's slot.
-#[test]
-fn consumer_a_lap_ahead_of_a_dead_consumer_sees_empty() {
-    common::model(|| {
-        let q = ring();
-        q.push(1).unwrap();
-        q.push(2).unwrap();
-        q.loom_stage_dead_announcer(DEAD_LINE, true, 0);
-        q.loom_stage_slot(0, 0, true, 1, 2);
-        assert_eq!(q.pop(), Ok(2));
-        assert_eq!(q.try_pop(), Err(PopError::Empty));
-        let q2 = q.clone();
-        let p = thread::spawn(move || q2.push(3).unwrap());
-        assert_eq!(q.pop(), Ok(3));
-        p.join().unwrap();
         assert_eq!(q.lost(), 1);
     });
 }

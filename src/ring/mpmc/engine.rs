@@ -10,9 +10,11 @@ use crate::sync::asym::{heavy_barrier, light_barrier};
 use crate::sync::{AtomicU64, Deadline, Ordering};
 use std::time::Duration;
 
-/// Slot states (bits 30..=31 of a state word; 1 and 3 were the claim states of layout 1).
-pub(crate) const EMPTY: u64 = 0;
+/// Slot states (bits 30..=31 of a state word), written when a position is finished: `FULL` (its
+/// item is published) or `SKIP` (its push was given up or reaped). The lap field of a slot's
+/// word is the lap of the last position finished in it, plus one (0: none yet).
 pub(crate) const FULL: u64 = 2;
+pub(crate) const SKIP: u64 = 1;
 /// Loop iterations after which a push or pop gives up with `Corrupted`: legitimately a call
 /// moves past at most a few positions that others took meanwhile.
 #[cfg(not(feature = "loom"))]
@@ -51,6 +53,16 @@ pub(crate) fn mpmc_layout(capacity: u64, stride: usize) -> Option<core::alloc::L
     Some(l.pad_to_align())
 }
 
+/// What a producer that found the slot at the tail still in use does next.
+enum Full {
+    /// Wait (full); `Some` with the unfinished push in the way.
+    Wait(Option<Blocker>),
+    /// Something moved: look again.
+    Again,
+    /// The tail read is stale (or the positions are scribbled): reread it.
+    Stale,
+}
+
 /// Where a push or pop attempt stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Stop {
@@ -75,6 +87,9 @@ pub(crate) struct Core<'a> {
 }
 
 impl<'a> Core<'a> {
+    /// Inlined, so that a typed ring's constant stride makes the capacity a shift, not a
+    /// division, on every push and pop.
+    #[inline]
     pub(crate) fn new(
         h: &'a RingHead,
         m: &'a MpmcMeta,
@@ -109,6 +124,7 @@ impl<'a> Core<'a> {
     }
 
     /// One push attempt: takes the position at the tail, lets `write` fill its slot, publishes.
+    #[inline]
     pub(crate) fn try_push_with(
         &self,
         me: u64,
@@ -128,6 +144,7 @@ impl<'a> Core<'a> {
         r
     }
 
+    #[inline]
     fn push_at(
         &self,
         line: &Line,
@@ -136,123 +153,124 @@ impl<'a> Core<'a> {
         let c = &self.h.ctl;
         let tail = &self.h.tail;
         let mut pos = tail.load(Ordering::Relaxed);
+        // A head this thread saw (a lower bound of the head): while the tail is less than a lap
+        // ahead of it the slot at the tail is free, and the head, which every pop writes, is
+        // not read at all.
+        let mut seen = line.seen_head();
         let mut stale = 0u32;
         for _ in 0..ITER_LIMIT {
-            let (sw, item) = self.slot(pos);
-            let l = self.lap(pos);
-            // Acquire: the consumer that freed the slot for this lap has finished its copy.
-            let s = sw.load(Ordering::Acquire);
-            let d = lap_of(s).wrapping_sub(l) as i32;
-            match (d, state_of(s)) {
-                (0, EMPTY) => {
-                    // Announce, then take `pos` with the one contended RMW. Release on the CAS:
-                    // whoever sees the tail past `pos` (Acquire) sees the announcement.
-                    line.announce(false, pos);
-                    crate::hooks::at("mpmc.push.announced");
-                    if let Err(now) = tail.compare_exchange(
-                        pos,
-                        pos.wrapping_add(1),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    ) {
-                        line.withdraw();
-                        pos = now;
+            if pos.wrapping_sub(seen) >= self.cap {
+                // Acquire: the consumers of every position before `h` have copied their items
+                // (each copies before its CAS), so the slot may be overwritten.
+                let h = self.h.head.load(Ordering::Acquire);
+                if h != seen {
+                    seen = h;
+                    line.set_seen_head(h);
+                    if pos.wrapping_sub(seen) < self.cap {
                         continue;
                     }
-                    // A producer killed from here to the publish leaves a taken, unpublished
-                    // position: consumers reap it.
-                    crate::hooks::at("mpmc.push.claimed");
-                    // Pairs with the heavy barrier of a consumer confirming that the ring is
-                    // closed: either it sees the tail past `pos` and waits for it, or we see the
-                    // flag here and give the position up (see the guide, "Close").
-                    light_barrier();
-                    if c.closed.load(Ordering::Relaxed) != 0 {
-                        sw.store(state_word(l.wrapping_add(1), EMPTY), Ordering::Release);
-                        wake(&c.items);
-                        return Err(Stop::Closed);
-                    }
-                    write(item);
-                    crate::hooks::at("mpmc.push.written");
-                    sw.store(state_word(l, FULL), Ordering::Release);
-                    // Pairs with the heavy barrier of a sleeping consumer (no lost wake-up).
-                    light_barrier();
-                    if c.items_waiting.load(Ordering::Relaxed) != 0 {
-                        wake(&c.items);
-                    }
-                    return Ok(());
                 }
-                // The slot holds the item of `pos - cap`: full, unless a consumer took it and
-                // is still copying it.
-                (-1, FULL) => {
-                    let p = pos.wrapping_sub(self.cap);
-                    if self.h.head.load(Ordering::Acquire) == p {
-                        return Err(Stop::Wait(None));
-                    }
-                    let now = tail.load(Ordering::Relaxed);
-                    if now != pos {
-                        pos = now;
-                        continue;
-                    }
-                    return Err(Stop::Wait(Some(Blocker {
-                        pos: p,
-                        word: s,
-                        pop: true,
-                    })));
-                }
-                // The producer of `pos - cap` took it and has not published it: full, and that
-                // position is in the way.
-                (-1, EMPTY) => {
-                    let now = tail.load(Ordering::Relaxed);
-                    if now != pos {
-                        pos = now;
-                        continue;
-                    }
-                    let p = pos.wrapping_sub(self.cap);
-                    return Err(Stop::Wait(Some(Blocker {
-                        pos: p,
-                        word: s,
-                        pop: false,
-                    })));
-                }
-                // `pos` was taken meanwhile (a stale tail), or a scribbled word.
-                _ => {
-                    let now = tail.load(Ordering::Relaxed);
-                    if now == pos {
-                        stale += 1;
-                        if stale > STALE_LIMIT {
-                            break;
+                match self.full_at(pos, h) {
+                    Full::Wait(b) => return Err(Stop::Wait(b)),
+                    Full::Again => {}
+                    Full::Stale => {
+                        let now = tail.load(Ordering::Relaxed);
+                        if now == pos {
+                            stale += 1;
+                            if stale > STALE_LIMIT {
+                                break;
+                            }
+                            crate::sync::spin_hint();
                         }
-                        crate::sync::spin_hint();
+                        pos = now;
                     }
-                    pos = now;
                 }
+                continue;
             }
+            // Announce, then take `pos` with the one contended RMW. Release on the CAS: whoever
+            // sees the tail past `pos` (Acquire) sees the announcement.
+            line.announce(pos);
+            crate::hooks::at("mpmc.push.announced");
+            if let Err(now) = tail.compare_exchange(
+                pos,
+                pos.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                line.withdraw();
+                pos = now;
+                continue;
+            }
+            // A producer killed from here to the publish leaves a taken, unpublished position:
+            // consumers (or producers a lap later) reap it.
+            crate::hooks::at("mpmc.push.claimed");
+            let (sw, item) = self.slot(pos);
+            let done = self.lap(pos).wrapping_add(1);
+            // Pairs with the heavy barrier of a consumer confirming that the ring is closed:
+            // either it sees the tail past `pos` and waits for it, or we see the flag here and
+            // give the position up (see the guide, "Close").
+            light_barrier();
+            if c.closed.load(Ordering::Relaxed) != 0 {
+                sw.store(state_word(done, SKIP), Ordering::Release);
+                wake(&c.items);
+                return Err(Stop::Closed);
+            }
+            write(item);
+            crate::hooks::at("mpmc.push.written");
+            sw.store(state_word(done, FULL), Ordering::Release);
+            // Pairs with the heavy barrier of a sleeping consumer (no lost wake-up).
+            light_barrier();
+            if c.items_waiting.load(Ordering::Relaxed) != 0 {
+                wake(&c.items);
+            }
+            return Ok(());
         }
         Err(Stop::Corrupted)
     }
 
-    /// One pop attempt: takes the position at the head, lets `read` copy its item, frees the slot.
+    /// The slot at tail `pos` looks taken by position `pos - cap`: the head `h` is not past it.
+    #[cold]
+    fn full_at(&self, pos: u64, h: u64) -> Full {
+        let q = pos.wrapping_sub(self.cap);
+        if h != q {
+            // The head passed `pos` (our tail is stale), or is more than a lap behind it (which
+            // no pop or push makes: scribbled positions).
+            return Full::Stale;
+        }
+        let (sw, _) = self.slot(q);
+        let s = sw.load(Ordering::Acquire);
+        let lq = self.lap(q);
+        let d = lap_of(s).wrapping_sub(lq) as i32;
+        match (d, state_of(s)) {
+            // Published and not popped yet: full.
+            (1, FULL) => Full::Wait(None),
+            // Skipped, and no consumer moved the head past it yet: help it.
+            (1, SKIP) => {
+                let _ = self.h.head.compare_exchange(
+                    q,
+                    q.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                );
+                Full::Again
+            }
+            // Taken (the tail is past it) and not published: in the way.
+            (0, _) => Full::Wait(Some(Blocker { pos: q, word: s })),
+            _ => Full::Stale,
+        }
+    }
+
+    /// One pop attempt: copies the item at the head with `read`, then takes its position (the
+    /// copy is made before the CAS, so a taken position is finished: nothing for producers to
+    /// wait on, and the slot is not written).
+    #[inline]
     pub(crate) fn try_pop_with<R>(
         &self,
-        me: u64,
-        read: impl FnOnce(&[AtomicU64]) -> R,
+        mut read: impl FnMut(&[AtomicU64]) -> R,
     ) -> core::result::Result<R, Stop> {
         if self.cap == 0 {
             return Err(Stop::Corrupted);
         }
-        let Some(line) = self.enter(me) else {
-            return Err(Stop::Wait(None));
-        };
-        let r = self.pop_at(line, read);
-        self.leave(me);
-        r
-    }
-
-    fn pop_at<R>(
-        &self,
-        line: &Line,
-        read: impl FnOnce(&[AtomicU64]) -> R,
-    ) -> core::result::Result<R, Stop> {
         let c = &self.h.ctl;
         let head = &self.h.head;
         let mut pos = head.load(Ordering::Relaxed);
@@ -264,40 +282,44 @@ impl<'a> Core<'a> {
             let s = sw.load(Ordering::Acquire);
             let d = lap_of(s).wrapping_sub(l) as i32;
             match (d, state_of(s)) {
-                (0, FULL) => {
-                    line.announce(true, pos);
-                    crate::hooks::at("mpmc.pop.announced");
+                (1, FULL) => {
+                    // Copy, then take. If the CAS succeeds nobody took `pos` before us, so no
+                    // producer a lap later wrote the slot while we copied (it waits for the head
+                    // to pass `pos`); if it fails the copy is dropped.
+                    let v = read(item);
+                    crate::hooks::at("mpmc.pop.read");
                     if let Err(now) = head.compare_exchange(
                         pos,
                         pos.wrapping_add(1),
                         Ordering::AcqRel,
                         Ordering::Relaxed,
                     ) {
-                        line.withdraw();
                         pos = now;
                         continue;
                     }
-                    // A consumer killed from here to the free leaves a taken slot: producers
-                    // reap it one lap later.
-                    crate::hooks::at("mpmc.pop.claimed");
-                    let v = read(item);
-                    crate::hooks::at("mpmc.pop.read");
-                    sw.store(state_word(l.wrapping_add(1), EMPTY), Ordering::Release);
+                    crate::hooks::at("mpmc.pop.taken");
+                    // Pairs with the heavy barrier of a sleeping producer (no lost wake-up).
                     light_barrier();
                     if c.space_waiting.load(Ordering::Relaxed) != 0 {
                         wake(&c.space);
                     }
                     return Ok(v);
                 }
-                (0, EMPTY) => {
+                // A skipped push (given up, or reaped): help the head past it.
+                (1, SKIP) => {
+                    let _ = head.compare_exchange(
+                        pos,
+                        pos.wrapping_add(1),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    );
+                    pos = head.load(Ordering::Relaxed);
+                }
+                (0, _) => {
                     // Nothing published at `pos`: empty, or a producer took it and is writing.
                     // The tail tells which; it is read only on a closed ring and by the reaper,
                     // so polling an empty ring reads no line that producers write but the slot.
-                    let blocker = Blocker {
-                        pos,
-                        word: s,
-                        pop: false,
-                    };
+                    let blocker = Blocker { pos, word: s };
                     // On a closed ring, confirm that no producer took `pos` behind our back
                     // (see the guide, "Close") before saying so.
                     if c.closed.load(Ordering::Acquire) != 0 {
@@ -327,28 +349,7 @@ impl<'a> Core<'a> {
                     }
                     return Err(Stop::Wait(Some(blocker)));
                 }
-                // A consumer still copies the item of `pos - cap`: nothing was pushed at `pos`
-                // yet (producers wait for that slot, and reap it if its consumer died).
-                (-1, FULL) => {
-                    let now = head.load(Ordering::Relaxed);
-                    if now != pos {
-                        pos = now;
-                        continue;
-                    }
-                    return Err(Stop::Wait(None));
-                }
-                // `pos` is finished (lap + 1): popped (a stale head) or skipped (a reaped or
-                // given-up push, which nobody popped): help the head past it.
-                (1, _) => {
-                    let _ = head.compare_exchange(
-                        pos,
-                        pos.wrapping_add(1),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    );
-                    pos = head.load(Ordering::Relaxed);
-                }
-                // A stale head, or a scribbled word.
+                // `pos` was popped meanwhile (a stale head), or a scribbled word.
                 _ => {
                     let now = head.load(Ordering::Relaxed);
                     if now == pos {
@@ -397,12 +398,11 @@ impl<'a> Core<'a> {
     pub(crate) fn pop_with<R>(
         &self,
         timeout: Option<Duration>,
-        read: impl Fn(&[AtomicU64]) -> R,
+        mut read: impl FnMut(&[AtomicU64]) -> R,
     ) -> core::result::Result<R, Stop> {
-        let me = self.me();
         let c = &self.h.ctl;
         self.wait_loop(timeout, Sleeper::many(&c.items_waiting, &c.items), || {
-            self.try_pop_with(me, &read)
+            self.try_pop_with(&mut read)
         })
     }
 

@@ -9,7 +9,7 @@ mod registry;
 
 pub(crate) use engine::{mpmc_layout, Core, Stop};
 #[cfg(feature = "loom")]
-use engine::{state_word, EMPTY, FULL};
+use engine::{state_word, FULL};
 pub(crate) use registry::MpmcMeta;
 #[cfg(feature = "loom")]
 pub use registry::LOOM_DEAD_WORD;
@@ -29,8 +29,9 @@ use std::time::Duration;
 /// Any number of threads and processes push and pop through `&self`. Capacities are rounded up
 /// to a power of two, at least 2. Items of one producer are popped in the order it pushed them.
 /// [`len`](MpmcRing::len) is approximate while others push or pop. A process killed while it
-/// pushes or pops loses at most the one item each of its threads had in flight, counted in
-/// [`lost`](MpmcRing::lost); see the [guide](crate::guide::mpmc) for the algorithm and its guarantees.
+/// pushes or pops loses at most the one item each of its threads had in flight (an unpublished
+/// push is counted in [`lost`](MpmcRing::lost); a pop has its item once it took it); see the
+/// [guide](crate::guide::mpmc) for the algorithm and its guarantees.
 ///
 /// `close()` makes later pushes fail with `Closed`; pops drain what was pushed and then fail with
 /// `Closed`. A push racing with `close` either lands (and is popped) or fails with `Closed(v)`.
@@ -67,10 +68,11 @@ const fn stride<T>() -> usize {
 }
 
 /// The layout of the MPMC ring and byte queue, in their type tag's `extra` (the byte queue's in
-/// its high half): 2 = announcement lines and one CAS per operation; 1 (`extra` 0) was the
-/// 128-entry process registry with owner-stamped slot claims.
+/// its high half): 3 = pops copy before they take and write no slot, slots record the lap
+/// finished in them; 2 was announcement lines for pushes and pops, pops freeing their slot;
+/// 1 (`extra` 0) was the 128-entry process registry with owner-stamped slot claims.
 #[cfg_attr(feature = "loom", allow(dead_code))]
-pub(crate) const LAYOUT_VERSION: u64 = 2;
+pub(crate) const LAYOUT_VERSION: u64 = 3;
 
 pub(crate) fn bad_capacity(requested: u64) -> Error {
     Error::InvalidCapacity {
@@ -166,8 +168,9 @@ impl<T: Pod> MpmcRing<T> {
         self.h.ctl.closed.load(Ordering::Acquire) != 0
     }
 
-    /// Items lost so far with processes that died while pushing or popping them (at most one per
-    /// killed process).
+    /// Items lost so far with processes that died while pushing them, after taking their
+    /// position and before publishing it (at most one per thread of a killed process). A pop
+    /// copies its item before it takes it, so a consumer killed mid-pop loses nothing to count.
     pub fn lost(&self) -> u64 {
         self.m.lost.load(Ordering::Relaxed)
     }
@@ -199,23 +202,23 @@ impl<T: Pod> MpmcRing<T> {
     }
 
     /// Loom models only: makes line `line` look held by a dead process that announced push
-    /// (`pop == false`) or pop position `pos` (whether it took it is up to the positions).
+    /// position `pos` (whether it took it is up to the positions).
     #[cfg(feature = "loom")]
     #[doc(hidden)]
-    pub fn loom_stage_dead_announcer(&self, line: usize, pop: bool, pos: u64) {
+    pub fn loom_stage_dead_announcer(&self, line: usize, pos: u64) {
         let l = &self.m.lines[line];
         l.owner.store(LOOM_DEAD_WORD, Ordering::Relaxed);
         l.tid.store(u64::MAX, Ordering::Relaxed);
-        l.announce(pop, pos);
+        l.announce(pos);
     }
 
-    /// Loom models only: sets slot `slot` to `FULL` (if `full`) or `EMPTY` of lap `lap`, and
-    /// the positions.
+    /// Loom models only: sets slot `slot`'s word to "lap `lap - 1` published" (`lap` 0: never
+    /// written), and the positions.
     #[cfg(feature = "loom")]
     #[doc(hidden)]
-    pub fn loom_stage_slot(&self, slot: usize, lap: u32, full: bool, head: u64, tail: u64) {
-        let st = if full { FULL } else { EMPTY };
-        self.slots[slot * stride::<T>()].store(state_word(lap, st), Ordering::Relaxed);
+    pub fn loom_stage_slot(&self, slot: usize, lap: u32, head: u64, tail: u64) {
+        let w = if lap == 0 { 0 } else { state_word(lap, FULL) };
+        self.slots[slot * stride::<T>()].store(w, Ordering::Relaxed);
         self.h.head.store(head, Ordering::Relaxed);
         self.h.tail.store(tail, Ordering::Relaxed);
     }
@@ -237,9 +240,8 @@ impl<T: Pod> MpmcRing<T> {
     /// # Errors
     /// `Empty`; `Closed` once the ring is closed and drained; `Corrupted`.
     pub fn try_pop(&self) -> Result<T, PopError> {
-        let core = self.core();
-        let me = core.me();
-        core.try_pop_with(me, |item| load_pod(item))
+        self.core()
+            .try_pop_with(|item| load_pod(item))
             .map_err(pop_error)
     }
 

@@ -1,19 +1,20 @@
 //! The MPMC announcement lines: which thread of which process is about to take, or has taken,
-//! which position, so that the positions of a dead process are found and reaped (see the
-//! [guide](crate::guide::mpmc), "Process death").
+//! which push position, so that the positions of a dead producer are found and reaped (see the
+//! [guide](crate::guide::mpmc), "Process death"). Pops need no line: a pop copies its item
+//! before it takes the position, so a taken pop position is already finished.
 //!
 //! A line is one cache line written by one thread: the owner word of its process
-//! ([`crate::process`]), the thread's id, and the thread's announcement. Lines
+//! ([`crate::process`]), the thread's id, the thread's announcement, and the last head it
+//! read (a lower bound of the head, so that a push reads the head once a lap). Lines
 //! `0..SHARED_LINE` belong to one thread each (claimed once, cached per thread); the last line
 //! is shared by threads that found no line of their own and is held for one operation at a time.
 //!
 //! | `announce` | meaning |
 //! | --- | --- |
 //! | 0 | nothing announced |
-//! | `ACTIVE \| pos` | about to take, or took, push position `pos` (62 bits) |
-//! | `ACTIVE \| POP \| pos` | the same for pop position `pos` |
+//! | `ACTIVE \| pos` | about to take, or took, push position `pos` (63 bits) |
 
-use super::engine::{lap_of, state_of, state_word, Core, EMPTY, FULL};
+use super::engine::{lap_of, state_word, Core, SKIP};
 use crate::ring::wait::wake;
 use crate::sync::{AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
@@ -28,13 +29,12 @@ pub const LINES: usize = 4;
 pub(crate) const SHARED_LINE: u64 = LINES as u64 - 1;
 
 const ACTIVE: u64 = 1 << 63;
-const POP: u64 = 1 << 62;
-const POS_MASK: u64 = POP - 1;
+const POS_MASK: u64 = ACTIVE - 1;
 
-/// The announcement of push (`pop == false`) or pop position `pos`.
+/// The announcement of push position `pos`.
 #[inline]
-const fn announcement(pop: bool, pos: u64) -> u64 {
-    ACTIVE | if pop { POP } else { 0 } | (pos & POS_MASK)
+const fn announcement(pos: u64) -> u64 {
+    ACTIVE | (pos & POS_MASK)
 }
 
 /// One thread's announcement line.
@@ -46,7 +46,9 @@ pub(crate) struct Line {
     pub(crate) tid: AtomicU64,
     /// What the holder announced (see the module docs).
     pub(crate) announce: AtomicU64,
-    _reserved: [AtomicU64; 5],
+    /// A head value the holder read (so at most the head now); a hint, 0 when fresh.
+    seen_head: AtomicU64,
+    _reserved: [AtomicU64; 4],
 }
 
 impl Line {
@@ -55,13 +57,14 @@ impl Line {
             owner: AtomicU64::new(0),
             tid: AtomicU64::new(0),
             announce: AtomicU64::new(0),
+            seen_head: AtomicU64::new(0),
             _reserved: core::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
     #[cfg(not(feature = "loom"))]
     fn reset(&self) {
-        for w in [&self.owner, &self.tid, &self.announce]
+        for w in [&self.owner, &self.tid, &self.announce, &self.seen_head]
             .into_iter()
             .chain(self._reserved.iter())
         {
@@ -69,13 +72,26 @@ impl Line {
         }
     }
 
-    /// Announces push (`pop == false`) or pop position `pos`, before the CAS that takes it.
-    /// Release: a reaper that sees the announcement also sees everything this thread did before
-    /// (the end of its previous operation).
+    /// Announces push position `pos`, before the CAS that takes it. Release: a reaper that
+    /// sees the announcement also sees everything this thread did before (the end of its
+    /// previous push).
     #[inline]
-    pub(crate) fn announce(&self, pop: bool, pos: u64) {
-        self.announce
-            .store(announcement(pop, pos), Ordering::Release);
+    pub(crate) fn announce(&self, pos: u64) {
+        self.announce.store(announcement(pos), Ordering::Release);
+    }
+
+    /// The last head value stored by [`set_seen_head`](Self::set_seen_head). Acquire: with the
+    /// Release there, whoever reads it (another thread that took the line over, or the shared
+    /// line's next holder) also sees the pops before that head (their copies are done).
+    #[inline]
+    pub(crate) fn seen_head(&self) -> u64 {
+        self.seen_head.load(Ordering::Acquire)
+    }
+
+    /// Records head value `h`, read from the ring's head (with Acquire).
+    #[inline]
+    pub(crate) fn set_seen_head(&self, h: u64) {
+        self.seen_head.store(h, Ordering::Release);
     }
 
     /// Withdraws the announcement of a position this thread did not take.
@@ -157,37 +173,37 @@ fn thread_alive(_: u64) -> bool {
     true
 }
 
-/// A position in the way of a waiter, taken by someone who has not finished it: push position
-/// `pos` whose slot still holds `word` (`EMPTY` of its lap) or pop position `pos` whose slot still
-/// holds `word` (`FULL` of its lap). A candidate for reaping.
+/// A push position in the way of a waiter, taken by a producer that has not published it: its
+/// slot still holds `word` (the word of the slot's previous lap). A candidate for reaping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Blocker {
     pub(crate) pos: u64,
     pub(crate) word: u64,
-    pub(crate) pop: bool,
 }
 
 impl Core<'_> {
     /// This thread's line index, or [`SHARED_LINE`] when every other line is held by a live
-    /// thread. Cached per thread (keyed by the ring's address and checked against the line's
-    /// owner, so a remapped ring or a forked child never uses a stale index).
+    /// thread. Cached per thread (keyed by the ring's address, with the owner word and fork
+    /// generation it was claimed with, and checked against the line's owner, so a remapped ring
+    /// or a forked child never uses a stale index).
     #[inline]
     pub(crate) fn me(&self) -> u64 {
         let key = self.m as *const MpmcMeta as usize;
-        let mine = crate::process::my_word();
-        if let Some(i) = cache::get(key) {
+        let gen = fork_generation();
+        if let Some((i, word)) = cache::get(key, gen) {
             if self
                 .m
                 .lines
                 .get(i as usize)
-                .is_some_and(|l| l.owner.load(Ordering::Relaxed) == mine)
+                .is_some_and(|l| l.owner.load(Ordering::Relaxed) == word)
             {
                 return i;
             }
         }
+        let mine = crate::process::my_word();
         let i = self.register(mine);
         if i != SHARED_LINE {
-            cache::put(key, i);
+            cache::put(key, i, mine, gen);
         }
         i
     }
@@ -275,38 +291,38 @@ impl Core<'_> {
         }
     }
 
-    /// Whether a line of a live process announces push (`pop == false`) or pop position `pos`.
-    fn announced_by_live(&self, pop: bool, pos: u64) -> bool {
-        let a = announcement(pop, pos);
+    /// Whether a line of a live process announces push position `pos`.
+    fn announced_by_live(&self, pos: u64) -> bool {
+        let a = announcement(pos);
         self.m.lines.iter().any(|l| {
             l.announce.load(Ordering::Acquire) == a && owner_alive(l.owner.load(Ordering::Acquire))
         })
     }
 
-    /// Reaps `b` if its position was taken, is unfinished (its slot still holds `b.word`) and
-    /// no live thread announces it: turns the slot into `EMPTY` of the next lap (a skipped push
-    /// or a freed pop) and counts the item lost. `Some(true)` if reaped here, `Some(false)` if the
-    /// slot changed meanwhile (look again), `None` if nothing may be reaped.
+    /// Reaps `b` if its position was taken, is unpublished (its slot still holds `b.word`, of
+    /// the slot's previous lap) and no live thread announces it: marks the slot `SKIP` of its
+    /// lap (consumers move the head past it) and counts the item lost. `Some(true)` if reaped
+    /// here, `Some(false)` if the slot changed meanwhile (look again), `None` if nothing may be
+    /// reaped.
     fn try_reap(&self, b: Blocker) -> Option<bool> {
         let (sw, _) = self.slot(b.pos);
         if sw.load(Ordering::Acquire) != b.word {
             return Some(false);
         }
-        let want = if b.pop { FULL } else { EMPTY };
-        if state_of(b.word) != want || lap_of(b.word) != self.lap(b.pos) {
+        let lap = self.lap(b.pos);
+        if lap_of(b.word) != lap {
             return None;
         }
-        // Taken: the side's position moved past it (Acquire: pairs with the taker's CAS, so its
+        // Taken: the tail moved past it (Acquire: pairs with the taker's CAS, so its
         // announcement, made before, is seen below).
-        let side = if b.pop { &self.h.head } else { &self.h.tail };
-        if side.load(Ordering::Acquire).wrapping_sub(b.pos) as i64 <= 0 {
+        if self.h.tail.load(Ordering::Acquire).wrapping_sub(b.pos) as i64 <= 0 {
             return None;
         }
-        if self.announced_by_live(b.pop, b.pos) {
+        if self.announced_by_live(b.pos) {
             return None;
         }
         crate::hooks::at("mpmc.reap.judged");
-        let next = state_word(lap_of(b.word).wrapping_add(1), EMPTY);
+        let next = state_word(lap.wrapping_add(1), SKIP);
         if sw
             .compare_exchange(b.word, next, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
@@ -325,7 +341,7 @@ impl Core<'_> {
         self.try_reap(b).is_some()
     }
 
-    /// Reaps every taken, unfinished position whose taker is dead; returns how many.
+    /// Reaps every taken, unpublished position whose taker is dead; returns how many.
     pub(crate) fn reap_dead(&self) -> u64 {
         if self.cap == 0 {
             return 0;
@@ -333,15 +349,12 @@ impl Core<'_> {
         let head = self.h.head.load(Ordering::Acquire);
         let tail = self.h.tail.load(Ordering::Acquire);
         let mut n = 0;
-        // Unpublished pushes lie in [head, tail), unfinished pops in [head - cap, head).
-        let pushes = tail.wrapping_sub(head).min(self.cap);
-        let candidates = (0..pushes)
-            .map(|k| (head.wrapping_add(k), false))
-            .chain((1..=self.cap).map(|k| (head.wrapping_sub(k), true)));
-        for (pos, pop) in candidates {
+        // Unpublished pushes lie in [head, tail).
+        for k in 0..tail.wrapping_sub(head).min(self.cap) {
+            let pos = head.wrapping_add(k);
             let (sw, _) = self.slot(pos);
             let word = sw.load(Ordering::Acquire);
-            if self.try_reap(Blocker { pos, word, pop }) == Some(true) {
+            if self.try_reap(Blocker { pos, word }) == Some(true) {
                 n += 1;
             }
         }
@@ -349,39 +362,57 @@ impl Core<'_> {
     }
 }
 
-/// Per-thread cache of line indices, keyed by ring address.
+/// The fork generation ([`crate::process`]): a cache entry made before a `fork()` is not used
+/// in the child. Under loom there is no fork.
+#[inline]
+fn fork_generation() -> u64 {
+    #[cfg(not(feature = "loom"))]
+    return crate::process::fork_generation();
+    #[cfg(feature = "loom")]
+    0
+}
+
+/// Per-thread cache of line indices, keyed by ring address: `(key, line, owner word, fork
+/// generation)`, one `Cell` per entry so a lookup copies 32 bytes, not the whole cache.
 mod cache {
     use std::cell::Cell;
 
+    type Entry = (usize, u64, u64, u64);
     const N: usize = 4;
+    // A const only to repeat it in the array initializers below, each a fresh Cell.
+    #[allow(clippy::declare_interior_mutable_const)]
+    const FREE: Cell<Entry> = Cell::new((0, 0, 0, 0));
     #[cfg(not(feature = "loom"))]
     std::thread_local! {
-        static CACHE: Cell<([(usize, u64); N], usize)> = const { Cell::new(([(0, 0); N], 0)) };
+        static CACHE: ([Cell<Entry>; N], Cell<usize>) = const { ([FREE; N], Cell::new(0)) };
     }
     // Under loom, per model thread and per execution (a cache surviving between executions
     // would make them differ; loom needs each to be deterministic).
     #[cfg(feature = "loom")]
     crate::sync::model_thread_local! {
-        static CACHE: Cell<([(usize, u64); N], usize)> = Cell::new(([(0, 0); N], 0));
+        static CACHE: ([Cell<Entry>; N], Cell<usize>) = ([FREE; N], Cell::new(0));
     }
 
+    /// The line and owner word cached for ring `key` in fork generation `gen`.
     #[inline]
-    pub(super) fn get(key: usize) -> Option<u64> {
-        CACHE.with(|c| {
-            let (e, _) = c.get();
-            e.iter().find(|(k, _)| *k == key).map(|&(_, i)| i)
+    pub(super) fn get(key: usize, gen: u64) -> Option<(u64, u64)> {
+        CACHE.with(|(e, _)| {
+            e.iter().find_map(|c| {
+                let (k, i, w, g) = c.get();
+                (k == key && g == gen).then_some((i, w))
+            })
         })
     }
 
-    pub(super) fn put(key: usize, i: u64) {
-        CACHE.with(|c| {
-            let (mut e, next) = c.get();
-            if let Some(x) = e.iter_mut().find(|(k, _)| *k == key) {
-                x.1 = i;
+    pub(super) fn put(key: usize, i: u64, word: u64, gen: u64) {
+        CACHE.with(|(e, next)| {
+            if let Some(c) = e.iter().find(|c| c.get().0 == key) {
+                c.set((key, i, word, gen));
             } else {
-                e[next % N] = (key, i);
+                let n = next.get();
+                e[n % N].set((key, i, word, gen));
+                next.set((n + 1) % N);
             }
-            c.set((e, (next + 1) % N));
         });
     }
 }

@@ -157,7 +157,8 @@ impl MpmcBytes {
         self.h.ctl.closed.load(Ordering::Acquire) != 0
     }
 
-    /// Messages lost with processes that died while sending or receiving them.
+    /// Messages lost with processes that died while sending them (after taking their position,
+    /// before publishing it); a receiver copies a message before it takes it.
     pub fn lost(&self) -> u64 {
         self.m.lost.load(Ordering::Relaxed)
     }
@@ -266,8 +267,7 @@ impl MpmcBytes {
     pub fn try_recv_into(&self, buf: &mut Vec<u8>) -> core::result::Result<usize, RecvError> {
         let core = self.core().ok_or(RecvError::Corrupted)?;
         let max = self.max_msg();
-        let me = core.me();
-        core.try_pop_with(me, |slot| read_msg(slot, max, buf))
+        core.try_pop_with(|slot| read_msg(slot, max, buf))
             .map_err(recv_error)?
     }
 
