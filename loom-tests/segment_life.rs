@@ -186,6 +186,33 @@ fn attach_against_removal() {
     });
 }
 
+/// The same race with the roles of the threads swapped (the cleaner spawned, the attacher the
+/// model's own): loom 0.7 re-explores a load before the store it read, not a store before a
+/// load that ran first, so each arrangement reaches orders the other may not.
+#[test]
+fn removal_against_attach() {
+    common::model(|| {
+        let s = Shared::new();
+        let c = {
+            let s = s.clone();
+            thread::spawn(move || s.clean(CLEANER_A))
+        };
+        let attached = s.attach(ATTACHER);
+        let cleaned = c.join().unwrap();
+        match attached {
+            Attach::Attached(_) => {
+                assert_ne!(
+                    cleaned,
+                    Outcome::Stale,
+                    "removed a segment that gained a user"
+                );
+                assert!(!s.removed());
+            }
+            Attach::Doomed => assert_eq!(cleaned, Outcome::Stale),
+        }
+    });
+}
+
 /// Two cleaners of an unused segment: exactly one confirms.
 #[test]
 fn two_cleaners_confirm_once() {
@@ -239,17 +266,18 @@ fn a_dead_cleaners_claim_is_taken_over() {
 #[test]
 fn a_dead_attachers_slot_does_not_keep_the_segment() {
     common::model(|| {
+        // The cleaner is the spawned thread and the dying attacher the model's own: loom 0.7
+        // explores a load again before the store it read, not a store again before a load that
+        // ran first (with the cleaner first in the first execution, this model ran once).
         let s = Shared::new();
-        let dying = {
+        let cleaner = {
             let s = s.clone();
-            thread::spawn(move || {
-                s.words()
-                    .claim_place(ATTACHER, &|x| s.alive(x), &mut || false);
-                s.die(ATTACHER);
-            })
+            thread::spawn(move || s.clean(CLEANER_A))
         };
-        let first = s.clean(CLEANER_A);
-        dying.join().unwrap();
+        s.words()
+            .claim_place(ATTACHER, &|x| s.alive(x), &mut || false);
+        s.die(ATTACHER);
+        let first = cleaner.join().unwrap();
         let outcome = match first {
             Outcome::InUse(scan) => {
                 assert_eq!(scan.live, [ATTACHER], "in use only by the attacher");
