@@ -146,26 +146,44 @@ fn one_process_is_one_user_however_many_handles() {
     assert!(obs.users().is_stale());
 }
 
+/// A segment (`name`) whose user table is full of live users, one of them a child counted in
+/// the overflow word: every slot but this process's own holds this process's word, as 63 other
+/// live users would, and a "hold" child then attaches. Returns the segment, the control
+/// segment, the children (the child is 0), the segment's file (read and write) and the user
+/// table's offset.
+fn full_table_and_an_unknown_user(
+    name: &SegGuard,
+    ctl_name: &SegGuard,
+) -> (Segment, Segment, Children, std::fs::File, u64) {
+    let ctl = Segment::create(ctl_name.name(), SIZE).unwrap();
+    let seg = Segment::create(name.name(), SIZE).unwrap();
+    let at = 256 + u64::from(seg.dir_capacity()) * 256;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.path())
+        .unwrap();
+    fill_other_slots(&file, at, shmkit::process::my_word());
+    let mut kids = Children::new();
+    kids.spawn("hold", name.name(), &[&ctl_name.name()]);
+    let arrived = ctl.counter("arrived").unwrap();
+    common::wait_until("child attached", TIMEOUT, || arrived.load() == 1);
+    (seg, ctl, kids, file, at)
+}
+
+/// Writes `word` into every user slot but the first (this process's).
+fn fill_other_slots(file: &std::fs::File, at: u64, word: u64) {
+    for i in 1..shmkit::limits::USER_SLOTS as u64 {
+        file.write_all_at(&word.to_le_bytes(), at + 8 * i).unwrap();
+    }
+}
+
 #[test]
 fn a_full_table_of_live_users_counts_unknown_users() {
     let name = SegGuard::new("users_full");
     let ctl_name = SegGuard::new("users_full_ctl");
-    let ctl = Segment::create(ctl_name.name(), SIZE).unwrap();
-    let seg = Segment::create(name.name(), SIZE).unwrap();
-    // Fill every other slot with this (live) process's word, as 63 other live users would.
-    let at = 256 + u64::from(seg.dir_capacity()) * 256;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(name.path())
-        .unwrap();
-    let word = shmkit::process::my_word();
-    for i in 1..shmkit::limits::USER_SLOTS as u64 {
-        file.write_all_at(&word.to_le_bytes(), at + 8 * i).unwrap();
-    }
-    let mut kids = Children::new();
-    let k = kids.spawn("hold", name.name(), &[&ctl_name.name()]);
-    let arrived = ctl.counter("arrived").unwrap();
-    common::wait_until("child attached", TIMEOUT, || arrived.load() == 1);
+    let (seg, ctl, mut kids, _file, _at) = full_table_and_an_unknown_user(&name, &ctl_name);
+    let k = 0;
     let users = seg.users();
     assert_eq!(users.unknown, 1, "{users:?}");
     assert!(!users.live.iter().any(|u| u.pid == kids.pid(k)));
@@ -185,23 +203,8 @@ fn a_full_table_of_live_users_counts_unknown_users() {
 fn a_killed_unknown_user_does_not_keep_the_segment() {
     let name = SegGuard::new("users_full_killed");
     let ctl_name = SegGuard::new("users_full_killed_ctl");
-    let ctl = Segment::create(ctl_name.name(), SIZE).unwrap();
-    let seg = Segment::create(name.name(), SIZE).unwrap();
-    // Fill every other slot with this (live) process's word, as 63 other live users would.
-    let at = 256 + u64::from(seg.dir_capacity()) * 256;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(name.path())
-        .unwrap();
-    let word = shmkit::process::my_word();
-    for i in 1..shmkit::limits::USER_SLOTS as u64 {
-        file.write_all_at(&word.to_le_bytes(), at + 8 * i).unwrap();
-    }
-    let mut kids = Children::new();
-    let k = kids.spawn("hold", name.name(), &[&ctl_name.name()]);
-    let arrived = ctl.counter("arrived").unwrap();
-    common::wait_until("child attached", TIMEOUT, || arrived.load() == 1);
+    let (seg, _ctl, mut kids, file, at) = full_table_and_an_unknown_user(&name, &ctl_name);
+    let k = 0;
     assert_eq!(seg.users().unknown, 1);
     kids.kill(k);
     // The raw count is still 1 (nobody took it away), but it counts no one.
@@ -211,9 +214,7 @@ fn a_killed_unknown_user_does_not_keep_the_segment() {
     let users = seg.users();
     assert_eq!(users.unknown, 0, "{users:?}");
     // With the table emptied again and this process gone, the segment is stale and removed.
-    for i in 1..shmkit::limits::USER_SLOTS as u64 {
-        file.write_all_at(&0u64.to_le_bytes(), at + 8 * i).unwrap();
-    }
+    fill_other_slots(&file, at, 0);
     drop(seg);
     assert_eq!(
         Segment::remove_if_stale(name.name()).unwrap(),

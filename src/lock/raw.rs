@@ -126,13 +126,7 @@ impl RawMutex {
     #[inline(always)]
     pub(crate) fn lock(&self, wait: Wait) -> Result<(Held, Acquired), Fail> {
         let me = me();
-        if self
-            .state
-            .compare_exchange(0, me.owner, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            crate::hooks::at("mutex.lock.claimed");
-            self.meta.record(&me);
+        if self.claim_unmarked(&me) {
             return Ok((me.held(), Acquired::Clean));
         }
         // The slow path looks the identity up again (the same: a thread's identity changes
@@ -148,17 +142,27 @@ impl RawMutex {
     #[inline(always)]
     pub(crate) fn lock_if_free(&self) -> Result<(Held, Acquired), Fail> {
         let me = me();
-        // The fast path of `lock`: an unmarked free word.
+        if self.claim_unmarked(&me) {
+            return Ok((me.held(), Acquired::Clean));
+        }
+        self.lock_if_free_slow()
+    }
+
+    /// The fast path of [`lock`](Self::lock) and [`lock_if_free`](Self::lock_if_free): claims
+    /// an unmarked free word for `me` (one CAS) and records the owner.
+    #[inline(always)]
+    fn claim_unmarked(&self, me: &Me) -> bool {
         if self
             .state
             .compare_exchange(0, me.owner, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             crate::hooks::at("mutex.lock.claimed");
-            self.meta.record(&me);
-            return Ok((me.held(), Acquired::Clean));
+            self.meta.record(me);
+            true
+        } else {
+            false
         }
-        self.lock_if_free_slow()
     }
 
     #[cold]
