@@ -28,42 +28,21 @@
 
 use super::{spin_hint, yield_now};
 
+// Under loom one snooze (a yield to the model) is the whole spin phase, for every family:
+// fewer states.
+
 /// Exponential spin steps: step `k` spins `2^k` pause hints, `2^SPIN_STEPS - 1` in all.
-#[cfg(not(feature = "loom"))]
-const SPIN_STEPS: u32 = 6;
+const SPIN_STEPS: u32 = if cfg!(feature = "loom") { 0 } else { 6 };
 /// Yields after the spin steps before the spin phase is over.
-#[cfg(not(feature = "loom"))]
-const YIELD_STEPS: u32 = 2;
+const YIELD_STEPS: u32 = if cfg!(feature = "loom") { 1 } else { 2 };
 /// The lock family's spin steps ([`Spin::for_lock`]): `LOCK_STEPS` steps from `2^LOCK_FIRST`
 /// pauses (8, 16, 32, 64).
-#[cfg(not(feature = "loom"))]
-const LOCK_FIRST: u32 = 3;
-#[cfg(not(feature = "loom"))]
-const LOCK_STEPS: u32 = 4;
-
-/// The spin phase of the real atomics: (`SPIN_STEPS`, `YIELD_STEPS`).
-#[cfg(not(feature = "loom"))]
-const fn tune() -> (u32, u32) {
-    (SPIN_STEPS, YIELD_STEPS)
-}
-
-/// The lock family's spin steps: (first exponent, steps).
-#[cfg(not(feature = "loom"))]
-const fn tune_lock() -> (u32, u32) {
-    (LOCK_FIRST, LOCK_STEPS)
-}
-
-/// Under loom one snooze (a yield to the model) is the whole spin phase: fewer states.
-#[cfg(feature = "loom")]
-const fn tune() -> (u32, u32) {
-    (0, 1)
-}
-
-/// Under loom the locks' spin phase is everyone's: one yield.
-#[cfg(feature = "loom")]
-const fn tune_lock() -> (u32, u32) {
-    (0, tune().0)
-}
+const LOCK_FIRST: u32 = if cfg!(feature = "loom") { 0 } else { 3 };
+const LOCK_STEPS: u32 = if cfg!(feature = "loom") {
+    SPIN_STEPS
+} else {
+    4
+};
 
 /// A wait's spin phase: exponentially longer spins, then a few yields, then (for a caller that
 /// cannot sleep) a yield per call.
@@ -81,25 +60,23 @@ impl Spin {
         Spin {
             step: 0,
             first: 0,
-            spins: tune().0,
+            spins: SPIN_STEPS,
         }
     }
 
     /// A fresh spin phase for a lock's waiter: fewer, longer spins (see the [module
     /// docs](self)), then the same yields.
     pub const fn for_lock() -> Self {
-        let (first, spins) = tune_lock();
         Spin {
             step: 0,
-            first,
-            spins,
+            first: LOCK_FIRST,
+            spins: LOCK_STEPS,
         }
     }
 
     /// Waits a little: spins (growing) during the spin phase, yields the CPU after it.
     #[inline]
     pub fn snooze(&mut self) {
-        let yields = tune().1;
         if self.step < self.spins {
             for _ in 0..(1u32 << (self.step + self.first)) {
                 spin_hint();
@@ -107,7 +84,7 @@ impl Spin {
         } else {
             yield_now();
         }
-        if self.step < self.spins + yields {
+        if self.step < self.spins + YIELD_STEPS {
             self.step += 1;
         }
     }
@@ -116,7 +93,7 @@ impl Spin {
     /// cannot keeps calling [`snooze`](Spin::snooze), which then yields at every call.
     #[inline]
     pub fn over(&self) -> bool {
-        self.step >= self.spins + tune().1
+        self.step >= self.spins + YIELD_STEPS
     }
 }
 
