@@ -25,6 +25,22 @@ const ITER_LIMIT: u32 = 16;
 /// (a stale read does so once or twice) before giving up with `Corrupted`.
 const STALE_LIMIT: u32 = 64;
 
+/// After `pos` turned out to be taken already: the position `word` read again (a spin hint
+/// first when it has not moved); `None` once it stayed at `pos` more than [`STALE_LIMIT`]
+/// times (only scribbled words do that).
+#[inline]
+fn moved_on(word: &AtomicU64, pos: u64, stale: &mut u32) -> Option<u64> {
+    let now = word.load(Ordering::Relaxed);
+    if now == pos {
+        *stale += 1;
+        if *stale > STALE_LIMIT {
+            return None;
+        }
+        crate::sync::spin_hint();
+    }
+    Some(now)
+}
+
 #[inline]
 pub(crate) const fn state_word(lap: u32, state: u64) -> u64 {
     ((lap as u64) << 32) | (state << 30)
@@ -173,17 +189,10 @@ impl<'a> Core<'a> {
                 match self.full_at(pos, h) {
                     Full::Wait(b) => return Err(Stop::Wait(b)),
                     Full::Again => {}
-                    Full::Stale => {
-                        let now = tail.load(Ordering::Relaxed);
-                        if now == pos {
-                            stale += 1;
-                            if stale > STALE_LIMIT {
-                                break;
-                            }
-                            crate::sync::spin_hint();
-                        }
-                        pos = now;
-                    }
+                    Full::Stale => match moved_on(tail, pos, &mut stale) {
+                        Some(now) => pos = now,
+                        None => break,
+                    },
                 }
                 continue;
             }
@@ -350,17 +359,10 @@ impl<'a> Core<'a> {
                     return Err(Stop::Wait(Some(blocker)));
                 }
                 // `pos` was popped meanwhile (a stale head), or a scribbled word.
-                _ => {
-                    let now = head.load(Ordering::Relaxed);
-                    if now == pos {
-                        stale += 1;
-                        if stale > STALE_LIMIT {
-                            break;
-                        }
-                        crate::sync::spin_hint();
-                    }
-                    pos = now;
-                }
+                _ => match moved_on(head, pos, &mut stale) {
+                    Some(now) => pos = now,
+                    None => break,
+                },
             }
         }
         Err(Stop::Corrupted)
