@@ -104,16 +104,42 @@ pub fn prepare() {
 /// for global expedited membarriers, a `SeqCst` fence otherwise.
 #[inline]
 pub fn light_barrier() {
+    LightBarrier::get().issue();
+}
+
+/// The light barrier with this process's mode read once, for a hot path that issues two (one
+/// load and branch fewer for the second). Get it, then issue it; do not keep it across a `fork`.
+#[derive(Clone, Copy)]
+pub struct LightBarrier {
     #[cfg(not(feature = "loom"))]
-    {
-        if mode() == ASYMMETRIC {
-            core::sync::atomic::compiler_fence(Ordering::SeqCst);
-        } else {
-            core::sync::atomic::fence(Ordering::SeqCst);
+    compiler_only: bool,
+}
+
+impl LightBarrier {
+    /// This process's light barrier (registers it for membarriers on first use).
+    #[inline]
+    pub fn get() -> Self {
+        LightBarrier {
+            #[cfg(not(feature = "loom"))]
+            compiler_only: mode() == ASYMMETRIC,
         }
     }
-    #[cfg(feature = "loom")]
-    loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+
+    /// Issues it: a compiler barrier if this process was registered for global expedited
+    /// membarriers when [`get`](Self::get) ran, a `SeqCst` fence otherwise.
+    #[inline]
+    pub fn issue(self) {
+        #[cfg(not(feature = "loom"))]
+        {
+            if self.compiler_only {
+                core::sync::atomic::compiler_fence(Ordering::SeqCst);
+            } else {
+                core::sync::atomic::fence(Ordering::SeqCst);
+            }
+        }
+        #[cfg(feature = "loom")]
+        loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The rare side's StoreLoad barrier, pairing with [`light_barrier`] in any process: a

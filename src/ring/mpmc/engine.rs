@@ -2,11 +2,11 @@
 //! position hints (see the [module docs](super) for the algorithm). The process registry that
 //! names the claimers is in [`registry`](super::registry).
 
-use super::registry::{Blocker, Line, MpmcMeta};
+use super::registry::{Blocker, Line, MpmcMeta, SHARED_LINE};
 use crate::ring::head::RingHead;
 use crate::ring::wait::{block, wake, Look, Sleeper};
 use crate::ring::MAX_CAPACITY;
-use crate::sync::asym::{heavy_barrier, light_barrier};
+use crate::sync::asym::{heavy_barrier, light_barrier, LightBarrier};
 use crate::sync::{AtomicU64, Deadline, Ordering};
 use std::time::Duration;
 
@@ -140,6 +140,10 @@ impl<'a> Core<'a> {
     }
 
     /// One push attempt: takes the position at the tail, lets `write` fill its slot, publishes.
+    ///
+    /// The common case (this thread's own line, a head seen less than a lap behind the tail, an
+    /// uncontended CAS) is inlined straight through: announce, take, write, publish. Everything
+    /// else (the shared line, a full ring, a lost CAS) goes through [`push_at`](Self::push_at).
     #[inline]
     pub(crate) fn try_push_with(
         &self,
@@ -149,6 +153,42 @@ impl<'a> Core<'a> {
         if self.h.ctl.closed.load(Ordering::Relaxed) != 0 {
             return Err(Stop::Closed);
         }
+        let line = match self.m.lines.get(me as usize) {
+            Some(line) if me != SHARED_LINE && self.cap != 0 => line,
+            _ => return self.push_shared(me, write),
+        };
+        let tail = &self.h.tail;
+        let pos = tail.load(Ordering::Relaxed);
+        // The first pass of `push_at`'s loop, for a slot known free from the head this thread
+        // saw last (see there).
+        if pos.wrapping_sub(line.seen_head()) < self.cap {
+            line.announce(pos);
+            crate::hooks::at("mpmc.push.announced");
+            if tail
+                .compare_exchange(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return self.publish(pos, write);
+            }
+            line.withdraw();
+        }
+        self.push_at(line, write)
+    }
+
+    /// [`try_push_with`](Self::try_push_with) through the shared line (`me` is
+    /// [`SHARED_LINE`]), or on a ring of no slots.
+    #[cold]
+    #[inline(never)]
+    fn push_shared(
+        &self,
+        me: u64,
+        write: impl FnOnce(&[AtomicU64]),
+    ) -> core::result::Result<(), Stop> {
         if self.cap == 0 {
             return Err(Stop::Corrupted);
         }
@@ -160,13 +200,14 @@ impl<'a> Core<'a> {
         r
     }
 
-    #[inline]
+    /// The push loop: takes the position at the tail through `line` (moving on past positions
+    /// others took, reading the head when the tail looks a lap ahead of it), then publishes.
+    #[inline(never)]
     fn push_at(
         &self,
         line: &Line,
         write: impl FnOnce(&[AtomicU64]),
     ) -> core::result::Result<(), Stop> {
-        let c = &self.h.ctl;
         let tail = &self.h.tail;
         let mut pos = tail.load(Ordering::Relaxed);
         // A head this thread saw (a lower bound of the head): while the tail is less than a lap
@@ -210,31 +251,44 @@ impl<'a> Core<'a> {
                 pos = now;
                 continue;
             }
-            // A producer killed from here to the publish leaves a taken, unpublished position:
-            // consumers (or producers a lap later) reap it.
-            crate::hooks::at("mpmc.push.claimed");
-            let (sw, item) = self.slot(pos);
-            let done = self.lap(pos).wrapping_add(1);
-            // Pairs with the heavy barrier of a consumer confirming that the ring is closed:
-            // either it sees the tail past `pos` and waits for it, or we see the flag here and
-            // give the position up (see the guide, "Close").
-            light_barrier();
-            if c.closed.load(Ordering::Relaxed) != 0 {
-                sw.store(state_word(done, SKIP), Ordering::Release);
-                wake(&c.items);
-                return Err(Stop::Closed);
-            }
-            write(item);
-            crate::hooks::at("mpmc.push.written");
-            sw.store(state_word(done, FULL), Ordering::Release);
-            // Pairs with the heavy barrier of a sleeping consumer (no lost wake-up).
-            light_barrier();
-            if c.items_waiting.load(Ordering::Relaxed) != 0 {
-                wake(&c.items);
-            }
-            return Ok(());
+            return self.publish(pos, write);
         }
         Err(Stop::Corrupted)
+    }
+
+    /// Fills and publishes push position `pos`, just taken by this thread (or gives it up if
+    /// the ring was closed meanwhile).
+    #[inline(always)]
+    fn publish(
+        &self,
+        pos: u64,
+        write: impl FnOnce(&[AtomicU64]),
+    ) -> core::result::Result<(), Stop> {
+        // A producer killed from here to the publish leaves a taken, unpublished position:
+        // consumers (or producers a lap later) reap it.
+        crate::hooks::at("mpmc.push.claimed");
+        let c = &self.h.ctl;
+        let (sw, item) = self.slot(pos);
+        let done = self.lap(pos).wrapping_add(1);
+        let barrier = LightBarrier::get();
+        // Pairs with the heavy barrier of a consumer confirming that the ring is closed:
+        // either it sees the tail past `pos` and waits for it, or we see the flag here and
+        // give the position up (see the guide, "Close").
+        barrier.issue();
+        if c.closed.load(Ordering::Relaxed) != 0 {
+            sw.store(state_word(done, SKIP), Ordering::Release);
+            wake(&c.items);
+            return Err(Stop::Closed);
+        }
+        write(item);
+        crate::hooks::at("mpmc.push.written");
+        sw.store(state_word(done, FULL), Ordering::Release);
+        // Pairs with the heavy barrier of a sleeping consumer (no lost wake-up).
+        barrier.issue();
+        if c.items_waiting.load(Ordering::Relaxed) != 0 {
+            wake(&c.items);
+        }
+        Ok(())
     }
 
     /// The slot at tail `pos` looks taken by position `pos - cap`: the head `h` is not past it.
