@@ -110,7 +110,7 @@ pub fn light_barrier() {
 /// The light barrier with this process's mode read once, for a hot path that issues two (one
 /// load and branch fewer for the second). Get it, then issue it; do not keep it across a `fork`.
 #[derive(Clone, Copy)]
-pub struct LightBarrier {
+pub(crate) struct LightBarrier {
     #[cfg(not(feature = "loom"))]
     compiler_only: bool,
 }
@@ -118,7 +118,7 @@ pub struct LightBarrier {
 impl LightBarrier {
     /// This process's light barrier (registers it for membarriers on first use).
     #[inline]
-    pub fn get() -> Self {
+    pub(crate) fn get() -> Self {
         LightBarrier {
             #[cfg(not(feature = "loom"))]
             compiler_only: mode() == ASYMMETRIC,
@@ -128,7 +128,7 @@ impl LightBarrier {
     /// Issues it: a compiler barrier if this process was registered for global expedited
     /// membarriers when [`get`](Self::get) ran, a `SeqCst` fence otherwise.
     #[inline]
-    pub fn issue(self) {
+    pub(crate) fn issue(self) {
         #[cfg(not(feature = "loom"))]
         {
             if self.compiler_only {
