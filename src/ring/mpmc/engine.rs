@@ -158,26 +158,26 @@ impl<'a> Core<'a> {
             _ => return self.push_shared(me, write),
         };
         let tail = &self.h.tail;
-        let pos = tail.load(Ordering::Relaxed);
+        let mut pos = tail.load(Ordering::Relaxed);
         // The first pass of `push_at`'s loop, for a slot known free from the head this thread
         // saw last (see there).
         if pos.wrapping_sub(line.seen_head()) < self.cap {
             line.announce(pos);
             crate::hooks::at("mpmc.push.announced");
-            if tail
-                .compare_exchange(
-                    pos,
-                    pos.wrapping_add(1),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                return self.publish(pos, write);
+            match tail.compare_exchange(
+                pos,
+                pos.wrapping_add(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return self.publish(pos, write),
+                Err(now) => {
+                    line.withdraw();
+                    pos = now;
+                }
             }
-            line.withdraw();
         }
-        self.push_at(line, write)
+        self.push_at(line, pos, write)
     }
 
     /// [`try_push_with`](Self::try_push_with) through the shared line (`me` is
@@ -195,21 +195,22 @@ impl<'a> Core<'a> {
         let Some(line) = self.enter(me) else {
             return Err(Stop::Wait(None));
         };
-        let r = self.push_at(line, write);
+        let r = self.push_at(line, self.h.tail.load(Ordering::Relaxed), write);
         self.leave(me);
         r
     }
 
-    /// The push loop: takes the position at the tail through `line` (moving on past positions
-    /// others took, reading the head when the tail looks a lap ahead of it), then publishes.
+    /// The push loop: takes the position at the tail, `pos` as last read, through `line`
+    /// (moving on past positions others took, reading the head when the tail looks a lap ahead
+    /// of it), then publishes.
     #[inline(never)]
     fn push_at(
         &self,
         line: &Line,
+        mut pos: u64,
         write: impl FnOnce(&[AtomicU64]),
     ) -> core::result::Result<(), Stop> {
         let tail = &self.h.tail;
-        let mut pos = tail.load(Ordering::Relaxed);
         // A head this thread saw (a lower bound of the head): while the tail is less than a lap
         // ahead of it the slot at the tail is free, and the head, which every pop writes, is
         // not read at all.
