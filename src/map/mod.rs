@@ -5,11 +5,14 @@
 //! [`crate::guide::maps`], written in `src/guide/maps.md`.
 
 mod claim;
+mod entry;
 mod geometry;
 mod list;
 mod list_faces;
 mod list_lock;
 mod map_bytes;
+#[cfg(not(feature = "loom"))]
+mod map_object;
 mod map_pod;
 #[cfg(feature = "serde")]
 mod map_serde;
@@ -131,8 +134,10 @@ pub(crate) const LINE: usize = if cfg!(feature = "loom") { 1 } else { 16 };
 
 /// Layout version of maps and lists, kept in the top byte of the type tag's `extra` and in the
 /// object's header word: an object of another layout is refused, never misread. (3: one-line
-/// slots for small entries, the value length in the latch's `published` word.)
-pub(crate) const LAYOUT_VERSION: u64 = 3;
+/// slots for small entries, the value length in the latch's `published` word. 4: a present
+/// key's value is written under its entry claim (an owner word in the slot's `claim`), not its
+/// stripe lock; `LIVE` is `2⁶³ + 2⁶²`; the stripe's `work` word is gone.)
+pub(crate) const LAYOUT_VERSION: u64 = 4;
 
 /// `n` zeroed words on the heap, as the tail of a `#[repr(C)]` struct made of one `[AtomicU64]`.
 pub(crate) fn heap_words(n: usize) -> Box<[AtomicU64]> {
