@@ -278,9 +278,9 @@ impl ByteMap {
         Self::check_value(&t, value)?;
         let h = t.hash(key);
         let b = t.bucket(h);
-        // The bucket's own slot (its head, and the entry most of the time) is about to be read,
-        // CASed and written: fetch it exclusive once.
-        super::prefetch_write(t.head(b));
+        // The bucket's own slot (its head, and the entry most of the time: its words up to the
+        // key's end) is about to be read, CASed and written: fetch its lines exclusive, at once.
+        t.prefetch_entry_write(b);
         let me = abandon.map_or_else(process::my_word, |a| a.0);
         match t.set_present(b, h, key, value, me, timeout, abandon.map(|a| a.1), &old)? {
             Set::Done(r) => Ok(Some(r)),

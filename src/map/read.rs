@@ -136,6 +136,18 @@ impl<'a> Table<'a> {
         super::prefetch_lines(&slot[..(KEY + self.g.key_words).min(slot.len())]);
     }
 
+    /// [`prefetch_entry`](Table::prefetch_entry) for a writer, exclusive
+    /// ([`super::prefetch_write`]): the line of the slot's first word and the line of its key's
+    /// last word (the same line for keys of up to 24 bytes; one more for 32-byte keys).
+    #[inline]
+    pub(crate) fn prefetch_entry_write(&self, j: usize) {
+        let slot = self.slot(j);
+        super::prefetch_write(&slot[SEQ]);
+        if let Some(last) = slot.get(KEY + self.g.key_words - 1) {
+            super::prefetch_write(last);
+        }
+    }
+
     /// Prefetches the lines of the value copy a read of `slot` is about to copy (slots of more
     /// than one line only). The copy's index is only a hint here: the latch reads `published`
     /// again and validates.
