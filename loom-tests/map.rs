@@ -250,7 +250,7 @@ fn writer_dies_mid_update_or_insert() {
 #[test]
 fn writer_dies_mid_remove() {
     for (point, stays) in [("map.remove.marked", true), ("map.remove.unlinked", false)] {
-        common::model(move || {
+        let body = move || {
             let m = map(2);
             m.insert(b"k", &val(1)).unwrap();
             // The reader is the spawned thread (see `lengths_travel_with_their_versions`).
@@ -266,7 +266,15 @@ fn writer_dies_mid_remove() {
             m.insert(b"n", &val(4)).unwrap();
             assert_eq!(m.len(), 2);
             assert_eq!(m.iter().count(), 2);
-        });
+        };
+        if stays {
+            // Up to "marked", the dead remover has written its stripe's lock and the slot's
+            // claim word, neither of which a reader loads: the reader's loads conflict with no
+            // store, so every ordering is the one loom runs.
+            common::model_once(body);
+        } else {
+            common::model(body);
+        }
     }
 }
 

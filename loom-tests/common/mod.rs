@@ -43,11 +43,54 @@ pub fn builder() -> Builder {
     b
 }
 
-/// Checks every execution of `f` (within the bounds of [`builder`]), as `loom::model` does.
+/// Checks every execution of `f` (within the bounds of [`builder`]), as `loom::model` does,
+/// and fails if loom ran it only once: a model whose threads can interleave but that loom ran
+/// once checked one interleaving, not all of them.
+///
+/// That happens more easily than it sounds. loom 0.7 re-runs a load before the store it read,
+/// but a thread that runs first in the first execution and only loads may never be run another
+/// way (tokio-rs/loom#392): four models of this crate passed for months in one execution each.
+/// A model that has only one ordering by design uses [`model_once`].
 pub fn model<F>(f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    let runs = check(f);
+    // A user's own bounds (`LOOM_MAX_PREEMPTIONS=0`, `LOOM_MAX_BRANCHES`, …) may cut the search
+    // to one execution on purpose: the guard holds for the crate's own bounds only.
+    let own_bounds = [
+        "LOOM_MAX_PREEMPTIONS",
+        "LOOM_MAX_BRANCHES",
+        "LOOM_MAX_PERMUTATIONS",
+    ]
+    .iter()
+    .all(|v| std::env::var_os(v).is_none());
+    assert!(
+        runs > 1 || !own_bounds,
+        "loom ran this model in one execution: its threads were never interleaved another \
+         way, so it checked one ordering (see loom-tests/common/mod.rs; swap the threads' roles \
+         so that a thread that loads runs second, or use `model_once` if one ordering is all \
+         there is)"
+    );
+}
+
+/// [`model`] for a model that has one ordering by design: one thread (a death replayed step by
+/// step, then checked), or threads none of whose accesses conflict (say why at the call).
+pub fn model_once<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    check(f);
+}
+
+/// Runs `f` under [`builder`]'s bounds; returns how many executions loom ran.
+fn check<F>(f: F) -> usize
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
     let f = Arc::new(f);
     // loom::model's log subscriber: LOOM_LOG=trace (or any filter) prints each execution.
     let subscriber = tracing_subscriber::fmt::Subscriber::builder()
@@ -57,11 +100,14 @@ where
         .finish();
     tracing::subscriber::with_default(subscriber, || {
         builder().check(move || {
+            // std's atomic, not loom's: it counts executions, outside the model.
+            counted.fetch_add(1, Ordering::Relaxed);
             let f = f.clone();
             // A panic in the body (a failed assertion) fails the model here, with its message.
             thread::spawn(move || f()).join().unwrap();
         });
     });
+    runs.load(Ordering::Relaxed)
 }
 
 /// `loom::thread` with a [`STACK_BYTES`] stack for every spawned thread.
