@@ -35,16 +35,10 @@ pub type FastFn = unsafe extern "C" fn(
 pub type NoArgsFn =
     unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
 
-/// `METH_O`: `(self, arg)` (one positional argument, borrowed).
-pub type OneArgFn =
-    unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
-
 /// One method or property of a class.
 pub enum Def {
     Fast(&'static CStr, FastFn, &'static CStr),
     NoArgs(&'static CStr, NoArgsFn, &'static CStr),
-    /// A method of exactly one positional argument (CPython's cheapest call of one).
-    O(&'static CStr, OneArgFn, &'static CStr),
     /// A property: getter, optional setter.
     GetSet(
         &'static CStr,
@@ -89,7 +83,7 @@ pub fn install_on_subclass<T: PyClass>(cls: &Bound<'_, PyType>, defs: &[Def]) ->
 impl Def {
     fn name(&self) -> &'static CStr {
         match *self {
-            Def::Fast(n, ..) | Def::NoArgs(n, ..) | Def::O(n, ..) | Def::GetSet(n, ..) => n,
+            Def::Fast(n, ..) | Def::NoArgs(n, ..) | Def::GetSet(n, ..) => n,
         }
     }
 }
@@ -111,7 +105,6 @@ fn install_on<'d>(ty: &Bound<'_, PyType>, defs: impl IntoIterator<Item = &'d Def
             Def::NoArgs(name, f, doc) => {
                 (name, method(ty, name, meth_plain(f), doc, ffi::METH_NOARGS))
             }
-            Def::O(name, f, doc) => (name, method(ty, name, meth_plain(f), doc, ffi::METH_O)),
             Def::GetSet(name, get, set, doc) => {
                 // Lives as long as the class (for ever: the module is never unloaded).
                 let def = Box::leak(Box::new(ffi::PyGetSetDef {

@@ -439,16 +439,28 @@ impl Drop for PipeEndpoint {
     }
 }
 
-/// `Connection.send(obj)` (METH_O).
+/// `Connection.send(obj)` (by position, or `obj=` as multiprocessing's Python method allows).
 unsafe extern "C" fn pipe_send(
     slf: *mut ffi::PyObject,
-    obj: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     // SAFETY: called by CPython through a method descriptor `fast::install` made for
-    // `PipeEndpoint` (GIL held, `slf` an instance); `obj` is borrowed for the call.
+    // `PipeEndpoint` (GIL held, `slf` an instance); `args` holds `nargs` positional references
+    // then one per name in `kwnames`, borrowed for the call (`*args` read only if nargs == 1).
     unsafe {
         fast::call(slf, |py, p: &PipeEndpoint| {
-            let obj = Borrowed::from_ptr(py, obj);
+            let obj = if nargs == 1 && kwnames.is_null() {
+                Borrowed::from_ptr(py, *args)
+            } else {
+                let [obj] = fast::args(py, "send", ["obj"], args, nargs, kwnames)?;
+                obj.ok_or_else(|| {
+                    pyo3::exceptions::PyTypeError::new_err(
+                        "send() missing required argument 'obj' (pos 1)",
+                    )
+                })?
+            };
             p.send_obj(py, &obj).map(|()| fast::none(py))
         })
     }
@@ -476,13 +488,13 @@ other end died) and drained. Releases the GIL while it waits; Ctrl-C interrupts 
 
 /// The native class's methods (`send_obj`/`recv_obj`).
 const NATIVE_DEFS: &[Def] = &[
-    Def::O(c"send_obj", pipe_send, SEND_DOC),
+    Def::Fast(c"send_obj", pipe_send, SEND_DOC),
     Def::NoArgs(c"recv_obj", pipe_recv, RECV_DOC),
 ];
 
 /// The same functions under multiprocessing's names, for `Connection`.
 const DEFS: &[Def] = &[
-    Def::O(c"send", pipe_send, SEND_DOC),
+    Def::Fast(c"send", pipe_send, SEND_DOC),
     Def::NoArgs(c"recv", pipe_recv, RECV_DOC),
 ];
 

@@ -286,8 +286,10 @@ def test_connection_send_and_recv_arguments():
         a.send()
     with pytest.raises(TypeError):
         a.send(1, 2)
-    with pytest.raises(TypeError):
-        a.send(obj=1)
+    a.send(obj=2)  # as multiprocessing's Connection.send(self, obj)
+    assert b.recv() == 2
+    with pytest.raises(TypeError, match="unexpected keyword argument 'item'"):
+        a.send(item=1)
     with pytest.raises(TypeError):
         b.recv(1)
     r, w = shmkit.Pipe(duplex=False)
