@@ -246,6 +246,9 @@ mod cache {
         /// The fork generation, the identity and its owner word (the word is on every lock's
         /// fast path: computed once, not per call).
         static CACHE: Cell<Option<(u64, Identity, u64)>> = const { Cell::new(None) };
+        /// The fork generation and the owner word alone (`u64::MAX`: not computed yet), so that
+        /// [`my_word`] copies two words out of the thread's storage, not the whole identity.
+        static WORD: Cell<(u64, u64)> = const { Cell::new((u64::MAX, 0)) };
     }
 
     /// The fork generation: changes in a child after each `fork()`.
@@ -268,8 +271,8 @@ mod cache {
     #[inline]
     pub fn my_word() -> u64 {
         let gen = FORKS.load(Ordering::Relaxed);
-        match CACHE.with(|c| c.get()) {
-            Some((g, _, w)) if g == gen => w,
+        match WORD.with(|c| c.get()) {
+            (g, w) if g == gen => w,
             _ => refresh().word(),
         }
     }
@@ -288,6 +291,7 @@ mod cache {
         let gen = FORKS.load(Ordering::Relaxed);
         let m = compute();
         CACHE.with(|c| c.set(Some((gen, m, m.word()))));
+        WORD.with(|c| c.set((gen, m.word())));
         m
     }
 }

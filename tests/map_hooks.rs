@@ -22,7 +22,9 @@ fn xproc_child() {
         let l = seg.list::<u64>("l", CAP).unwrap();
         match ctx.role.as_str() {
             "insert" => drop(m.insert(b"new", b"fresh").unwrap()),
-            "update" => drop(m.insert(b"old", b"updated").unwrap()),
+            // An update under the stripe lock, and one of a present key under its entry claim.
+            "update" => drop(m.update(b"old", |_| Some(b"updated".to_vec())).unwrap()),
+            "set" => drop(m.insert(b"old", b"updated").unwrap()),
             "remove" => drop(m.remove(b"old").unwrap()),
             "push" => drop(l.push(7).unwrap()),
             "pop" => drop(l.pop().unwrap()),
@@ -53,6 +55,9 @@ fn map_writer_killed_at_every_point() {
         ("insert", "map.insert.linked", true),
         ("update", "map.update.filled", false),
         ("update", "map.update.published", true),
+        ("set", "map.set.claimed", false),
+        ("set", "map.set.filled", false),
+        ("set", "map.set.published", true),
         ("remove", "map.remove.marked", false),
         ("remove", "map.remove.unlinked", true),
         ("remove", "map.remove.odd", true),
@@ -68,7 +73,7 @@ fn map_writer_killed_at_every_point() {
         assert_eq!(common::describe(status), "killed by signal 9", "{point}");
         let (key, before, after): (&[u8], Option<&[u8]>, Option<&[u8]>) = match role {
             "insert" => (b"new", None, Some(b"fresh")),
-            "update" => (b"old", Some(b"original"), Some(b"updated")),
+            "update" | "set" => (b"old", Some(b"original"), Some(b"updated")),
             _ => (b"old", Some(b"original"), None),
         };
         // A lock-free read sees the old or the new state, whole.
@@ -239,4 +244,54 @@ fn stopped_writer_makes_timeouts_expire() {
     kids.wait_ok(p, common::TIMEOUT);
     assert_eq!(m.get(b"new").unwrap(), Some(b"fresh".to_vec()));
     assert_eq!(l.len(), 0);
+}
+
+/// A writer stopped (SIGSTOP) in the middle of an update of a present key, holding only the
+/// entry's claim: other processes' `_timeout` writes of that key (update in place, `update`,
+/// removal) return by their deadline, readers see the old value, and writes of other keys in
+/// the same stripe go on (no stripe lock is held). Continued, the writer finishes.
+#[test]
+fn stopped_entry_writer_holds_only_its_entry() {
+    let guard = SegGuard::new("map_stop_entry");
+    let seg = Segment::create(guard.name(), 1 << 20).unwrap();
+    let m = seg.map("m", opts()).unwrap();
+    seg.list::<u64>("l", CAP).unwrap();
+    m.insert(b"old", b"original").unwrap();
+    let stripe = m.__stripe_of(b"old").unwrap();
+    let neighbour = (0..=255u8)
+        .map(|k| [b'n', k])
+        .find(|k| m.__stripe_of(k) == Some(stripe))
+        .expect("a key of the same stripe");
+    let mut kids = Children::new();
+    let c = run_armed(&mut kids, guard.name(), "set", "stop", "map.set.filled");
+    kids.wait_stopped(c, "the entry writer to stop");
+    let short = Duration::from_millis(100);
+    let t0 = Instant::now();
+    let r = m.insert_timeout(b"old", b"mine", short);
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    let r = m.remove_timeout(b"old", short);
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    let r = m.update_timeout(b"old", short, |v| v.map(<[u8]>::to_vec));
+    assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(m.get(b"old").unwrap().as_deref(), Some(&b"original"[..]));
+    // The stripe is free: a key of the same stripe is inserted and removed at once.
+    let t0 = Instant::now();
+    m.insert_timeout(&neighbour, b"n", short).unwrap();
+    assert_eq!(
+        m.remove_timeout(&neighbour, short).unwrap(),
+        Some(b"n".to_vec())
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    kids.resume(c);
+    kids.wait_ok(c, common::TIMEOUT);
+    assert_eq!(m.get(b"old").unwrap().as_deref(), Some(&b"updated"[..]));
+    assert_eq!(
+        m.insert_timeout(b"old", b"mine", short).unwrap().as_deref(),
+        Some(&b"updated"[..])
+    );
 }

@@ -144,9 +144,8 @@ class Connection(_native.PipeEndpoint, _segment.SharedObject):
         _native.PipeEndpoint.send(self, bytes(m[offset : offset + size]))
 
     # send(obj) and recv() are the native class's, one call each (their checks of the mode
-    # included): see PipeEndpoint.send_obj and recv_obj.
-    send = _native.PipeEndpoint.send_obj
-    recv = _native.PipeEndpoint.recv_obj
+    # included): PipeEndpoint.send_obj and recv_obj, installed below under these names with
+    # descriptors of Connection's own (_native._specialize), so that CPython specializes them.
 
     def _recv(self):
         self._check_closed()
@@ -194,3 +193,6 @@ class Connection(_native.PipeEndpoint, _segment.SharedObject):
 
     def __exit__(self, exc_type, exc_value, exc_tb):
         self.close()
+
+
+_native._specialize(Connection)

@@ -119,7 +119,8 @@ class _Base(_native.ByteQueue, _segment.SharedObject):
     # put(obj, block=True, timeout=None) and get(block=True, timeout=None) are the native
     # class's, one call each (ByteQueue.put_obj and get_obj: the closed check, the pickle, the
     # send or receive, queue.Full or queue.Empty); a pickle longer than a slot comes back here
-    # (_put_blob) to travel as a blob.
+    # (_put_blob) to travel as a blob. Each concrete class below gets descriptors of its own for
+    # them (_native._specialize), so that CPython specializes their calls.
     put = _native.ByteQueue.put_obj
     get = _native.ByteQueue.get_obj
 
@@ -226,4 +227,11 @@ class JoinableQueue(_Base):
             if self._all_done.wait(0.05) and self._unfinished.value != 0:
                 # A put cleared the event after the last task_done set it: look again soon.
                 time.sleep(0.001)
+
+
+# Descriptors of their own for put and get (JoinableQueue keeps its own put): see
+# ``_native._specialize``.
+_native._specialize(Queue)
+_native._specialize(SimpleQueue)
+_native._specialize(JoinableQueue)
 

@@ -10,6 +10,7 @@
 //! immutable objects are built natively, so dropping pickle's memo changes nothing a program
 //! can observe but object identity of equal immutable values.
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString, PyTuple};
@@ -87,12 +88,16 @@ fn write(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: u32) -> bool {
         out.push(NONE);
     } else if obj.is_exact_instance_of::<PyString>() {
         // A str with lone surrogates does not encode: pickle writes it (surrogatepass).
-        let Ok(b) = obj.downcast::<PyString>().map(|s| s.encode_utf8()) else {
+        // `to_str` is CPython's UTF-8 view of the str (no bytes object made).
+        let Ok(s) = obj.downcast::<PyString>() else {
             return false;
         };
-        let Ok(b) = b else { return false };
-        let b = b.as_bytes();
-        sized(out, b, [SHORT_BINUNICODE, BINUNICODE, BINUNICODE8]);
+        let Ok(b) = s.to_str() else { return false };
+        sized(
+            out,
+            b.as_bytes(),
+            [SHORT_BINUNICODE, BINUNICODE, BINUNICODE8],
+        );
     } else if obj.is_exact_instance_of::<PyInt>() {
         let Ok(v) = obj.extract::<i64>() else {
             return false;
@@ -183,30 +188,42 @@ fn int(out: &mut Vec<u8>, v: i64) {
 /// Reads a pickle made only of the natively handled opcodes; `None` for anything else.
 fn read<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyAny>> {
     let mut r = Reader { data, at: 0 };
-    let mut stack: Vec<Bound<'py, PyAny>> = Vec::new();
-    let mut marks: Vec<usize> = Vec::new();
+    let mut stack = Stack::new(py);
+    let mut marks = [0usize; DEPTH as usize];
+    let mut nmarks = 0usize;
     loop {
         let op = r.take(1)?[0];
         let v: Bound<'py, PyAny> = match op {
+            // What `pickle.loads` refuses goes to it (and its error): a protocol it may not
+            // know, a frame longer than the data, a memo write with nothing to write (found
+            // by python/tests/test_codec.py's hostile pickles).
             PROTO => {
-                r.take(1)?;
+                if r.take(1)?[0] > 5 {
+                    return None;
+                }
                 continue;
             }
             FRAME => {
-                r.take(8)?;
+                let n = u64::from_le_bytes(r.array()?);
+                if n > (r.data.len() - r.at) as u64 {
+                    return None;
+                }
                 continue;
             }
-            MEMOIZE => continue,
-            BINPUT => {
-                r.take(1)?;
+            MEMOIZE | BINPUT => {
+                r.take(usize::from(op == BINPUT))?;
+                // Nothing above the last mark counts as nothing (pickle's stack fence).
+                let fence = if nmarks > 0 { marks[nmarks - 1] } else { 0 };
+                if stack.len() <= fence {
+                    return None;
+                }
                 continue;
             }
-            LONG_BINPUT => {
-                r.take(4)?;
-                continue;
-            }
+            // An index up to 2^32 - 1: pickle grows its memo to twice that (or fails); not
+            // written by `dump`, left to `pickle.loads`.
+            LONG_BINPUT => return None,
             STOP => {
-                return if stack.len() == 1 && marks.is_empty() {
+                return if stack.len() == 1 && nmarks == 0 {
                     stack.pop()
                 } else {
                     None
@@ -235,8 +252,7 @@ fn read<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyAny>> {
             BINFLOAT => PyFloat::new_bound(py, f64::from_be_bytes(r.array()?)).into_any(),
             SHORT_BINUNICODE | BINUNICODE | BINUNICODE8 => {
                 let n = r.len(op, [SHORT_BINUNICODE, BINUNICODE, BINUNICODE8])?;
-                let s = std::str::from_utf8(r.take(n)?).ok()?;
-                PyString::new_bound(py, s).into_any()
+                utf8(py, r.take(n)?)?
             }
             SHORT_BINBYTES | BINBYTES | BINBYTES8 => {
                 let n = r.len(op, [SHORT_BINBYTES, BINBYTES, BINBYTES8])?;
@@ -246,21 +262,22 @@ fn read<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyAny>> {
             0x85..=0x87 => {
                 let n = usize::from(op - TUPLE1) + 1;
                 let from = stack.len().checked_sub(n)?;
-                if marks.last().is_some_and(|&m| m > from) {
+                if nmarks > 0 && marks[nmarks - 1] > from {
                     return None;
                 }
-                PyTuple::new_bound(py, stack.drain(from..)).into_any()
+                stack.tuple_from(from)?
             }
             MARK => {
-                if marks.len() as u32 >= DEPTH {
+                if nmarks >= marks.len() {
                     return None;
                 }
-                marks.push(stack.len());
+                marks[nmarks] = stack.len();
+                nmarks += 1;
                 continue;
             }
             TUPLE => {
-                let from = marks.pop()?;
-                PyTuple::new_bound(py, stack.drain(from..)).into_any()
+                nmarks = nmarks.checked_sub(1)?;
+                stack.tuple_from(marks[nmarks])?
             }
             _ => return None,
         };
@@ -268,6 +285,124 @@ fn read<'py>(py: Python<'py>, data: &[u8]) -> Option<Bound<'py, PyAny>> {
             return None;
         }
         stack.push(v);
+    }
+}
+
+/// A str from UTF-8 bytes, validated by CPython's decoder (one pass); `None` (no exception
+/// left set) if they are not valid UTF-8, so that `pickle.loads` reports it.
+fn utf8<'py>(py: Python<'py>, b: &[u8]) -> Option<Bound<'py, PyAny>> {
+    let n = ffi::Py_ssize_t::try_from(b.len()).ok()?;
+    // SAFETY: GIL held (`py`); `b` is valid for `n` bytes; the result is a new reference or
+    // NULL with an exception set, which is cleared here.
+    unsafe {
+        let o = ffi::PyUnicode_DecodeUTF8(b.as_ptr().cast(), n, c"strict".as_ptr());
+        if o.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(Bound::from_owned_ptr(py, o))
+    }
+}
+
+/// The reader's value stack: its first [`INLINE`] items in place (no allocation for the
+/// common small objects), all of them in a `Vec` past that. Holds one reference per item.
+struct Stack<'py> {
+    py: Python<'py>,
+    /// Owned references in `inline[..n]` while `n <= INLINE`.
+    inline: [*mut ffi::PyObject; INLINE],
+    /// `n > INLINE`: every item is in `spill`.
+    n: usize,
+    spill: Vec<Bound<'py, PyAny>>,
+}
+
+/// Items a [`Stack`] holds without allocating.
+const INLINE: usize = 16;
+
+impl<'py> Stack<'py> {
+    fn new(py: Python<'py>) -> Self {
+        Stack {
+            py,
+            inline: [std::ptr::null_mut(); INLINE],
+            n: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        if self.n > INLINE {
+            self.spill.len()
+        } else {
+            self.n
+        }
+    }
+
+    fn push(&mut self, v: Bound<'py, PyAny>) {
+        if self.n < INLINE {
+            self.inline[self.n] = v.into_ptr();
+            self.n += 1;
+            return;
+        }
+        if self.n == INLINE {
+            // Moves to the heap once, for good.
+            self.spill = Vec::with_capacity(4 * INLINE);
+            for &p in &self.inline {
+                // SAFETY: `inline[..INLINE]` holds owned references; each moves to `spill`
+                // once (n goes past INLINE, so Drop no longer reads `inline`).
+                let item = unsafe { Bound::from_owned_ptr(self.py, p) };
+                self.spill.push(item);
+            }
+            self.n = INLINE + 1;
+        }
+        self.spill.push(v);
+    }
+
+    fn pop(&mut self) -> Option<Bound<'py, PyAny>> {
+        if self.n > INLINE {
+            return self.spill.pop();
+        }
+        self.n = self.n.checked_sub(1)?;
+        // SAFETY: `inline[n]` held an owned reference, now out of the stack (n decreased).
+        Some(unsafe { Bound::from_owned_ptr(self.py, self.inline[self.n]) })
+    }
+
+    /// Takes the items from `from` on off the stack and returns them as a tuple (`None` if
+    /// `from` is past the top, or no memory).
+    fn tuple_from(&mut self, from: usize) -> Option<Bound<'py, PyAny>> {
+        let len = self.len();
+        let k = len.checked_sub(from)?;
+        let size = ffi::Py_ssize_t::try_from(k).ok()?;
+        // SAFETY: GIL held; PyTuple_New gives a new reference (NULL on memory error, then
+        // cleared); PyTuple_SetItem steals each item's reference into slot i < k. The inline
+        // items `from..len` leave the stack (n = from) as their references move.
+        unsafe {
+            let t = ffi::PyTuple_New(size);
+            if t.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            if self.n > INLINE {
+                for (i, item) in self.spill.drain(from..).enumerate() {
+                    ffi::PyTuple_SetItem(t, i as ffi::Py_ssize_t, item.into_ptr());
+                }
+            } else {
+                for (i, &p) in self.inline[from..len].iter().enumerate() {
+                    ffi::PyTuple_SetItem(t, i as ffi::Py_ssize_t, p);
+                }
+                self.n = from;
+            }
+            Some(Bound::from_owned_ptr(self.py, t))
+        }
+    }
+}
+
+impl Drop for Stack<'_> {
+    fn drop(&mut self) {
+        if self.n <= INLINE {
+            for &p in &self.inline[..self.n] {
+                // SAFETY: `inline[..n]` holds owned references (GIL held: `py` lives).
+                unsafe { ffi::Py_DECREF(p) };
+            }
+        }
     }
 }
 

@@ -44,16 +44,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Gives `cls`, a Python subclass of `Lock`, `RLock` or `Value`, its own descriptors for the
+/// Gives `cls`, a Python subclass of `Lock`, `RLock`, `Value`, `ByteQueue` or `PipeEndpoint`, its own descriptors for the
 /// hand-made hot methods (`fast::install_on_subclass`: only then does CPython specialize their
 /// calls). `TypeError` for any other class.
 #[pyfunction]
 fn _specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
-    if locks::specialize(cls)? || values::specialize(cls)? {
+    if locks::specialize(cls)?
+        || values::specialize(cls)?
+        || queues::specialize(cls)?
+        || pipe::specialize(cls)?
+    {
         Ok(())
     } else {
         Err(pyo3::exceptions::PyTypeError::new_err(
-            "_specialize() takes a subclass of Lock, RLock or Value",
+            "_specialize() takes a subclass of Lock, RLock, Value, ByteQueue or PipeEndpoint",
         ))
     }
 }

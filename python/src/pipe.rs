@@ -8,13 +8,16 @@
 
 use crate::codec;
 use crate::errors::{py_err, to_py};
+use crate::fast::{self, Def};
 use crate::segments::segment;
 use crate::wait::{sliced, timeout_of, Spinner};
 use pyo3::exceptions::{PyBrokenPipeError, PyEOFError, PyOSError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmkit::Handle;
 use shmkit::{Pipe, PipeEnd, RecvError, SendError};
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -81,10 +84,11 @@ impl PipeEndpoint {
         }
     }
 
-    /// This process's connection, claiming the end on first use. A claim inherited through
+    /// This process's connection, claiming the end on first use (the pid is the core's cached one:
+    /// `getpid` is a system call, two per round trip cost more than the ring). A claim inherited through
     /// `fork` is the parent's: it is forgotten (not released) and the end claimed anew.
     fn claimed<'a>(&self, g: &'a mut MutexGuard<'_, Option<Claimed>>) -> PyResult<&'a mut Claimed> {
-        let pid = std::process::id();
+        let pid = shmkit::process::pid();
         if g.as_ref().is_some_and(|c| c.pid != pid) {
             if let Some(old) = g.take() {
                 std::mem::forget(old);
@@ -203,6 +207,45 @@ impl PipeEndpoint {
     }
 }
 
+impl PipeEndpoint {
+    /// Sends a picklable object (`Connection.send`): `OSError` if this handle is closed or
+    /// read-only; `BrokenPipeError` if the pipe is closed or the other end died. Pickles
+    /// natively for small plain objects (see `codec.rs`); waits for room with the GIL released.
+    fn send_obj(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.check(WRITABLE, "connection is read-only")?;
+        codec::with_buf(0, |buf| {
+            // The record's flag byte first, then the pickle: a message that fits one record
+            // goes out without another copy.
+            buf.push(LAST);
+            codec::dump(obj, buf)?;
+            let mut g = self.lock(py)?;
+            let c = self.claimed(&mut g)?;
+            if buf.len() <= c.conn.max_msg() {
+                return send_record(py, &mut c.conn, buf);
+            }
+            drop(g);
+            self.send_msg(py, &buf[1..])
+        })
+    }
+
+    /// Receives a picklable object sent with `send` (`Connection.recv`): one whole message, as
+    /// long as it takes, unpickled (natively for small plain objects, see `codec.rs`).
+    /// `OSError` if this handle is closed or write-only; `EOFError` once the pipe is closed (or
+    /// the other end died) and drained. Releases the GIL while it waits; Ctrl-C interrupts it.
+    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.check(READABLE, "connection is write-only")?;
+        codec::with_buf(0, |buf| {
+            if !self.recv_msg(py, None, buf)? {
+                return Err(PyOSError::new_err(
+                    "a receive without timeout ended without a message",
+                ));
+            }
+            // The end's state is unlocked here: unpickling may run any Python code.
+            codec::load(py, buf)
+        })
+    }
+}
+
 #[pymethods]
 impl PipeEndpoint {
     /// Finds or creates the pipe `name` in segment `segment_name` (`capacity` bytes per
@@ -249,26 +292,6 @@ impl PipeEndpoint {
         self.mode.store(m, Ordering::Relaxed);
     }
 
-    /// Sends a picklable object (`Connection.send`): `OSError` if this handle is closed or
-    /// read-only; `BrokenPipeError` if the pipe is closed or the other end died. Pickles
-    /// natively for small plain objects (see `codec.rs`); waits for room with the GIL released.
-    fn send_obj(&self, py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.check(WRITABLE, "connection is read-only")?;
-        codec::with_buf(0, |buf| {
-            // The record's flag byte first, then the pickle: a message that fits one record
-            // goes out without another copy.
-            buf.push(LAST);
-            codec::dump(obj, buf)?;
-            let mut g = self.lock(py)?;
-            let c = self.claimed(&mut g)?;
-            if buf.len() <= c.conn.max_msg() {
-                return send_record(py, &mut c.conn, buf);
-            }
-            drop(g);
-            self.send_msg(py, &buf[1..])
-        })
-    }
-
     /// Receives one whole message, waiting at most `timeout` seconds (`None`: no limit);
     /// `None` when none came in time. `EOFError` once the pipe is closed (or the other end
     /// died) and drained. Releases the GIL; Ctrl-C interrupts it (pieces received so far are
@@ -283,23 +306,6 @@ impl PipeEndpoint {
             Ok(self
                 .recv_msg(py, timeout, buf)?
                 .then(|| PyBytes::new_bound(py, buf)))
-        })
-    }
-
-    /// Receives a picklable object sent with `send` (`Connection.recv`): one whole message, as
-    /// long as it takes, unpickled (natively for small plain objects, see `codec.rs`).
-    /// `OSError` if this handle is closed or write-only; `EOFError` once the pipe is closed (or
-    /// the other end died) and drained. Releases the GIL while it waits; Ctrl-C interrupts it.
-    fn recv_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.check(READABLE, "connection is write-only")?;
-        codec::with_buf(0, |buf| {
-            if !self.recv_msg(py, None, buf)? {
-                return Err(PyOSError::new_err(
-                    "a receive without timeout ended without a message",
-                ));
-            }
-            // The end's state is unlocked here: unpickling may run any Python code.
-            codec::load(py, buf)
         })
     }
 
@@ -337,7 +343,7 @@ impl PipeEndpoint {
         self.mode.fetch_or(CLOSED, Ordering::Relaxed);
         let mut g = self.lock(py)?;
         if let Some(c) = g.take() {
-            if c.pid == std::process::id() {
+            if c.pid == shmkit::process::pid() {
                 c.conn.close();
                 drop(c);
             } else {
@@ -423,7 +429,7 @@ impl Drop for PipeEndpoint {
     fn drop(&mut self) {
         let g = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = g.take() {
-            if c.pid == std::process::id() {
+            if c.pid == shmkit::process::pid() {
                 c.conn.close();
                 drop(c);
             } else {
@@ -433,7 +439,73 @@ impl Drop for PipeEndpoint {
     }
 }
 
+/// `Connection.send(obj)` (by position, or `obj=` as multiprocessing's Python method allows).
+unsafe extern "C" fn pipe_send(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython through a method descriptor `fast::install` made for
+    // `PipeEndpoint` (GIL held, `slf` an instance); `args` holds `nargs` positional references
+    // then one per name in `kwnames`, borrowed for the call (`*args` read only if nargs == 1).
+    unsafe {
+        fast::call(slf, |py, p: &PipeEndpoint| {
+            let obj = if nargs == 1 && kwnames.is_null() {
+                Borrowed::from_ptr(py, *args)
+            } else {
+                let [obj] = fast::args(py, "send", ["obj"], args, nargs, kwnames)?;
+                obj.ok_or_else(|| {
+                    pyo3::exceptions::PyTypeError::new_err(
+                        "send() missing required argument 'obj' (pos 1)",
+                    )
+                })?
+            };
+            p.send_obj(py, &obj).map(|()| fast::none(py))
+        })
+    }
+}
+
+/// `Connection.recv()` (METH_NOARGS).
+unsafe extern "C" fn pipe_recv(
+    slf: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `pipe_send`.
+    unsafe {
+        fast::call(slf, |py, p: &PipeEndpoint| {
+            p.recv_obj(py).map(|o| fast::Obj(o.into_ptr()))
+        })
+    }
+}
+
+const SEND_DOC: &CStr = c"send(obj)\n--\n\nSends a picklable object: OSError if this handle is \
+closed or read-only; BrokenPipeError if the pipe is closed or the other end died. Waits for room \
+with the GIL released; Ctrl-C interrupts it.";
+const RECV_DOC: &CStr = c"recv()\n--\n\nReceives an object sent with send(), as long as it \
+takes: OSError if this handle is closed or write-only; EOFError once the pipe is closed (or the \
+other end died) and drained. Releases the GIL while it waits; Ctrl-C interrupts it.";
+
+/// The native class's methods (`send_obj`/`recv_obj`).
+const NATIVE_DEFS: &[Def] = &[
+    Def::Fast(c"send_obj", pipe_send, SEND_DOC),
+    Def::NoArgs(c"recv_obj", pipe_recv, RECV_DOC),
+];
+
+/// The same functions under multiprocessing's names, for `Connection`.
+const DEFS: &[Def] = &[
+    Def::Fast(c"send", pipe_send, SEND_DOC),
+    Def::NoArgs(c"recv", pipe_recv, RECV_DOC),
+];
+
+/// Gives the Python subclass `cls` of `PipeEndpoint` its own `send` and `recv` descriptors
+/// (`fast::install_on_subclass`); returns whether `cls` is one.
+pub(crate) fn specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
+    fast::install_on_subclass::<PipeEndpoint>(cls, DEFS)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PipeEndpoint>()?;
+    fast::install::<PipeEndpoint>(m.py(), NATIVE_DEFS)?;
     Ok(())
 }

@@ -8,14 +8,17 @@
 
 use crate::codec;
 use crate::errors::{py_err, raise, to_py};
+use crate::fast::{self, Def};
 use crate::segments::segment;
 use crate::wait::{sliced, timeout_of, Spinner};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::PyBytes;
 use shmkit::{Handle, Segment, SegmentOptions};
 use shmkit::{MpmcBytes, RecvError, SendError};
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -70,8 +73,9 @@ fn queue_exc(py: Python<'_>, name: &str) -> PyErr {
 const INLINE: u8 = 0;
 
 impl ByteQueue {
-    /// `ValueError` if this handle was closed (as multiprocessing's message).
-    fn check_open(&self, slf: &Bound<'_, Self>) -> PyResult<()> {
+    /// `ValueError` if this handle (`slf`, a `ByteQueue`) was closed (as multiprocessing's
+    /// message).
+    fn check_open(&self, slf: &Bound<'_, PyAny>) -> PyResult<()> {
         if !self.handle_closed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -79,6 +83,60 @@ impl ByteQueue {
             "Queue {} is closed",
             slf.repr().map(|r| r.to_string()).unwrap_or_default()
         )))
+    }
+
+    /// `Queue.put(obj, block, timeout)` (see [`queue_put`]); `slf` is this queue.
+    fn put_obj(
+        &self,
+        slf: &Bound<'_, PyAny>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        self.check_open(slf)?;
+        let big = codec::with_buf(0, |buf| {
+            buf.push(INLINE);
+            codec::dump(obj, buf)?;
+            if buf.len() > self.h.max_msg() {
+                return Ok(Some(PyBytes::new_bound(py, &buf[1..])));
+            }
+            if self.send_msg(py, buf, block, timeout)? {
+                Ok(None)
+            } else {
+                Err(queue_exc(py, "Full"))
+            }
+        })?;
+        if let Some(data) = big {
+            slf.call_method1("_put_blob", (data, block, timeout))?;
+        }
+        Ok(())
+    }
+
+    /// `Queue.get(block, timeout)` (see [`queue_get`]); `slf` is this queue.
+    fn get_obj<'py>(
+        &self,
+        slf: &Bound<'py, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        self.check_open(slf)?;
+        codec::with_buf(0, |buf| {
+            if !self.recv_msg(py, block, timeout, buf)? {
+                return Err(queue_exc(py, "Empty"));
+            }
+            if buf.first() == Some(&INLINE) {
+                return codec::load(py, &buf[1..]);
+            }
+            static DECODE: GILOnceCell<PyObject> = GILOnceCell::new();
+            let decode = DECODE.get_or_try_init(py, || {
+                py.import_bound("shmkit.queues")?
+                    .getattr("_decode_blob")
+                    .map(Bound::unbind)
+            })?;
+            decode.bind(py).call1((PyBytes::new_bound(py, buf),))
+        })
     }
 
     /// Sends `data` (see [`put`](ByteQueue::put)).
@@ -213,39 +271,6 @@ impl ByteQueue {
         self.send_msg(py, data, block, timeout)
     }
 
-    /// Puts `obj` (pickled), waiting at most `timeout` seconds (`None`: as long as needed;
-    /// `block=False`: not at all) for room; `queue.Full` if there was none (`Queue.put`).
-    /// Pickles natively for small plain objects (see `codec.rs`) and sends an inline message
-    /// (`0x00` + pickle); a pickle longer than a slot goes to `self._put_blob`. Releases the
-    /// GIL while it waits; Ctrl-C interrupts it.
-    #[pyo3(signature = (obj, block = true, timeout = None))]
-    fn put_obj(
-        slf: &Bound<'_, Self>,
-        obj: &Bound<'_, PyAny>,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<()> {
-        let py = slf.py();
-        let q = slf.get();
-        q.check_open(slf)?;
-        let big = codec::with_buf(0, |buf| {
-            buf.push(INLINE);
-            codec::dump(obj, buf)?;
-            if buf.len() > q.h.max_msg() {
-                return Ok(Some(PyBytes::new_bound(py, &buf[1..])));
-            }
-            if q.send_msg(py, buf, block, timeout)? {
-                Ok(None)
-            } else {
-                Err(queue_exc(py, "Full"))
-            }
-        })?;
-        if let Some(data) = big {
-            slf.call_method1("_put_blob", (data, block, timeout))?;
-        }
-        Ok(())
-    }
-
     /// Marks this handle closed (see `Queue.close`).
     fn _close_handle(&self) {
         self.handle_closed.store(true, Ordering::Relaxed);
@@ -265,36 +290,6 @@ impl ByteQueue {
             Ok(self
                 .recv_msg(py, block, timeout, buf)?
                 .then(|| PyBytes::new_bound(py, buf)))
-        })
-    }
-
-    /// Removes and returns the oldest item, waiting at most `timeout` seconds (`None`: as long
-    /// as needed; `block=False`: not at all); `queue.Empty` if there was none (`Queue.get`).
-    /// Unpickles natively for small plain objects (see `codec.rs`); a blob is read through
-    /// `shmkit.queues._decode_blob`. Releases the GIL while it waits; Ctrl-C interrupts it.
-    #[pyo3(signature = (block = true, timeout = None))]
-    fn get_obj<'py>(
-        slf: &Bound<'py, Self>,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let q = slf.get();
-        q.check_open(slf)?;
-        codec::with_buf(0, |buf| {
-            if !q.recv_msg(py, block, timeout, buf)? {
-                return Err(queue_exc(py, "Empty"));
-            }
-            if buf.first() == Some(&INLINE) {
-                return codec::load(py, &buf[1..]);
-            }
-            static DECODE: GILOnceCell<PyObject> = GILOnceCell::new();
-            let decode = DECODE.get_or_try_init(py, || {
-                py.import_bound("shmkit.queues")?
-                    .getattr("_decode_blob")
-                    .map(Bound::unbind)
-            })?;
-            decode.bind(py).call1((PyBytes::new_bound(py, buf),))
         })
     }
 
@@ -337,6 +332,96 @@ impl ByteQueue {
     fn closed(&self) -> bool {
         self.h.is_closed()
     }
+}
+
+/// `put(obj, block=True, timeout=None)`: puts `obj` (pickled), waiting at most `timeout`
+/// seconds (`None`: as long as needed; `block=False`: not at all) for room; `queue.Full` if
+/// there was none. Pickles natively for small plain objects (see `codec.rs`) and sends an
+/// inline message (`0x00` + pickle); a pickle longer than a slot goes to `self._put_blob`.
+unsafe extern "C" fn queue_put(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: called by CPython through a method descriptor `fast::install` made for
+    // `ByteQueue` (GIL held, `slf` an instance); `args` holds `nargs` positional references
+    // then one per name in `kwnames`, borrowed for the call (`*args` read only if nargs == 1).
+    unsafe {
+        fast::call(slf, |py, q: &ByteQueue| {
+            let me = Borrowed::from_ptr(py, slf);
+            if nargs == 1 && kwnames.is_null() {
+                let obj = Borrowed::from_ptr(py, *args);
+                return q.put_obj(&me, &obj, true, None).map(|()| fast::none(py));
+            }
+            let [obj, block, timeout] =
+                fast::args(py, "put", ["obj", "block", "timeout"], args, nargs, kwnames)?;
+            let Some(obj) = obj else {
+                return Err(PyTypeError::new_err(
+                    "put() missing required argument 'obj' (pos 1)",
+                ));
+            };
+            q.put_obj(
+                &me,
+                &obj,
+                fast::truth(block, true)?,
+                fast::seconds(timeout)?,
+            )
+            .map(|()| fast::none(py))
+        })
+    }
+}
+
+/// `get(block=True, timeout=None)`: removes and returns the oldest item, waiting at most
+/// `timeout` seconds (`None`: as long as needed; `block=False`: not at all); `queue.Empty` if
+/// there was none. Unpickles natively for small plain objects (see `codec.rs`); a blob is read
+/// through `shmkit.queues._decode_blob`.
+unsafe extern "C" fn queue_get(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: as in `queue_put`.
+    unsafe {
+        fast::call(slf, |py, q: &ByteQueue| {
+            let me = Borrowed::from_ptr(py, slf);
+            let got = if nargs == 0 && kwnames.is_null() {
+                q.get_obj(&me, true, None)
+            } else {
+                let [block, timeout] =
+                    fast::args(py, "get", ["block", "timeout"], args, nargs, kwnames)?;
+                q.get_obj(&me, fast::truth(block, true)?, fast::seconds(timeout)?)
+            };
+            got.map(|o| fast::Obj(o.into_ptr()))
+        })
+    }
+}
+
+const PUT_DOC: &CStr = c"put(obj, block=True, timeout=None)\n--\n\nPuts obj (pickled), waiting \
+at most timeout seconds (None: as long as needed; block=False: not at all) for room; queue.Full if \
+there was none. Releases the GIL while it waits; Ctrl-C interrupts it.";
+const GET_DOC: &CStr = c"get(block=True, timeout=None)\n--\n\nRemoves and returns the oldest \
+item, waiting at most timeout seconds (None: as long as needed; block=False: not at all); \
+queue.Empty if there was none. Releases the GIL while it waits; Ctrl-C interrupts it.";
+
+/// The native class's methods (`put_obj`/`get_obj`, which `shmkit.queues` binds as `put` and
+/// `get`).
+const NATIVE_DEFS: &[Def] = &[
+    Def::Fast(c"put_obj", queue_put, PUT_DOC),
+    Def::Fast(c"get_obj", queue_get, GET_DOC),
+];
+
+/// The same functions under multiprocessing's names, for the Python subclasses.
+const DEFS: &[Def] = &[
+    Def::Fast(c"put", queue_put, PUT_DOC),
+    Def::Fast(c"get", queue_get, GET_DOC),
+];
+
+/// Gives the Python subclass `cls` of `ByteQueue` its own `put` and `get` descriptors (those
+/// it does not override; `fast::install_on_subclass`); returns whether `cls` is one.
+pub(crate) fn specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool> {
+    fast::install_on_subclass::<ByteQueue>(cls, DEFS)
 }
 
 /// Writes `data` into a new segment `name` (not removed at exit: the reader removes it).
@@ -405,6 +490,7 @@ fn pieces(length: usize) -> u64 {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ByteQueue>()?;
+    fast::install::<ByteQueue>(m.py(), NATIVE_DEFS)?;
     m.add_function(wrap_pyfunction!(blob_write, m)?)?;
     m.add_function(wrap_pyfunction!(blob_take, m)?)?;
     Ok(())

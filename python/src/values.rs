@@ -290,7 +290,15 @@ impl Value {
 
 unsafe extern "C" fn value_get(slf: *mut ffi::PyObject, _: fast::Closure) -> *mut ffi::PyObject {
     // SAFETY: called by CPython through the getset descriptor `install` made for `Value`.
-    unsafe { fast::call(slf, |py, v: &Value| Ok(fast::obj(v.get(py)))) }
+    unsafe {
+        fast::call(slf, |py, v: &Value| {
+            // 'q'/'l' (the common counter): the int straight from the load.
+            if let Slot::I64(h) = &v.v {
+                return Ok(fast::Obj(ffi::PyLong_FromLongLong(h.load())));
+            }
+            Ok(fast::obj(v.get(py)))
+        })
+    }
 }
 
 unsafe extern "C" fn value_set(
@@ -306,6 +314,11 @@ unsafe extern "C" fn value_set(
                     "a Value's value cannot be deleted",
                 ));
             };
+            // 'q'/'l' and an int that fits: no conversion layers (as `fetch_add`).
+            if let (Slot::I64(h), Some(n)) = (&v.v, exact_i64(value.as_ptr())) {
+                h.store(n);
+                return Ok(fast::Status);
+            }
             v.set(&value).map(|()| fast::Status)
         })
     }
@@ -331,6 +344,16 @@ unsafe fn exact_i64(o: *mut ffi::PyObject) -> Option<i64> {
     }
 }
 
+/// CPython's cached `int` 1 (small ints are shared: `fetch_add(1)` passes this object), or
+/// NULL before `register`. Only compared with: a miss takes the general conversion.
+static SMALL_ONE: std::sync::atomic::AtomicPtr<ffi::PyObject> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+#[inline(always)]
+fn small_one() -> *mut ffi::PyObject {
+    SMALL_ONE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `fetch_add` and `fetch_sub`: `(n=1)`.
 macro_rules! fetch_op {
     ($f:ident, $op:ident, $name:literal) => {
@@ -350,6 +373,7 @@ macro_rules! fetch_op {
                     if let (Slot::I64(h), true) = (&v.v, kwnames.is_null()) {
                         let n = match nargs {
                             0 => Some(1),
+                            1 if *args == small_one() => Some(1), // `fetch_add(1)`
                             1 => exact_i64(*args),
                             _ => None,
                         };
@@ -604,5 +628,13 @@ pub(crate) fn specialize(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<bool>
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Value>()?;
     m.add_class::<Array>()?;
+    // SAFETY: GIL held (module init). The reference is kept for ever (never decref'd), so the
+    // pointer stays valid; a NULL (no memory) only disables the shortcut.
+    let one = unsafe { ffi::PyLong_FromLong(1) };
+    if one.is_null() {
+        // SAFETY: as above; the MemoryError is dropped (the shortcut is optional).
+        unsafe { ffi::PyErr_Clear() };
+    }
+    SMALL_ONE.store(one, std::sync::atomic::Ordering::Relaxed);
     fast::install::<Value>(m.py(), VALUE_DEFS)
 }

@@ -95,6 +95,64 @@ def test_malformed_pickles_behave_as_pickle_loads():
         assert outcome(recv, bad) == outcome(pickle.loads, bad), bad
 
 
+# Opcodes the native reader knows, with their argument lengths (None: a length prefix of
+# 1, 4 or 8 bytes), and none that imports or calls anything: pickle.loads of any sequence of
+# these is safe to run on random bytes (not LONG_BINPUT: pickle grows its memo to twice a
+# random 32-bit index, gigabytes; the native reader leaves that opcode to pickle).
+_OPS = [
+    (b"\x80", 1), (b"\x95", 8), (b"\x94", 0), (b"q", 1), (b".", 0), (b"N", 0),
+    (b"\x88", 0), (b"\x89", 0), (b"K", 1), (b"M", 2), (b"J", 4), (b"\x8a", None),
+    (b"G", 8), (b"\x8c", None), (b"X", None), (b"C", None), (b"B", None), (b")", 0),
+    (b"\x85", 0), (b"\x86", 0), (b"\x87", 0), (b"(", 0), (b"t", 0),
+]
+
+
+def _hostile(rng):
+    out = bytearray(b"\x80\x05" if rng.random() < 0.8 else b"")
+    for _ in range(rng.randrange(1, 12)):
+        op, n = rng.choice(_OPS)
+        out += op
+        if n is None:
+            size = rng.choice([0, 1, 2, 3, 200, 255])
+            if op in (b"X", b"B"):
+                out += size.to_bytes(4, "little")
+            else:
+                out.append(size)
+            out += bytes(rng.choice([rng.randrange(256), 0x61]) for _ in range(min(size, rng.randrange(0, 8))))
+        else:
+            out += bytes(rng.choice([0, 1, 5, 8, 0x7F, 0x80, 0xFF, rng.randrange(256)]) for _ in range(n))
+    if rng.random() < 0.7:
+        out += b"."
+    return bytes(out)
+
+
+def test_hostile_pickles_behave_as_pickle_loads():
+    # Random sequences of the natively read opcodes with hostile arguments: whatever the native
+    # reader accepts, pickle.loads gives the same object; whatever it refuses goes to
+    # pickle.loads (its error). A divergence found this way (memo writes on an empty stack,
+    # a frame longer than the data, protocol 6+) is a regression.
+    import random
+
+    rng = random.Random(13)
+    a, b = shmkit.Pipe()
+
+    def recv(data):
+        a.send_bytes(data)
+        return b.recv()
+
+    for bad in (b"\x80\x05\x94K\x01.", b"\x80\x05q\x00K\x01.", b"\x80\x06K\x01.",
+                b"\x80\x05N(\x94)t\x86.", b"\x80\x05N(q\x01)t\x86.",
+                b"\x80\x05\x95\xff\x00\x00\x00\x00\x00\x00\x00K\x01."):
+        assert outcome(recv, bad) == outcome(pickle.loads, bad), bad
+    for _ in range(3000):
+        data = _hostile(rng)
+        mine, theirs = outcome(recv, data), outcome(pickle.loads, data)
+        if mine[0] == "value" and theirs[0] == "value":
+            assert same(mine[1], theirs[1]), data
+        else:
+            assert mine == theirs, data
+
+
 def test_unpicklable_object_raises_as_pickle_does():
     a, b = shmkit.Pipe()
     q = shmkit.Queue()

@@ -175,6 +175,10 @@ def test_a_lock_that_refers_to_its_value_is_collected():
         (shmkit.Lock, ["acquire", "release", "__enter__", "__exit__"]),
         (shmkit.RLock, ["acquire", "release", "__enter__", "__exit__"]),
         (shmkit.Value, ["fetch_add", "fetch_sub", "get_lock", "value"]),
+        (shmkit.Queue, ["put", "get"]),
+        (shmkit.SimpleQueue, ["put", "get"]),
+        (shmkit.JoinableQueue, ["get"]),
+        (shmkit.connection.Connection, ["send", "recv"]),
     ],
 )
 def test_the_package_classes_own_their_fast_methods(cls, names):
@@ -187,7 +191,7 @@ def test_the_package_classes_own_their_fast_methods(cls, names):
 def test_specialize_takes_only_the_fast_classes_and_keeps_subclasses_working():
     from shmkit import _native
 
-    with pytest.raises(TypeError, match="subclass of Lock, RLock or Value"):
+    with pytest.raises(TypeError, match="subclass of Lock, RLock, Value, ByteQueue or PipeEndpoint"):
         _native._specialize(shmkit.Semaphore)
     with pytest.raises(TypeError):
         _native._specialize(int)
@@ -224,3 +228,73 @@ def test_fetch_add_of_a_64_bit_value_outside_the_plain_int_path(code):
     with pytest.raises(TypeError):
         v.fetch_add(1.5)
     assert v.value == -(2**63)  # failed calls changed nothing
+
+
+def test_joinable_queue_keeps_its_own_put():
+    # _specialize leaves a method the class defines itself: JoinableQueue.put counts the item.
+    q = shmkit.JoinableQueue()
+    assert "put" in vars(shmkit.JoinableQueue) and vars(shmkit.JoinableQueue)["put"].__module__ == "shmkit.queues"
+    q.put(1)
+    assert q._unfinished.value == 1
+    assert q.get() == 1
+    q.task_done()
+    q.join()
+
+
+def test_queue_put_and_get_arguments():
+    import queue
+
+    q = shmkit.Queue(maxsize=1)
+    q.put(1)
+    with pytest.raises(queue.Full):
+        q.put(2, False)
+    with pytest.raises(queue.Full):
+        q.put(2, block=True, timeout=0.01)
+    with pytest.raises(queue.Full):
+        q.put(obj=2, timeout=0)
+    assert q.get(True, 1.0) == 1
+    with pytest.raises(queue.Empty):
+        q.get(False)
+    with pytest.raises(queue.Empty):
+        q.get(block=True, timeout=0.01)
+    with pytest.raises(queue.Empty):
+        q.get(timeout=None, block=0)  # truth, as multiprocessing
+    q.put((1, "a"), timeout=None)
+    assert q.get(timeout=1) == (1, "a")
+    with pytest.raises(TypeError, match="missing required argument 'obj'"):
+        q.put()
+    with pytest.raises(TypeError, match="at most 3 arguments"):
+        q.put(1, True, None, 4)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'item'"):
+        q.put(item=1)
+    with pytest.raises(TypeError, match="multiple values for argument 'obj'"):
+        q.put(1, obj=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'blocking'"):
+        q.get(blocking=False)
+    with pytest.raises(TypeError):
+        q.get(True, "soon")
+    assert q.qsize() == 0
+    assert shmkit.Queue.put.__text_signature__ == "(obj, block=True, timeout=None)"
+    assert "queue.Full" in shmkit.Queue.put.__doc__
+
+
+def test_connection_send_and_recv_arguments():
+    a, b = shmkit.Pipe()
+    a.send(("job", 17, 3.5))
+    assert b.recv() == ("job", 17, 3.5)
+    with pytest.raises(TypeError):
+        a.send()
+    with pytest.raises(TypeError):
+        a.send(1, 2)
+    a.send(obj=2)  # as multiprocessing's Connection.send(self, obj)
+    assert b.recv() == 2
+    with pytest.raises(TypeError, match="unexpected keyword argument 'item'"):
+        a.send(item=1)
+    with pytest.raises(TypeError):
+        b.recv(1)
+    r, w = shmkit.Pipe(duplex=False)
+    with pytest.raises(OSError, match="read-only"):
+        r.send(1)
+    with pytest.raises(OSError, match="write-only"):
+        w.recv()
+    assert shmkit.connection.Connection.send.__text_signature__ == "(obj)"

@@ -27,6 +27,7 @@ const MAX_NAP: Duration = Duration::from_micros(500);
 ///
 /// # Errors
 /// [`Error::Timeout`] (`what`, `waited`) at the deadline.
+#[inline]
 pub(crate) fn acquire(
     word: &AtomicU64,
     me: u64,
@@ -34,18 +35,57 @@ pub(crate) fn acquire(
     what: &'static str,
     waited: Duration,
 ) -> Result<Option<u64>> {
+    // Every value but 0 is a holder here, so `Other` never comes back.
+    Ok(
+        match acquire_from(word, 0, me, |_| true, deadline, what, waited)? {
+            Got::FromDead(dead) => Some(dead),
+            Got::Idle | Got::Other(_) => None,
+        },
+    )
+}
+
+/// What [`acquire_from`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Got {
+    /// The word held the idle value; it now holds `me`.
+    Idle,
+    /// The word held this dead holder's owner word; it now holds `me`.
+    FromDead(u64),
+    /// The word holds this value, neither idle nor a holder to wait for: nothing was taken.
+    Other(u64),
+}
+
+/// [`acquire`] for a word whose idle value is `idle` and whose holders are the values for which
+/// `holder` is true (owner words): waits for a live holder until `deadline`, takes a dead
+/// one's place by one CAS, and gives up at once on any other value.
+///
+/// # Errors
+/// [`Error::Timeout`] (`what`, `waited`) at the deadline.
+#[inline]
+pub(crate) fn acquire_from(
+    word: &AtomicU64,
+    idle: u64,
+    me: u64,
+    holder: impl Fn(u64) -> bool,
+    deadline: Deadline,
+    what: &'static str,
+    waited: Duration,
+) -> Result<Got> {
     let mut failures = 0u32;
     let mut spin = Spin::new();
     loop {
         let cur = word.load(Ordering::Relaxed);
-        if cur == 0 {
+        if cur == idle {
             if word
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(idle, me, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return Ok(None);
+                return Ok(Got::Idle);
             }
             continue;
+        }
+        if !holder(cur) {
+            return Ok(Got::Other(cur));
         }
         failures = failures.saturating_add(1);
         let expired = deadline.expired();
@@ -54,7 +94,7 @@ pub(crate) fn acquire(
             || (expired && failures == 1);
         if check && !process::word_alive(cur) {
             if let Some(dead) = take_over(word, cur, me) {
-                return Ok(Some(dead));
+                return Ok(Got::FromDead(dead));
             }
             continue;
         }

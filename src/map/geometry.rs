@@ -20,12 +20,11 @@ pub(crate) const H_LIMITS: usize = 2;
 pub(crate) const H_SEED: usize = 3;
 const HEADER_WORDS: usize = if LINE < 4 { 4 } else { LINE };
 
-/// Words of one stripe (a line, at least 4): lock, work, count, hint.
-pub(crate) const STRIPE_WORDS: usize = if LINE < 4 { 4 } else { LINE };
+/// Words of one stripe (a line, at least 3): lock, count, hint.
+pub(crate) const STRIPE_WORDS: usize = if LINE < 3 { 3 } else { LINE };
 pub(crate) const S_LOCK: usize = 0;
-pub(crate) const S_WORK: usize = 1;
-pub(crate) const S_COUNT: usize = 2;
-pub(crate) const S_HINT: usize = 3;
+pub(crate) const S_COUNT: usize = 1;
+pub(crate) const S_HINT: usize = 2;
 
 /// Most stripes a map has (under loom: 2, so that two keys meet or not by choice).
 pub(crate) const MAX_STRIPES: usize = if cfg!(feature = "loom") { 2 } else { 64 };
@@ -42,7 +41,7 @@ pub(crate) const MAX_STRIPES: usize = if cfg!(feature = "loom") { 2 } else { 64 
 /// | `link`      | the key's hash tag (high 32 bits) · next slot of the chain + 1 (low 32 bits) |
 /// | `published` | the value latch's version and length ([`super::value`])                 |
 /// | `head`      | first slot + 1 of the chain of bucket *j* (this slot's number), 0 = empty |
-/// | `claim`     | [`FREE`] · [`LIVE`] · `CLAIMED \| stripe`                                |
+/// | `claim`     | [`FREE`] · [`LIVE`] · `CLAIMED \| stripe` · an owner word ([`is_owner`])   |
 /// | key…        | the key's bytes, zero padded                                             |
 /// | copies…     | the value's two copies (`words_for(value_max)` words each)               |
 pub(crate) const SEQ: usize = 0;
@@ -59,13 +58,29 @@ pub(crate) const KEY_LEN_SHIFT: u32 = 47;
 
 /// `claim` of a free slot.
 pub(crate) const FREE: u64 = 0;
-/// `claim` of a live entry (in a chain, not being removed).
-pub(crate) const LIVE: u64 = 1;
-/// `claim` of a slot held by stripe `s`'s lock holder: `CLAIMED | s`.
+/// `claim` of a slot held by stripe `s`'s lock holder (being inserted or removed):
+/// `CLAIMED | s`. Bit 63 is [`process::FLAG`](crate::process::FLAG), never set in an owner word.
 pub(crate) const CLAIMED: u64 = 1 << 63;
+/// `claim` of a live entry (in a chain, not being removed) whose value nobody is writing. Bit 63
+/// set, so never an owner word, and above every `CLAIMED | s`.
+pub(crate) const LIVE: u64 = CLAIMED | 1 << 62;
 
-static_assertions::const_assert!(STRIPE_WORDS >= 4 && HEADER_WORDS >= 4);
-static_assertions::const_assert!(KEY == 5 && CLAIMED > (MAX_STRIPES as u64));
+/// Whether a `claim` word is an owner word ([`process::my_word`](crate::process::my_word)): a
+/// live entry whose value that process is writing (the entry claim, see
+/// [`super::entry`]). Any non-zero word with bit 63 clear.
+#[inline]
+pub(crate) const fn is_owner(claim: u64) -> bool {
+    claim != FREE && claim & CLAIMED == 0
+}
+
+/// Whether a `claim` word is a live entry's: [`LIVE`] or claimed by a value writer.
+#[inline]
+pub(crate) const fn is_live(claim: u64) -> bool {
+    claim == LIVE || is_owner(claim)
+}
+
+static_assertions::const_assert!(STRIPE_WORDS >= 3 && HEADER_WORDS >= 4);
+static_assertions::const_assert!(KEY == 5 && LIVE > CLAIMED | (MAX_STRIPES as u64));
 static_assertions::const_assert!(super::KEY_MAX_LIMIT < 1 << (64 - KEY_LEN_SHIFT));
 
 /// A map's dimensions and the word offsets derived from them (all local numbers).
@@ -169,6 +184,28 @@ impl Geometry {
         let (tag, cap, limits) = (h(H_TAG), h(H_CAP), h(H_LIMITS));
         let (key_max, value_max) = (limits >> 32, limits & 0xffff_ffff);
         if tag == MAP_TAG && in_limits(cap, key_max, value_max) {
+            let g = Geometry::derive(cap, key_max, value_max);
+            if g.total == words.len() as u64 {
+                return Ok(g);
+            }
+        }
+        Err(bad_header(tag, cap, limits, words.len()))
+    }
+
+    /// [`of`](Geometry::of) for a map whose face knows its limits at compile time (a
+    /// [`PodMap`](super::PodMap): the sizes of its key and value): the header must hold exactly
+    /// these limits, and every offset that depends only on them folds into a constant.
+    ///
+    /// # Errors
+    /// As [`of`](Geometry::of).
+    #[inline(always)]
+    pub(crate) fn of_sized(words: &[AtomicU64], key_max: u64, value_max: u64) -> Result<Geometry> {
+        let h = |i: usize| words.get(i).map_or(0, |w| w.load(Ordering::Relaxed));
+        let (tag, cap, limits) = (h(H_TAG), h(H_CAP), h(H_LIMITS));
+        if tag == MAP_TAG
+            && limits == key_max << 32 | value_max
+            && in_limits(cap, key_max, value_max)
+        {
             let g = Geometry::derive(cap, key_max, value_max);
             if g.total == words.len() as u64 {
                 return Ok(g);
@@ -384,13 +421,14 @@ mod tests {
         assert!(Geometry::of(&words[..g.total as usize - 1]).is_err());
         words[H_CAP].store(999, Ordering::Relaxed);
         assert!(Geometry::of(&words).is_err());
-        // A map of layout 2 (16-word slots, a length word per value copy) is refused by its
-        // header and by its directory tag, never read with this layout.
+        // A map of layout 3 (an update of a present key under its stripe lock, `LIVE` = 1 in
+        // `claim`) is refused by its header and by its directory tag, never read with this
+        // layout.
         words[H_CAP].store(1000, Ordering::Relaxed);
-        words[H_TAG].store(MAP_TAG - LAYOUT_VERSION + 2, Ordering::Relaxed);
+        words[H_TAG].store(MAP_TAG - LAYOUT_VERSION + 3, Ordering::Relaxed);
         let e = Geometry::of(&words).unwrap_err().to_string();
-        assert!(e.contains("map layout 2") && e.contains("layout 3"), "{e}");
-        assert_eq!(Geometry::limits_of_extra(2 << 56 | 32 << 32 | 256), None);
+        assert!(e.contains("map layout 3") && e.contains("layout 4"), "{e}");
+        assert_eq!(Geometry::limits_of_extra(3 << 56 | 32 << 32 | 256), None);
         assert_eq!(
             Geometry::limits_of_extra(Geometry::extra(32, 256)),
             Some((32, 256))

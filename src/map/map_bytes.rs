@@ -1,9 +1,11 @@
 //! [`ByteMap`]: the map of byte strings, and the core every typed map face calls.
 
+use super::entry::{Held, Set};
 use super::read::{Found, Table};
 use super::stripe::{Locked, ABANDONED};
 use super::write::Place;
 use super::{geometry::Geometry, MapOptions};
+use crate::process;
 use crate::sync::{AtomicU64, Deadline};
 use crate::{Error, Result};
 use std::time::Duration;
@@ -42,8 +44,10 @@ pub struct ByteMap {
 }
 
 /// What [`ByteMap::write_with`]'s closure is given: the locked stripe, the key's bucket and hash,
-/// and where the key is (if present).
+/// and where the key is (if present, with its entry claim held: nobody else writes its value).
 pub(crate) struct Writing<'a, 'k> {
+    /// The entry claim of the key's slot (given back before the stripe lock: fields drop in order).
+    entry: Option<Held<'a>>,
     pub l: Locked<'a>,
     pub b: usize,
     pub h: u64,
@@ -67,7 +71,13 @@ impl Writing<'_, '_> {
     /// Removes the key if present.
     pub(crate) fn delete(&self) -> Result<()> {
         match self.place {
-            Some(p) => self.l.remove_at(self.b, p),
+            Some(p) => {
+                if let Some(e) = &self.entry {
+                    // The removal stores its `CLAIMED | s` over our claim first.
+                    e.disarm();
+                }
+                self.l.remove_at(self.b, p, None)
+            }
             None => Ok(()),
         }
     }
@@ -78,14 +88,7 @@ impl Writing<'_, '_> {
     }
 
     fn check_value(&self, value: &[u8]) -> Result<()> {
-        if value.len() > self.l.t.g.value_max {
-            return Err(Error::TooLarge {
-                what: "value",
-                len: value.len(),
-                max: self.l.t.g.value_max,
-            });
-        }
-        Ok(())
+        ByteMap::check_value(self.l.t, value)
     }
 }
 
@@ -159,14 +162,29 @@ impl ByteMap {
         Ok(())
     }
 
-    /// Lock-free lookup: `f(value words, value length)` inside the validated read.
+    /// Checks a value's length against the table's limit.
+    #[inline]
+    fn check_value(t: &Table<'_>, value: &[u8]) -> Result<()> {
+        if value.len() > t.g.value_max {
+            return Err(Error::TooLarge {
+                what: "value",
+                len: value.len(),
+                max: t.g.value_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Lock-free lookup: `f(value words, value length)` inside the validated read. `known`:
+    /// the limits a typed face knows at compile time ([`Table::new_known`]).
     #[inline]
     pub(crate) fn read_with<R>(
         &self,
+        known: Option<(u64, u64)>,
         key: &[u8],
         f: impl FnMut(&[AtomicU64], usize) -> R,
     ) -> Result<Option<R>> {
-        let t = self.table()?;
+        let t = Table::new_known(&self.words, known)?;
         Self::check_key(&t, key)?;
         Ok(match t.lookup(t.hash(key), key, f)? {
             Found::Present(r) => Some(r),
@@ -174,39 +192,47 @@ impl ByteMap {
         })
     }
 
-    /// Locks the key's stripe (until the deadline), finds the key and runs `f`.
+    /// Locks the key's stripe (until the deadline), finds the key (claiming its entry if it is
+    /// present) and runs `f`.
     #[inline]
     pub(crate) fn write_with<R>(
         &self,
+        known: Option<(u64, u64)>,
         key: &[u8],
         timeout: Option<Duration>,
         f: impl FnOnce(&Writing<'_, '_>) -> Result<R>,
     ) -> Result<R> {
-        self.write_as(key, timeout, None, f)
+        let t = Table::new_known(&self.words, known)?;
+        Self::check_key(&t, key)?;
+        Self::write_as(&t, key, Deadline::after(timeout), timeout, None, f)
     }
 
+    /// [`write_with`](Self::write_with) on a checked table and key, with the deadline of
+    /// `timeout` already started, in the name of `abandon`'s owner word and stopping at its test
+    /// point (crash models) or of this process.
     fn write_as<R>(
-        &self,
+        t: &Table<'_>,
         key: &[u8],
+        deadline: Deadline,
         timeout: Option<Duration>,
         abandon: Option<(u64, &'static str)>,
         f: impl FnOnce(&Writing<'_, '_>) -> Result<R>,
     ) -> Result<R> {
-        let t = self.table()?;
-        Self::check_key(&t, key)?;
         let h = t.hash(key);
         let b = t.bucket(h);
         // The bucket's slot loads while the stripe lock's line does.
         t.prefetch_entry(b);
-        let deadline = Deadline::after(timeout);
         let waited = timeout.unwrap_or(Duration::MAX);
-        let mut l = match abandon {
-            None => t.lock(t.stripe_of(b), deadline, waited)?,
-            Some((owner, _)) => t.lock_as(t.stripe_of(b), owner, deadline, waited)?,
-        };
+        let me = abandon.map_or_else(process::my_word, |a| a.0);
+        let mut l = t.lock_as(t.stripe_of(b), me, deadline, waited)?;
         l.abandon_at = abandon.map(|a| a.1);
         let place = l.find(b, h, key)?;
+        let entry = match place {
+            Some(p) => Some(t.held_entry(p.slot, me, deadline, waited, None)?),
+            None => None,
+        };
         let w = Writing {
+            entry,
             l,
             b,
             h,
@@ -215,10 +241,79 @@ impl ByteMap {
         };
         let r = f(&w);
         if matches!(&r, Err(Error::WouldBlock { what }) if *what == ABANDONED) {
-            // A simulated death: the lock stays held by the (non-existent) owner.
+            // A simulated death: the lock and the entry claim stay held by the (non-existent)
+            // owner.
             core::mem::forget(w);
         }
         r
+    }
+
+    /// Sets `key` to `value`; `old` reads the value replaced (`None`: the key was new). A
+    /// present key's value is written under its entry claim alone (one CAS on the slot's own
+    /// line, no stripe lock: [`super::entry`]); a new key goes through its stripe.
+    #[inline]
+    pub(crate) fn set_with<R>(
+        &self,
+        known: Option<(u64, u64)>,
+        key: &[u8],
+        value: &[u8],
+        timeout: Option<Duration>,
+        old: impl Fn(&[AtomicU64], usize) -> R,
+    ) -> Result<Option<R>> {
+        self.set_as(known, key, value, timeout, None, old)
+    }
+
+    #[inline(always)]
+    fn set_as<R>(
+        &self,
+        known: Option<(u64, u64)>,
+        key: &[u8],
+        value: &[u8],
+        timeout: Option<Duration>,
+        abandon: Option<(u64, &'static str)>,
+        old: impl Fn(&[AtomicU64], usize) -> R,
+    ) -> Result<Option<R>> {
+        let t = Table::new_known(&self.words, known)?;
+        Self::check_key(&t, key)?;
+        Self::check_value(&t, value)?;
+        let h = t.hash(key);
+        let b = t.bucket(h);
+        // The bucket's own slot (its head, and the entry most of the time: its words up to the
+        // key's end) is about to be read, CASed and written: fetch its lines exclusive, at once.
+        t.prefetch_entry_write(b);
+        let me = abandon.map_or_else(process::my_word, |a| a.0);
+        match t.set_present(b, h, key, value, me, timeout, abandon.map(|a| a.1), &old)? {
+            Set::Done(r) => Ok(Some(r)),
+            Set::Fallback(d) => self.set_locked(known, key, value, d, timeout, abandon, &old),
+        }
+    }
+
+    /// [`set_as`](Self::set_as) through the key's stripe (a new key, or an entry being inserted
+    /// or removed), with the deadline started by the entry path if it waited. Out of line, so
+    /// that the entry path keeps its table in registers.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn set_locked<R>(
+        &self,
+        known: Option<(u64, u64)>,
+        key: &[u8],
+        value: &[u8],
+        deadline: Option<Deadline>,
+        timeout: Option<Duration>,
+        abandon: Option<(u64, &'static str)>,
+        old: &impl Fn(&[AtomicU64], usize) -> R,
+    ) -> Result<Option<R>> {
+        let t = Table::new_known(&self.words, known)?;
+        let deadline = deadline.unwrap_or_else(|| Deadline::after(timeout));
+        Self::write_as(&t, key, deadline, timeout, abandon, |w| {
+            let r = w.place.map(|p| {
+                let (words, len) = w.l.value(p.slot);
+                old(words, len)
+            });
+            w.put(value)?;
+            Ok(r)
+        })
     }
 
     /// The value of `key`, if present. Lock-free: never waits for writers.
@@ -237,7 +332,7 @@ impl ByteMap {
     /// As [`get`](Self::get).
     pub fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         Ok(self
-            .read_with(key, |words, len| {
+            .read_with(None, key, |words, len| {
                 out.resize(len, 0);
                 crate::words::load_bytes(words, out);
             })?
@@ -249,7 +344,7 @@ impl ByteMap {
     /// # Errors
     /// As [`get`](Self::get).
     pub fn contains_key(&self, key: &[u8]) -> Result<bool> {
-        Ok(self.read_with(key, |_, _| ())?.is_some())
+        Ok(self.read_with(None, key, |_, _| ())?.is_some())
     }
 
     /// Sets `key` to `value` and returns the value it had.
@@ -280,10 +375,10 @@ impl ByteMap {
         value: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Option<Vec<u8>>> {
-        self.write_with(key, timeout, |w| {
-            let old = w.current();
-            w.put(value)?;
-            Ok(old)
+        self.set_with(None, key, value, timeout, |words, len| {
+            let mut v = vec![0u8; len];
+            crate::words::load_bytes(words, &mut v);
+            v
         })
     }
 
@@ -292,7 +387,7 @@ impl ByteMap {
     /// # Errors
     /// As [`insert`](Self::insert).
     pub fn set(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.write_with(key, None, |w| w.put(value))
+        self.set_with(None, key, value, None, |_, _| ()).map(drop)
     }
 
     /// Removes `key` and returns its value, if it was present.
@@ -312,7 +407,7 @@ impl ByteMap {
     }
 
     fn remove_timeout_opt(&self, key: &[u8], timeout: Option<Duration>) -> Result<Option<Vec<u8>>> {
-        self.write_with(key, timeout, |w| {
+        self.write_with(None, key, timeout, |w| {
             let old = w.current();
             w.delete()?;
             Ok(old)
@@ -355,7 +450,7 @@ impl ByteMap {
         timeout: Option<Duration>,
         f: impl FnOnce(Option<&[u8]>) -> Option<Vec<u8>>,
     ) -> Result<Option<Vec<u8>>> {
-        self.write_with(key, timeout, |w| {
+        self.write_with(None, key, timeout, |w| {
             let old = w.current();
             let new = f(old.as_deref());
             match &new {
@@ -377,7 +472,7 @@ impl ByteMap {
         current: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<core::result::Result<(), Option<Vec<u8>>>> {
-        self.write_with(key, None, |w| {
+        self.write_with(None, key, None, |w| {
             let old = w.current();
             if old.as_deref() != current {
                 return Ok(Err(old));
@@ -399,7 +494,7 @@ impl ByteMap {
         if let Some(v) = self.get(key)? {
             return Ok(v);
         }
-        self.write_with(key, None, |w| match w.current() {
+        self.write_with(None, key, None, |w| match w.current() {
             Some(v) => Ok(v),
             None => {
                 w.put(value)?;
@@ -431,7 +526,8 @@ impl ByteMap {
         let deadline = Deadline::after(timeout);
         let waited = timeout.unwrap_or(Duration::MAX);
         for s in 0..t.g.stripes {
-            t.lock(s, deadline, waited)?.clear_stripe()?;
+            t.lock(s, deadline, waited)?
+                .clear_stripe(deadline, waited)?;
         }
         Ok(())
     }
@@ -473,8 +569,11 @@ impl ByteMap {
 
     /// Test hook for the crash models: runs `insert(key, value)` (or `remove(key)` when `value`
     /// is `None`) in the name of the (dead) owner word `owner` and stops at test point `point`
-    /// as if that process had died there: the stripe stays locked by `owner`. Returns whether it
-    /// stopped there (`false`: the operation completed and released the lock).
+    /// as if that process had died there: the stripe lock, or for the points `map.set.*` of an
+    /// update of a present key the entry claim, stays held by `owner`. `map.update.*` points
+    /// are reached through the stripe path (an update of a present key made under the stripe
+    /// lock, as `update` makes it). Returns whether it stopped there (`false`: the operation
+    /// completed and released what it held).
     ///
     /// # Errors
     /// As the operation.
@@ -486,10 +585,27 @@ impl ByteMap {
         owner: u64,
         point: &'static str,
     ) -> Result<bool> {
-        let r = self.write_as(key, None, Some((owner, point)), |w| match value {
-            Some(v) => w.put(v),
-            None => w.delete(),
-        });
+        let abandon = Some((owner, point));
+        let r = match value {
+            Some(v) if point.starts_with("map.set.") => self
+                .set_as(None, key, v, None, abandon, |_, _| ())
+                .map(drop),
+            _ => {
+                let t = self.table()?;
+                Self::check_key(&t, key)?;
+                Self::write_as(
+                    &t,
+                    key,
+                    Deadline::after(None),
+                    None,
+                    abandon,
+                    |w| match value {
+                        Some(v) => w.put(v),
+                        None => w.delete(),
+                    },
+                )
+            }
+        };
         match r {
             Err(Error::WouldBlock { what }) if what == ABANDONED => Ok(true),
             r => r.map(|()| false),
@@ -502,88 +618,3 @@ impl core::fmt::Debug for ByteMap {
         f.debug_map().entries(self.iter()).finish()
     }
 }
-
-#[cfg(not(feature = "loom"))]
-mod object {
-    use super::*;
-    use crate::object::{fnv1a, Kind, Object, TypeTag};
-    use core::alloc::Layout;
-    use core::ptr::NonNull;
-
-    /// The words a map with tag `tag` takes (`None` for impossible dimensions).
-    pub(crate) fn map_words(tag: &TypeTag) -> Option<usize> {
-        let (k, v) = Geometry::limits_of_extra(tag.extra)?;
-        Some(Geometry::new(tag.len, k, v)?.total as usize)
-    }
-
-    pub(crate) fn map_layout(tag: &TypeTag) -> Option<Layout> {
-        Layout::array::<AtomicU64>(map_words(tag)?)
-            .ok()?
-            .align_to(128)
-            .ok()
-    }
-
-    /// Initializes the map at `ptr` for `tag` (see [`Object::init`]).
-    ///
-    /// # Safety
-    /// As [`Object::init`]: `ptr` holds `map_layout(tag)` writable bytes.
-    pub(crate) unsafe fn map_init(ptr: NonNull<u8>, tag: &TypeTag) {
-        let n = map_words(tag).unwrap_or(0);
-        // SAFETY: the caller's contract: `n` words at `ptr`, aligned; AtomicU64 is valid for
-        // every bit pattern.
-        let words = unsafe { core::slice::from_raw_parts(ptr.as_ptr().cast::<AtomicU64>(), n) };
-        if let Some((k, v)) = Geometry::limits_of_extra(tag.extra) {
-            if let Some(g) = Geometry::new(tag.len, k, v) {
-                g.init(words, super::super::geometry::new_seed());
-            }
-        }
-    }
-
-    /// The fat pointer of a map-shaped object at `ptr` (its word count from the local tag).
-    pub(crate) fn map_cast<S: ?Sized>(
-        ptr: NonNull<u8>,
-        tag: &TypeTag,
-        cast: fn(*mut [AtomicU64]) -> *mut S,
-    ) -> NonNull<S> {
-        let n = map_words(tag).unwrap_or(0);
-        let raw = cast(core::ptr::slice_from_raw_parts_mut(
-            ptr.as_ptr().cast::<AtomicU64>(),
-            n,
-        ));
-        // SAFETY: `raw` has the address of `ptr`, which is non-null.
-        unsafe { NonNull::new_unchecked(raw) }
-    }
-
-    // SAFETY: ByteMap is #[repr(C)], a slice of AtomicU64 (valid for every bit pattern) whose
-    // length comes from the local tag and is covered by `layout`; no pointers, no Drop.
-    unsafe impl Object for ByteMap {
-        type Params = MapOptions;
-        fn element() -> TypeTag {
-            TypeTag {
-                kind: Kind::MAP,
-                type_name: "bytes".to_string(),
-                type_hash: fnv1a(b"bytes"),
-                elem_size: 0,
-                elem_align: 0,
-                len: 0,
-                extra: 0,
-            }
-        }
-        fn tag(o: &MapOptions) -> TypeTag {
-            Self::element().with_dims(o.capacity, Geometry::extra(o.key_max, o.value_max))
-        }
-        fn layout(tag: &TypeTag) -> Option<Layout> {
-            map_layout(tag)
-        }
-        unsafe fn init(ptr: NonNull<u8>, tag: &TypeTag, _: MapOptions) {
-            // SAFETY: forwarded contract.
-            unsafe { map_init(ptr, tag) }
-        }
-        fn cast(ptr: NonNull<u8>, tag: &TypeTag) -> NonNull<Self> {
-            map_cast(ptr, tag, |p| p as *mut ByteMap)
-        }
-    }
-}
-
-#[cfg(not(feature = "loom"))]
-pub(crate) use object::{map_cast, map_init, map_layout};

@@ -43,6 +43,13 @@ fn load<T: Pod>(words: &[crate::sync::AtomicU64]) -> T {
 }
 
 impl<K: Pod, V: Pod> PodMap<K, V> {
+    /// The limits every map of this type has (key_max, value_max): known at compile time, so
+    /// that each operation folds the offsets that depend on them ([`ByteMap`]'s `known`).
+    const KNOWN: Option<(u64, u64)> = Some((
+        core::mem::size_of::<K>() as u64,
+        core::mem::size_of::<V>() as u64,
+    ));
+
     /// The options of a map for `K` and `V`: `capacity` entries of `size_of::<K>()`-byte keys
     /// and `size_of::<V>()`-byte values.
     pub fn options(capacity: u64) -> MapOptions {
@@ -90,7 +97,9 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
     #[inline]
     pub fn get(&self, key: &K) -> Result<Option<V>> {
         self.raw
-            .read_with(bytemuck::bytes_of(key), |words, _| load::<V>(words))
+            .read_with(Self::KNOWN, bytemuck::bytes_of(key), |words, _| {
+                load::<V>(words)
+            })
     }
 
     /// Whether `key` is present. Lock-free.
@@ -121,11 +130,13 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
 
     #[inline]
     fn insert_opt(&self, key: &K, value: &V, timeout: Option<Duration>) -> Result<Option<V>> {
-        self.raw.write_with(bytemuck::bytes_of(key), timeout, |w| {
-            let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
-            w.put(bytemuck::bytes_of(value))?;
-            Ok(old)
-        })
+        self.raw.set_with(
+            Self::KNOWN,
+            bytemuck::bytes_of(key),
+            bytemuck::bytes_of(value),
+            timeout,
+            |words, _| load::<V>(words),
+        )
     }
 
     /// Removes `key` and returns its value, if it was present.
@@ -145,11 +156,12 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
     }
 
     fn remove_opt(&self, key: &K, timeout: Option<Duration>) -> Result<Option<V>> {
-        self.raw.write_with(bytemuck::bytes_of(key), timeout, |w| {
-            let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
-            w.delete()?;
-            Ok(old)
-        })
+        self.raw
+            .write_with(Self::KNOWN, bytemuck::bytes_of(key), timeout, |w| {
+                let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
+                w.delete()?;
+                Ok(old)
+            })
     }
 
     /// Atomically replaces the entry of `key` with `f(current value)` (`None` removes it) and
@@ -180,15 +192,16 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
         timeout: Option<Duration>,
         f: impl FnOnce(Option<V>) -> Option<V>,
     ) -> Result<Option<V>> {
-        self.raw.write_with(bytemuck::bytes_of(key), timeout, |w| {
-            let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
-            let new = f(old);
-            match &new {
-                Some(v) => w.put(bytemuck::bytes_of(v))?,
-                None => w.delete()?,
-            }
-            Ok(new)
-        })
+        self.raw
+            .write_with(Self::KNOWN, bytemuck::bytes_of(key), timeout, |w| {
+                let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
+                let new = f(old);
+                match &new {
+                    Some(v) => w.put(bytemuck::bytes_of(v))?,
+                    None => w.delete()?,
+                }
+                Ok(new)
+            })
     }
 
     /// Sets `key` to `new` only if its value is `current` (compared as bytes; `None`: absent;
@@ -202,22 +215,23 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
         current: Option<V>,
         new: Option<V>,
     ) -> Result<core::result::Result<(), Option<V>>> {
-        self.raw.write_with(bytemuck::bytes_of(key), None, |w| {
-            let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
-            let same = match (&old, &current) {
-                (None, None) => true,
-                (Some(a), Some(b)) => bytemuck::bytes_of(a) == bytemuck::bytes_of(b),
-                _ => false,
-            };
-            if !same {
-                return Ok(Err(old));
-            }
-            match &new {
-                Some(v) => w.put(bytemuck::bytes_of(v))?,
-                None => w.delete()?,
-            }
-            Ok(Ok(()))
-        })
+        self.raw
+            .write_with(Self::KNOWN, bytemuck::bytes_of(key), None, |w| {
+                let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
+                let same = match (&old, &current) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => bytemuck::bytes_of(a) == bytemuck::bytes_of(b),
+                    _ => false,
+                };
+                if !same {
+                    return Ok(Err(old));
+                }
+                match &new {
+                    Some(v) => w.put(bytemuck::bytes_of(v))?,
+                    None => w.delete()?,
+                }
+                Ok(Ok(()))
+            })
     }
 
     /// The value of `key`, inserting `value` first if it is absent (atomically).
@@ -229,11 +243,13 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
             return Ok(v);
         }
         self.raw
-            .write_with(bytemuck::bytes_of(key), None, |w| match w.place {
-                Some(p) => Ok(load::<V>(w.l.value(p.slot).0)),
-                None => {
-                    w.put(bytemuck::bytes_of(value))?;
-                    Ok(*value)
+            .write_with(Self::KNOWN, bytemuck::bytes_of(key), None, |w| {
+                match w.place {
+                    Some(p) => Ok(load::<V>(w.l.value(p.slot).0)),
+                    None => {
+                        w.put(bytemuck::bytes_of(value))?;
+                        Ok(*value)
+                    }
                 }
             })
     }
@@ -272,7 +288,7 @@ impl<K: Pod + core::fmt::Debug, V: Pod + core::fmt::Debug> core::fmt::Debug for 
 mod object {
     use super::*;
     use crate::map::geometry::Geometry;
-    use crate::map::map_bytes::{map_cast, map_init, map_layout};
+    use crate::map::map_object::{map_cast, map_init, map_layout};
     use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;
     use core::ptr::NonNull;

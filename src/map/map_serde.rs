@@ -45,7 +45,7 @@ const STACK_VALUE: usize = 256;
 /// ordinary lookup) into a `Vec`.
 fn get_decoded<T: DeserializeOwned>(raw: &ByteMap, key: &[u8]) -> Result<Option<T>> {
     let mut buf = [0u8; STACK_VALUE];
-    let read = raw.read_with(key, |words, len| {
+    let read = raw.read_with(None, key, |words, len| {
         let fits = len <= STACK_VALUE;
         if fits {
             crate::words::load_bytes(words, &mut buf[..len]);
@@ -140,7 +140,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SerdeMap<
     /// As [`insert`](Self::insert).
     pub fn update(&self, key: &K, f: impl FnOnce(Option<V>) -> Option<V>) -> Result<Option<V>> {
         let k = enc(key)?;
-        self.raw.write_with(&k, None, |w| {
+        self.raw.write_with(None, &k, None, |w| {
             let old = w.current().and_then(|b| decode::<V>(&b).ok());
             let new = f(old);
             match &new {
@@ -249,7 +249,7 @@ impl Namespace {
         name: &str,
         f: impl FnOnce(Option<T>) -> Option<T>,
     ) -> Result<Option<T>> {
-        self.raw.write_with(name.as_bytes(), None, |w| {
+        self.raw.write_with(None, name.as_bytes(), None, |w| {
             let old = w.current().and_then(|b| decode::<T>(&b).ok());
             let new = f(old);
             match &new {
@@ -276,7 +276,7 @@ impl Namespace {
 mod object {
     use super::*;
     use crate::map::geometry::Geometry;
-    use crate::map::map_bytes::{map_cast, map_init, map_layout};
+    use crate::map::map_object::{map_cast, map_init, map_layout};
     use crate::map::serde_depth::Serde;
     use crate::object::{Kind, Object, TypeTag};
     use core::alloc::Layout;

@@ -5,11 +5,14 @@
 //! [`crate::guide::maps`], written in `src/guide/maps.md`.
 
 mod claim;
+mod entry;
 mod geometry;
 mod list;
 mod list_faces;
 mod list_lock;
 mod map_bytes;
+#[cfg(not(feature = "loom"))]
+mod map_object;
 mod map_pod;
 #[cfg(feature = "serde")]
 mod map_serde;
@@ -131,8 +134,10 @@ pub(crate) const LINE: usize = if cfg!(feature = "loom") { 1 } else { 16 };
 
 /// Layout version of maps and lists, kept in the top byte of the type tag's `extra` and in the
 /// object's header word: an object of another layout is refused, never misread. (3: one-line
-/// slots for small entries, the value length in the latch's `published` word.)
-pub(crate) const LAYOUT_VERSION: u64 = 3;
+/// slots for small entries, the value length in the latch's `published` word. 4: a present
+/// key's value is written under its entry claim (an owner word in the slot's `claim`), not its
+/// stripe lock; `LIVE` is `2⁶³ + 2⁶²`; the stripe's `work` word is gone.)
+pub(crate) const LAYOUT_VERSION: u64 = 4;
 
 /// `n` zeroed words on the heap, as the tail of a `#[repr(C)]` struct made of one `[AtomicU64]`.
 pub(crate) fn heap_words(n: usize) -> Box<[AtomicU64]> {
@@ -164,6 +169,27 @@ pub(crate) fn prefetch_lines(words: &[AtomicU64]) {
     }
     #[cfg(not(all(target_arch = "x86_64", not(feature = "loom"), not(miri))))]
     let _ = words;
+}
+
+/// Asks the CPU to load the line holding `word` in the exclusive state (`prefetchw`), for a
+/// writer that is about to read and then CAS or store into it: when another core holds the line,
+/// one transfer then serves both the load and the write, instead of a shared copy for the load
+/// and an upgrade for the write. A hint only: it changes no value any load returns and never
+/// faults (CPUs without the instruction execute it as a no-op); nothing under loom or miri.
+#[inline]
+pub(crate) fn prefetch_write(word: &AtomicU64) {
+    #[cfg(all(target_arch = "x86_64", not(feature = "loom"), not(miri)))]
+    // SAFETY: `prefetchw` reads and writes no memory, sets no flags and never faults; the
+    // address is that of a live reference.
+    unsafe {
+        core::arch::asm!(
+            "prefetchw [{p}]",
+            p = in(reg) word as *const AtomicU64,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(feature = "loom"), not(miri))))]
+    let _ = word;
 }
 
 /// The error for a scribbled object: what was found.

@@ -59,6 +59,21 @@ impl<'a> Table<'a> {
         })
     }
 
+    /// [`new`](Table::new) for a face that knows its limits at compile time (`known`: key_max
+    /// and value_max, [`Geometry::of_sized`]); `None` reads them from the header.
+    #[inline(always)]
+    pub(crate) fn new_known(w: &'a [AtomicU64], known: Option<(u64, u64)>) -> Result<Table<'a>> {
+        let g = match known {
+            Some((k, v)) => Geometry::of_sized(w, k, v)?,
+            None => Geometry::of(w)?,
+        };
+        Ok(Table {
+            w,
+            g,
+            seed: w[H_SEED].load(Ordering::Relaxed),
+        })
+    }
+
     /// The key's hash tag (32 bits: [`tag`]), which picks its bucket.
     #[inline]
     pub(crate) fn hash(&self, key: &[u8]) -> u64 {
@@ -121,6 +136,18 @@ impl<'a> Table<'a> {
         super::prefetch_lines(&slot[..(KEY + self.g.key_words).min(slot.len())]);
     }
 
+    /// [`prefetch_entry`](Table::prefetch_entry) for a writer, exclusive
+    /// ([`super::prefetch_write`]): the line of the slot's first word and the line of its key's
+    /// last word (the same line for keys of up to 24 bytes; one more for 32-byte keys).
+    #[inline]
+    pub(crate) fn prefetch_entry_write(&self, j: usize) {
+        let slot = self.slot(j);
+        super::prefetch_write(&slot[SEQ]);
+        if let Some(last) = slot.get(KEY + self.g.key_words - 1) {
+            super::prefetch_write(last);
+        }
+    }
+
     /// Prefetches the lines of the value copy a read of `slot` is about to copy (slots of more
     /// than one line only). The copy's index is only a hint here: the latch reads `published`
     /// again and validates.
@@ -143,10 +170,7 @@ impl<'a> Table<'a> {
         match (link & 0xffff_ffff) as usize {
             0 => Ok(None),
             n if n <= self.g.cap => Ok(Some(n - 1)),
-            n => Err(corrupted(
-                "map",
-                format!("link to slot {n} of {}", self.g.cap),
-            )),
+            n => Err(bad_link(n, self.g.cap)),
         }
     }
 
@@ -273,7 +297,7 @@ impl<'a> Table<'a> {
         let slot = self.slot(j);
         let mut spin = Spin::new();
         for _ in 0..MAX_RESTARTS {
-            if slot[CLAIM].load(Ordering::Relaxed) != LIVE {
+            if !is_live(slot[CLAIM].load(Ordering::Relaxed)) {
                 return Ok(false);
             }
             let s1 = slot[SEQ].load(Ordering::Acquire);
@@ -304,4 +328,12 @@ impl<'a> Table<'a> {
         }
         (n as usize).min(self.g.cap)
     }
+}
+
+/// The error for a link past the capacity (out of line, with its numbers by value, so that no
+/// caller's table is kept in memory for it).
+#[cold]
+#[inline(never)]
+fn bad_link(n: usize, cap: usize) -> crate::Error {
+    corrupted("map", format!("link to slot {n} of {cap}"))
 }

@@ -6,7 +6,6 @@
 //! | word    | contents                                                                   |
 //! | ------- | -------------------------------------------------------------------------- |
 //! | `lock`  | 0 free · the holder's owner word ([`process::my_word`]), set by one CAS      |
-//! | `work`  | 0 · `slot + 1` of the entry whose value the holder is updating              |
 //! | `count` | entries in the stripe's buckets (written by the holder)                     |
 //! | `hint`  | where the stripe's next free-slot search starts (written by the holder)     |
 //!
@@ -137,9 +136,10 @@ impl Locked<'_> {
     /// - every slot claimed by the stripe is kept (made live) if it is linked in its bucket's
     ///   chain, and freed otherwise: an insert that linked its entry happened, one that did not
     ///   never did; a removal that unlinked its entry happened, one that did not never did;
-    /// - the value latch of an update in progress is resynchronized (its unpublished copy was
-    ///   never visible; the next write must not reuse the published one);
     /// - the entry count is recounted from the chains.
+    ///
+    /// An update of a value the dead holder was making left its owner word in the entry's claim:
+    /// the next writer of that entry takes it over ([`super::entry`]).
     pub(crate) fn repair(&self) {
         let t = &self.t;
         let stripe = t.stripe(self.s);
@@ -162,11 +162,6 @@ impl Locked<'_> {
                 slot[CLAIM].store(FREE, Ordering::Release);
             }
         }
-        let work = stripe[S_WORK].fetch_add(0, Ordering::AcqRel);
-        if let Ok(Some(j)) = t.target(work) {
-            t.latch(t.slot(j)).resync();
-        }
-        stripe[S_WORK].store(0, Ordering::Relaxed);
         stripe[S_COUNT].store(self.recount() as u64, Ordering::Relaxed);
     }
 

@@ -227,9 +227,10 @@ fn pod_map_and_segment_constructors() {
     assert_eq!(raw.get(&1u64.to_ne_bytes()).unwrap().unwrap().len(), 12);
 }
 
-/// A writer abandoned at every test point of insert, update and remove (as if killed there):
-/// readers see the old or the new state whole, the next writer takes the stripe over and
-/// repairs it, and no slot leaks (the map still fills to its capacity).
+/// A writer abandoned at every test point of insert, update (under the stripe lock, and under
+/// the entry claim alone: `map.set.*`) and remove (as if killed there): readers see the old or
+/// the new state whole, the next writer takes the stripe or the entry over and repairs it, and
+/// no slot leaks (the map still fills to its capacity).
 #[test]
 fn death_at_every_point_is_repaired() {
     let points = [
@@ -239,6 +240,9 @@ fn death_at_every_point_is_repaired() {
         (Some(b"new"), "map.insert.linked", true),
         (Some(b"upd"), "map.update.filled", false),
         (Some(b"upd"), "map.update.published", true),
+        (Some(b"upd"), "map.set.claimed", false),
+        (Some(b"upd"), "map.set.filled", false),
+        (Some(b"upd"), "map.set.published", true),
         (None, "map.remove.marked", false),
         (None, "map.remove.unlinked", true),
         (None, "map.remove.odd", true),

@@ -5,17 +5,19 @@
 //! | op     | steps (one store each unless said)                                            |
 //! | ------ | ----------------------------------------------------------------------------- |
 //! | insert | claim a free slot, the bucket's own first (CAS `0 → CLAIMED\|s`) · fence · `seq` odd · fill key, link (hash tag, next), value · `seq` even with the key length · link at the bucket's head · `claim = LIVE` · count + 1 |
-//! | update | `work = slot + 1` · fill the latch's other copy · publish it · `work = 0`      |
-//! | remove | `claim = CLAIMED\|s` · unlink (one store to the predecessor or the head) · `seq` odd · `claim = 0` · count − 1 |
+//! | update | (the entry claim is held: [`super::entry`]) fill the latch's other copy · publish it |
+//! | remove | `claim = CLAIMED\|s` (from the held entry claim, or by a CAS from `LIVE`) · unlink (one store to the predecessor or the head) · `seq` odd · `claim = 0` · count − 1 |
 //!
 //! A holder killed anywhere leaves the stripe for the [repair](Locked::repair) of the next holder:
-//! linked means it happened (for a removal: did not), unlinked means it did not (did).
+//! linked means it happened (for a removal: did not), unlinked means it did not (did). An update
+//! killed leaves the entry claim to the next writer of the entry ([`super::entry`]).
 
 use super::geometry::*;
 use super::stripe::Locked;
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Deadline, Ordering};
 use crate::words::store_bytes;
 use crate::{Error, Result};
+use std::time::Duration;
 
 /// Where a key is in its chain.
 #[derive(Clone, Copy, Debug)]
@@ -56,7 +58,8 @@ impl<'a> Locked<'a> {
         Ok(None)
     }
 
-    /// The current value of slot `j` (its words and length): nobody else writes it.
+    /// The current value of slot `j` (its words and length): the caller holds its entry claim,
+    /// so nobody else writes it.
     pub(crate) fn value(&self, j: usize) -> (&'a [AtomicU64], usize) {
         self.t.latch(self.t.slot(j)).current()
     }
@@ -69,19 +72,15 @@ impl<'a> Locked<'a> {
         v
     }
 
-    /// Replaces the value of the entry in slot `j` (readers see the old or the new value whole).
+    /// Replaces the value of the entry in slot `j`, whose entry claim the caller holds (readers
+    /// see the old or the new value whole).
     pub(crate) fn set_value(&self, j: usize, value: &[u8]) -> Result<()> {
-        let t = &self.t;
-        let stripe = t.stripe(self.s);
-        stripe[S_WORK].store(j as u64 + 1, Ordering::Relaxed);
-        let slot = t.slot(j);
-        let latch = t.latch(slot);
+        let latch = self.t.latch(self.t.slot(j));
         let (u, next) = latch.begin();
         store_bytes(next, value);
         self.point("map.update.filled")?;
         latch.publish(u, value.len());
         self.point("map.update.published")?;
-        stripe[S_WORK].store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -165,11 +164,25 @@ impl<'a> Locked<'a> {
         None
     }
 
-    /// Removes the entry at `place` from bucket `b`'s chain and frees its slot.
-    pub(crate) fn remove_at(&self, b: usize, place: Place) -> Result<()> {
+    /// Removes the entry at `place` from bucket `b`'s chain and frees its slot. `take`: `None`
+    /// when the caller holds the entry claim (and gives it to the removal); `Some(deadline,
+    /// waited)` to take it, waiting for a writer of the value until the deadline.
+    ///
+    /// # Errors
+    /// As [`Table::hold_entry`](super::read::Table::hold_entry) when the claim was not held.
+    pub(crate) fn remove_at(
+        &self,
+        b: usize,
+        place: Place,
+        take: Option<(Deadline, Duration)>,
+    ) -> Result<()> {
         let t = &self.t;
         let slot = t.slot(place.slot);
-        slot[CLAIM].store(CLAIMED | self.s as u64, Ordering::Relaxed);
+        let mine = CLAIMED | self.s as u64;
+        match take {
+            None => slot[CLAIM].store(mine, Ordering::Relaxed),
+            Some((deadline, waited)) => t.hold_entry(place.slot, mine, deadline, waited)?,
+        }
         self.point("map.remove.marked")?;
         let next = slot[LINK].load(Ordering::Relaxed) & 0xffff_ffff;
         match place.pred {
@@ -193,8 +206,12 @@ impl<'a> Locked<'a> {
         Ok(())
     }
 
-    /// Removes every entry of the stripe's buckets.
-    pub(crate) fn clear_stripe(&self) -> Result<()> {
+    /// Removes every entry of the stripe's buckets, waiting for writers of their values until
+    /// `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; [`Error::ObjectCorrupted`].
+    pub(crate) fn clear_stripe(&self, deadline: Deadline, waited: Duration) -> Result<()> {
         let t = self.t;
         for b in (self.s..t.g.buckets).step_by(t.g.stripes) {
             let mut n = 0;
@@ -209,6 +226,7 @@ impl<'a> Locked<'a> {
                         slot: j,
                         pred: None,
                     },
+                    Some((deadline, waited)),
                 )?;
             }
         }
