@@ -47,6 +47,7 @@
 //! | `shmkit-spsc-futex` | the same rings with the blocking `push`/`pop`, and the pinging side pausing `FUTEX_GAP` (200 µs) (a busy wait, not timed) before each ping so that the echoing side has given up spinning and sleeps on the ring's futex: each round trip is a futex wake of the echoing side, plus one of the pinging side if the answer outlasts its own spin phase (on the reference VM it does: ~90 µs per wake; see the README's "Measured"). Only the round trips are timed (push to the answer's pop) |
 //! | `shmkit-mpmc-spin` | as `shmkit-spsc-spin` through two `MpmcRing<u64>`s (sequence word and item share a slot), for comparison |
 //! | `raw-atomic-pingpong` | 2 processes bounce one `AtomicU64` in a `/dev/shm` file (store odd, wait for even): the hardware floor |
+//! | `raw-atomic-2line` | the same with one word per direction, a cache line apart: the floor of any pair of channels (each hop also takes ownership of the line the other side polls), printed beside the ratio to `raw-atomic-pingpong` |
 //! | `raw-futex-pingpong` | the floor of the sleeping path, for `shmkit-spsc-futex`: 2 processes, one futex word each in a `/dev/shm` file; every hop stores the round number and `FUTEX_WAKE`s, and the other side sleeps in `FUTEX_WAIT` (never spins) until its word holds it; the pinger pauses `FUTEX_GAP` before each ping, as `shmkit-spsc-futex` does |
 //! | `iceoryx2` | 2 processes, two iceoryx2 0.10 publish-subscribe services of `u64` (`send_copy`, busy-polled `receive`), in `benches/peers` |
 //! | `ipc-channel` | 2 processes, two `ipc::channel::<u64>()`s, blocking `recv` |
@@ -179,8 +180,9 @@ mod bench {
         shmkit_pingpong(&mut g, ROLE_PP_SPIN, "shmkit-spsc-spin", &mut ran);
         shmkit_pingpong(&mut g, ROLE_PP_MPMC, "shmkit-mpmc-spin", &mut ran);
         shmkit_pingpong(&mut g, ROLE_PP_FUTEX, "shmkit-spsc-futex", &mut ran);
-        raw_pingpong(&mut g, &mut ran);
-        raw_futex_pingpong(&mut g, &mut ran);
+        raw_pingpong(&mut g, "raw-atomic-pingpong", ROLE_PP_RAW, &mut ran);
+        raw_pingpong(&mut g, "raw-atomic-2line", ROLE_PP_RAW_2LINE, &mut ran);
+        raw_pingpong(&mut g, "raw-futex-pingpong", ROLE_PP_RAW_FUTEX, &mut ran);
         peer_id(&mut g, "iceoryx2", Peer::Rust("iox2-pingpong"), &mut ran);
         peer_id(&mut g, "ipc-channel", Peer::Rust("ipc-pingpong"), &mut ran);
         peer_id(
@@ -383,8 +385,7 @@ mod bench {
         }
     }
 
-    /// A zeroed `/dev/shm` file and the two workers of `role` (`raw-atomic-pingpong` or
-    /// `raw-futex-pingpong`) on it.
+    /// A zeroed `/dev/shm` file and the two workers of `role` (one of the raw floors) on it.
     fn raw_pool(role: &str, samples: Option<&Path>) -> (SharedFile, ProcessPool) {
         let mut file = SharedFile::create("raw", 4096);
         let path = file.path().to_str().expect("UTF-8 path").to_owned();
@@ -396,31 +397,22 @@ mod bench {
         (file, pool)
     }
 
-    fn raw_pingpong(g: &mut BenchmarkGroup<'_, WallTime>, ran: &mut Ran) {
-        const ID: &str = "raw-atomic-pingpong";
+    /// One of the raw floors (`id`), run by two workers of `role`.
+    fn raw_pingpong(
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        id: &'static str,
+        role: &str,
+        ran: &mut Ran,
+    ) {
         let mut state: Option<(SharedFile, ProcessPool)> = None;
         let mut did = false;
-        g.bench_function(ID, |b| {
+        g.bench_function(id, |b| {
             did = true;
-            let (_, pool) = state.get_or_insert_with(|| raw_pool(ROLE_PP_RAW, None));
+            let (_, pool) = state.get_or_insert_with(|| raw_pool(role, None));
             b.iter_custom(|iters| pool.run(&[iters, iters]));
         });
         if did {
-            ran.push(ID);
-        }
-    }
-
-    fn raw_futex_pingpong(g: &mut BenchmarkGroup<'_, WallTime>, ran: &mut Ran) {
-        const ID: &str = "raw-futex-pingpong";
-        let mut state: Option<(SharedFile, ProcessPool)> = None;
-        let mut did = false;
-        g.bench_function(ID, |b| {
-            did = true;
-            let (_, pool) = state.get_or_insert_with(|| raw_pool(ROLE_PP_RAW_FUTEX, None));
-            b.iter_custom(|iters| pool.run(&[iters, iters]));
-        });
-        if did {
-            ran.push(ID);
+            ran.push(id);
         }
     }
 
@@ -471,7 +463,11 @@ mod bench {
     /// Round trips sampled per id in the latency pass (after a warm-up of a tenth as many).
     fn samples_for(id: &str) -> u64 {
         let n = match id {
-            "shmkit-spsc-spin" | "shmkit-mpmc-spin" | "raw-atomic-pingpong" | "iceoryx2" => 100_000,
+            "shmkit-spsc-spin"
+            | "shmkit-mpmc-spin"
+            | "raw-atomic-pingpong"
+            | "raw-atomic-2line"
+            | "iceoryx2" => 100_000,
             "ipc-channel" => 20_000,
             // ~0.5 ms per sample (gap included).
             "shmkit-spsc-futex" | "raw-futex-pingpong" => 2_000,
@@ -513,11 +509,11 @@ mod bench {
                 pool.run(&[n, n]);
                 Ok(read_samples(&file, n))
             }
-            "raw-atomic-pingpong" | "raw-futex-pingpong" => {
-                let role = if id == "raw-atomic-pingpong" {
-                    ROLE_PP_RAW
-                } else {
-                    ROLE_PP_RAW_FUTEX
+            "raw-atomic-pingpong" | "raw-atomic-2line" | "raw-futex-pingpong" => {
+                let role = match id {
+                    "raw-atomic-pingpong" => ROLE_PP_RAW,
+                    "raw-atomic-2line" => ROLE_PP_RAW_2LINE,
+                    _ => ROLE_PP_RAW_FUTEX,
                 };
                 let file = sample_file(n);
                 let (_raw, mut pool) = raw_pool(role, Some(file.path()));
@@ -565,20 +561,22 @@ mod bench {
         // The floor of an id: raw-futex-pingpong for the sleeping ids, raw-atomic-pingpong
         // for every other.
         let median_of = |floor: &str| rows.iter().find(|r| r.0 == floor).map(|r| r.2);
-        let (atomic, futex) = (
+        let (atomic, futex, two_lines) = (
             median_of("raw-atomic-pingpong"),
             median_of("raw-futex-pingpong"),
+            median_of("raw-atomic-2line"),
         );
         let mut out = String::new();
         let _ = writeln!(
             out,
             "pingpong-latency, one round trip per sample (HDR histogram; median/floor = ratio of \
-             medians to raw-futex-pingpong for the -futex ids, to raw-atomic-pingpong otherwise)"
+             medians to raw-futex-pingpong for the -futex ids, to raw-atomic-pingpong otherwise; \
+             /2-line = to raw-atomic-2line, the floor with one line per direction)"
         );
         let _ = writeln!(
             out,
-            "{:<22} {:>8} {:>12} {:>12} {:>12}",
-            "id", "samples", "median", "p99", "median/floor"
+            "{:<22} {:>8} {:>12} {:>12} {:>12} {:>8}",
+            "id", "samples", "median", "p99", "median/floor", "/2-line"
         );
         for (id, n, p50, p99) in &rows {
             let floor = if id.ends_with("-futex") || *id == "raw-futex-pingpong" {
@@ -586,12 +584,20 @@ mod bench {
             } else {
                 atomic
             };
-            let ratio = floor.map_or("-".to_owned(), |f| {
-                format!("{:.2}x", *p50 as f64 / f as f64)
-            });
+            let ratio_to = |floor: Option<u64>| {
+                floor.map_or("-".to_owned(), |f| {
+                    format!("{:.2}x", *p50 as f64 / f as f64)
+                })
+            };
+            let ratio = ratio_to(floor);
+            let to_two = if id.contains("futex") {
+                "-".to_owned()
+            } else {
+                ratio_to(two_lines)
+            };
             let _ = writeln!(
                 out,
-                "{id:<22} {n:>8} {:>12} {:>12} {ratio:>12}",
+                "{id:<22} {n:>8} {:>12} {:>12} {ratio:>12} {to_two:>8}",
                 fmt_ns(*p50),
                 fmt_ns(*p99)
             );

@@ -27,6 +27,7 @@ pub(crate) const ROLE_PP_SPIN: &str = "pp-spin";
 pub(crate) const ROLE_PP_MPMC: &str = "pp-mpmc";
 pub(crate) const ROLE_PP_FUTEX: &str = "pp-futex";
 pub(crate) const ROLE_PP_RAW: &str = "pp-raw";
+pub(crate) const ROLE_PP_RAW_2LINE: &str = "pp-raw-2line";
 pub(crate) const ROLE_PP_RAW_FUTEX: &str = "pp-raw-futex";
 /// Items per `push_slice`/`pop_into` call of `shmkit-spsc-batch`.
 const BATCH: usize = 64;
@@ -114,7 +115,8 @@ pub fn worker(w: Worker) {
         ROLE_MPMC => mpmc_worker(w, &target),
         ROLE_PP_SPIN | ROLE_PP_FUTEX => pingpong_worker(w, &target),
         ROLE_PP_MPMC => mpmc_pingpong_worker(w, &target),
-        ROLE_PP_RAW => raw_pingpong_worker(w, &target),
+        ROLE_PP_RAW => raw_pingpong_worker(w, &target, 0),
+        ROLE_PP_RAW_2LINE => raw_pingpong_worker(w, &target, RAW_FUTEX_PONG),
         ROLE_PP_RAW_FUTEX => raw_futex_pingpong_worker(w, &target),
         other => panic!("ring bench: unknown worker role {other:?}"),
     }
@@ -448,10 +450,14 @@ fn mpmc_pingpong_worker(w: Worker, target: &str) {
     }
 }
 
-fn raw_pingpong_worker(w: Worker, target: &str) {
+/// `raw-atomic-pingpong` (`pong` = 0: the answer comes back in the ping's word) and
+/// `raw-atomic-2line` (`pong` = [`RAW_FUTEX_PONG`]: the answer is stored in a word a line away,
+/// one line per direction as any pair of queues has).
+fn raw_pingpong_worker(w: Worker, target: &str, pong: usize) {
     let file = SharedFile::open(target);
-    // SAFETY: the parent placed exactly one AtomicU64 at offset 0 of this file.
-    let word = unsafe { file.get::<AtomicU64>(0) };
+    // SAFETY: the parent's file is 4096 zeroed bytes: an AtomicU64 at offset 0 and at `pong`
+    // (0 or 64), both aligned and in bounds.
+    let (ping_word, pong_word) = unsafe { (file.get::<AtomicU64>(0), file.get::<AtomicU64>(pong)) };
     let samples = Samples::from_env();
     // Round trip k: the pinger stores 2k - 1, the echo stores 2k.
     let mut k = 0u64;
@@ -461,9 +467,9 @@ fn raw_pingpong_worker(w: Worker, target: &str) {
             for i in 0..n {
                 k += 1;
                 let t0 = now_ns();
-                word.store(2 * k - 1, Ordering::Release);
+                ping_word.store(2 * k - 1, Ordering::Release);
                 let mut wait = Wait::new();
-                while word.load(Ordering::Acquire) != 2 * k {
+                while pong_word.load(Ordering::Acquire) != 2 * k {
                     wait.spin("raw ping");
                 }
                 let t1 = now_ns();
@@ -479,10 +485,10 @@ fn raw_pingpong_worker(w: Worker, target: &str) {
             for _ in 0..n {
                 k += 1;
                 let mut wait = Wait::new();
-                while word.load(Ordering::Acquire) != 2 * k - 1 {
+                while ping_word.load(Ordering::Acquire) != 2 * k - 1 {
                     wait.spin("raw pong");
                 }
-                word.store(2 * k, Ordering::Release);
+                pong_word.store(2 * k, Ordering::Release);
             }
             Span::Untimed
         });
