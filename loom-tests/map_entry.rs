@@ -11,37 +11,10 @@
 #![cfg(feature = "loom")]
 
 mod common;
+mod map_common;
 
 use common::thread;
-use loom::sync::Arc;
-use shmkit::{ByteMap, MapOptions};
-
-/// Values are 8 equal bytes: a torn value has two different bytes.
-fn val(b: u8) -> [u8; 8] {
-    [b; 8]
-}
-
-fn whole(v: &Option<Vec<u8>>) -> Option<u8> {
-    v.as_ref().map(|v| {
-        assert_eq!(v.len(), 8, "a value of the wrong length: {v:?}");
-        assert!(v.iter().all(|&b| b == v[0]), "a torn value: {v:?}");
-        v[0]
-    })
-}
-
-fn map(cap: u64) -> Arc<Box<ByteMap>> {
-    Arc::new(ByteMap::new(MapOptions::new(cap).key_max(8).value_max(8)).unwrap())
-}
-
-/// An owner word of a process that cannot exist: dead by the liveness rule.
-fn dead_owner() -> u64 {
-    shmkit::process::Identity {
-        pid: (1 << 22) - 5,
-        start: 1,
-        pid_ns: shmkit::process::me().pid_ns,
-    }
-    .word()
-}
+use map_common::{dead_owner, keys, map, val, whole};
 
 /// Two in-place updates of one present key (both under the entry claim alone): one runs after
 /// the other, each returning the value the other left or the original.
@@ -101,12 +74,7 @@ fn setter_and_read_modify_write_of_one_key() {
 fn setter_against_removal_and_reuse_of_its_slot() {
     common::model(|| {
         let m = map(2);
-        let a = [0u8];
-        let s = m.__stripe_of(&a).unwrap();
-        let b = (1..=255u8)
-            .map(|x| [x])
-            .find(|k| m.__stripe_of(k).unwrap() != s)
-            .unwrap();
+        let (a, b) = keys(&m, false);
         m.insert(&a, &val(1)).unwrap();
         m.insert(b"c", &val(5)).unwrap();
         let t = {
