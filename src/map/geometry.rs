@@ -173,35 +173,19 @@ impl Geometry {
         (extra >> 56 == LAYOUT_VERSION).then_some(((extra >> 32) & 0xff_ffff, extra & 0xffff_ffff))
     }
 
-    /// Reads and checks the header of the map made of `words`.
+    /// Reads and checks the header of the map made of `words`. A face that knows its limits at
+    /// compile time (`known`: key_max and value_max, a [`PodMap`](super::PodMap)'s key and value
+    /// sizes) passes them: the header must then hold exactly these, and every offset that depends
+    /// only on them folds into a constant. `None` takes the limits from the header.
     ///
     /// # Errors
     /// [`Error::ObjectCorrupted`](crate::Error::ObjectCorrupted) when the header's tag or
-    /// dimensions do not describe exactly `words.len()` words.
+    /// dimensions do not describe exactly `words.len()` words, or its limits are not `known`.
     #[inline(always)]
-    pub(crate) fn of(words: &[AtomicU64]) -> Result<Geometry> {
+    pub(crate) fn of(words: &[AtomicU64], known: Option<(u64, u64)>) -> Result<Geometry> {
         let h = |i: usize| words.get(i).map_or(0, |w| w.load(Ordering::Relaxed));
         let (tag, cap, limits) = (h(H_TAG), h(H_CAP), h(H_LIMITS));
-        let (key_max, value_max) = (limits >> 32, limits & 0xffff_ffff);
-        if tag == MAP_TAG && in_limits(cap, key_max, value_max) {
-            let g = Geometry::derive(cap, key_max, value_max);
-            if g.total == words.len() as u64 {
-                return Ok(g);
-            }
-        }
-        Err(bad_header(tag, cap, limits, words.len()))
-    }
-
-    /// [`of`](Geometry::of) for a map whose face knows its limits at compile time (a
-    /// [`PodMap`](super::PodMap): the sizes of its key and value): the header must hold exactly
-    /// these limits, and every offset that depends only on them folds into a constant.
-    ///
-    /// # Errors
-    /// As [`of`](Geometry::of).
-    #[inline(always)]
-    pub(crate) fn of_sized(words: &[AtomicU64], key_max: u64, value_max: u64) -> Result<Geometry> {
-        let h = |i: usize| words.get(i).map_or(0, |w| w.load(Ordering::Relaxed));
-        let (tag, cap, limits) = (h(H_TAG), h(H_CAP), h(H_LIMITS));
+        let (key_max, value_max) = known.unwrap_or((limits >> 32, limits & 0xffff_ffff));
         if tag == MAP_TAG
             && limits == key_max << 32 | value_max
             && in_limits(cap, key_max, value_max)
@@ -417,16 +401,16 @@ mod tests {
         }
         let words = crate::map::heap_words(g.total as usize);
         g.init(&words, 7);
-        assert_eq!(Geometry::of(&words).unwrap(), g);
-        assert!(Geometry::of(&words[..g.total as usize - 1]).is_err());
+        assert_eq!(Geometry::of(&words, None).unwrap(), g);
+        assert!(Geometry::of(&words[..g.total as usize - 1], None).is_err());
         words[H_CAP].store(999, Ordering::Relaxed);
-        assert!(Geometry::of(&words).is_err());
+        assert!(Geometry::of(&words, None).is_err());
         // A map of layout 3 (an update of a present key under its stripe lock, `LIVE` = 1 in
         // `claim`) is refused by its header and by its directory tag, never read with this
         // layout.
         words[H_CAP].store(1000, Ordering::Relaxed);
         words[H_TAG].store(MAP_TAG - LAYOUT_VERSION + 3, Ordering::Relaxed);
-        let e = Geometry::of(&words).unwrap_err().to_string();
+        let e = Geometry::of(&words, None).unwrap_err().to_string();
         assert!(e.contains("map layout 3") && e.contains("layout 4"), "{e}");
         assert_eq!(Geometry::limits_of_extra(3 << 56 | 32 << 32 | 256), None);
         assert_eq!(

@@ -51,22 +51,14 @@ impl<'a> Table<'a> {
     /// derivation, so that each operation computes only the offsets it uses.
     #[inline(always)]
     pub(crate) fn new(w: &'a [AtomicU64]) -> Result<Table<'a>> {
-        let g = Geometry::of(w)?;
-        Ok(Table {
-            w,
-            g,
-            seed: w[H_SEED].load(Ordering::Relaxed),
-        })
+        Self::new_known(w, None)
     }
 
     /// [`new`](Table::new) for a face that knows its limits at compile time (`known`: key_max
-    /// and value_max, [`Geometry::of_sized`]); `None` reads them from the header.
+    /// and value_max, see [`Geometry::of`]); `None` reads them from the header.
     #[inline(always)]
     pub(crate) fn new_known(w: &'a [AtomicU64], known: Option<(u64, u64)>) -> Result<Table<'a>> {
-        let g = match known {
-            Some((k, v)) => Geometry::of_sized(w, k, v)?,
-            None => Geometry::of(w)?,
-        };
+        let g = Geometry::of(w, known)?;
         Ok(Table {
             w,
             g,
