@@ -243,11 +243,11 @@ mod cache {
     }
 
     thread_local! {
-        /// The fork generation, the identity and its owner word (the word is on every lock's
-        /// fast path: computed once, not per call).
-        static CACHE: Cell<Option<(u64, Identity, u64)>> = const { Cell::new(None) };
-        /// The fork generation and the owner word alone (`u64::MAX`: not computed yet), so that
-        /// [`my_word`] copies two words out of the thread's storage, not the whole identity.
+        /// The fork generation and the identity.
+        static CACHE: Cell<Option<(u64, Identity)>> = const { Cell::new(None) };
+        /// The fork generation and the identity's owner word (`u64::MAX`: not computed yet),
+        /// kept apart so that [`my_word`], on every claim's fast path, copies two words out of
+        /// the thread's storage, not the whole identity.
         static WORD: Cell<(u64, u64)> = const { Cell::new((u64::MAX, 0)) };
     }
 
@@ -262,7 +262,7 @@ mod cache {
     pub fn me() -> Identity {
         let gen = FORKS.load(Ordering::Relaxed);
         match CACHE.with(|c| c.get()) {
-            Some((g, m, _)) if g == gen => m,
+            Some((g, m)) if g == gen => m,
             _ => refresh(),
         }
     }
@@ -290,7 +290,7 @@ mod cache {
         // generation in the cache, and the next call recomputes.
         let gen = FORKS.load(Ordering::Relaxed);
         let m = compute();
-        CACHE.with(|c| c.set(Some((gen, m, m.word()))));
+        CACHE.with(|c| c.set(Some((gen, m))));
         WORD.with(|c| c.set((gen, m.word())));
         m
     }
