@@ -429,14 +429,7 @@ impl<'a> View<'a> {
     }
 
     fn check_len(&self, elem: &[u8]) -> Result<()> {
-        if elem.len() > self.elem_max {
-            return Err(Error::TooLarge {
-                what: "element",
-                len: elem.len(),
-                max: self.elem_max,
-            });
-        }
-        Ok(())
+        super::fits("element", elem.len(), self.elem_max)
     }
 
     /// Takes the list lock (repairing a dead holder's pop or clear).

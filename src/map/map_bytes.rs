@@ -152,27 +152,13 @@ impl ByteMap {
     /// Checks a key's length against the table's limit.
     #[inline]
     fn check_key(t: &Table<'_>, key: &[u8]) -> Result<()> {
-        if key.len() > t.g.key_max {
-            return Err(Error::TooLarge {
-                what: "key",
-                len: key.len(),
-                max: t.g.key_max,
-            });
-        }
-        Ok(())
+        super::fits("key", key.len(), t.g.key_max)
     }
 
     /// Checks a value's length against the table's limit.
     #[inline]
     fn check_value(t: &Table<'_>, value: &[u8]) -> Result<()> {
-        if value.len() > t.g.value_max {
-            return Err(Error::TooLarge {
-                what: "value",
-                len: value.len(),
-                max: t.g.value_max,
-            });
-        }
-        Ok(())
+        super::fits("value", value.len(), t.g.value_max)
     }
 
     /// Lock-free lookup: `f(value words, value length)` inside the validated read. `known`:

@@ -200,3 +200,12 @@ pub(crate) fn corrupted(kind: &'static str, what: impl Into<String>) -> Error {
         what: what.into(),
     }
 }
+
+/// [`Error::TooLarge`] for a `what` (key, value, element) of `len` bytes over its limit `max`.
+#[inline]
+pub(crate) fn fits(what: &'static str, len: usize, max: usize) -> Result<()> {
+    if len > max {
+        return Err(Error::TooLarge { what, len, max });
+    }
+    Ok(())
+}
