@@ -162,22 +162,33 @@ impl<'a> Core<'a> {
         // The first pass of `push_at`'s loop, for a slot known free from the head this thread
         // saw last (see there).
         if pos.wrapping_sub(line.seen_head()) < self.cap {
-            line.announce(pos);
-            crate::hooks::at("mpmc.push.announced");
-            match tail.compare_exchange(
-                pos,
-                pos.wrapping_add(1),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return self.publish(pos, write),
-                Err(now) => {
-                    line.withdraw();
-                    pos = now;
-                }
+            match self.take(line, pos) {
+                Ok(()) => return self.publish(pos, write),
+                Err(now) => pos = now,
             }
         }
         self.push_at(line, pos, write)
+    }
+
+    /// Announces `pos` in `line`, then takes it with the one contended RMW on the tail; on a
+    /// lost CAS withdraws the announcement and returns the tail now. Release on the CAS:
+    /// whoever sees the tail past `pos` (Acquire) sees the announcement.
+    #[inline(always)]
+    fn take(&self, line: &Line, pos: u64) -> core::result::Result<(), u64> {
+        line.announce(pos);
+        crate::hooks::at("mpmc.push.announced");
+        match self.h.tail.compare_exchange(
+            pos,
+            pos.wrapping_add(1),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => Ok(()),
+            Err(now) => {
+                line.withdraw();
+                Err(now)
+            }
+        }
     }
 
     /// [`try_push_with`](Self::try_push_with) through the shared line (`me` is
@@ -238,21 +249,10 @@ impl<'a> Core<'a> {
                 }
                 continue;
             }
-            // Announce, then take `pos` with the one contended RMW. Release on the CAS: whoever
-            // sees the tail past `pos` (Acquire) sees the announcement.
-            line.announce(pos);
-            crate::hooks::at("mpmc.push.announced");
-            if let Err(now) = tail.compare_exchange(
-                pos,
-                pos.wrapping_add(1),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                line.withdraw();
-                pos = now;
-                continue;
+            match self.take(line, pos) {
+                Ok(()) => return self.publish(pos, write),
+                Err(now) => pos = now,
             }
-            return self.publish(pos, write);
         }
         Err(Stop::Corrupted)
     }
