@@ -12,6 +12,11 @@ Setup (a venv of its own, so that the peers never enter the test environment)::
     python python/bench/bench.py            # --repeats 5 --scale 1.0
 
 A peer that is not installed is reported as such and skipped.
+
+Rows named ``floor:`` are not peers: they run shmkit's loop with one object per process, so
+that nothing is shared. They bound what any implementation of the shared row can reach on
+this machine in the same run (two processes sharing one lock or one counter cannot be faster
+than two processes sharing nothing).
 """
 
 import argparse
@@ -78,6 +83,16 @@ def value_locked(make, n):
     return ns
 
 
+def value_locked_apart(make, n):
+    """The floor of the row above: the same two loops, each on a Value (and lock) of its own, so
+    nothing is shared and nothing waits. No lock, however made, makes the shared case faster
+    than this."""
+    a, b = make(), make()
+    ns = two_processes(_locked_incr, (a, n), _locked_incr, (b, n), 2 * n)
+    assert (a.value, b.value) == (n, n), (a.value, b.value, n)
+    return ns
+
+
 # -- atomic fetch_add (two processes) ------------------------------------------------------------
 
 
@@ -118,6 +133,15 @@ def atomic_shmkit(n):
     v = shmkit.Value("q", 0, lock=False)
     ns = two_processes(_fetch_add, (v, n), _fetch_add, (v, n), 2 * n)
     assert v.value == 2 * n
+    return ns
+
+
+def atomic_shmkit_apart(n):
+    """The floor of the fetch_add rows: the same two loops, each on a Value of its own (no cache
+    line moves between the processes)."""
+    a, b = shmkit.Value("q", 0, lock=False), shmkit.Value("q", 0, lock=False)
+    ns = two_processes(_fetch_add, (a, n), _fetch_add, (b, n), 2 * n)
+    assert (a.value, b.value) == (n, n)
     return ns
 
 
@@ -263,6 +287,7 @@ def benches(scale):
         ("Value += 1 under get_lock(), 2 processes", [
             ("multiprocessing.Value", lambda: value_locked(lambda: CTX.Value("q", 0), k(20000))),
             ("shmkit.Value", lambda: value_locked(lambda: shmkit.Value("q", 0), k(20000))),
+            ("floor: shmkit.Value, one per process", lambda: value_locked_apart(lambda: shmkit.Value("q", 0), k(20000))),
         ]),
         ("atomic fetch_add, 2 processes", [
             ("multiprocessing.Value (lock)", lambda: value_locked(lambda: CTX.Value("q", 0), k(20000))),
@@ -270,6 +295,7 @@ def benches(scale):
             ("atomics2 (PyPI)", lambda: atomic_peer("atomics2", k(200000))),
             ("atomicshm (PyPI)", lambda: atomic_peer("atomicshm", k(200000))),
             ("shmkit.Value.fetch_add", lambda: atomic_shmkit(k(200000))),
+            ("floor: shmkit fetch_add, one Value per process", lambda: atomic_shmkit_apart(k(200000))),
         ]),
         ("Queue put + get of a small tuple, 2 processes", [
             ("multiprocessing.Queue", lambda: queue_pair(CTX.Queue, k(20000))),
