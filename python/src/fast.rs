@@ -298,6 +298,21 @@ pub unsafe fn args<'a, 'py, const N: usize>(
     Ok(out)
 }
 
+/// A required argument from [`args`]: `TypeError` "`method`() missing required argument
+/// '`name`' (pos `pos`)", CPython's wording, when it is absent.
+pub fn required<'a, 'py>(
+    o: Option<Borrowed<'a, 'py, PyAny>>,
+    method: &str,
+    name: &str,
+    pos: usize,
+) -> PyResult<Borrowed<'a, 'py, PyAny>> {
+    o.ok_or_else(|| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "{method}() missing required argument '{name}' (pos {pos})"
+        ))
+    })
+}
+
 /// `block`-style truth of an optional argument (`default` when absent).
 pub fn truth(o: Option<Borrowed<'_, '_, PyAny>>, default: bool) -> PyResult<bool> {
     match o {

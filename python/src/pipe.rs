@@ -455,11 +455,7 @@ unsafe extern "C" fn pipe_send(
                 Borrowed::from_ptr(py, *args)
             } else {
                 let [obj] = fast::args(py, "send", ["obj"], args, nargs, kwnames)?;
-                obj.ok_or_else(|| {
-                    pyo3::exceptions::PyTypeError::new_err(
-                        "send() missing required argument 'obj' (pos 1)",
-                    )
-                })?
+                fast::required(obj, "send", "obj", 1)?
             };
             p.send_obj(py, &obj).map(|()| fast::none(py))
         })

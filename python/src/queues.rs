@@ -11,7 +11,7 @@ use crate::errors::{py_err, raise, to_py};
 use crate::fast::{self, Def};
 use crate::segments::segment;
 use crate::wait::{sliced, timeout_of, Spinner};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -356,11 +356,7 @@ unsafe extern "C" fn queue_put(
             }
             let [obj, block, timeout] =
                 fast::args(py, "put", ["obj", "block", "timeout"], args, nargs, kwnames)?;
-            let Some(obj) = obj else {
-                return Err(PyTypeError::new_err(
-                    "put() missing required argument 'obj' (pos 1)",
-                ));
-            };
+            let obj = fast::required(obj, "put", "obj", 1)?;
             q.put_obj(
                 &me,
                 &obj,
