@@ -87,6 +87,15 @@ impl Writing<'_, '_> {
         self.place.map(|p| self.l.value_vec(p.slot))
     }
 
+    /// `f(words, len)` of the current value, if the key is present (no copy).
+    #[inline]
+    pub(crate) fn current_with<R>(&self, f: impl FnOnce(&[AtomicU64], usize) -> R) -> Option<R> {
+        self.place.map(|p| {
+            let (words, len) = self.l.value(p.slot);
+            f(words, len)
+        })
+    }
+
     fn check_value(&self, value: &[u8]) -> Result<()> {
         ByteMap::check_value(self.l.t, value)
     }
@@ -293,10 +302,7 @@ impl ByteMap {
         let t = Table::new_known(&self.words, known)?;
         let deadline = deadline.unwrap_or_else(|| Deadline::after(timeout));
         Self::write_as(&t, key, deadline, timeout, abandon, |w| {
-            let r = w.place.map(|p| {
-                let (words, len) = w.l.value(p.slot);
-                old(words, len)
-            });
+            let r = w.current_with(old);
             w.put(value)?;
             Ok(r)
         })

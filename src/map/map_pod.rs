@@ -158,7 +158,7 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
     fn remove_opt(&self, key: &K, timeout: Option<Duration>) -> Result<Option<V>> {
         self.raw
             .write_with(Self::KNOWN, bytemuck::bytes_of(key), timeout, |w| {
-                let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
+                let old = w.current_with(|words, _| load::<V>(words));
                 w.delete()?;
                 Ok(old)
             })
@@ -194,7 +194,7 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
     ) -> Result<Option<V>> {
         self.raw
             .write_with(Self::KNOWN, bytemuck::bytes_of(key), timeout, |w| {
-                let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
+                let old = w.current_with(|words, _| load::<V>(words));
                 let new = f(old);
                 match &new {
                     Some(v) => w.put(bytemuck::bytes_of(v))?,
@@ -217,7 +217,7 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
     ) -> Result<core::result::Result<(), Option<V>>> {
         self.raw
             .write_with(Self::KNOWN, bytemuck::bytes_of(key), None, |w| {
-                let old = w.place.map(|p| load::<V>(w.l.value(p.slot).0));
+                let old = w.current_with(|words, _| load::<V>(words));
                 let same = match (&old, &current) {
                     (None, None) => true,
                     (Some(a), Some(b)) => bytemuck::bytes_of(a) == bytemuck::bytes_of(b),
@@ -244,8 +244,8 @@ impl<K: Pod, V: Pod> PodMap<K, V> {
         }
         self.raw
             .write_with(Self::KNOWN, bytemuck::bytes_of(key), None, |w| {
-                match w.place {
-                    Some(p) => Ok(load::<V>(w.l.value(p.slot).0)),
+                match w.current_with(|words, _| load::<V>(words)) {
+                    Some(v) => Ok(v),
                     None => {
                         w.put(bytemuck::bytes_of(value))?;
                         Ok(*value)
